@@ -1,0 +1,32 @@
+"""custval: who your most valuable customers are, who is slipping away, and where investing in
+the relationship pays back.
+
+The public API is exactly ``__all__``. Each block below belongs to one module.
+"""
+
+from __future__ import annotations
+
+from custval.errors import ConvergenceError, CustvalWarning, DataError
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConvergenceError",
+    "CustvalWarning",
+    "DataError",
+    "__version__",
+]
+
+# Each block below belongs to one module: import its public names and extend __all__ with them.
+
+# --- transactions -------------------------------------------------------------------------------
+
+# --- rfm ----------------------------------------------------------------------------------------
+
+# --- datasets -----------------------------------------------------------------------------------
+
+# --- models -------------------------------------------------------------------------------------
+
+# --- clv ----------------------------------------------------------------------------------------
+
+# --- churn --------------------------------------------------------------------------------------
