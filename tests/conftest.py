@@ -16,9 +16,11 @@ def shared_file(*parts: str) -> Path:
     """Path to a file of the shared public data, or skip the test with the reason."""
     path = SHARED_DATA.joinpath(*parts)
     if not path.exists():
-        pytest.skip(f"public data set not available: {path} is absent (the shared data folder "
-                    "sits beside the project in development and CI; set CUSTVAL_SHARED_DATA to "
-                    "point elsewhere)")
+        pytest.skip(
+            f"public data set not available: {path} is absent (the shared data folder "
+            "sits beside the project in development and CI; set CUSTVAL_SHARED_DATA to "
+            "point elsewhere)"
+        )
     return path
 
 

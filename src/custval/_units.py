@@ -22,9 +22,25 @@ DAYS_PER_UNIT: dict[str, float] = {
     "M": 365.2425 / 12.0,
     "Y": 365.2425,
 }
-_ALIASES = {"H": "h", "d": "D", "w": "W", "m": "M", "ME": "M", "MS": "M", "y": "Y", "A": "Y",
-            "YE": "Y", "day": "D", "days": "D", "week": "W", "weeks": "W", "month": "M",
-            "months": "M", "year": "Y", "years": "Y"}
+_ALIASES = {
+    "H": "h",
+    "d": "D",
+    "w": "W",
+    "m": "M",
+    "ME": "M",
+    "MS": "M",
+    "y": "Y",
+    "A": "Y",
+    "YE": "Y",
+    "day": "D",
+    "days": "D",
+    "week": "W",
+    "weeks": "W",
+    "month": "M",
+    "months": "M",
+    "year": "Y",
+    "years": "Y",
+}
 _DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([A-Za-z]+)\s*$")
 
 
@@ -42,8 +58,10 @@ def normalize_freq(freq: str) -> str:
     if code.startswith("W-"):  # pandas anchored weeks, e.g. "W-SUN"
         code = "W"
     if code not in DAYS_PER_UNIT:
-        raise DataError(f"unsupported time unit {freq!r}; use one of 'D' (days), 'W' (weeks), "
-                        "'M' (months), 'Y' (years) or 'h' (hours)")
+        raise DataError(
+            f"unsupported time unit {freq!r}; use one of 'D' (days), 'W' (weeks), "
+            "'M' (months), 'Y' (years) or 'h' (hours)"
+        )
     return code
 
 
@@ -64,12 +82,15 @@ def parse_duration(duration: str | float | int, *, to: str) -> float:
     if isinstance(duration, str) and duration.strip().lower() in {"inf", "infinite", "infinity"}:
         return math.inf
     if not isinstance(duration, str):
-        raise DataError(f"duration {duration!r} has no unit; write it with one, e.g. '365D', "
-                        "'52W' or '12M'")
+        raise DataError(
+            f"duration {duration!r} has no unit; write it with one, e.g. '365D', '52W' or '12M'"
+        )
     match = _DURATION.match(duration)
     if match is None:
-        raise DataError(f"cannot read duration {duration!r}; write a number and a unit, e.g. "
-                        "'365D', '52W' or '12M'")
+        raise DataError(
+            f"cannot read duration {duration!r}; write a number and a unit, e.g. "
+            "'365D', '52W' or '12M'"
+        )
     amount, unit = float(match.group(1)), normalize_freq(match.group(2))
     return amount * DAYS_PER_UNIT[unit] / DAYS_PER_UNIT[to]
 
@@ -81,8 +102,9 @@ def annual_rate_to_period(annual_rate: float, freq: str) -> float:
     0.007974
     """
     if not (annual_rate > -1.0 and math.isfinite(annual_rate)):
-        raise DataError(f"annual_discount_rate must be a finite number above -1, got "
-                        f"{annual_rate!r}")
+        raise DataError(
+            f"annual_discount_rate must be a finite number above -1, got {annual_rate!r}"
+        )
     years_per_period = DAYS_PER_UNIT[normalize_freq(freq)] / DAYS_PER_UNIT["Y"]
     return (1.0 + annual_rate) ** years_per_period - 1.0
 
@@ -91,7 +113,9 @@ def summary_freq(summary) -> str:
     """Return the unit recorded on a summary frame, or raise a ``DataError`` saying how to set it."""
     freq = getattr(summary, "attrs", {}).get("freq")
     if freq is None:
-        raise DataError("the summary does not record its time unit (summary.attrs['freq'] is "
-                        "missing); build it with custval.rfm_summary, or set "
-                        "summary.attrs['freq'] = 'D', 'W' or 'M' yourself")
+        raise DataError(
+            "the summary does not record its time unit (summary.attrs['freq'] is "
+            "missing); build it with custval.rfm_summary, or set "
+            "summary.attrs['freq'] = 'D', 'W' or 'M' yourself"
+        )
     return normalize_freq(freq)

@@ -16,8 +16,13 @@ from custval.errors import DataError
 _SHOW = 5
 
 
-def describe_rows(frame_or_series: pd.DataFrame | pd.Series, mask: np.ndarray | pd.Series,
-                  column: str | None = None, *, show: int = _SHOW) -> str:
+def describe_rows(
+    frame_or_series: pd.DataFrame | pd.Series,
+    mask: np.ndarray | pd.Series,
+    column: str | None = None,
+    *,
+    show: int = _SHOW,
+) -> str:
     """Describe the rows selected by ``mask``: "rows 4 ('x'), 17 ('y'), ...".
 
     Row labels are the frame's index labels; values are shown when ``column`` is given.
@@ -25,8 +30,11 @@ def describe_rows(frame_or_series: pd.DataFrame | pd.Series, mask: np.ndarray | 
     mask = np.asarray(mask, dtype=bool)
     labels = frame_or_series.index[mask][:show]
     if column is not None:
-        source = frame_or_series[column] if isinstance(frame_or_series, pd.DataFrame) else (
-            frame_or_series)
+        source = (
+            frame_or_series[column]
+            if isinstance(frame_or_series, pd.DataFrame)
+            else (frame_or_series)
+        )
         values = source[mask].iloc[:show].tolist()
         parts = [f"{label} ({value!r})" for label, value in zip(labels, values, strict=True)]
     else:
@@ -35,8 +43,9 @@ def describe_rows(frame_or_series: pd.DataFrame | pd.Series, mask: np.ndarray | 
     return "rows " + ", ".join(parts) + more
 
 
-def bad_values_message(frame: pd.DataFrame, mask: np.ndarray | pd.Series, column: str,
-                       problem: str, fix: str) -> str:
+def bad_values_message(
+    frame: pd.DataFrame, mask: np.ndarray | pd.Series, column: str, problem: str, fix: str
+) -> str:
     """Build the standard message for ``count`` rows of ``column`` that have ``problem``.
 
     >>> import pandas as pd
@@ -46,27 +55,37 @@ def bad_values_message(frame: pd.DataFrame, mask: np.ndarray | pd.Series, column
     "column 'amount' has 1 non-numeric values (rows 1 ('x')); clean or drop them"
     """
     count = int(np.asarray(mask, dtype=bool).sum())
-    return (f"column {column!r} has {count:,} {problem} ({describe_rows(frame, mask, column)}); "
-            f"{fix}")
+    return (
+        f"column {column!r} has {count:,} {problem} ({describe_rows(frame, mask, column)}); {fix}"
+    )
 
 
-def require_columns(frame: pd.DataFrame, columns: Iterable[str], *, what: str = "input",
-                    hint: str | None = None) -> None:
+def require_columns(
+    frame: pd.DataFrame, columns: Iterable[str], *, what: str = "input", hint: str | None = None
+) -> None:
     """Raise ``DataError`` if any of ``columns`` is missing, listing the columns present."""
     if not isinstance(frame, pd.DataFrame):
         raise DataError(f"{what} must be a pandas DataFrame, got {type(frame).__name__}")
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         present = ", ".join(repr(c) for c in frame.columns)
-        msg = (f"{what} is missing required column(s) {', '.join(repr(c) for c in missing)}; "
-               f"columns present: {present}")
+        msg = (
+            f"{what} is missing required column(s) {', '.join(repr(c) for c in missing)}; "
+            f"columns present: {present}"
+        )
         if hint:
             msg += f". {hint}"
         raise DataError(msg)
 
 
-def require_numeric(frame: pd.DataFrame, columns: Sequence[str], *, what: str = "input",
-                    nonnegative: bool = False, finite: bool = True) -> None:
+def require_numeric(
+    frame: pd.DataFrame,
+    columns: Sequence[str],
+    *,
+    what: str = "input",
+    nonnegative: bool = False,
+    finite: bool = True,
+) -> None:
     """Raise ``DataError`` unless ``columns`` are numeric (and finite / non-negative)."""
     for column in columns:
         series = frame[column]
@@ -75,18 +94,33 @@ def require_numeric(frame: pd.DataFrame, columns: Sequence[str], *, what: str = 
             mask = numeric.isna() & series.notna()
             if not mask.any():
                 mask = series.isna()
-            raise DataError(bad_values_message(
-                frame, mask.to_numpy(), column, "non-numeric values",
-                f"{what} column {column!r} must be numeric; convert or drop those rows"))
+            raise DataError(
+                bad_values_message(
+                    frame,
+                    mask.to_numpy(),
+                    column,
+                    "non-numeric values",
+                    f"{what} column {column!r} must be numeric; convert or drop those rows",
+                )
+            )
         values = series.to_numpy(dtype=float)
         if finite:
             mask = ~np.isfinite(values)
             if mask.any():
-                raise DataError(bad_values_message(
-                    frame, mask, column, "missing or infinite values",
-                    "fill or drop those rows before calling this function"))
+                raise DataError(
+                    bad_values_message(
+                        frame,
+                        mask,
+                        column,
+                        "missing or infinite values",
+                        "fill or drop those rows before calling this function",
+                    )
+                )
         if nonnegative:
             mask = values < 0
             if mask.any():
-                raise DataError(bad_values_message(
-                    frame, mask, column, "negative values", f"{column!r} must be >= 0"))
+                raise DataError(
+                    bad_values_message(
+                        frame, mask, column, "negative values", f"{column!r} must be >= 0"
+                    )
+                )

@@ -16,7 +16,8 @@ from custval.errors import DataError
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="custval",
-        description="Customer value analytics: CLV models, churn and relationship investment.")
+        description="Customer value analytics: CLV models, churn and relationship investment.",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in _SUBCOMMANDS:
         add(sub)

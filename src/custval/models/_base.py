@@ -1,0 +1,605 @@
+"""Shared maximum-likelihood machinery for every custval model.
+
+A model file owns only its mathematics: the per-row log-likelihood (and, ideally, its analytic
+gradient), starting values and predictions. This base class owns the rest:
+
+* validation of the input columns, once, with messages that name the column and the fix;
+* compression: rows with identical data (e.g. the same ``frequency, recency, T``) are fitted once
+  with a weight, so fitting scales with the number of distinct patterns, not customers;
+* optimisation over log-parameters (every parameter of these models is positive) with L-BFGS-B
+  and the analytic gradient, several starting points, and :class:`~custval.ConvergenceError`
+  saying what failed and what to try;
+* the penalizer, with one scaling for every model (see :meth:`BaseModel._objective`);
+* standard errors from the observed information (Hessian of the log-likelihood), a ``summary``
+  DataFrame with 95% intervals, AIC and BIC;
+* unit safety (the summary's ``attrs["freq"]`` is recorded at fit and checked at prediction);
+* ``save``/``load`` to a small, versioned, human-readable JSON file (never pickle).
+
+Subclasses define ``_param_names``, ``_data_columns``, ``_loglik`` (per-row log-likelihood at
+natural parameters), optionally ``_loglik_grad`` (per-row log-likelihood and its gradient with
+respect to the natural parameters, shape ``(n_rows, n_params)``), ``_initial_params`` and
+``_validate_data`` for model-specific rules.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+import numpy as np
+import pandas as pd
+from scipy import optimize
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
+
+from custval._units import normalize_freq
+from custval._validation import bad_values_message, require_columns, require_numeric
+from custval.errors import ConvergenceError, CustvalWarning, DataError
+
+__all__ = ["BaseModel", "load_model"]
+
+#: Version of the JSON file format written by :meth:`BaseModel.save`. Increase it when a change
+#: makes old readers misread new files; readers refuse files with a higher version.
+FORMAT_VERSION = 1
+_FORMAT_NAME = "custval-model"
+_LOG_BOUND = 30.0  # log-parameters are kept in [-30, 30]: e^30 ~ 1e13
+_Z95 = 1.959963984540054
+
+_REGISTRY: dict[str, type[BaseModel]] = {}
+
+
+def compress_rows(
+    data: Mapping[str, np.ndarray], weights: np.ndarray
+) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """Collapse identical rows of ``data`` into one row each with the summed weight.
+
+    Returns the unique rows, their weights, and ``inverse`` such that
+    ``unique[column][inverse]`` rebuilds the input. Hash-based (``pd.factorize``), O(n).
+    """
+    columns = list(data)
+    key = np.zeros(len(weights), dtype=np.int64)
+    n_keys = 1
+    for column in columns:
+        codes, uniques = pd.factorize(data[column], sort=False)
+        key, key_uniques = pd.factorize(key * len(uniques) + codes, sort=False)
+        n_keys = len(key_uniques)
+    first = np.full(n_keys, -1, dtype=np.int64)
+    order = np.arange(len(key) - 1, -1, -1)
+    first[key[order]] = order  # the first occurrence of each key wins (written last)
+    compressed = {column: np.asarray(data[column])[first] for column in columns}
+    summed = np.bincount(key, weights=weights, minlength=n_keys)
+    return compressed, summed, key
+
+
+class BaseModel(BaseEstimator):
+    """Base class of the custval models (not used directly).
+
+    Parameters
+    ----------
+    penalizer_coef : float, default 0.0
+        L2 penalty on the natural parameters, added to the *mean* negative log-likelihood per
+        customer: ``-loglik / n_customers + penalizer_coef * sum(params ** 2)``. This is
+        lifetimes' scaling for BG/NBD, MBG/NBD and Gamma-Gamma, so penalized fits agree with
+        lifetimes there (lifetimes' Pareto/NBD divides by the mean weight instead; custval uses
+        the one scaling above for every model).
+    initial_params : mapping of str to float, optional
+        Starting values; tried first, before the model's own data-based guesses.
+    tol : float, default 1e-10
+        Convergence tolerance of the optimiser on the gradient of the log-parameters.
+    max_iter : int, default 2000
+        Maximum optimiser iterations per starting point.
+    """
+
+    _param_names: ClassVar[tuple[str, ...]] = ()
+    _data_columns: ClassVar[tuple[str, ...]] = ()
+    #: human name used in messages, e.g. "BG/NBD"
+    _display_name: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        *,
+        penalizer_coef: float = 0.0,
+        initial_params: Mapping[str, float] | None = None,
+        tol: float = 1e-10,
+        max_iter: int = 2000,
+    ) -> None:
+        self.penalizer_coef = penalizer_coef
+        self.initial_params = initial_params
+        self.tol = tol
+        self.max_iter = max_iter
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls._param_names:
+            _REGISTRY[cls.__name__] = cls
+
+    # ------------------------------------------------------------------ hooks for subclasses
+    def _loglik(self, params: np.ndarray, data: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Per-row log-likelihood at natural ``params``; shape ``(n_rows,)``."""
+        raise NotImplementedError
+
+    def _loglik_grad(
+        self, params: np.ndarray, data: Mapping[str, np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Per-row log-likelihood and its gradient, shapes ``(n,)`` and ``(n, n_params)``.
+
+        The default differentiates :meth:`_loglik` numerically; models override it with the
+        analytic gradient.
+        """
+        ll = self._loglik(params, data)
+        grad = np.empty((ll.shape[0], len(params)))
+        for i in range(len(params)):
+            step = 1e-6 * params[i]
+            up, down = params.copy(), params.copy()
+            up[i] += step
+            down[i] -= step
+            grad[:, i] = (self._loglik(up, data) - self._loglik(down, data)) / (2 * step)
+        return ll, grad
+
+    def _initial_params(self, data: Mapping[str, np.ndarray], weights: np.ndarray) -> np.ndarray:
+        """A data-based starting point (natural parameters)."""
+        return np.ones(len(self._param_names))
+
+    def _validate_data(self, data: dict[str, np.ndarray], frame: pd.DataFrame) -> None:
+        """Model-specific checks on the extracted columns; raise ``DataError``."""
+
+    # ------------------------------------------------------------------ input handling
+    def _extract(
+        self,
+        summary: pd.DataFrame,
+        columns: tuple[str, ...] | None = None,
+        *,
+        what: str = "summary",
+    ) -> dict[str, np.ndarray]:
+        """Validate ``columns`` of ``summary`` once and return them as float arrays."""
+        columns = self._data_columns if columns is None else columns
+        require_columns(
+            summary,
+            columns,
+            what=what,
+            hint="Build it with custval.rfm_summary or rename your columns to custval's vocabulary",
+        )
+        require_numeric(summary, columns, what=what, nonnegative=True)
+        data = {c: summary[c].to_numpy(dtype=float) for c in columns}
+        self._validate_data(data, summary)
+        return data
+
+    @staticmethod
+    def _check_frequency_recency(
+        data: Mapping[str, np.ndarray], frame: pd.DataFrame, horizon: str = "T"
+    ) -> None:
+        """Shared rules for frequency/recency/T summaries (used by several models)."""
+        x, t_x, big_t = data["frequency"], data["recency"], data[horizon]
+        checks = [
+            (
+                x != np.round(x),
+                "frequency",
+                "non-integer frequencies",
+                "frequency counts repeat purchase periods and must be a whole number",
+            ),
+            (
+                t_x > big_t * (1 + 1e-12),
+                "recency",
+                f"values greater than {horizon!r}",
+                f"recency is the age at the last purchase and cannot exceed {horizon!r}; check "
+                "that both are in the same unit",
+            ),
+            (
+                (x == 0) & (t_x != 0),
+                "recency",
+                "non-zero values where frequency is 0",
+                "customers without repeat purchases have recency 0 (lifetimes' convention)",
+            ),
+            (
+                (x > 0) & (t_x == 0),
+                "recency",
+                "zero values where frequency is positive",
+                "a repeat purchase happens after the first, so its recency is positive",
+            ),
+        ]
+        for mask, column, problem, fix in checks:
+            if np.any(mask):
+                raise DataError(bad_values_message(frame, mask, column, problem, fix))
+
+    def _weights(self, weights: Any, n_rows: int) -> np.ndarray:
+        if weights is None:
+            return np.ones(n_rows)
+        w = np.asarray(weights, dtype=float)
+        if w.shape != (n_rows,) or not np.all(np.isfinite(w)) or np.any(w < 0):
+            raise DataError(
+                f"weights must be {n_rows:,} finite, non-negative numbers (one per "
+                f"row of the summary); got shape {w.shape}"
+            )
+        return w
+
+    def _prepare_fit(
+        self, summary: pd.DataFrame, weights: Any
+    ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Extract and validate the fitting data; models with other inputs override this."""
+        data = self._extract(summary)
+        return data, self._weights(weights, len(summary))
+
+    def _check_unit(self, summary: Any) -> None:
+        fitted, given = getattr(self, "freq_", None), getattr(summary, "attrs", {}).get("freq")
+        if fitted is not None and given is not None and normalize_freq(given) != fitted:
+            raise DataError(
+                f"this {self._name()} was fitted on a summary in unit {fitted!r} but the summary "
+                f"given is in unit {normalize_freq(given)!r}; rebuild the summary with "
+                f"freq={fitted!r} (custval.rfm_summary) so that t, recency and T mean the same"
+            )
+
+    def _prediction_data(
+        self, summary: pd.DataFrame, columns: tuple[str, ...] | None = None
+    ) -> dict[str, np.ndarray]:
+        """Validate a summary for prediction: fitted model, columns present, same unit."""
+        check_is_fitted(self, "params_")
+        self._check_unit(summary)
+        return self._extract(summary, columns)
+
+    def _series(self, values: np.ndarray, summary: pd.DataFrame, name: str) -> pd.Series:
+        return pd.Series(np.asarray(values, dtype=float), index=summary.index, name=name)
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, summary: pd.DataFrame, weights: Any = None) -> Self:
+        """Fit the model by maximum likelihood.
+
+        Parameters
+        ----------
+        summary : DataFrame
+            One row per customer (or per pattern, with ``weights``) with the model's columns.
+        weights : array-like, optional
+            Number of customers each row stands for (default 1 each).
+
+        Returns
+        -------
+        self
+        """
+        data, w = self._prepare_fit(summary, weights)
+        self.freq_ = None
+        freq = getattr(summary, "attrs", {}).get("freq")
+        if freq is not None:
+            self.freq_ = normalize_freq(freq)
+        return self._fit_arrays(data, w)
+
+    def _fit_arrays(self, data: dict[str, np.ndarray], weights: np.ndarray) -> Self:
+        keep = weights > 0
+        if not np.all(keep):
+            data = {k: v[keep] for k, v in data.items()}
+            weights = weights[keep]
+        if weights.sum() <= 0:
+            raise DataError(
+                f"{self._name()} needs at least one customer to fit; the summary "
+                "is empty (or every weight is 0)"
+            )
+        patterns, pattern_weights, _ = compress_rows(data, weights)
+        total = float(pattern_weights.sum())
+        k = len(self._param_names)
+        attempts: list[str] = []
+        best: optimize.OptimizeResult | None = None
+        for start in self._starting_points(patterns, pattern_weights):
+            theta0 = np.clip(np.log(start), -_LOG_BOUND + 1, _LOG_BOUND - 1)
+            with np.errstate(all="ignore"):
+                result = optimize.minimize(
+                    self._objective,
+                    theta0,
+                    args=(patterns, pattern_weights, total),
+                    jac=True,
+                    method="L-BFGS-B",
+                    bounds=[(-_LOG_BOUND, _LOG_BOUND)] * k,
+                    options={
+                        "maxiter": self.max_iter,
+                        "ftol": 1e-15,
+                        "gtol": self.tol,
+                        "maxcor": 20,
+                    },
+                )
+            ok = np.isfinite(result.fun) and np.all(np.isfinite(result.x))
+            at_bound = np.any(np.abs(result.x) >= _LOG_BOUND - 1e-6)
+            grad_norm = float(np.max(np.abs(result.jac))) if ok else math.inf
+            converged = ok and not at_bound and (result.success or grad_norm < 1e-5)
+            attempts.append(
+                f"start {np.round(start, 4).tolist()}: {result.message} "
+                f"(objective {result.fun:.6g}, max |gradient| {grad_norm:.2g}"
+                f"{', a parameter ran to its bound' if at_bound else ''})"
+            )
+            if converged and (best is None or result.fun < best.fun - 1e-9):
+                best = result
+                if result.success:
+                    break
+        if best is None:
+            raise ConvergenceError(
+                f"{self._name()} did not converge from any of {len(attempts)} starting points:\n"
+                + "\n".join(f"  - {a}" for a in attempts)
+                + "\nTry: a small penalizer_coef (e.g. 0.001); initial_params close to a "
+                "previous fit; checking that the summary's unit is sensible (T in the hundreds "
+                "rather than the tens of thousands) and that frequency, recency and T are "
+                "consistent."
+            )
+        params = np.exp(best.x)
+        self.params_ = pd.Series(params, index=list(self._param_names), name="estimate")
+        ll = self._loglik(params, patterns)
+        self.log_likelihood_ = float(np.dot(pattern_weights, ll))
+        self.n_customers_ = total
+        self.n_patterns_ = len(pattern_weights)
+        self.n_iter_ = int(best.nit)
+        self.converged_ = True
+        self.variance_matrix_ = self._variance(best.x, patterns, pattern_weights, total)
+        return self
+
+    def _starting_points(
+        self, data: Mapping[str, np.ndarray], weights: np.ndarray
+    ) -> list[np.ndarray]:
+        k = len(self._param_names)
+        starts = []
+        if self.initial_params is not None:
+            unknown = set(self.initial_params) - set(self._param_names)
+            if unknown:
+                raise DataError(
+                    f"initial_params has unknown parameter(s) {sorted(unknown)}; "
+                    f"{self._name()} has {list(self._param_names)}"
+                )
+            guess = self._initial_params(data, weights).astype(float)
+            for i, name in enumerate(self._param_names):
+                if name in self.initial_params:
+                    guess[i] = float(self.initial_params[name])
+            if np.any(~np.isfinite(guess)) or np.any(guess <= 0):
+                raise DataError(
+                    f"initial_params must be positive and finite, got {dict(self.initial_params)}"
+                )
+            starts.append(guess)
+        starts.append(np.asarray(self._initial_params(data, weights), dtype=float))
+        starts.append(np.ones(k))
+        rng = np.random.default_rng(0)
+        starts.extend(starts[0] * np.exp(rng.normal(0, 1, size=k)) for _ in range(3))
+        return starts
+
+    def _objective(
+        self, theta: np.ndarray, data: Mapping[str, np.ndarray], weights: np.ndarray, total: float
+    ) -> tuple[float, np.ndarray]:
+        """Penalized mean negative log-likelihood and its gradient in log-parameters."""
+        params = np.exp(theta)
+        ll, grad = self._loglik_grad(params, data)
+        value = -np.dot(weights, ll) / total + self.penalizer_coef * np.sum(params**2)
+        grad_params = -(weights @ grad) / total + 2 * self.penalizer_coef * params
+        if not np.isfinite(value) or not np.all(np.isfinite(grad_params)):
+            return math.inf, np.zeros_like(theta)
+        return float(value), grad_params * params
+
+    def _variance(
+        self, theta: np.ndarray, data: Mapping[str, np.ndarray], weights: np.ndarray, total: float
+    ) -> pd.DataFrame:
+        """Covariance of the natural parameters from the observed information.
+
+        The Hessian of the (penalized) total negative log-likelihood is taken by central
+        differences of the analytic gradient in log-parameters; at the optimum the gradient is
+        zero, so ``H_natural = D^-1 H_log D^-1`` with ``D = diag(params)``.
+        """
+        k = len(theta)
+        hessian = np.empty((k, k))
+        for i in range(k):
+            step = 1e-5
+            up, down = theta.copy(), theta.copy()
+            up[i] += step
+            down[i] -= step
+            hessian[:, i] = (
+                self._objective(up, data, weights, total)[1]
+                - self._objective(down, data, weights, total)[1]
+            ) / (2 * step)
+        hessian = 0.5 * (hessian + hessian.T) * total
+        names = list(self._param_names)
+        try:
+            chol = np.linalg.cholesky(hessian)
+            inverse = np.linalg.inv(chol)
+            cov_log = inverse.T @ inverse
+        except np.linalg.LinAlgError:
+            warnings.warn(
+                f"{self._name()}: the Hessian at the optimum is not positive definite, "
+                "so standard errors are not available (the likelihood is flat in some "
+                "direction; a small penalizer_coef or more data usually helps)",
+                CustvalWarning,
+                stacklevel=4,
+            )
+            cov_log = np.full((k, k), np.nan)
+        params = np.exp(theta)
+        cov = cov_log * np.outer(params, params)
+        return pd.DataFrame(cov, index=names, columns=names)
+
+    # ------------------------------------------------------------------ fitted views
+    def _name(self) -> str:
+        return self._display_name or type(self).__name__
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        """Estimates with standard errors and 95% intervals, one row per parameter.
+
+        Intervals are Wald intervals on the log scale, ``exp(log(est) +/- 1.96 se/est)``, so
+        they stay positive like the parameters.
+        """
+        check_is_fitted(self, "params_")
+        estimate = self.params_.to_numpy()
+        variance = (
+            np.diag(self.variance_matrix_.to_numpy())
+            if self.variance_matrix_ is not None
+            else np.full(len(estimate), np.nan)
+        )
+        se = np.sqrt(variance)
+        spread = np.exp(_Z95 * se / estimate)
+        return pd.DataFrame(
+            {
+                "estimate": estimate,
+                "std_error": se,
+                "lower_95": estimate / spread,
+                "upper_95": estimate * spread,
+            },
+            index=self.params_.index,
+        )
+
+    @property
+    def aic(self) -> float:
+        """Akaike information criterion, ``2k - 2 log L``."""
+        check_is_fitted(self, "params_")
+        return 2 * len(self._param_names) - 2 * self.log_likelihood_
+
+    @property
+    def bic(self) -> float:
+        """Bayesian information criterion, ``k ln(n_customers) - 2 log L``."""
+        check_is_fitted(self, "params_")
+        return len(self._param_names) * math.log(self.n_customers_) - 2 * self.log_likelihood_
+
+    @classmethod
+    def from_params(cls, *, freq: str | None = None, **params: float) -> Self:
+        """A model with given parameters (e.g. published ones), ready to predict.
+
+        Examples
+        --------
+        >>> from custval import BetaGeoModel
+        >>> model = BetaGeoModel.from_params(r=0.243, alpha=4.414, a=0.793, b=2.426)
+        >>> model.params_["r"]
+        0.243
+        """
+        missing = [p for p in cls._param_names if p not in params]
+        unknown = [p for p in params if p not in cls._param_names]
+        if missing or unknown:
+            raise DataError(
+                f"{cls.__name__}.from_params needs exactly the parameters "
+                f"{list(cls._param_names)}; missing {missing}, unknown {unknown}"
+            )
+        values = np.array([float(params[p]) for p in cls._param_names])
+        if np.any(~np.isfinite(values)) or np.any(values <= 0):
+            raise DataError(f"{cls.__name__} parameters must be positive and finite, got {params}")
+        model = cls()
+        model.params_ = pd.Series(values, index=list(cls._param_names), name="estimate")
+        model.log_likelihood_ = math.nan
+        model.n_customers_ = math.nan
+        model.n_patterns_ = 0
+        model.n_iter_ = 0
+        model.converged_ = False
+        model.variance_matrix_ = None
+        model.freq_ = normalize_freq(freq) if freq is not None else None
+        return model
+
+    # ------------------------------------------------------------------ persistence
+    def _extra_state(self) -> dict[str, Any]:
+        """Fitted state beyond the common attributes (subclasses extend it)."""
+        return {}
+
+    def _set_extra_state(self, state: Mapping[str, Any]) -> None:
+        """Restore what :meth:`_extra_state` wrote."""
+
+    def save(self, path: str | Path) -> Path:
+        """Write the fitted model to a small, versioned JSON file.
+
+        Examples
+        --------
+        >>> from custval import BetaGeoModel
+        >>> model = BetaGeoModel.from_params(r=0.243, alpha=4.414, a=0.793, b=2.426)
+        >>> path = model.save(getattr(__import__("tempfile"), "mkdtemp")() + "/bgnbd.json")
+        >>> BetaGeoModel.load(path).params_.equals(model.params_)
+        True
+        """
+        check_is_fitted(self, "params_")
+        from custval import __version__
+
+        variance = (
+            None if self.variance_matrix_ is None else self.variance_matrix_.to_numpy().tolist()
+        )
+        state = {
+            "format": _FORMAT_NAME,
+            "format_version": FORMAT_VERSION,
+            "custval_version": __version__,
+            "model": type(self).__name__,
+            "init_params": {
+                k: v for k, v in self.get_params().items() if not isinstance(v, Mapping)
+            }
+            | {
+                "initial_params": None if self.initial_params is None else dict(self.initial_params)
+            },
+            "params": {k: float(v) for k, v in self.params_.items()},
+            "log_likelihood": _json_float(self.log_likelihood_),
+            "n_customers": _json_float(self.n_customers_),
+            "n_patterns": int(self.n_patterns_),
+            "n_iter": int(self.n_iter_),
+            "converged": bool(self.converged_),
+            "freq": self.freq_,
+            "variance_matrix": None
+            if variance is None
+            else [[_json_float(v) for v in row] for row in variance],
+            "extra": self._extra_state(),
+        }
+        path = Path(path)
+        path.write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8")
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> BaseModel:
+        """Read a model written by :meth:`save`; fails clearly on files from newer versions."""
+        model = load_model(path)
+        if not isinstance(model, cls):
+            raise DataError(
+                f"{path} holds a {type(model).__name__}, not a {cls.__name__}; "
+                "load it with custval.load_model or that class"
+            )
+        return model
+
+
+def _json_float(value: float) -> float | None:
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
+def load_model(path: str | Path) -> BaseModel:
+    """Load any custval model saved with ``save``.
+
+    Examples
+    --------
+    >>> from custval import BetaGeoModel, load_model
+    >>> model = BetaGeoModel.from_params(r=0.243, alpha=4.414, a=0.793, b=2.426)
+    >>> path = model.save(getattr(__import__("tempfile"), "mkdtemp")() + "/bgnbd.json")
+    >>> type(load_model(path)).__name__
+    'BetaGeoModel'
+    """
+    path = Path(path)
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        raise DataError(f"cannot read a custval model from {path}: {error}") from error
+    if not isinstance(state, dict) or state.get("format") != _FORMAT_NAME:
+        raise DataError(f"{path} is not a custval model file (no 'format': '{_FORMAT_NAME}')")
+    version = state.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise DataError(
+            f"{path} was written by custval {state.get('custval_version', '?')} in model file "
+            f"format {version}, but this custval reads format {FORMAT_VERSION} at most; upgrade "
+            "custval (pip install -U custval) to load it"
+        )
+    cls = _REGISTRY.get(state.get("model", ""))
+    if cls is None:
+        raise DataError(
+            f"{path} holds an unknown model {state.get('model')!r}; known models: "
+            f"{sorted(_REGISTRY)}"
+        )
+    model = cls(**state["init_params"])
+    model.params_ = pd.Series(
+        {k: float(state["params"][k]) for k in cls._param_names}, name="estimate"
+    )
+    nan = math.nan
+    model.log_likelihood_ = nan if state["log_likelihood"] is None else state["log_likelihood"]
+    model.n_customers_ = nan if state["n_customers"] is None else state["n_customers"]
+    model.n_patterns_ = state["n_patterns"]
+    model.n_iter_ = state["n_iter"]
+    model.converged_ = state["converged"]
+    model.freq_ = state["freq"]
+    variance = state["variance_matrix"]
+    names = list(cls._param_names)
+    model.variance_matrix_ = (
+        None
+        if variance is None
+        else pd.DataFrame(
+            [[nan if v is None else v for v in row] for row in variance], index=names, columns=names
+        )
+    )
+    model._set_extra_state(state.get("extra", {}))
+    return model
