@@ -26,8 +26,8 @@ __all__ = [
 # --- datasets -----------------------------------------------------------------------------------
 
 # --- models -------------------------------------------------------------------------------------
-from custval.models import *  # noqa: E402, F403
-from custval.models import __all__ as _models_all  # noqa: E402
+from custval.models import *  # noqa: F403
+from custval.models import __all__ as _models_all
 
 __all__ += _models_all
 

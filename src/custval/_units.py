@@ -110,7 +110,7 @@ def annual_rate_to_period(annual_rate: float, freq: str) -> float:
 
 
 def summary_freq(summary) -> str:
-    """Return the unit recorded on a summary frame, or raise a ``DataError`` saying how to set it."""
+    """Return the unit recorded on a summary, or raise a ``DataError`` saying how to set it."""
     freq = getattr(summary, "attrs", {}).get("freq")
     if freq is None:
         raise DataError(
