@@ -1,0 +1,300 @@
+"""Reports for people: run the notebooks on a data set and render them as HTML.
+
+:func:`render` executes each notebook in ``notebooks/`` with papermill, passing the data paths,
+column mapping and business assumptions as parameters, then writes two HTML versions of each
+with nbconvert — one with the code hidden for marketers, one with the code for data scientists —
+and an ``index.html`` that links them under a one-screen executive summary. Each notebook
+records its headline findings with :func:`record_findings`; the index is built from those, so
+every number on it was computed by a notebook.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from custval.errors import DataError
+
+__all__ = [
+    "NOTEBOOKS",
+    "NotebookFailed",
+    "ReportResult",
+    "notebook_dir",
+    "read_findings",
+    "record_findings",
+    "render",
+]
+
+#: The report notebooks, in reading order: file stem -> title shown to readers.
+NOTEBOOKS: dict[str, str] = {
+    "01-customer-base": "Our customer base",
+    "02-customer-value": "Who our most valuable customers are",
+    "03-churn-risk": "Who is slipping away",
+    "04-relationship-investment": "Where relationship investment pays back",
+}
+
+
+class NotebookFailed(RuntimeError):
+    """A report notebook raised an error; the message names the notebook and the failing cell."""
+
+
+@dataclass(frozen=True)
+class ReportResult:
+    """What :func:`render` wrote."""
+
+    out_dir: Path
+    index: Path
+    reports: dict[str, Path] = field(default_factory=dict)
+    full_reports: dict[str, Path] = field(default_factory=dict)
+    findings: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def notebook_dir() -> Path:
+    """The folder holding the report notebooks (the repository's ``notebooks/``)."""
+    here = Path(__file__).resolve()
+    for candidate in (here.parent / "_notebooks", here.parents[2] / "notebooks"):
+        if (candidate / f"{next(iter(NOTEBOOKS))}.ipynb").exists():
+            return candidate
+    raise DataError(
+        "cannot find the report notebooks (looked in the package's _notebooks/ and "
+        "the repository's notebooks/); install custval from its repository "
+        "(pip install -e .) to render reports"
+    )
+
+
+def record_findings(path: str | os.PathLike[str] | None, findings: Mapping[str, Any]) -> None:
+    """Write a notebook's headline findings (plain numbers and sentences) for the index page.
+
+    Notebooks call this last, with the ``findings_path`` parameter they were given; when it is
+    None (a notebook opened by hand) nothing is written.
+
+    Examples
+    --------
+    >>> record_findings(None, {"headline": "Top 10% hold 58% of value"})
+    """
+    if path is None:
+        return
+    Path(path).write_text(
+        json.dumps(dict(findings), indent=2, default=_jsonable) + "\n", encoding="utf-8"
+    )
+
+
+def read_findings(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read findings written by :func:`record_findings` (empty when the file is absent)."""
+    path = Path(path)
+    if not path.exists():
+        return {}
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)
+
+
+def render(
+    out_dir: str | os.PathLike[str] = "reports",
+    *,
+    transactions: str | os.PathLike[str] | None = None,
+    customers: str | os.PathLike[str] | None = None,
+    campaign: str | os.PathLike[str] | None = None,
+    columns: Mapping[str, str] | None = None,
+    freq: str = "W",
+    horizon: str = "12M",
+    margin: float = 1.0,
+    annual_discount_rate: float = 0.10,
+    currency: str = "$",
+    parameters: Mapping[str, Any] | None = None,
+    notebooks: Sequence[str] | None = None,
+    progress: bool = True,
+    kernel_name: str = "python3",
+    timeout: int = 1800,
+) -> ReportResult:
+    """Run the report notebooks on a data set and write HTML reports.
+
+    Parameters
+    ----------
+    out_dir : path, default "reports"
+        Folder for ``index.html``, one ``<notebook>.html`` per notebook (code hidden) and
+        ``full/<notebook>.html`` (with code), and the executed notebooks in ``notebooks/``.
+    transactions, customers, campaign : path, optional
+        CSV or Parquet files. Without ``transactions`` the bundled simulated sample
+        (``data/sample``) is used, with its customers and campaign tables.
+    columns : mapping, optional
+        Column mapping for the transactions file, as keyword arguments of
+        :func:`custval.read_transactions` (``customer_id``, ``timestamp``, ``amount`` or
+        ``quantity`` + ``unit_price``, ``order_id``, ``product_code``).
+    freq, horizon, margin, annual_discount_rate, currency
+        The analysis unit and the business assumptions shown in every report.
+    parameters : mapping, optional
+        Further notebook parameters (e.g. smaller settings for tests).
+    notebooks : sequence of str, optional
+        Stems of the notebooks to run (default all four, in order).
+    progress : bool, default True
+        Show a progress bar over notebooks.
+
+    Returns
+    -------
+    ReportResult
+
+    Raises
+    ------
+    NotebookFailed
+        When a notebook raises; the message names the notebook, the cell and the error.
+
+    Examples
+    --------
+    >>> from custval.reports import render
+    >>> result = render("reports")  # doctest: +SKIP
+    """
+    import papermill
+    from tqdm.auto import tqdm
+
+    stems = list(notebooks) if notebooks is not None else list(NOTEBOOKS)
+    unknown = [s for s in stems if s not in NOTEBOOKS]
+    if unknown:
+        raise DataError(f"unknown report notebook(s) {unknown}; choose from {list(NOTEBOOKS)}")
+    source_dir = notebook_dir()
+    out = Path(out_dir)
+    for sub in ("notebooks", "full", "findings"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+
+    base_parameters: dict[str, Any] = {
+        "transactions_path": _absolute(transactions),
+        "customers_path": _absolute(customers),
+        "campaign_path": _absolute(campaign),
+        "columns": dict(columns or {}),
+        "freq": freq,
+        "horizon": horizon,
+        "margin": float(margin),
+        "annual_discount_rate": float(annual_discount_rate),
+        "currency": currency,
+    }
+    base_parameters.update(parameters or {})
+
+    result = ReportResult(out_dir=out, index=out / "index.html")
+    bar = tqdm(stems, desc="custval report", unit="notebook", disable=not progress)
+    with tempfile.TemporaryDirectory(prefix="custval-report-") as workdir:
+        for stem in bar:
+            bar.set_postfix_str(stem)
+            findings_path = out / "findings" / f"{stem}.json"
+            executed = out / "notebooks" / f"{stem}.ipynb"
+            params = {**base_parameters, "findings_path": str(findings_path.resolve())}
+            try:
+                papermill.execute_notebook(
+                    str(source_dir / f"{stem}.ipynb"),
+                    str(executed),
+                    parameters=params,
+                    kernel_name=kernel_name,
+                    progress_bar=False,
+                    cwd=workdir,
+                    execution_timeout=timeout,
+                )
+            except papermill.PapermillExecutionError as error:
+                raise NotebookFailed(
+                    f"notebook {stem} failed in cell {error.exec_count}: {error.ename}: "
+                    f"{error.evalue}\nThe executed notebook with the traceback is at "
+                    f"{executed}"
+                ) from None
+            result.reports[stem] = _export_html(executed, out / f"{stem}.html", code=False)
+            result.full_reports[stem] = _export_html(
+                executed, out / "full" / f"{stem}.html", code=True
+            )
+            result.findings[stem] = read_findings(findings_path)
+    _write_index(result, base_parameters)
+    return result
+
+
+def _absolute(path: str | os.PathLike[str] | None) -> str | None:
+    return None if path is None else str(Path(path).resolve())
+
+
+def _export_html(notebook_path: Path, target: Path, *, code: bool) -> Path:
+    """Write one HTML version of an executed notebook."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    notebook = nbformat.read(notebook_path, as_version=4)
+    title = NOTEBOOKS.get(notebook_path.stem, notebook_path.stem)
+    notebook.metadata["title"] = title
+    exporter = HTMLExporter(template_name="lab")
+    if not code:
+        exporter.exclude_input = True
+        exporter.exclude_input_prompt = True
+        exporter.exclude_output_prompt = True
+        # Readers of the marketing version see results only: no stderr streams (progress bars).
+        for cell in notebook.cells:
+            if cell.cell_type == "code":
+                cell.outputs = [
+                    o
+                    for o in cell.outputs
+                    if not (o.get("output_type") == "stream" and o.get("name") == "stderr")
+                ]
+    body, _ = exporter.from_notebook_node(notebook)
+    target.write_text(body, encoding="utf-8")
+    return target
+
+
+_INDEX_TEMPLATE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Customer value report</title>
+<style>
+  body {{ font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto;
+         max-width: 60rem; padding: 0 1rem; color: #1f2933; line-height: 1.5; }}
+  h1 {{ margin-bottom: 0.2rem; }}
+  .assumptions {{ color: #52606d; margin-top: 0; }}
+  .cards {{ display: grid; grid-template-columns: repeat(auto-fit, minmax(26rem, 1fr));
+           gap: 1rem; }}
+  .card {{ border: 1px solid #d9e2ec; border-radius: 8px; padding: 0.8rem 1.1rem; }}
+  .card h2 {{ font-size: 1.1rem; margin: 0.2rem 0 0.5rem; }}
+  .card ul {{ margin: 0; padding-left: 1.1rem; }}
+  .links {{ font-size: 0.9rem; margin-top: 0.6rem; }}
+</style>
+</head>
+<body>
+<h1>Customer value report</h1>
+<p class="assumptions">{assumptions}</p>
+<div class="cards">
+{cards}
+</div>
+</body>
+</html>
+"""
+
+
+def _write_index(result: ReportResult, parameters: Mapping[str, Any]) -> None:
+    from custval._format import percent
+
+    data = parameters["transactions_path"] or "the simulated sample retailer (data/sample)"
+    assumptions = (
+        f"Data: {html.escape(str(data))}. Value horizon {parameters['horizon']}, "
+        f"annual discount rate {percent(parameters['annual_discount_rate'])}, "
+        f"margin {percent(parameters['margin'])} of revenue."
+    )
+    cards = []
+    for stem, path in result.reports.items():
+        findings = result.findings.get(stem, {})
+        bullets = findings.get("summary", [])
+        items = "\n".join(f"    <li>{html.escape(str(b))}</li>" for b in bullets)
+        full = result.full_reports[stem].relative_to(result.out_dir).as_posix()
+        cards.append(
+            f'  <section class="card">\n    <h2><a href="{path.name}">'
+            f"{html.escape(NOTEBOOKS[stem])}</a></h2>\n    <ul>\n{items}\n    </ul>\n"
+            f'    <div class="links"><a href="{path.name}">Read the report</a> · '
+            f'<a href="{full}">with code</a></div>\n  </section>'
+        )
+    result.index.write_text(
+        _INDEX_TEMPLATE.format(assumptions=assumptions, cards="\n".join(cards)), encoding="utf-8"
+    )
