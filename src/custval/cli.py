@@ -24,7 +24,133 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_SUBCOMMANDS: list = []
+def _add_report(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "report",
+        help="run the report notebooks on a data set and write HTML reports",
+        description="Run the four report notebooks on a transaction log (default: the bundled "
+        "simulated sample) and write HTML reports for marketers (code hidden), full versions "
+        "for data scientists, and an index.html with an executive summary.",
+    )
+    data = parser.add_argument_group("data")
+    data.add_argument("--transactions", help="transaction log (CSV, CSV.gz or Parquet)")
+    data.add_argument("--customers", help="optional customer table (acquisition channel, cost)")
+    data.add_argument("--campaign", help="optional randomized campaign table")
+    data.add_argument(
+        "--sample",
+        action="store_true",
+        help="use the bundled simulated sample (the default without --transactions)",
+    )
+    mapping = parser.add_argument_group("column mapping of --transactions")
+    for option, default in [
+        ("customer-id", "customer_id"),
+        ("timestamp", "timestamp"),
+        ("amount", None),
+        ("quantity", None),
+        ("unit-price", None),
+        ("order-id", None),
+        ("product-code", None),
+    ]:
+        mapping.add_argument(
+            f"--{option}",
+            default=default,
+            metavar="COLUMN",
+            help=f"column holding the {option.replace('-', ' ')}"
+            + (f" (default {default})" if default else ""),
+        )
+    assumptions = parser.add_argument_group("assumptions")
+    assumptions.add_argument("--freq", default="W", help="analysis unit: D, W or M (default W)")
+    assumptions.add_argument(
+        "--horizon",
+        default="12M",
+        help="CLV horizon with its unit, e.g. 12M, 52W, 365D (default 12M)",
+    )
+    assumptions.add_argument(
+        "--margin",
+        type=float,
+        default=1.0,
+        help="contribution margin as a fraction of revenue (default 1.0)",
+    )
+    assumptions.add_argument(
+        "--annual-discount-rate",
+        type=float,
+        default=0.10,
+        help="annual discount rate (default 0.10)",
+    )
+    assumptions.add_argument("--currency", default="$", help="currency symbol (default $)")
+    parser.add_argument("--out", default="reports", help="output folder (default reports/)")
+    parser.add_argument(
+        "--notebooks",
+        nargs="+",
+        metavar="NAME",
+        help="run only these notebooks (e.g. 01-customer-base)",
+    )
+    parser.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=JSON",
+        help="extra notebook parameter, e.g. --param n_draws=50",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.set_defaults(run=_run_report)
+
+
+def _run_report(args: argparse.Namespace) -> int:
+    import json
+
+    from custval.reports import NotebookFailed, render
+
+    if args.sample and args.transactions:
+        raise DataError("give either --sample or --transactions, not both")
+    columns = {
+        key: getattr(args, key)
+        for key in (
+            "customer_id",
+            "timestamp",
+            "amount",
+            "quantity",
+            "unit_price",
+            "order_id",
+            "product_code",
+        )
+        if getattr(args, key) is not None
+    }
+    extra = {}
+    for item in args.param:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise DataError(f"--param {item!r} is not KEY=VALUE; write e.g. --param n_draws=50")
+        try:
+            extra[key] = json.loads(value)
+        except json.JSONDecodeError:
+            extra[key] = value
+    try:
+        result = render(
+            args.out,
+            transactions=args.transactions,
+            customers=args.customers,
+            campaign=args.campaign,
+            columns=columns if args.transactions else None,
+            freq=args.freq,
+            horizon=args.horizon,
+            margin=args.margin,
+            annual_discount_rate=args.annual_discount_rate,
+            currency=args.currency,
+            parameters=extra,
+            notebooks=args.notebooks,
+            progress=not args.no_progress,
+        )
+    except NotebookFailed as error:
+        print(f"custval: report failed: {error}", file=sys.stderr)
+        return 1
+    print(f"Reports written to {result.out_dir}/ — open {result.index}")
+    for stem, path in result.reports.items():
+        print(f"  {stem}: {path}")
+    return 0
+
+
+_SUBCOMMANDS: list = [_add_report]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
