@@ -24,6 +24,27 @@ __all__ = [
 # --- rfm ----------------------------------------------------------------------------------------
 
 # --- datasets -----------------------------------------------------------------------------------
+from custval.datasets import (  # noqa: E402
+    RetailerParameters,
+    SimulatedRetailer,
+    load_cdnow,
+    load_donations,
+    load_online_retail,
+    load_sample,
+    load_simulated,
+    simulate,
+)
+
+__all__ += [
+    "RetailerParameters",
+    "SimulatedRetailer",
+    "load_cdnow",
+    "load_donations",
+    "load_online_retail",
+    "load_sample",
+    "load_simulated",
+    "simulate",
+]
 
 # --- models -------------------------------------------------------------------------------------
 from custval.models import *  # noqa: F403

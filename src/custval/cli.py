@@ -150,7 +150,48 @@ def _run_report(args: argparse.Namespace) -> int:
     return 0
 
 
-_SUBCOMMANDS: list = [_add_report]
+def _add_simulate(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "simulate",
+        help="write a simulated retailer with known truth to a folder",
+        description="Simulate a retailer (BG/NBD purchasing, Gamma-Gamma spend, acquisition "
+        "channels, a loyalty programme and a randomized campaign) and write transactions, "
+        "customers, campaign, customer truth (gzipped CSV) and truth.json to a folder. The same "
+        "arguments regenerate the same bytes.",
+    )
+    parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    parser.add_argument(
+        "--customers", type=int, default=5000, help="number of customers (default 5000)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument(
+        "--start", default="2022-01-01", help="first day of the period (default 2022-01-01)"
+    )
+    parser.add_argument(
+        "--end", default="2024-12-31", help="last day of the period (default 2024-12-31)"
+    )
+    parser.set_defaults(run=_run_simulate)
+
+
+def _run_simulate(args: argparse.Namespace) -> int:
+    from custval.datasets import simulate
+
+    retailer = simulate(
+        n_customers=args.customers, start=args.start, end=args.end, random_state=args.seed
+    )
+    paths = retailer.write(args.out)
+    counts = retailer.truth["counts"]
+    print(
+        f"Simulated {counts['customers']:,} customers, {counts['customer_orders']:,} orders and "
+        f"{counts['transaction_lines']:,} transaction lines (seed {args.seed}); wrote "
+        f"{len(paths)} files to {args.out}/"
+    )
+    for path in paths:
+        print(f"  {path.name}")
+    return 0
+
+
+_SUBCOMMANDS: list = [_add_report, _add_simulate]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
