@@ -22,6 +22,9 @@ __all__ = [
 # --- transactions -------------------------------------------------------------------------------
 
 # --- rfm ----------------------------------------------------------------------------------------
+from custval.rfm import calibration_holdout_split, rfm_scores, rfm_segments, rfm_summary
+
+__all__ += ["calibration_holdout_split", "rfm_scores", "rfm_segments", "rfm_summary"]
 
 # --- datasets -----------------------------------------------------------------------------------
 from custval.datasets import (  # noqa: E402
