@@ -20,6 +20,19 @@ __all__ = [
 # Each block below belongs to one module: import its public names and extend __all__ with them.
 
 # --- transactions -------------------------------------------------------------------------------
+from custval.transactions import (
+    ONLINE_RETAIL_NON_PRODUCT_CODES,
+    CleaningReport,
+    clean_transactions,
+    read_transactions,
+)
+
+__all__ += [
+    "ONLINE_RETAIL_NON_PRODUCT_CODES",
+    "CleaningReport",
+    "clean_transactions",
+    "read_transactions",
+]
 
 # --- rfm ----------------------------------------------------------------------------------------
 from custval.rfm import calibration_holdout_split, rfm_scores, rfm_segments, rfm_summary
