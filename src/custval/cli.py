@@ -58,6 +58,21 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
             help=f"column holding the {option.replace('-', ' ')}"
             + (f" (default {default})" if default else ""),
         )
+    cleaning = parser.add_argument_group("cleaning of --transactions")
+    cleaning.add_argument(
+        "--exclude-codes",
+        nargs="+",
+        metavar="CODE",
+        help="product codes of lines that are not product sales (postage, fees), or one preset: "
+        "online-retail (the UCI Online Retail codes: POST, DOT, M, D, BANK CHARGES, ...)",
+    )
+    cleaning.add_argument(
+        "--returns",
+        choices=["net", "drop", "keep"],
+        default="net",
+        help="returns and cancellations: net them against the purchases they return (default), "
+        "drop them, or keep them as they are",
+    )
     assumptions = parser.add_argument_group("assumptions")
     assumptions.add_argument("--freq", default="W", help="analysis unit: D, W or M (default W)")
     assumptions.add_argument(
@@ -116,6 +131,13 @@ def _run_report(args: argparse.Namespace) -> int:
         )
         if getattr(args, key) is not None
     }
+    cleaning: dict[str, object] = {}
+    if args.exclude_codes:
+        codes = args.exclude_codes
+        preset = len(codes) == 1 and codes[0] in ("online-retail", "sample")
+        cleaning["exclude_codes"] = codes[0] if preset else codes
+    if args.returns != "net":
+        cleaning["returns"] = args.returns
     extra = {}
     for item in args.param:
         key, sep, value = item.partition("=")
@@ -137,6 +159,7 @@ def _run_report(args: argparse.Namespace) -> int:
             margin=args.margin,
             annual_discount_rate=args.annual_discount_rate,
             currency=args.currency,
+            cleaning=cleaning,
             parameters=extra,
             notebooks=args.notebooks,
             progress=not args.no_progress,

@@ -1,4 +1,4 @@
-"""Reports for people: run the notebooks on a data set and render them as HTML.
+"""The report runner: run the notebooks on a data set and render them as HTML.
 
 :func:`render` executes each notebook in ``notebooks/`` with papermill, passing the data paths,
 column mapping and business assumptions as parameters, then writes two HTML versions of each
@@ -29,7 +29,10 @@ __all__ = [
     "read_findings",
     "record_findings",
     "render",
+    "setup_notebook",
 ]
+
+_TEMPLATE_DIR = Path(__file__).resolve().parent / "_template"
 
 #: The report notebooks, in reading order: file stem -> title shown to readers.
 NOTEBOOKS: dict[str, str] = {
@@ -57,8 +60,8 @@ class ReportResult:
 
 def notebook_dir() -> Path:
     """The folder holding the report notebooks (the repository's ``notebooks/``)."""
-    here = Path(__file__).resolve()
-    for candidate in (here.parent / "_notebooks", here.parents[2] / "notebooks"):
+    package = Path(__file__).resolve().parents[1]
+    for candidate in (package / "_notebooks", package.parents[1] / "notebooks"):
         if (candidate / f"{next(iter(NOTEBOOKS))}.ipynb").exists():
             return candidate
     raise DataError(
@@ -66,6 +69,47 @@ def notebook_dir() -> Path:
         "the repository's notebooks/); install custval from its repository "
         "(pip install -e .) to render reports"
     )
+
+
+def setup_notebook(*, dpi: int = 110) -> None:
+    """Set up a report notebook: PNG figures at a readable size, plain text in charts.
+
+    Called in the first cell of every report notebook. Dollar signs in chart text stay dollar
+    signs (matplotlib's math mode is switched off), so titles can carry money.
+
+    Examples
+    --------
+    >>> setup_notebook()  # doctest: +SKIP
+    """
+    import matplotlib as mpl
+    import pandas as pd
+
+    try:
+        from matplotlib_inline.backend_inline import set_matplotlib_formats
+
+        set_matplotlib_formats("png")
+    except ImportError:  # pragma: no cover - outside Jupyter
+        pass
+    mpl.rcParams.update(
+        {
+            "figure.dpi": dpi,
+            "figure.figsize": (8.0, 4.2),
+            "figure.facecolor": "white",
+            "savefig.facecolor": "white",
+            "savefig.bbox": "tight",
+            "font.size": 10.5,
+            "axes.titlesize": 12,
+            "axes.titleweight": "bold",
+            "axes.titlelocation": "left",
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+            "axes.grid": False,
+            "legend.frameon": False,
+            "text.parse_math": False,
+        }
+    )
+    pd.set_option("display.max_rows", 30)
+    pd.set_option("display.max_columns", 12)
 
 
 def record_findings(path: str | os.PathLike[str] | None, findings: Mapping[str, Any]) -> None:
@@ -113,6 +157,7 @@ def render(
     margin: float = 1.0,
     annual_discount_rate: float = 0.10,
     currency: str = "$",
+    cleaning: Mapping[str, Any] | None = None,
     parameters: Mapping[str, Any] | None = None,
     notebooks: Sequence[str] | None = None,
     progress: bool = True,
@@ -135,6 +180,9 @@ def render(
         ``quantity`` + ``unit_price``, ``order_id``, ``product_code``).
     freq, horizon, margin, annual_discount_rate, currency
         The analysis unit and the business assumptions shown in every report.
+    cleaning : mapping, optional
+        Options of :func:`custval.clean_transactions` for the transactions file (e.g.
+        ``{"exclude_codes": "online-retail"}``; see :func:`load_report_data`).
     parameters : mapping, optional
         Further notebook parameters (e.g. smaller settings for tests).
     notebooks : sequence of str, optional
@@ -178,6 +226,7 @@ def render(
         "margin": float(margin),
         "annual_discount_rate": float(annual_discount_rate),
         "currency": currency,
+        "cleaning": dict(cleaning or {}),
     }
     base_parameters.update(parameters or {})
 
@@ -189,21 +238,29 @@ def render(
             findings_path = out / "findings" / f"{stem}.json"
             executed = out / "notebooks" / f"{stem}.ipynb"
             params = {**base_parameters, "findings_path": str(findings_path.resolve())}
+            kernel_log = out / "notebooks" / f"{stem}.kernel.log"
             try:
-                papermill.execute_notebook(
-                    str(source_dir / f"{stem}.ipynb"),
-                    str(executed),
-                    parameters=params,
-                    kernel_name=kernel_name,
-                    progress_bar=False,
-                    cwd=workdir,
-                    execution_timeout=timeout,
-                )
+                with kernel_log.open("w", encoding="utf-8") as log:
+                    papermill.execute_notebook(
+                        str(source_dir / f"{stem}.ipynb"),
+                        str(executed),
+                        parameters=params,
+                        kernel_name=kernel_name,
+                        progress_bar=False,
+                        cwd=workdir,
+                        execution_timeout=timeout,
+                        kernel_manager_class=_kernel_manager_class(log),
+                    )
             except papermill.PapermillExecutionError as error:
                 raise NotebookFailed(
                     f"notebook {stem} failed in cell {error.exec_count}: {error.ename}: "
                     f"{error.evalue}\nThe executed notebook with the traceback is at "
                     f"{executed}"
+                ) from None
+            except RuntimeError as error:  # a dead kernel, a timeout
+                raise NotebookFailed(
+                    f"notebook {stem} did not finish: {type(error).__name__}: {error}\n"
+                    f"The kernel's own messages are in {kernel_log}"
                 ) from None
             result.reports[stem] = _export_html(executed, out / f"{stem}.html", code=False)
             result.full_reports[stem] = _export_html(
@@ -214,19 +271,34 @@ def render(
     return result
 
 
+def _kernel_manager_class(log: Any) -> type:
+    """A kernel manager whose kernel writes its own messages (start-up notices, crashes) to
+    ``log`` instead of the terminal of whoever runs ``custval report``."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class _LoggedKernelManager(AsyncKernelManager):
+        async def _async_pre_start_kernel(self, **kw: Any) -> tuple[list[str], dict[str, Any]]:
+            command, kw = await super()._async_pre_start_kernel(**kw)
+            kw.setdefault("stderr", log)
+            kw.setdefault("stdout", log)
+            return command, kw
+
+    return _LoggedKernelManager
+
+
 def _absolute(path: str | os.PathLike[str] | None) -> str | None:
     return None if path is None else str(Path(path).resolve())
 
 
 def _export_html(notebook_path: Path, target: Path, *, code: bool) -> Path:
-    """Write one HTML version of an executed notebook."""
+    """Write one HTML version of an executed notebook (no scripts from the internet)."""
     import nbformat
     from nbconvert import HTMLExporter
 
     notebook = nbformat.read(notebook_path, as_version=4)
-    title = NOTEBOOKS.get(notebook_path.stem, notebook_path.stem)
-    notebook.metadata["title"] = title
-    exporter = HTMLExporter(template_name="lab")
+    stem = notebook_path.stem
+    notebook.metadata["title"] = NOTEBOOKS.get(stem, stem)
+    exporter = HTMLExporter(template_name="custval", extra_template_basedirs=[str(_TEMPLATE_DIR)])
     if not code:
         exporter.exclude_input = True
         exporter.exclude_input_prompt = True
@@ -239,7 +311,18 @@ def _export_html(notebook_path: Path, target: Path, *, code: bool) -> Path:
                     for o in cell.outputs
                     if not (o.get("output_type") == "stream" and o.get("name") == "stderr")
                 ]
-    body, _ = exporter.from_notebook_node(notebook)
+        resources = {
+            "custval_index": "index.html",
+            "custval_other": f"full/{stem}.html",
+            "custval_other_label": "The same report with its code",
+        }
+    else:
+        resources = {
+            "custval_index": "../index.html",
+            "custval_other": f"../{stem}.html",
+            "custval_other_label": "The same report without code",
+        }
+    body, _ = exporter.from_notebook_node(notebook, resources=resources)
     target.write_text(body, encoding="utf-8")
     return target
 
@@ -250,17 +333,22 @@ _INDEX_TEMPLATE = """<!DOCTYPE html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Customer value report</title>
+<link rel="icon" href="data:,">
 <style>
-  body {{ font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto;
-         max-width: 60rem; padding: 0 1rem; color: #1f2933; line-height: 1.5; }}
+  body {{ font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif;
+         margin: 2rem auto; max-width: 64rem; padding: 0 1.5rem; color: #1f2933;
+         line-height: 1.55; font-size: 15px; }}
   h1 {{ margin-bottom: 0.2rem; }}
-  .assumptions {{ color: #52606d; margin-top: 0; }}
+  .assumptions {{ color: #52606d; margin-top: 0.2rem; }}
   .cards {{ display: grid; grid-template-columns: repeat(auto-fit, minmax(26rem, 1fr));
-           gap: 1rem; }}
-  .card {{ border: 1px solid #d9e2ec; border-radius: 8px; padding: 0.8rem 1.1rem; }}
-  .card h2 {{ font-size: 1.1rem; margin: 0.2rem 0 0.5rem; }}
+           gap: 1rem; margin-top: 1.2rem; }}
+  .card {{ border: 1px solid #d9e2ec; border-radius: 8px; padding: 0.8rem 1.2rem 1rem; }}
+  .card h2 {{ font-size: 1.15rem; margin: 0.2rem 0 0.5rem; }}
+  .card h2 a {{ color: #1f2933; }}
   .card ul {{ margin: 0; padding-left: 1.1rem; }}
-  .links {{ font-size: 0.9rem; margin-top: 0.6rem; }}
+  .card li {{ margin-bottom: 0.35rem; }}
+  .links {{ font-size: 0.9rem; margin-top: 0.7rem; }}
+  a {{ color: #1d4ed8; }}
 </style>
 </head>
 <body>
@@ -276,23 +364,26 @@ _INDEX_TEMPLATE = """<!DOCTYPE html>
 
 def _write_index(result: ReportResult, parameters: Mapping[str, Any]) -> None:
     from custval._format import percent
+    from custval.reports._story import horizon_words
 
-    data = parameters["transactions_path"] or "the simulated sample retailer (data/sample)"
+    path = parameters["transactions_path"]
+    data = Path(path).name if path else "the simulated sample retailer (data/sample)"
     assumptions = (
-        f"Data: {html.escape(str(data))}. Value horizon {parameters['horizon']}, "
-        f"annual discount rate {percent(parameters['annual_discount_rate'])}, "
-        f"margin {percent(parameters['margin'])} of revenue."
+        f"Data: {html.escape(str(data))}. Customer value over "
+        f"{html.escape(horizon_words(parameters['horizon']))}, "
+        f"discounted at {percent(parameters['annual_discount_rate'])} a year, "
+        f"at a margin of {percent(parameters['margin'])} of revenue."
     )
     cards = []
-    for stem, path in result.reports.items():
+    for stem, report_path in result.reports.items():
         findings = result.findings.get(stem, {})
         bullets = findings.get("summary", [])
         items = "\n".join(f"    <li>{html.escape(str(b))}</li>" for b in bullets)
         full = result.full_reports[stem].relative_to(result.out_dir).as_posix()
         cards.append(
-            f'  <section class="card">\n    <h2><a href="{path.name}">'
+            f'  <section class="card">\n    <h2><a href="{report_path.name}">'
             f"{html.escape(NOTEBOOKS[stem])}</a></h2>\n    <ul>\n{items}\n    </ul>\n"
-            f'    <div class="links"><a href="{path.name}">Read the report</a> · '
+            f'    <div class="links"><a href="{report_path.name}">Read the report</a> · '
             f'<a href="{full}">with code</a></div>\n  </section>'
         )
     result.index.write_text(

@@ -1,0 +1,54 @@
+"""Reports for people: the notebook runner, the data loader, and the narrative, tables and
+figures the report notebooks show.
+
+- :func:`render` runs the notebooks in ``notebooks/`` with papermill and writes HTML (code
+  hidden for marketers, with code for data scientists) and an ``index.html`` built from the
+  findings each notebook records with :func:`record_findings`.
+- :func:`load_report_data` loads the bundled sample or the user's files and cleans them.
+- :mod:`story <custval.reports._story>` returns Markdown sentences computed from results,
+  :mod:`tables <custval.reports._tables>` small tables with plain headers and numbers
+  formatted for people, :mod:`figures <custval.reports._figures>` the report charts that
+  :mod:`custval.plotting` does not draw.
+"""
+
+from __future__ import annotations
+
+from custval.reports import _figures as figures
+from custval.reports import _story as story
+from custval.reports import _tables as tables
+from custval.reports._data import (
+    ReportData,
+    activity_by_period,
+    cohort_retention,
+    load_report_data,
+    segment_summary,
+)
+from custval.reports._runner import (
+    NOTEBOOKS,
+    NotebookFailed,
+    ReportResult,
+    notebook_dir,
+    read_findings,
+    record_findings,
+    render,
+    setup_notebook,
+)
+
+__all__ = [
+    "NOTEBOOKS",
+    "NotebookFailed",
+    "ReportData",
+    "ReportResult",
+    "activity_by_period",
+    "cohort_retention",
+    "figures",
+    "load_report_data",
+    "notebook_dir",
+    "read_findings",
+    "record_findings",
+    "render",
+    "segment_summary",
+    "setup_notebook",
+    "story",
+    "tables",
+]

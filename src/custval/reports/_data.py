@@ -1,0 +1,459 @@
+"""Data for the reports: load the sample or the user's files, clean them, and the simple
+aggregates the reports show (activity over time, acquisition cohorts, segment totals).
+
+Everything here returns plain DataFrames with numbers; formatting for people is in
+:mod:`custval.reports._tables` and the sentences in :mod:`custval.reports._story`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from custval.errors import DataError
+
+__all__ = [
+    "EXCLUDE_CODE_PRESETS",
+    "ReportData",
+    "activity_by_period",
+    "cohort_retention",
+    "load_report_data",
+    "segment_summary",
+]
+
+#: Named lists of product codes that are not product sales, for ``cleaning={"exclude_codes":
+#: "<name>"}`` (and ``custval report --exclude-codes <name>``).
+EXCLUDE_CODE_PRESETS: dict[str, tuple[str, ...]] = {
+    "sample": ("POST",),
+}
+
+_TRANSACTION_KEYS = (
+    "customer_id",
+    "timestamp",
+    "amount",
+    "quantity",
+    "unit_price",
+    "order_id",
+    "product_code",
+)
+_INTEGRAL_FLOAT_TEXT = re.compile(r"^([+-]?\d+)\.0+$")
+
+
+def _presets() -> dict[str, tuple[str, ...]]:
+    from custval.transactions import ONLINE_RETAIL_NON_PRODUCT_CODES
+
+    return {**EXCLUDE_CODE_PRESETS, "online-retail": tuple(ONLINE_RETAIL_NON_PRODUCT_CODES)}
+
+
+@dataclass(frozen=True, eq=False)
+class ReportData:
+    """The cleaned data a report works on.
+
+    Attributes
+    ----------
+    transactions : DataFrame
+        The clean log (custval vocabulary, see :func:`custval.clean_transactions`).
+    cleaning : CleaningReport
+        Every row of the input kept or dropped for a counted reason.
+    customers, campaign : DataFrame or None
+        The optional customer table (``customer_id`` as text, ``*_date`` columns parsed) and
+        randomized campaign table, or None when not given.
+    source : str
+        Where the data came from, in words, for the reports.
+    observation_end : Timestamp
+        The end of observation (the end of the last day with data).
+    truth : dict or None
+        The simulation's truth for the bundled sample, else None.
+    """
+
+    transactions: pd.DataFrame
+    cleaning: Any
+    customers: pd.DataFrame | None
+    campaign: pd.DataFrame | None
+    source: str
+    observation_end: pd.Timestamp
+    truth: dict[str, Any] | None = None
+    settings: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_sample(self) -> bool:
+        """True for the bundled simulated sample."""
+        return self.truth is not None
+
+
+def load_report_data(
+    transactions_path: str | os.PathLike[str] | None = None,
+    customers_path: str | os.PathLike[str] | None = None,
+    campaign_path: str | os.PathLike[str] | None = None,
+    *,
+    columns: Mapping[str, str] | None = None,
+    cleaning: Mapping[str, Any] | None = None,
+) -> ReportData:
+    """Load and clean the data of a report: the bundled sample, or the user's files.
+
+    Parameters
+    ----------
+    transactions_path : path, optional
+        A CSV (optionally compressed) or Parquet transaction log. Without it the bundled
+        simulated sample (``data/sample``) is used with its customer and campaign tables, and
+        postage lines (``POST``) are excluded as non-product lines.
+    customers_path, campaign_path : path, optional
+        Optional customer table (``customer_id`` plus e.g. ``channel``, ``acquisition_cost``)
+        and randomized campaign table (``customer_id``, ``treatment`` 0/1, ``contact_date``,
+        ``cost_per_contact``, optional ``segment``). The customer id column may also carry the
+        name given in ``columns["customer_id"]``.
+    columns : mapping, optional
+        Column mapping of the transactions file: keyword arguments of
+        :func:`custval.read_transactions` (``customer_id``, ``timestamp``, ``amount`` or
+        ``quantity`` + ``unit_price``, ``order_id``, ``product_code``). Defaults to the custval
+        names ``customer_id``, ``timestamp``, ``amount``.
+    cleaning : mapping, optional
+        Options of :func:`custval.clean_transactions` (``returns``, ``exclude_codes``,
+        ``observation_end``, ...). ``exclude_codes`` may name a preset: ``"online-retail"``
+        (the UCI Online Retail postage, fee and adjustment codes) or ``"sample"``.
+
+    Returns
+    -------
+    ReportData
+
+    Examples
+    --------
+    >>> from custval.reports import load_report_data
+    >>> data = load_report_data()  # doctest: +SKIP
+    >>> data.cleaning.reconciles  # doctest: +SKIP
+    True
+    """
+    from custval.transactions import clean_transactions, read_transactions
+
+    options = dict(cleaning or {})
+    codes = options.get("exclude_codes")
+    if isinstance(codes, str):
+        presets = _presets()
+        if codes not in presets:
+            raise DataError(
+                f"unknown exclude_codes preset {codes!r}; give a list of product codes or one "
+                f"of {sorted(presets)}"
+            )
+        options["exclude_codes"] = presets[codes]
+    if transactions_path is None:
+        from custval.datasets import load_sample
+
+        sample = load_sample()
+        options.setdefault("exclude_codes", EXCLUDE_CODE_PRESETS["sample"])
+        raw = sample.transactions[[c for c in _TRANSACTION_KEYS if c != "unit_price"]]
+        clean, report = clean_transactions(raw, **options)
+        return ReportData(
+            transactions=clean,
+            cleaning=report,
+            customers=_ids_as_text(sample.customers, "customer_id"),
+            campaign=_ids_as_text(sample.campaign, "customer_id"),
+            source="the simulated sample retailer (data/sample)",
+            observation_end=_end_of_day(sample.observation_end),
+            truth=sample.truth,
+            settings={"cleaning": options},
+        )
+
+    mapping = {"customer_id": "customer_id", "timestamp": "timestamp"}
+    mapping.update({k: v for k, v in dict(columns or {}).items() if v})
+    unknown = sorted(set(mapping) - set(_TRANSACTION_KEYS))
+    if unknown:
+        raise DataError(f"unknown column mapping key(s) {unknown}; use {list(_TRANSACTION_KEYS)}")
+    if "amount" not in mapping and not {"quantity", "unit_price"} <= set(mapping):
+        mapping["amount"] = "amount"
+    clean, report = read_transactions(transactions_path, **mapping, **options)
+    if clean.empty:
+        raise DataError(
+            f"no transactions are left in {Path(transactions_path).name} after cleaning; "
+            "check the column mapping and the cleaning options"
+        )
+    id_column = mapping["customer_id"]
+    customers = _read_table(customers_path, "customers", id_column)
+    campaign = _read_table(campaign_path, "campaign", id_column)
+    return ReportData(
+        transactions=clean,
+        cleaning=report,
+        customers=customers,
+        campaign=campaign,
+        source=Path(transactions_path).name,
+        observation_end=_end_of_day(clean["timestamp"].max()),
+        settings={"cleaning": options, "columns": mapping},
+    )
+
+
+def _end_of_day(moment: pd.Timestamp) -> pd.Timestamp:
+    return pd.Timestamp(moment).normalize() + pd.Timedelta(days=1) - pd.Timedelta(seconds=1)
+
+
+def _id_text(value: Any) -> Any:
+    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
+        return pd.NA
+    text = str(value).strip()
+    match = _INTEGRAL_FLOAT_TEXT.match(text)
+    text = match.group(1) if match else text
+    return text or pd.NA
+
+
+def _ids_as_text(frame: pd.DataFrame, column: str) -> pd.DataFrame:
+    """A copy with ids as text, normalised like the clean log's ("17850.0" -> "17850")."""
+    out = frame.copy()
+    out[column] = pd.array([_id_text(v) for v in out[column].tolist()], dtype="str")
+    return out
+
+
+def _read_table(
+    path: str | os.PathLike[str] | None, what: str, id_column: str
+) -> pd.DataFrame | None:
+    if path is None:
+        return None
+    path = Path(path)
+    name = path.name.lower()
+    if name.endswith((".parquet", ".pq")):
+        frame = pd.read_parquet(path)
+    else:
+        frame = pd.read_csv(path)
+    if "customer_id" not in frame.columns and id_column in frame.columns:
+        frame = frame.rename(columns={id_column: "customer_id"})
+    if "customer_id" not in frame.columns:
+        raise DataError(
+            f"the {what} table {path.name} has no 'customer_id' column (columns: "
+            f"{list(frame.columns)}); name the customer id column customer_id or "
+            f"{id_column!r} like in the transactions"
+        )
+    for column in frame.columns:
+        if column.endswith("_date"):
+            frame[column] = pd.to_datetime(frame[column], errors="coerce")
+    return _ids_as_text(frame, "customer_id")
+
+
+# --- aggregates -------------------------------------------------------------------------------
+
+
+def _orders(transactions: pd.DataFrame) -> pd.Series:
+    """An order key per row: the order id when present, else customer and timestamp."""
+    if "order_id" in transactions.columns:
+        return transactions["customer_id"].astype(str) + "|" + transactions["order_id"].astype(str)
+    return transactions["customer_id"].astype(str) + "|" + transactions["timestamp"].astype(str)
+
+
+def choose_period(start: pd.Timestamp, end: pd.Timestamp, *, cohorts: bool = False) -> str:
+    """Months for short histories, quarters for long ones (cohorts switch earlier)."""
+    months = (end.year - start.year) * 12 + end.month - start.month + 1
+    limit = 18 if cohorts else 48
+    return "M" if months <= limit else "Q"
+
+
+def activity_by_period(
+    transactions: pd.DataFrame,
+    *,
+    period: str | None = None,
+    observation_end: pd.Timestamp | None = None,
+) -> pd.DataFrame:
+    """Revenue, orders, active and new customers per calendar month (or quarter).
+
+    Parameters
+    ----------
+    transactions : DataFrame
+        A clean log.
+    period : {"M", "Q"}, optional
+        Calendar months or quarters; by default months up to four years of data, else quarters.
+    observation_end : Timestamp, optional
+        End of observation (default: the last timestamp); a period not fully inside the data
+        is flagged ``partial``.
+
+    Returns
+    -------
+    DataFrame
+        Indexed by the period's first day: ``revenue``, ``orders``, ``active_customers``,
+        ``new_customers``, ``partial`` (bool), ``days`` (days of the period with data).
+    """
+    times = transactions["timestamp"]
+    start, end = times.min(), times.max() if observation_end is None else observation_end
+    period = period or choose_period(start, end)
+    periods = times.dt.to_period(period)
+    first = transactions.groupby("customer_id")["timestamp"].transform("min").dt.to_period(period)
+    frame = pd.DataFrame(
+        {
+            "period": periods,
+            "customer_id": transactions["customer_id"],
+            "amount": transactions["amount"],
+            "order": _orders(transactions),
+            "new": (periods == first).to_numpy(),
+        }
+    )
+    grouped = frame.groupby("period", sort=True)
+    result = pd.DataFrame(
+        {
+            "revenue": grouped["amount"].sum(),
+            "orders": grouped["order"].nunique(),
+            "active_customers": grouped["customer_id"].nunique(),
+            "new_customers": frame[frame["new"]].groupby("period")["customer_id"].nunique(),
+        }
+    )
+    full = pd.period_range(result.index.min(), result.index.max(), freq=period)
+    result = result.reindex(full, fill_value=0)
+    result["new_customers"] = result["new_customers"].fillna(0).astype(int)
+    period_start = full.start_time
+    period_end = full.end_time
+    data_start = pd.Timestamp(start).normalize()
+    data_end = pd.Timestamp(end)
+    covered_start = np.maximum(period_start.to_numpy(), data_start.to_datetime64())
+    covered_end = np.minimum(period_end.to_numpy(), data_end.to_datetime64())
+    days = (covered_end - covered_start) / np.timedelta64(1, "D")
+    length = (period_end - period_start) / pd.Timedelta(days=1)
+    result["days"] = np.round(days, 1)
+    result["partial"] = (days + 1.0) < np.asarray(length) - 0.5
+    result.index = period_start
+    result.index.name = "period"
+    result.attrs["period"] = period
+    return result
+
+
+def cohort_retention(
+    transactions: pd.DataFrame,
+    *,
+    period: str | None = None,
+    observation_end: pd.Timestamp | None = None,
+    min_size: int = 20,
+) -> pd.DataFrame:
+    """Share of each acquisition cohort that buys in each period after its first purchase.
+
+    A customer's cohort is the calendar month (or quarter) of the first purchase in the data.
+    Column 0 is the acquisition period itself (always 100%); column ``k`` is the share of the
+    cohort with a purchase ``k`` periods later. Periods after the end of the data are missing
+    (NaN), and the last period is dropped when it is only partly observed. Cohorts of fewer
+    than ``min_size`` customers are left out (their shares would be noise); how many customers
+    that leaves out is in ``attrs["left_out"]``.
+
+    Returns
+    -------
+    DataFrame
+        Index: the cohort's first day; columns 0, 1, 2, ...; ``attrs["sizes"]`` holds the
+        cohort sizes (Series), ``attrs["period"]`` the period code and
+        ``attrs["left_censored"]`` whether the first cohort contains customers who may have
+        bought before the data starts (always assumed: the data cannot tell).
+    """
+    times = transactions["timestamp"]
+    end = times.max() if observation_end is None else observation_end
+    period = period or choose_period(times.min(), end, cohorts=True)
+    periods = times.dt.to_period(period)
+    codes = _period_codes(periods)
+    cohort = (
+        pd.Series(codes, index=transactions.index)
+        .groupby(transactions["customer_id"])
+        .transform("min")
+    )
+    frame = pd.DataFrame(
+        {
+            "customer_id": transactions["customer_id"].to_numpy(),
+            "cohort": cohort.to_numpy(),
+            "age": (codes - cohort.to_numpy()),
+        }
+    ).drop_duplicates()
+    last = _period_codes(pd.Series([pd.Timestamp(end)]).dt.to_period(period))[0]
+    end_of_last = pd.Period(pd.Timestamp(end), freq=period).end_time
+    if pd.Timestamp(end) < end_of_last.normalize():
+        last -= 1  # the last period is only partly observed
+    frame = frame[frame["cohort"] + frame["age"] <= last]
+    sizes = frame[frame["age"] == 0].groupby("cohort")["customer_id"].nunique()
+    small = sizes < min_size
+    left_out = int(sizes[small].sum())
+    sizes = sizes[~small]
+    frame = frame[frame["cohort"].isin(sizes.index)]
+    active = frame.groupby(["cohort", "age"])["customer_id"].nunique().unstack("age")
+    active = active.reindex(sizes.index)
+    shares = active.div(sizes, axis=0)
+    ages = np.arange(shares.columns.max() + 1 if len(shares.columns) else 1)
+    shares = shares.reindex(columns=ages)
+    observable = (last - shares.index.to_numpy()[:, None]) >= ages[None, :]
+    shares = shares.fillna(0.0).where(observable)
+    starts = _code_starts(shares.index.to_numpy(), period)
+    shares.index = pd.DatetimeIndex(starts, name="cohort")
+    sizes.index = shares.index
+    shares.columns.name = "periods_after"
+    shares.attrs = {
+        "sizes": sizes,
+        "period": period,
+        "left_censored": True,
+        "left_out": left_out,
+    }
+    return shares
+
+
+def _period_codes(periods: pd.Series) -> np.ndarray:
+    """Integer codes of periods that differ by one for consecutive periods."""
+    start = periods.dt.start_time
+    months = start.dt.year.to_numpy() * 12 + start.dt.month.to_numpy() - 1
+    if periods.dt.freq.freqstr.startswith("Q"):
+        return months // 3
+    return months
+
+
+def _code_starts(codes: np.ndarray, period: str) -> list[pd.Timestamp]:
+    months = codes * 3 if period.startswith("Q") else codes
+    return [pd.Timestamp(year=int(m // 12), month=int(m % 12) + 1, day=1) for m in months]
+
+
+def segment_summary(
+    segments: pd.DataFrame,
+    transactions: pd.DataFrame,
+    *,
+    order: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """Customers, revenue and purchase habits per RFM segment.
+
+    Parameters
+    ----------
+    segments : DataFrame
+        :func:`custval.rfm_segments` output (indexed by customer, with the summary columns).
+    transactions : DataFrame
+        The clean log the summary was made from (for the revenue of each customer).
+
+    Returns
+    -------
+    DataFrame
+        One row per segment (best first; empty segments left out): ``customers``,
+        ``customer_share``, ``revenue``, ``revenue_share``, ``revenue_per_customer``,
+        ``repeat_purchases`` (mean frequency) and ``periods_since_last`` (mean of
+        ``T - recency``, in the summary's unit, recorded in ``attrs["freq"]``).
+    """
+    revenue = transactions.groupby("customer_id")["amount"].sum()
+    frame = segments.assign(
+        revenue=revenue.reindex(segments.index).fillna(0.0).to_numpy(),
+        since=(segments["T"] - segments["recency"]).to_numpy(),
+    )
+    grouped = frame.groupby("segment", observed=False, sort=False)
+    table = pd.DataFrame(
+        {
+            "customers": grouped.size(),
+            "revenue": grouped["revenue"].sum(),
+            "repeat_purchases": grouped["frequency"].mean(),
+            "periods_since_last": grouped["since"].mean(),
+        }
+    )
+    categories = list(order or getattr(segments["segment"].dtype, "categories", table.index))
+    table = table.reindex([c for c in categories if c in table.index])
+    table = table[table["customers"] > 0]
+    table["customer_share"] = table["customers"] / table["customers"].sum()
+    total = table["revenue"].sum()
+    table["revenue_share"] = table["revenue"] / total if total else 0.0
+    table["revenue_per_customer"] = table["revenue"] / table["customers"]
+    table.index.name = "segment"
+    table.attrs["freq"] = segments.attrs.get("freq", "")
+    return table[
+        [
+            "customers",
+            "customer_share",
+            "revenue",
+            "revenue_share",
+            "revenue_per_customer",
+            "repeat_purchases",
+            "periods_since_last",
+        ]
+    ]

@@ -1,0 +1,433 @@
+"""The narrative of the reports: sentences computed from results, never typed by hand.
+
+Functions named after a section return Markdown for ``display(Markdown(...))`` (dollar signs
+escaped so Markdown does not read them as math). Functions ending in ``_title`` return the
+plain-text title of a chart, stating its finding. ``*_summary`` functions return the plain
+sentences a notebook records with :func:`custval.reports.record_findings` for the index page.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from custval._format import count, money, percent
+
+__all__ = [
+    "activity",
+    "activity_title",
+    "cleaning",
+    "cohort_title",
+    "cohorts",
+    "customer_base_summary",
+    "data_overview",
+    "date_words",
+    "horizon_words",
+    "key_findings",
+    "markdown",
+    "missing_data",
+    "period_words",
+    "segments",
+    "segments_title",
+    "unit_words",
+]
+
+_UNITS = {"D": "day", "W": "week", "M": "month", "Y": "year", "h": "hour", "Q": "quarter"}
+
+
+# --- words ------------------------------------------------------------------------------------
+
+
+def markdown(text: str | Iterable[str]) -> str:
+    """Join sentences or paragraphs into Markdown, escaping dollar signs (not math)."""
+    if not isinstance(text, str):
+        text = "\n\n".join(t for t in text if t)
+    return text.replace("\\$", "$").replace("$", "\\$")
+
+
+def unit_words(freq: str, n: float | None = None) -> str:
+    """The unit of ``freq`` in words: ``unit_words("W") == "weeks"``, ``unit_words("W", 1)``
+    is ``"week"``."""
+    base = _UNITS.get(str(freq)[:1].upper() if freq != "h" else "h", str(freq))
+    return base if n is not None and abs(n - 1) < 1e-9 else base + "s"
+
+
+def horizon_words(horizon: str) -> str:
+    """``"12M"`` -> ``"12 months"``, ``"52W"`` -> ``"52 weeks"``, ``"inf"`` -> the whole future."""
+    text = str(horizon).strip()
+    if text.lower() in {"inf", "infinite", "lifetime"}:
+        return "the customer's whole future"
+    number, unit = text[:-1], text[-1:].upper()
+    if unit in _UNITS and number.replace(".", "", 1).isdigit():
+        value = float(number)
+        return f"{value:g} {unit_words(unit, value)}"
+    return text
+
+
+def date_words(moment: Any) -> str:
+    """``2011-12-09`` -> ``"9 Dec 2011"``."""
+    moment = pd.Timestamp(moment)
+    return f"{moment.day} {moment:%b %Y}"
+
+
+def period_words(start: Any, period: str) -> str:
+    """A period by its first day: ``"Nov 2011"`` for a month, ``"Q4 2011"`` for a quarter."""
+    start = pd.Timestamp(start)
+    if str(period).upper().startswith("Q"):
+        return f"Q{start.quarter} {start.year}"
+    return f"{start:%b %Y}"
+
+
+def _signed_change(new: float, old: float) -> str:
+    if not old:
+        return "not comparable"
+    change = new / old - 1.0
+    if abs(change) < 0.005:
+        return "level with"
+    return f"{'up' if change > 0 else 'down'} {percent(abs(change))} on"
+
+
+def key_findings(sentences: Iterable[str], *, title: str = "In short") -> str:
+    """The headline sentences as a Markdown list under a small heading."""
+    items = "\n".join(f"- {s}" for s in sentences)
+    return markdown(f"**{title}**\n\n{items}")
+
+
+def missing_data(what: str, needs: str) -> str:
+    """A sentence saying why a section is skipped and what data would enable it."""
+    return markdown(f"*This section needs {needs}, which this data set does not include. {what}*")
+
+
+# --- 01 customer base -------------------------------------------------------------------------
+
+
+def data_overview(data: Any, activity: pd.DataFrame, *, currency: str = "$") -> str:
+    """Opening paragraph: the data, its period and its size."""
+    clean = data.transactions
+    customers = clean["customer_id"].nunique()
+    orders = int(activity["orders"].sum())
+    revenue = float(clean["amount"].sum())
+    start, end = clean["timestamp"].min(), clean["timestamp"].max()
+    return markdown(
+        f"This report describes **{count(customers)} customers** who placed "
+        f"**{count(orders)} orders** worth **{money(revenue, currency)}** between "
+        f"{date_words(start)} and {date_words(end)}, in {data.source}. Revenue is net of "
+        "returns throughout."
+    )
+
+
+def cleaning(report: Any, *, currency: str = "$") -> str:
+    """What cleaning kept and removed, and that every line and amount is accounted for."""
+    labels = {
+        "missing_customer_id": "had no customer id (guest orders cannot be followed over time)",
+        "invalid_timestamp": "had no readable date",
+        "invalid_amount": "had no readable amount",
+        "after_observation_end": "were dated after the end of the period",
+        "excluded_code": "were not product sales (postage, fees and adjustments)",
+        "duplicate": "were exact copies of another line",
+        "zero_amount": "were worth nothing (free items)",
+        "return": "were returns or cancellations",
+        "cancellation_not_negative": "were cancellations with a positive amount",
+        "return_unmatched": "were returns of purchases made before the data starts",
+        "purchase_netted_to_zero": "were purchases returned in full",
+    }
+    parts = []
+    for key, label in labels.items():
+        rows = report.rows_dropped.get(key, 0)
+        if rows:
+            amount = report.amount_dropped.get(key, 0.0)
+            worth = f", worth {money(amount, currency)}" if abs(amount) >= 0.5 else ""
+            parts.append((rows, f"{count(rows)} {label}{worth}"))
+    parts.sort(key=lambda item: -item[0])
+    sentences = [
+        f"The file has {count(report.rows_in)} lines worth {money(report.amount_in, currency)}; "
+        f"{count(report.rows_kept)} of them ({percent(report.rows_kept / report.rows_in)}) "
+        f"worth {money(report.amount_kept, currency)} are used in this report."
+    ]
+    if parts:
+        listed = "; ".join(text for _, text in parts)
+        sentences.append(f"Lines left out: {listed}.")
+    netted = report.rows_dropped.get("return_netted", 0)
+    if netted:
+        sentences.append(
+            f"{count(netted)} returns worth {money(-report.amount_netted, currency)} were set "
+            "against the purchases they returned, so revenue is counted net of returns."
+        )
+    if report.reconciles:
+        sentences.append(
+            "Every line and every unit of money is accounted for: what is used plus what is "
+            "left out adds up to the file."
+        )
+    else:  # pragma: no cover - a CleaningReport made by custval always reconciles
+        sentences.append("The cleaning report does not add up; treat these numbers with care.")
+    return markdown(" ".join(sentences))
+
+
+def _full(activity: pd.DataFrame) -> pd.DataFrame:
+    return activity[~activity["partial"]]
+
+
+def _usable_sentence(report: Any) -> str:
+    """'92% of the 70,187 lines are usable; most of the rest are X and Y (all counted).'"""
+    names = {
+        "missing_customer_id": "guest orders without a customer id",
+        "invalid_timestamp": "lines without a date",
+        "invalid_amount": "lines without an amount",
+        "after_observation_end": "lines after the end of the period",
+        "excluded_code": "postage and fee lines",
+        "duplicate": "duplicates",
+        "zero_amount": "free items",
+        "return": "returns",
+        "cancellation_not_negative": "odd cancellations",
+        "return_unmatched": "returns of earlier purchases",
+        "return_netted": "returns (netted against their purchases)",
+        "purchase_netted_to_zero": "purchases returned in full",
+    }
+    top = sorted(
+        (k for k, v in report.rows_dropped.items() if v), key=lambda k: -report.rows_dropped[k]
+    )[:2]
+    sentence = (
+        f"{percent(report.rows_kept / report.rows_in)} of the {count(report.rows_in)} lines in "
+        "the data are usable"
+    )
+    if top:
+        sentence += "; most of the rest are " + " and ".join(names.get(k, k) for k in top)
+    return sentence + ", all counted so that the amounts reconcile."
+
+
+def activity_title(activity: pd.DataFrame, *, currency: str = "$") -> str:
+    """Chart title: the revenue trend over the last year, or the peak month."""
+    full = _full(activity)
+    period = activity.attrs.get("period", "M")
+    per_year = 4 if period.startswith("Q") else 12
+    if len(full) >= 2 * per_year:
+        last = full["revenue"].iloc[-per_year:].sum()
+        before = full["revenue"].iloc[-2 * per_year : -per_year].sum()
+        change = _signed_change(last, before)
+        return f"Revenue over the last 12 months was {change} the year before"
+    if full.empty:
+        full = activity
+    peak = full["revenue"].idxmax()
+    return (
+        f"Revenue peaked in {period_words(peak, period)} at "
+        f"{money(full['revenue'].max(), currency)}"
+    )
+
+
+def activity(activity: pd.DataFrame, *, currency: str = "$") -> str:
+    """Revenue and customers over time in sentences."""
+    period = activity.attrs.get("period", "M")
+    unit = "month" if period == "M" else "quarter"
+    per_year = 4 if period.startswith("Q") else 12
+    full = _full(activity)
+    sentences = []
+    if len(full) >= 2 * per_year:
+        last, before = full.iloc[-per_year:], full.iloc[-2 * per_year : -per_year]
+        sentences.append(
+            f"In the last 12 full months ({period_words(last.index[0], period)} to "
+            f"{period_words(last.index[-1], period)}) revenue was "
+            f"{money(last['revenue'].sum(), currency)}, "
+            f"{_signed_change(last['revenue'].sum(), before['revenue'].sum())} the 12 months "
+            f"before; on average {count(last['active_customers'].mean())} customers bought "
+            f"each {unit} ({_signed_change(last['active_customers'].mean(), before['active_customers'].mean())} "  # noqa: E501
+            "the year before)."
+        )
+    elif not full.empty:
+        sentences.append(
+            f"On average {count(full['active_customers'].mean())} customers bought each {unit}, "
+            f"spending {money(full['revenue'].mean(), currency)} a {unit} in total."
+        )
+    if not full.empty:
+        peak = full["revenue"].idxmax()
+        sentences.append(
+            f"The busiest {unit} was {period_words(peak, period)}, with "
+            f"{money(full.loc[peak, 'revenue'], currency)} from "
+            f"{count(full.loc[peak, 'active_customers'])} customers."
+        )
+        new_share = full["new_customers"].sum() / max(full["active_customers"].sum(), 1)
+        sentences.append(
+            f"First-time buyers make up {percent(new_share)} of the customers active in a "
+            f"typical {unit}."
+        )
+    partial = activity[activity["partial"]]
+    if len(partial):
+        names = " and ".join(period_words(p, period) for p in partial.index)
+        sentences.append(
+            f"{names} {'is' if len(partial) == 1 else 'are'} only partly covered by the data, "
+            "so the chart shows them hatched and the comparisons leave them out."
+        )
+    return markdown(" ".join(sentences))
+
+
+def _cohort_reference(retention: pd.DataFrame) -> tuple[int, int]:
+    """The horizons the cohort sentences quote: the next period and about a year later."""
+    period = retention.attrs.get("period", "M")
+    year = 4 if period.startswith("Q") else 12
+    columns = [c for c in retention.columns if c > 0 and retention[c].notna().sum() >= 2]
+    if not columns:
+        return 1, 1
+    later = year if year in columns else max(columns)
+    return 1, later
+
+
+def _weighted(retention: pd.DataFrame, column: int) -> float:
+    sizes = retention.attrs["sizes"]
+    values = retention[column]
+    mask = values.notna()
+    if not mask.any():
+        return math.nan
+    return float(np.average(values[mask], weights=sizes[mask]))
+
+
+def cohort_title(retention: pd.DataFrame) -> str:
+    """Chart title: how many new customers buy again in the next period."""
+    period = retention.attrs.get("period", "M")
+    unit = "month" if period == "M" else "quarter"
+    first, _ = _cohort_reference(retention)
+    share = _weighted(retention, first) if first in retention.columns else math.nan
+    if math.isnan(share):
+        return "Too little history to follow customers after their first purchase"
+    return f"{percent(share)} of new customers buy again in the {unit} after their first"
+
+
+def cohorts(retention: pd.DataFrame) -> str:
+    """Acquisition cohorts in sentences (repeat buying after the first period, and later)."""
+    period = retention.attrs.get("period", "M")
+    unit = "month" if period == "M" else "quarter"
+    sizes = retention.attrs["sizes"]
+    first, later = _cohort_reference(retention)
+    if first not in retention.columns or retention[first].notna().sum() == 0:
+        return markdown(
+            f"The data covers too few {unit}s to follow customers after their first purchase."
+        )
+    sentences = [
+        f"Customers are grouped by the {unit} of their first purchase ({count(len(sizes))} "
+        f"groups of {count(sizes.min())} to {count(sizes.max())} customers). On average "
+        f"{percent(_weighted(retention, first))} of a group buys again in the next {unit}"
+    ]
+    if later != first:
+        year = 4 if period.startswith("Q") else 12
+        when = "a year on" if later == year else f"{later} {unit}s on"
+        sentences[0] += f", and {percent(_weighted(retention, later))} still buy {when}."
+    else:
+        sentences[0] += "."
+    observed = retention[first].dropna()
+    if len(observed) >= 4:
+        half = len(observed) // 2
+        early, late = observed.iloc[:half], observed.iloc[half:]
+        w_early = sizes.reindex(early.index)
+        w_late = sizes.reindex(late.index)
+        early_rate = float(np.average(early, weights=w_early))
+        late_rate = float(np.average(late, weights=w_late))
+        if abs(late_rate - early_rate) >= 0.02:
+            direction = "more" if late_rate > early_rate else "less"
+            sentences.append(
+                f"Recent groups come back {direction} often: {percent(late_rate)} buy again in "
+                f"their next {unit}, against {percent(early_rate)} for the earlier groups."
+            )
+        else:
+            sentences.append(
+                f"Recent groups come back about as often as earlier ones ({percent(late_rate)} "
+                f"against {percent(early_rate)} in the next {unit})."
+            )
+    if retention.attrs.get("left_out"):
+        sentences.append(
+            f"{count(retention.attrs['left_out'])} customers whose first purchase fell in a "
+            f"{unit} with very few newcomers are left out of this view."
+        )
+    others = sizes.iloc[1:]
+    if len(others) >= 2 and sizes.iloc[0] > 2 * others.median():
+        sentences.append(
+            f"The first group ({period_words(sizes.index[0], period)}, "
+            f"{count(sizes.iloc[0])} customers) is large because it also holds every customer "
+            "who was already buying when the data starts; its rates describe established "
+            "customers rather than new ones."
+        )
+    return markdown(" ".join(sentences))
+
+
+def segments_title(table: pd.DataFrame) -> str:
+    """Chart title: what the best segment is worth relative to its size."""
+    if "Champions" in table.index:
+        row = table.loc["Champions"]
+        name = "Champions"
+    else:
+        name = table["revenue_share"].idxmax()
+        row = table.loc[name]
+    return (
+        f"{name} are {percent(row['customer_share'])} of customers and bring "
+        f"{percent(row['revenue_share'])} of revenue"
+    )
+
+
+def segments(table: pd.DataFrame, *, currency: str = "$") -> str:
+    """RFM segments in sentences: the best, the ones slipping away, the ones gone."""
+    freq = table.attrs.get("freq", "W")
+    unit = unit_words(freq)
+    sentences = [
+        "Customers are placed in segments by how recently and how often they bought "
+        "(five levels each, from the bottom fifth to the top fifth of customers)."
+    ]
+
+    def group(names: list[str]) -> pd.DataFrame:
+        return table.loc[[n for n in names if n in table.index]]
+
+    best = group(["Champions", "Loyal"])
+    if len(best):
+        sentences.append(
+            f"**Champions and Loyal customers** ({count(best['customers'].sum())}, "
+            f"{percent(best['customer_share'].sum())} of customers) bring "
+            f"{percent(best['revenue_share'].sum())} of all revenue."
+        )
+    risk = group(["At risk", "Can't lose them"])
+    if len(risk):
+        since = np.average(risk["periods_since_last"], weights=risk["customers"])
+        sentences.append(
+            f"**At risk and Can't lose them** ({count(risk['customers'].sum())} customers) "
+            f"used to buy often but have not bought for {count(since)} {unit} on average; "
+            f"they brought {percent(risk['revenue_share'].sum())} of revenue, which makes them "
+            "the first group to win back."
+        )
+    new = group(["New", "Promising", "Potential loyalists"])
+    if len(new):
+        sentences.append(
+            f"**New, Promising and Potential loyalists** ({count(new['customers'].sum())}) "
+            "bought recently but only a few times: the group to turn into regulars."
+        )
+    gone = group(["Hibernating", "Lost"])
+    if len(gone):
+        sentences.append(
+            f"**Hibernating and Lost** ({count(gone['customers'].sum())}, "
+            f"{percent(gone['customer_share'].sum())} of customers) bought rarely and long "
+            f"ago and brought {percent(gone['revenue_share'].sum())} of revenue."
+        )
+    return markdown(" ".join(sentences))
+
+
+def customer_base_summary(
+    data: Any,
+    activity: pd.DataFrame,
+    retention: pd.DataFrame,
+    segment_table: pd.DataFrame,
+    *,
+    currency: str = "$",
+) -> list[str]:
+    """The headline sentences of the customer-base report, for the index page."""
+    clean = data.transactions
+    report = data.cleaning
+    sentences = [
+        f"{count(clean['customer_id'].nunique())} customers spent "
+        f"{money(float(clean['amount'].sum()), currency)} between "
+        f"{date_words(clean['timestamp'].min())} and {date_words(clean['timestamp'].max())}.",
+        _usable_sentence(report),
+        activity_title(activity, currency=currency) + ".",
+    ]
+    title = cohort_title(retention)
+    if not title.startswith("Too little"):
+        sentences.append(title + ".")
+    sentences.append(segments_title(segment_table) + ".")
+    return sentences
