@@ -1,0 +1,489 @@
+"""BG/BB: the beta-geometric/beta-Bernoulli model of discrete-time repeat transactions.
+
+Fader, Hardie & Shang (2010), "Customer-Base Analysis in a Discrete-Time Noncontractual
+Setting", Marketing Science 29(6), 1086-1108 (FHS). Equation numbers refer to that paper.
+
+At each of ``n`` transaction opportunities an alive customer transacts with probability
+``p ~ Beta(alpha, beta)``; between opportunities they die with probability
+``theta ~ Beta(gamma, delta)``. A customer's history is summarized by ``frequency`` (the number
+of opportunities with a transaction, ``x``), ``recency`` (the opportunity of the last one,
+``t_x``; 0 if none) and ``n_periods`` (``n``).
+
+Every beta-function ratio below is evaluated in log space; the finite sums run over
+consecutive opportunities with the ratio of consecutive terms and ``psi(z+1) = psi(z) + 1/z``,
+so each step costs a few arithmetic operations and no special function.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+from scipy.special import betaln, digamma, gammaln, logsumexp
+from sklearn.utils.validation import check_is_fitted
+
+from custval._validation import bad_values_message
+from custval.errors import DataError
+from custval.models._base import BaseModel
+
+__all__ = ["BetaGeoBetaBinomModel"]
+
+_GAMMA_NEAR_ONE = 1e-7  # |gamma - 1| below which the removable singularity is stepped around
+
+
+# ---------------------------------------------------------------------------------------------
+# Likelihood
+# ---------------------------------------------------------------------------------------------
+def _loglik_grad(
+    params: np.ndarray, data: Mapping[str, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row log-likelihood (FHS eq. 5) and its gradient in (alpha, beta, gamma, delta)::
+
+        L = B(a+x, b+n-x)/B(a,b) B(g, d+n)/B(g,d)
+            + sum_{i=0}^{n-t_x-1} B(a+x, b+t_x-x+i)/B(a,b) B(g+1, d+t_x+i)/B(g,d)
+
+    The first term: alive through all ``n`` opportunities; term ``i``: died right after
+    opportunity ``t_x + i``. The sum's terms decrease in ``i``, so the first one scales it.
+    """
+    alpha, beta, gamma, delta = params
+    x, t_x, n = data["frequency"], data["recency"], data["n_periods"]
+    rows = x.shape[0]
+    b_ab, b_gd = betaln(alpha, beta), betaln(gamma, delta)
+    psi_a, psi_b, psi_g, psi_d = digamma(alpha), digamma(beta), digamma(gamma), digamma(delta)
+    psi_ab, psi_gd = digamma(alpha + beta), digamma(gamma + delta)
+    psi_ax = digamma(alpha + x)
+
+    # alive throughout
+    log_alive = betaln(alpha + x, beta + n - x) - b_ab + betaln(gamma, delta + n) - b_gd
+    psi_abn, psi_gdn = digamma(alpha + beta + n), digamma(gamma + delta + n)
+    g_alive = np.empty((4, rows))
+    g_alive[0] = psi_ax - psi_abn - psi_a + psi_ab
+    g_alive[1] = digamma(beta + n - x) - psi_abn - psi_b + psi_ab
+    g_alive[2] = psi_gd - psi_gdn
+    g_alive[3] = digamma(delta + n) - psi_gdn - psi_d + psi_gd
+
+    # died after opportunity t_x + i, i = 0 .. n - t_x - 1 (terms relative to i = 0)
+    count = (n - t_x).astype(np.int64)
+    b0 = beta + t_x - x  # beta + t_x - x + i
+    ab0 = alpha + beta + t_x  # alpha + beta + t_x + i
+    d0 = delta + t_x  # delta + t_x + i
+    gd0 = gamma + delta + t_x + 1.0  # gamma + delta + t_x + 1 + i
+    has_sum = count > 0
+    log_first = np.where(
+        has_sum,
+        betaln(alpha + x, b0) - b_ab + betaln(gamma + 1.0, d0) - b_gd,
+        -np.inf,
+    )
+    g_first = np.empty((4, rows))
+    psi_ab0 = digamma(ab0)
+    psi_gd0 = digamma(gd0)
+    g_first[0] = psi_ax - psi_ab0 - psi_a + psi_ab
+    g_first[1] = digamma(b0) - psi_ab0 - psi_b + psi_ab
+    g_first[2] = digamma(gamma + 1.0) - psi_gd0 - psi_g + psi_gd
+    g_first[3] = digamma(d0) - psi_gd0 - psi_d + psi_gd
+
+    # running sums over i: rows sorted by count so that the active rows are a prefix
+    order = np.argsort(-count, kind="stable")
+    cnt = count[order]
+    n_max = int(cnt[0]) if rows else 0
+    rel_sum = np.ones(rows)  # sum_i term_i / term_0
+    rel_grad = np.zeros((4, rows))  # sum_i term_i/term_0 * (dlog term_i - dlog term_0)
+    if n_max > 1:
+        active = int(np.searchsorted(-cnt, -2, side="right"))  # rows with count > 1
+        b_i, ab_i, d_i, gd_i = b0[order], ab0[order], d0[order], gd0[order]
+        term = np.ones(active)
+        shift = np.zeros((4, active))  # dlog term_i - dlog term_0
+        sums = np.ones(active)
+        gsum = np.zeros((4, active))
+        b_i, ab_i, d_i, gd_i = b_i[:active], ab_i[:active], d_i[:active], gd_i[:active]
+        for i in range(1, n_max):
+            k = int(np.searchsorted(-cnt, -(i + 1), side="right"))  # rows with count > i
+            if k < term.shape[0]:
+                term, shift, b_i, ab_i, d_i, gd_i = (
+                    term[:k],
+                    shift[:, :k],
+                    b_i[:k],
+                    ab_i[:k],
+                    d_i[:k],
+                    gd_i[:k],
+                )
+            # term_i / term_{i-1} = (b+i-1)/(a+b+i-1) * (d+i-1)/(g+d+i)
+            term = term * (b_i / ab_i) * (d_i / gd_i)
+            inv_ab, inv_gd = 1.0 / ab_i, 1.0 / gd_i
+            shift[0] -= inv_ab
+            shift[1] += 1.0 / b_i - inv_ab
+            shift[2] -= inv_gd
+            shift[3] += 1.0 / d_i - inv_gd
+            sums[:k] += term
+            gsum[:, :k] += term * shift
+            b_i, ab_i, d_i, gd_i = b_i + 1.0, ab_i + 1.0, d_i + 1.0, gd_i + 1.0
+        rel_sum[order[:active]] = sums
+        rel_grad[:, order[:active]] = gsum
+    log_died = log_first + np.log(rel_sum)
+    ll = np.logaddexp(log_alive, log_died)
+    w_alive = np.exp(log_alive - ll)
+    w_died = 1.0 - w_alive
+    g_died = g_first + rel_grad / rel_sum
+    grad = w_alive * g_alive + np.where(has_sum, w_died, 0.0) * g_died
+    return ll, grad.T
+
+
+# ---------------------------------------------------------------------------------------------
+# Predictions: functions of (params, arrays), wrapped by the model's methods
+# ---------------------------------------------------------------------------------------------
+def _log_likelihood(params: np.ndarray, x: Any, t_x: Any, n: Any) -> np.ndarray:
+    x, t_x, n = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (x, t_x, n)))
+    shape = x.shape
+    data = {"frequency": x.ravel(), "recency": t_x.ravel(), "n_periods": n.ravel()}
+    return _loglik_grad(params, data)[0].reshape(shape)
+
+
+def _log_survival_ratio(gamma: float, delta: float, n: Any, m: Any) -> np.ndarray:
+    """``log[(Gamma(1+d+n)/Gamma(g+d+n) - Gamma(1+d+n+m)/Gamma(g+d+n+m)) / (g - 1)]``,
+    with its limit ``log(psi(1+d+n+m) - psi(1+d+n)) + log(Gamma(1+d+n)/Gamma(g+d+n))`` at
+    ``g = 1``."""
+    n, m = np.asarray(n, dtype=float), np.asarray(m, dtype=float)
+    head = gammaln(1.0 + delta + n) - gammaln(gamma + delta + n)
+    if abs(gamma - 1.0) < _GAMMA_NEAR_ONE:
+        with np.errstate(divide="ignore"):
+            return head + np.log(digamma(1.0 + delta + n + m) - digamma(1.0 + delta + n))
+    tail = gammaln(1.0 + delta + n + m) - gammaln(gamma + delta + n + m)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return head + np.log(-np.expm1(tail - head) / (gamma - 1.0))
+
+
+def _expected_purchases(
+    params: np.ndarray, frequency: Any, recency: Any, n_periods: Any, t: Any
+) -> np.ndarray:
+    """``E[X(n, n+t) | x, t_x, n]``, transactions in the next ``t`` opportunities (FHS eq. 13)::
+
+    1/L B(a+x+1, b+n-x)/B(a,b) d/(g-1) G(g+d)/G(1+d)
+        [G(1+d+n)/G(g+d+n) - G(1+d+n+t)/G(g+d+n+t)]
+    """
+    alpha, beta, gamma, delta = params
+    x, t_x, n, m = np.broadcast_arrays(
+        *(np.asarray(v, dtype=float) for v in (frequency, recency, n_periods, t))
+    )
+    log_value = (
+        -_log_likelihood(params, x, t_x, n)
+        + betaln(alpha + x + 1.0, beta + n - x)
+        - betaln(alpha, beta)
+        + np.log(delta)
+        + gammaln(gamma + delta)
+        - gammaln(1.0 + delta)
+        + _log_survival_ratio(gamma, delta, n, m)
+    )
+    return np.where(m > 0, np.exp(log_value), 0.0)
+
+
+def _probability_alive(
+    params: np.ndarray, frequency: Any, recency: Any, n_periods: Any, future: Any = 0
+) -> np.ndarray:
+    """``P(alive at opportunity n + future | x, t_x, n)`` (FHS eq. 11 is ``future = 1``)::
+
+    B(a+x, b+n-x)/B(a,b) B(g, d+n+future)/B(g,d) / L
+    """
+    alpha, beta, gamma, delta = params
+    x, t_x, n, m = np.broadcast_arrays(
+        *(np.asarray(v, dtype=float) for v in (frequency, recency, n_periods, future))
+    )
+    log_value = (
+        betaln(alpha + x, beta + n - x)
+        - betaln(alpha, beta)
+        + betaln(gamma, delta + n + m)
+        - betaln(gamma, delta)
+        - _log_likelihood(params, x, t_x, n)
+    )
+    return np.exp(np.minimum(log_value, 0.0))
+
+
+def _expected_purchases_new_customer(params: np.ndarray, t: Any) -> np.ndarray:
+    """``E[X(t)]`` over the first ``t`` opportunities of a new customer (FHS eq. 8)::
+
+    a/(a+b) d/(g-1) [1 - G(g+d) G(1+d+t) / (G(g+d+t) G(1+d))]
+    """
+    alpha, beta, gamma, delta = params
+    m = np.asarray(t, dtype=float)
+    log_value = (
+        np.log(alpha / (alpha + beta))
+        + np.log(delta)
+        + gammaln(gamma + delta)
+        - gammaln(1.0 + delta)
+        + _log_survival_ratio(gamma, delta, 0.0, m)
+    )
+    return np.where(m > 0, np.exp(log_value), 0.0)
+
+
+def _probability_of_purchases(params: np.ndarray, x: Any, t: int) -> np.ndarray:
+    """``P(X(t) = x)`` for a new customer over ``t`` opportunities (FHS eq. 7)::
+
+    C(t,x) B(a+x, b+t-x)/B(a,b) B(g, d+t)/B(g,d)
+        + sum_{i=x}^{t-1} C(i,x) B(a+x, b+i-x)/B(a,b) B(g+1, d+i)/B(g,d)
+    """
+    alpha, beta, gamma, delta = params
+    counts = np.asarray(x, dtype=float)
+    shape = counts.shape
+    k = counts.ravel()[:, None]
+
+    def log_binom(nn: Any, kk: np.ndarray) -> np.ndarray:
+        return gammaln(nn + 1.0) - gammaln(kk + 1.0) - gammaln(nn - kk + 1.0)
+
+    with np.errstate(invalid="ignore", divide="ignore"):
+        alive = np.where(
+            k <= t,
+            log_binom(t, k)
+            + betaln(alpha + k, beta + t - k)
+            - betaln(alpha, beta)
+            + betaln(gamma, delta + t)
+            - betaln(gamma, delta),
+            -np.inf,
+        )
+        i = np.arange(t, dtype=float)[None, :]
+        died = np.where(
+            i >= k,
+            log_binom(i, k)
+            + betaln(alpha + k, beta + np.maximum(i - k, 0.0))
+            - betaln(alpha, beta)
+            + betaln(gamma + 1.0, delta + i)
+            - betaln(gamma, delta),
+            -np.inf,
+        )
+    total = logsumexp(np.concatenate([alive, died], axis=1), axis=1)
+    return np.exp(total).reshape(shape)
+
+
+# ---------------------------------------------------------------------------------------------
+# The model class
+# ---------------------------------------------------------------------------------------------
+class BetaGeoBetaBinomModel(BaseModel):
+    """BG/BB model of repeat transactions at discrete opportunities (Fader, Hardie & Shang 2010).
+
+    Fitted by maximum likelihood (FHS eq. 5) with its analytic gradient on the distinct
+    ``(frequency, recency, n_periods)`` patterns, optionally weighted (data are often given as
+    counts of customers per pattern, like the donations data of the paper).
+
+    Parameters
+    ----------
+    penalizer_coef, initial_params, tol, max_iter
+        See :class:`custval.models._base.BaseModel`.
+
+    Attributes
+    ----------
+    params_ : Series
+        ``alpha``, ``beta`` (transaction probability ~ Beta), ``gamma``, ``delta`` (dropout
+        probability ~ Beta).
+    log_likelihood_, n_customers_, n_patterns_, variance_matrix_
+        See :class:`custval.models._base.BaseModel`; ``summary``, ``aic`` and ``bic`` too.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from custval import BetaGeoBetaBinomModel
+    >>> model = BetaGeoBetaBinomModel.from_params(alpha=1.204, beta=0.750, gamma=0.657, delta=2.783)
+    >>> donor = pd.DataFrame({"frequency": [6], "recency": [6], "n_periods": [6]})
+    >>> model.probability_alive(donor).round(3).tolist()
+    [1.0]
+    """
+
+    _param_names: ClassVar[tuple[str, ...]] = ("alpha", "beta", "gamma", "delta")
+    _data_columns: ClassVar[tuple[str, ...]] = ("frequency", "recency", "n_periods")
+    _display_name: ClassVar[str] = "BG/BB model"
+
+    def _validate_data(self, data: dict[str, np.ndarray], frame: pd.DataFrame) -> None:
+        for column in ("recency", "n_periods"):
+            values = data[column]
+            mask = values != np.round(values)
+            if np.any(mask):
+                raise DataError(
+                    bad_values_message(
+                        frame,
+                        mask,
+                        column,
+                        "non-integer values",
+                        f"{column!r} counts discrete transaction opportunities and must be a "
+                        "whole number",
+                    )
+                )
+        self._check_frequency_recency(data, frame, horizon="n_periods")
+        mask = data["frequency"] > data["recency"]
+        if np.any(mask):
+            raise DataError(
+                bad_values_message(
+                    frame,
+                    mask,
+                    "frequency",
+                    "values greater than 'recency'",
+                    "a customer cannot transact at more opportunities than the one of their "
+                    "last transaction",
+                )
+            )
+
+    def _initial_params(self, data: Mapping[str, np.ndarray], weights: np.ndarray) -> np.ndarray:
+        return np.ones(4)
+
+    def _loglik_grad(
+        self, params: np.ndarray, data: Mapping[str, np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        return _loglik_grad(params, data)
+
+    def _loglik(self, params: np.ndarray, data: Mapping[str, np.ndarray]) -> np.ndarray:
+        return _loglik_grad(params, data)[0]
+
+    # ------------------------------------------------------------------ predictions
+    def _params(self) -> np.ndarray:
+        check_is_fitted(self, "params_")
+        return self.params_[list(self._param_names)].to_numpy(dtype=float)
+
+    def _opportunities(self, t: Any, name: str = "t") -> Any:
+        value = self._duration(t, name=name)
+        if np.any(np.asarray(value) != np.round(value)):
+            raise DataError(
+                f"{name} counts discrete transaction opportunities and must be a whole "
+                f"number, got {t!r}"
+            )
+        return value
+
+    def expected_purchases(self, summary: pd.DataFrame, t: int) -> pd.Series:
+        """Expected transactions of each customer over the next ``t`` opportunities.
+
+        ``E[X(n, n+t) | frequency, recency, n_periods]`` (FHS eq. 13).
+
+        Parameters
+        ----------
+        summary : DataFrame
+            Customers with ``frequency``, ``recency`` and ``n_periods``.
+        t : int
+            Number of future transaction opportunities.
+
+        Returns
+        -------
+        Series
+            ``expected_purchases``, aligned with ``summary.index``.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> from custval import BetaGeoBetaBinomModel
+        >>> model = BetaGeoBetaBinomModel.from_params(
+        ...     alpha=1.204, beta=0.750, gamma=0.657, delta=2.783)
+        >>> donor = pd.DataFrame({"frequency": [3], "recency": [5], "n_periods": [6]})
+        >>> round(float(model.expected_purchases(donor, 5).iloc[0]), 3)
+        1.989
+        """
+        data = self._prediction_data(summary)
+        horizon = self._opportunities(t)
+        values = _expected_purchases(
+            self._params(), data["frequency"], data["recency"], data["n_periods"], horizon
+        )
+        return self._series(values, summary, "expected_purchases")
+
+    def probability_alive(self, summary: pd.DataFrame, future_periods: int = 0) -> pd.Series:
+        """Probability that each customer is alive at opportunity ``n_periods + future_periods``.
+
+        ``future_periods=0``: alive at the last observed opportunity; ``future_periods=1`` is
+        FHS eq. (11), alive at the next one (lifetimes' ``m_periods_in_future``).
+
+        Parameters
+        ----------
+        summary : DataFrame
+            Customers with ``frequency``, ``recency`` and ``n_periods``.
+        future_periods : int, default 0
+            Opportunities after ``n_periods``.
+
+        Returns
+        -------
+        Series
+            ``probability_alive``, aligned with ``summary.index``.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> from custval import BetaGeoBetaBinomModel
+        >>> model = BetaGeoBetaBinomModel.from_params(
+        ...     alpha=1.204, beta=0.750, gamma=0.657, delta=2.783)
+        >>> donor = pd.DataFrame({"frequency": [3], "recency": [3], "n_periods": [6]})
+        >>> round(float(model.probability_alive(donor).iloc[0]), 3)
+        0.162
+        """
+        data = self._prediction_data(summary)
+        future = self._opportunities(future_periods, "future_periods")
+        values = _probability_alive(
+            self._params(), data["frequency"], data["recency"], data["n_periods"], future
+        )
+        return self._series(values, summary, "probability_alive")
+
+    def expected_purchases_new_customer(self, t: int | Any) -> float | pd.Series:
+        """Expected transactions of a new customer over their first ``t`` opportunities (FHS eq. 8).
+
+        Parameters
+        ----------
+        t : int or array-like of int
+            Number(s) of transaction opportunities.
+
+        Returns
+        -------
+        float or Series
+            A float for a scalar ``t``; otherwise a Series indexed by ``t``.
+
+        Examples
+        --------
+        >>> from custval import BetaGeoBetaBinomModel
+        >>> model = BetaGeoBetaBinomModel.from_params(
+        ...     alpha=1.204, beta=0.750, gamma=0.657, delta=2.783)
+        >>> round(model.expected_purchases_new_customer(6), 3)
+        2.383
+        """
+        params = self._params()
+        horizon = self._opportunities(t)
+        values = _expected_purchases_new_customer(params, horizon)
+        if np.ndim(horizon) == 0:
+            return float(values)
+        return pd.Series(
+            values, index=pd.Index(np.asarray(t).ravel(), name="t"), name="expected_purchases"
+        )
+
+    def probability_of_purchases(self, n: int | Any, t: int) -> float | pd.Series:
+        """Probability that a new customer transacts at exactly ``n`` of ``t`` opportunities.
+
+        ``P(X(t) = n)`` (FHS eq. 7).
+
+        Parameters
+        ----------
+        n : int or array-like of int
+            Number(s) of transactions, >= 0.
+        t : int
+            Number of transaction opportunities.
+
+        Returns
+        -------
+        float or Series
+            A float for a scalar ``n``; otherwise a Series indexed by ``n``.
+
+        Examples
+        --------
+        >>> from custval import BetaGeoBetaBinomModel
+        >>> model = BetaGeoBetaBinomModel.from_params(
+        ...     alpha=1.204, beta=0.750, gamma=0.657, delta=2.783)
+        >>> round(model.probability_of_purchases(0, 6), 3)
+        0.306
+        """
+        params = self._params()
+        counts = np.asarray(n)
+        if (
+            not np.issubdtype(counts.dtype, np.number)
+            or np.any(~np.isfinite(counts))
+            or np.any(counts < 0)
+            or np.any(counts != np.round(counts))
+        ):
+            raise DataError(f"n must be whole numbers of transactions >= 0, got {n!r}")
+        horizon = self._opportunities(t)
+        if np.ndim(horizon) != 0:
+            raise DataError(f"t must be a single number of opportunities here, got {t!r}")
+        values = _probability_of_purchases(params, counts, int(horizon))
+        if counts.ndim == 0:
+            return float(values)
+        return pd.Series(
+            values.ravel(), index=pd.Index(counts.ravel(), name="n"), name="probability"
+        )

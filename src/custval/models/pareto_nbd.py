@@ -1,0 +1,881 @@
+"""Pareto/NBD: the Pareto/negative binomial distribution model.
+
+Schmittlein, Morrison & Colombo (1987), "Counting Your Customers: Who Are They and What Will They
+Do Next?", Management Science 33(1), 1-24 (SMC). While alive, a customer buys as a Poisson
+process with rate ``lambda ~ Gamma(r, alpha)``; their lifetime is exponential with rate
+``mu ~ Gamma(s, beta)``.
+
+References for the formulas below:
+
+* the likelihood: Fader, Hardie & Lee (2005), "RFM and CLV: Using Iso-Value Curves for Customer
+  Base Analysis", Journal of Marketing Research 42(4), 415-430 (FHL-RFM), appendix eq. (A1),
+  and Fader & Hardie's notes 008 and 009 ("A Note on Deriving the Pareto/NBD Model and Related
+  Expressions", 2005, eq. 18-22);
+* P(alive), conditional expectations and the new-customer mean: note 009, eq. (27), (36)-(41);
+* P(X(t) = x) for a new customer: note 008 ("Deriving an Expression for P(X(t) = x) Under the
+  Pareto/NBD Model", 2006), eq. (4), used here in its integral form;
+* DERT: FHL-RFM eq. (2).
+
+Numerics. With ``J = integral_{t_x}^{T} (alpha + tau)^-(r+x) (beta + tau)^-(s+1) d tau`` (the
+death of the customer at ``tau`` between the last purchase and ``T``, averaged over lambda and
+mu; note 027, "An Integral Expression for the Pareto/NBD Likelihood"), the likelihood is::
+
+    L = G(r+x) alpha^r beta^s / G(r) * [ (alpha+T)^-(r+x) (beta+T)^-s + s J ]     (FHL-RFM A1)
+
+``s J`` is the ``s/(r+s+x) A_0`` of FHL-RFM, where ``A_0`` is a difference of two Gauss
+hypergeometric functions ``2F1(r+s+x, s+1 or r+x; r+s+x+1; z)``. Here ``J = I(t_x) - I(T)`` with
+``I(t) = integral_t^inf`` written after Euler's transformation as::
+
+    I(t) = (M+t)^-e_M (m+t)^-(e_m-1) / (r+s+x) * sum_n (e_M)_n / (r+s+x+1)_n z^n,
+    z = |alpha - beta| / (M + t),
+
+where ``M = max(alpha, beta)`` carries the exponent ``e_M`` (``r+x`` if it is ``alpha``, else
+``s+1``) and ``m`` the other. Every term of the series is positive and their ratio is below
+``z``, so the series converges monotonically with no overflow whatever ``x`` and ``T`` are; the
+parameter derivatives are running sums computed alongside (``d/d e_M log (e_M)_n`` is a sum of
+reciprocals). Where ``z > 0.9`` at ``t_x`` (very different alpha and beta), ``J`` is instead
+integrated directly by Gauss-Legendre quadrature in ``v = log(m + tau)``, where the log-integrand
+is concave, on the interval that carries all but ``e^-44`` of its mass; its derivatives are
+integrals of the derivatives of the integrand (differentiation under the integral).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+from scipy.special import digamma, gammaln, log1p
+from sklearn.utils.validation import check_is_fitted
+
+from custval._units import annual_rate_to_period
+from custval.errors import DataError
+from custval.models._base import BaseModel
+
+__all__ = ["ParetoNBDModel"]
+
+_SERIES_MAX_Z = 0.9  # above this z (at t_x) J is integrated by quadrature instead
+_SERIES_RTOL = 1e-17  # stop when a term is below this fraction of the partial sum
+_SERIES_MAX_TERMS = 520  # ratio < 0.9: 400 terms reach 1e-17 (with the tail); a safety net
+_QUAD_DROP = 44.0  # keep the part of a concave log-integrand within e^-44 of its maximum
+_NEWTON_STEPS = 12
+_S_NEAR_ONE = 1e-7
+_PAIR_KEYS = (
+    "_pair_x",
+    "_pair_t",
+    "_pair_lo",
+    "_pair_hi",
+)  # |s - 1| below which the removable singularity at s = 1 is stepped around
+
+
+def _gauss_legendre(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Gauss-Legendre nodes and weights on [0, 1]."""
+    x, w = np.polynomial.legendre.leggauss(n)
+    return 0.5 * (x + 1.0), 0.5 * w
+
+
+_GL64 = _gauss_legendre(64)
+_GL128 = _gauss_legendre(128)
+
+
+# ---------------------------------------------------------------------------------------------
+# Building blocks
+# ---------------------------------------------------------------------------------------------
+def _log1mexp(x: np.ndarray) -> np.ndarray:
+    """``log(1 - exp(x))`` for ``x <= 0``, accurate near 0 and for very negative x."""
+    x = np.asarray(x, dtype=float)
+    with np.errstate(divide="ignore"):
+        return np.where(x > -0.6931471805599453, np.log(-np.expm1(x)), log1p(-np.exp(x)))
+
+
+def _ratio_series(
+    e_big: np.ndarray, c: np.ndarray, z: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``log S`` and ``d log S / d(e_big, c, z)`` for ``S = sum_n (e_big)_n / (c)_n z^n``.
+
+    Requires ``0 < e_big < c`` and ``0 <= z < 1``: every term is positive and the ratio of
+    consecutive terms, ``z (e_big + n) / (c + n)``, is below ``z``. Rows leave the loop as soon
+    as their latest term is below ``_SERIES_RTOL`` of their sum (the rest is below
+    ``term z / (1 - z)``).
+    """
+    n_rows = z.shape[0]
+    out = np.empty((4, n_rows))
+    idx = np.arange(n_rows)
+    # state rows: sum, d/de, d/dc, d/dz, harmonic sums for e and c, term / z
+    total, d_e, d_c, d_z = np.ones(n_rows), np.zeros(n_rows), np.zeros(n_rows), np.zeros(n_rows)
+    harm_e, harm_c, coef = np.zeros(n_rows), np.zeros(n_rows), np.ones(n_rows)
+    e_act, c_act, z_act = e_big.copy(), c.copy(), z.copy()
+    inv_e, inv_c, term = np.empty(n_rows), np.empty(n_rows), np.empty(n_rows)
+    for n in range(1, _SERIES_MAX_TERMS + 1):
+        # (e)_n/(c)_n z^(n-1) = previous * (e+n-1)/(c+n-1) * z  (no z for n = 1)
+        np.divide(1.0, e_act, out=inv_e)
+        np.divide(1.0, c_act, out=inv_c)
+        coef *= inv_c
+        coef *= e_act
+        if n > 1:
+            coef *= z_act
+        harm_e += inv_e
+        harm_c += inv_c
+        np.multiply(coef, z_act, out=term)
+        total += term
+        d_e += term * harm_e
+        d_c -= term * harm_c
+        d_z += n * coef
+        e_act += 1.0
+        c_act += 1.0
+        if n % 8 == 0 or n == _SERIES_MAX_TERMS:
+            going = term > _SERIES_RTOL * total
+            if n == _SERIES_MAX_TERMS:
+                going[:] = False
+            if not going.all():
+                done = ~going
+                rows = idx[done]
+                out[0, rows], out[1, rows] = total[done], d_e[done]
+                out[2, rows], out[3, rows] = d_c[done], d_z[done]
+                if not going.any():
+                    break
+                idx, total, d_e, d_c, d_z = (a[going] for a in (idx, total, d_e, d_c, d_z))
+                harm_e, harm_c, coef = harm_e[going], harm_c[going], coef[going]
+                e_act, c_act, z_act = e_act[going], c_act[going], z_act[going]
+                inv_e, inv_c, term = inv_e[going], inv_c[going], term[going]
+    total = out[0]
+    return np.log(total), out[1] / total, out[2] / total, out[3] / total
+
+
+def _concave_log_quadrature(
+    log_f: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    slope: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    lo: np.ndarray,
+    hi: np.ndarray,
+    peak: np.ndarray,
+    nodes: tuple[np.ndarray, np.ndarray],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``log integral_lo^hi exp(log_f(v)) dv`` for log-concave integrands, row-wise.
+
+    ``log_f(v, rows)`` and ``slope(v, rows)`` evaluate the log-integrand and its derivative at
+    ``v`` (shape ``(k,)`` or ``(k, n_nodes)``) for the rows ``rows``; ``peak`` is the maximiser
+    on ``[lo, hi]``. The interval is first narrowed to where the integrand is within
+    ``e^-_QUAD_DROP`` of its maximum (Newton's method on a concave function from the outside
+    converges monotonically without overshooting), then integrated by Gauss-Legendre.
+
+    Returns the log-integral, the nodes ``(n_rows, n_nodes)`` and the normalized weights of the
+    nodes in the integral (summing to one per row), for integrals of ``g exp(log_f)``.
+    """
+    rows = np.arange(lo.shape[0])
+    top = log_f(peak, rows)
+    target = top - _QUAD_DROP
+    left, right = lo.copy(), hi.copy()
+    with np.errstate(all="ignore"):
+        for end, step_sign in ((left, 1.0), (right, -1.0)):
+            far = log_f(end, rows) < target
+            if not np.any(far):
+                continue
+            v = end[far]
+            sub = rows[far]
+            for _ in range(_NEWTON_STEPS):
+                gap = target[far] - log_f(v, sub)
+                d = slope(v, sub)
+                step = np.where((gap > 0) & (step_sign * d > 0), gap / d, 0.0)
+                v = v + step
+            end[far] = np.where(np.isfinite(v), v, end[far])
+        width = np.maximum(right - left, 0.0)
+        x, w = nodes
+        v = left[:, None] + width[:, None] * x[None, :]
+        log_w = log_f(v, rows) - top[:, None]
+        weights = w[None, :] * np.exp(log_w)
+        total = weights.sum(axis=1)
+        log_integral = top + np.log(width) + np.log(total)
+        weights = weights / np.where(total > 0, total, 1.0)[:, None]
+    log_integral = np.where(width > 0, log_integral, -np.inf)
+    return log_integral, v, weights
+
+
+def _log_j_series(
+    params: np.ndarray, x: np.ndarray, t: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``log I(t)`` and its gradient in (r, alpha, s, beta), ``I(t) = integral_t^inf ...``."""
+    r, alpha, s, beta = params
+    a = r + s + x
+    log_at, log_bt = np.log(alpha + t), np.log(beta + t)
+    grad = np.empty((4, t.shape[0]))
+    if alpha >= beta:  # M = alpha with exponent r + x; m = beta with exponent s + 1
+        z = (alpha - beta) / (alpha + t)
+        log_s, d_e, d_c, d_z = _ratio_series(r + x, a + 1.0, z)
+        log_i = -(r + x) * log_at - s * log_bt + log_s - np.log(a)
+        grad[0] = -log_at + d_e + d_c - 1.0 / a
+        grad[1] = -(r + x) / (alpha + t) + d_z * (beta + t) / (alpha + t) ** 2
+        grad[2] = -log_bt + d_c - 1.0 / a
+        grad[3] = -s / (beta + t) - d_z / (alpha + t)
+    else:  # M = beta with exponent s + 1; m = alpha with exponent r + x
+        z = (beta - alpha) / (beta + t)
+        log_s, d_e, d_c, d_z = _ratio_series(np.full_like(t, s + 1.0), a + 1.0, z)
+        log_i = -(s + 1.0) * log_bt - (r + x - 1.0) * log_at + log_s - np.log(a)
+        grad[0] = -log_at + d_c - 1.0 / a
+        grad[1] = -(r + x - 1.0) / (alpha + t) - d_z / (beta + t)
+        grad[2] = -log_bt + d_e + d_c - 1.0 / a
+        grad[3] = -(s + 1.0) / (beta + t) + d_z * (alpha + t) / (beta + t) ** 2
+    return log_i, grad
+
+
+def _log_j_quadrature(
+    params: np.ndarray, x: np.ndarray, t_lo: np.ndarray, t_hi: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``log J`` and its gradient by quadrature in ``v = log(min(alpha, beta) + tau)``."""
+    r, alpha, s, beta = params
+    m = min(alpha, beta)
+    da, db = alpha - m, beta - m  # one of them is 0
+    p = r + x
+
+    # log of the integrand in v (with the Jacobian m + tau = e^v); concave in v
+    def log_f(v: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        u = np.exp(v)
+        pp = p[rows] if v.ndim == 1 else p[rows, None]
+        return v - pp * np.log(u + da) - (s + 1.0) * np.log(u + db)
+
+    def slope(v: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        u = np.exp(v)
+        return 1.0 - p[rows] * u / (u + da) - (s + 1.0) * u / (u + db)
+
+    lo, hi = np.log(m + t_lo), np.log(m + t_hi)
+    peak = lo.copy()
+    if alpha < beta:  # the integrand may rise first where r + x < 1
+        sigma = (1.0 - p) / (s + 1.0)
+        rising = (sigma > 0) & (sigma < 1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            v_star = np.log(sigma * (beta - alpha) / (1.0 - sigma))
+        peak = np.where(rising, np.clip(v_star, lo, hi), lo)
+    log_j, v, weights = _concave_log_quadrature(log_f, slope, lo, hi, peak, _GL64)
+    u = np.exp(v)
+    grad = np.empty((t_lo.shape[0], 4))
+    grad[:, 0] = -(weights * np.log(u + da)).sum(axis=1)
+    grad[:, 1] = -p * (weights / (u + da)).sum(axis=1)
+    grad[:, 2] = -(weights * np.log(u + db)).sum(axis=1)
+    grad[:, 3] = -(s + 1.0) * (weights / (u + db)).sum(axis=1)
+    return log_j, grad
+
+
+def _endpoint_pairs(
+    x: np.ndarray, t_x: np.ndarray, big_t: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct ``(x, t)`` pairs among ``(x, t_x)`` and ``(x, T)``, with the index of each row's
+    two pairs: ``I(t)`` is evaluated once per pair (in daily data, ~4x fewer than rows)."""
+    n = x.shape[0]
+    codes_x, uniq_x = pd.factorize(np.concatenate([x, x]), sort=False)
+    codes_t, uniq_t = pd.factorize(np.concatenate([t_x, big_t]), sort=False)
+    code, uniq = pd.factorize(codes_x.astype(np.int64) * len(uniq_t) + codes_t, sort=False)
+    uniq = np.asarray(uniq)
+    pair_x = np.asarray(uniq_x, dtype=float)[uniq // len(uniq_t)]
+    pair_t = np.asarray(uniq_t, dtype=float)[uniq % len(uniq_t)]
+    return pair_x, pair_t, code[:n], code[n:]
+
+
+def _log_j_parts(
+    params: np.ndarray,
+    x: np.ndarray,
+    t_x: np.ndarray,
+    big_t: np.ndarray,
+    pairs: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None,
+) -> dict[str, Any]:
+    """``log J`` per row with the pieces of its gradient.
+
+    ``J = I(t_x) - I(T)`` from the series on the distinct ``(x, t)`` pairs (``log_i``,
+    ``grad_i`` of shape ``(4, n_pairs)``): ``d log J = (g_lo - rho g_hi) / (1 - rho)`` with
+    ``rho = I(T) / I(t_x)``; rows in ``quad`` (large z) come from quadrature (``grad_quad``).
+    """
+    alpha, beta = params[1], params[3]
+    pair_x, pair_t, lo, hi = _endpoint_pairs(x, t_x, big_t) if pairs is None else pairs
+    z_pair = abs(alpha - beta) / (max(alpha, beta) + pair_t)
+    use_series = z_pair <= _SERIES_MAX_Z  # z decreases in t: if (x, t_x) qualifies, so does T
+    all_series = bool(use_series.all())
+    if all_series:
+        log_i, grad_i = _log_j_series(params, pair_x, pair_t)
+        quad = None
+    else:
+        log_i = np.zeros(pair_t.shape[0])
+        grad_i = np.zeros((4, pair_t.shape[0]))
+        if use_series.any():
+            log_i[use_series], grad_i[:, use_series] = _log_j_series(
+                params, pair_x[use_series], pair_t[use_series]
+            )
+        quad = ~use_series[lo]
+    # J = I(t_x) - I(T) = I(t_x) (1 - rho); exactly zero where t_x = T
+    with np.errstate(divide="ignore", invalid="ignore"):
+        one_minus = -np.expm1(np.minimum(log_i[hi] - log_i[lo], 0.0))
+        log_j = log_i[lo] + np.log(one_minus)
+        inv = np.where(one_minus > 0, 1.0 / one_minus, 0.0)
+    grad_quad = None
+    if quad is not None:
+        inv[quad] = 0.0
+        if quad.any():
+            lj, g = _log_j_quadrature(params, x[quad], t_x[quad], big_t[quad])
+            log_j[quad] = lj
+            grad_quad = np.where(np.isfinite(lj), g.T, 0.0)
+    return {
+        "log_j": log_j,
+        "log_i": log_i,
+        "grad_i": grad_i,
+        "lo": lo,
+        "hi": hi,
+        "inv": inv,
+        "rho_inv": (1.0 - one_minus) * inv,
+        "quad": quad if quad is not None and quad.any() else None,
+        "grad_quad": grad_quad,
+    }
+
+
+def _log_j(
+    params: np.ndarray,
+    x: np.ndarray,
+    t_x: np.ndarray,
+    big_t: np.ndarray,
+    pairs: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``log J`` (``-inf`` where ``t_x == T``) and ``d log J / d params``, shape ``(4, n)``."""
+    parts = _log_j_parts(params, x, t_x, big_t, pairs)
+    grad_i, lo, hi = parts["grad_i"], parts["lo"], parts["hi"]
+    grad = grad_i[:, lo] * parts["inv"] - grad_i[:, hi] * parts["rho_inv"]
+    if parts["quad"] is not None:
+        grad[:, parts["quad"]] = parts["grad_quad"]
+    return parts["log_j"], grad
+
+
+def _frequency_terms(params: np.ndarray, data: Mapping[str, np.ndarray]) -> tuple[Any, Any]:
+    """``lgamma(r+x) - lgamma(r)`` and ``digamma(r+x) - digamma(r)``, once per distinct x."""
+    r = params[0]
+    if "_x_unique" in data:
+        x_u, inverse = data["_x_unique"], data["_x_inverse"]
+        return (gammaln(r + x_u) - gammaln(r))[inverse], (digamma(r + x_u) - digamma(r))[inverse]
+    x = data["frequency"]
+    return gammaln(r + x) - gammaln(r), digamma(r + x) - digamma(r)
+
+
+def _loglik_core(params: np.ndarray, data: Mapping[str, np.ndarray]) -> dict[str, Any]:
+    """Per-row log-likelihood (FHL-RFM eq. A1) and the pieces of its gradient::
+
+    log L = lgamma(r+x) - lgamma(r) + r log alpha + s log beta
+            + log[ (alpha+T)^-(r+x) (beta+T)^-s + s J ]
+    """
+    r, alpha, s, beta = params
+    x, t_x, big_t = data["frequency"], data["recency"], data["T"]
+    lgam, dgam = _frequency_terms(params, data)
+    log_at, log_bt = np.log(alpha + big_t), np.log(beta + big_t)
+    alive = -(r + x) * log_at - s * log_bt  # alive at T
+    pairs = tuple(data[k] for k in _PAIR_KEYS) if _PAIR_KEYS[0] in data else None
+    parts = _log_j_parts(params, x, t_x, big_t, pairs)
+    died = np.log(s) + parts["log_j"]  # died in (t_x, T]
+    log_sum = np.logaddexp(alive, died)
+    w_alive = np.exp(alive - log_sum)
+    parts.update(
+        ll=lgam + r * np.log(alpha) + s * np.log(beta) + log_sum,
+        w_alive=w_alive,
+        w_died=1.0 - w_alive,
+        dgam=dgam,
+        log_at=log_at,
+        log_bt=log_bt,
+    )
+    return parts
+
+
+def _loglik_grad(
+    params: np.ndarray, data: Mapping[str, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row log-likelihood and its gradient in (r, alpha, s, beta), ``(n,)`` and ``(n, 4)``."""
+    r, alpha, s, beta = params
+    x, big_t = data["frequency"], data["T"]
+    c = _loglik_core(params, data)
+    grad_i, lo, hi, w_alive, w_died = c["grad_i"], c["lo"], c["hi"], c["w_alive"], c["w_died"]
+    grad = grad_i[:, lo] * (w_died * c["inv"]) - grad_i[:, hi] * (w_died * c["rho_inv"])
+    if c["quad"] is not None:
+        grad[:, c["quad"]] = c["grad_quad"] * w_died[c["quad"]]
+    grad[0] += c["dgam"] + np.log(alpha) - w_alive * c["log_at"]
+    grad[1] += r / alpha - w_alive * (r + x) / (alpha + big_t)
+    grad[2] += np.log(beta) - w_alive * c["log_bt"] + w_died / s
+    grad[3] += s / beta - w_alive * s / (beta + big_t)
+    return c["ll"], grad.T
+
+
+def _weighted_loglik_grad(
+    params: np.ndarray, data: Mapping[str, np.ndarray], weights: np.ndarray
+) -> tuple[float, np.ndarray]:
+    """``sum_i w_i log L_i`` and its gradient without forming per-row gradients: the series
+    gradients are combined once per ``(x, t)`` pair with ``bincount``-summed coefficients."""
+    r, alpha, s, beta = params
+    x, big_t = data["frequency"], data["T"]
+    c = _loglik_core(params, data)
+    grad_i, lo, hi = c["grad_i"], c["lo"], c["hi"]
+    wa = weights * c["w_alive"]
+    wd = weights * c["w_died"]
+    n_pairs = grad_i.shape[1]
+    pair_coef = np.bincount(lo, wd * c["inv"], minlength=n_pairs) - np.bincount(
+        hi, wd * c["rho_inv"], minlength=n_pairs
+    )
+    grad = grad_i @ pair_coef
+    if c["quad"] is not None:
+        grad = grad + c["grad_quad"] @ wd[c["quad"]]
+    total_w = weights.sum()
+    grad[0] += np.dot(weights, c["dgam"]) + total_w * np.log(alpha) - np.dot(wa, c["log_at"])
+    grad[1] += total_w * r / alpha - np.dot(wa, (r + x) / (alpha + big_t))
+    grad[2] += total_w * np.log(beta) - np.dot(wa, c["log_bt"]) + wd.sum() / s
+    grad[3] += total_w * s / beta - s * np.dot(wa, 1.0 / (beta + big_t))
+    return float(np.dot(weights, c["ll"])), grad
+
+
+# ---------------------------------------------------------------------------------------------
+# Predictions: functions of (params, arrays) so that customer-value code can evaluate them at
+# sampled parameter vectors; the model methods wrap them.
+# ---------------------------------------------------------------------------------------------
+def _as_arrays(*values: Any) -> tuple[np.ndarray, ...]:
+    return tuple(np.asarray(v, dtype=float) for v in values)
+
+
+def _log_probability_alive(
+    params: np.ndarray, frequency: Any, recency: Any, big_t: Any
+) -> np.ndarray:
+    """``log P(alive at T | x, t_x, T)`` (note 009, eq. 36-37)."""
+    r, alpha, s, beta = params
+    x, t_x, t_big = np.broadcast_arrays(*_as_arrays(frequency, recency, big_t))
+    shape = x.shape
+    x, t_x, t_big = x.ravel(), t_x.ravel(), t_big.ravel()
+    alive = -(r + x) * np.log(alpha + t_big) - s * np.log(beta + t_big)
+    log_j, _ = _log_j(params, x, t_x, t_big)
+    died = np.log(s) + log_j
+    return (alive - np.logaddexp(alive, died)).reshape(shape)
+
+
+def _probability_alive(params: np.ndarray, frequency: Any, recency: Any, big_t: Any) -> np.ndarray:
+    """``P(alive at T | x, t_x, T)`` (note 009, eq. 36-37)."""
+    return np.exp(_log_probability_alive(params, frequency, recency, big_t))
+
+
+def _log_one_minus_power(base_log: np.ndarray, exponent: float) -> np.ndarray:
+    """``log([1 - exp(exponent * base_log)] / exponent)`` for ``base_log <= 0``; the limit
+    ``log(-base_log)`` at ``exponent = 0``."""
+    base_log = np.asarray(base_log, dtype=float)
+    if abs(exponent) < _S_NEAR_ONE:
+        with np.errstate(divide="ignore"):
+            return np.log(-base_log)
+    with np.errstate(divide="ignore"):
+        return np.log(-np.expm1(exponent * base_log) / exponent)
+
+
+def _expected_purchases(
+    params: np.ndarray, frequency: Any, recency: Any, big_t: Any, t: Any
+) -> np.ndarray:
+    """``E[X(T, T+t) | x, t_x, T]`` (note 009, eq. 41)::
+
+    P(alive) (r+x)(beta+T) / ((alpha+T)(s-1)) [1 - ((beta+T)/(beta+T+t))^(s-1)]
+
+    with the bracket over ``s - 1`` evaluated by ``expm1`` (its limit at ``s = 1`` is
+    ``log((beta+T+t)/(beta+T))``).
+    """
+    r, alpha, s, beta = params
+    x, t_x, t_big, horizon = np.broadcast_arrays(*_as_arrays(frequency, recency, big_t, t))
+    log_alive = _log_probability_alive(params, x, t_x, t_big)
+    base_log = np.log(beta + t_big) - np.log(beta + t_big + horizon)
+    log_value = (
+        log_alive
+        + np.log(r + x)
+        + np.log(beta + t_big)
+        - np.log(alpha + t_big)
+        + _log_one_minus_power(base_log, s - 1.0)
+    )
+    return np.where(horizon > 0, np.exp(log_value), 0.0)
+
+
+def _expected_purchases_new_customer(params: np.ndarray, t: Any) -> np.ndarray:
+    """``E[X(t)]`` for a new customer (note 009, eq. 27)::
+
+    r beta / (alpha (s-1)) [1 - (beta/(beta+t))^(s-1)]
+    """
+    r, alpha, s, beta = params
+    horizon = np.asarray(t, dtype=float)
+    base_log = np.log(beta) - np.log(beta + horizon)
+    value = np.exp(np.log(r * beta / alpha) + _log_one_minus_power(base_log, s - 1.0))
+    return np.where(horizon > 0, value, 0.0)
+
+
+def _probability_of_purchases(params: np.ndarray, n: Any, t: float) -> np.ndarray:
+    """``P(X(t) = n)`` for a new customer (note 008, eq. 4, in its integral form).
+
+    Alive throughout ``(0, t]`` (probability ``(beta/(beta+t))^s``) the count is negative
+    binomial; dead at ``tau < t`` (Lomax density ``s beta^s / (beta+tau)^(s+1)``) it is negative
+    binomial with exposure ``tau``::
+
+        P(X(t)=n) = NB(n; t) (beta/(beta+t))^s + integral_0^t NB(n; tau) s beta^s
+                    (beta+tau)^-(s+1) d tau,
+        NB(n; tau) = G(r+n) / (G(r) n!) (alpha/(alpha+tau))^r (tau/(alpha+tau))^n.
+
+    The integral is taken in ``l = log tau``, where its log-integrand is concave, by
+    Gauss-Legendre on the region within ``e^-44`` of its maximum: every term is positive (the
+    closed form of note 008 subtracts nearly equal hypergeometric terms for large ``n``).
+    """
+    r, alpha, s, beta = params
+    counts = np.asarray(n, dtype=float)
+    shape = counts.shape
+    k = counts.ravel()
+    if t <= 0:
+        return np.where(k == 0, 1.0, 0.0).reshape(shape)
+    log_nb_const = gammaln(r + k) - gammaln(r) - gammaln(k + 1.0)
+    log_t = np.log(t)
+    log_nb_t = (
+        log_nb_const + r * (np.log(alpha) - np.log(alpha + t)) + k * (log_t - np.log(alpha + t))
+    )
+    alive = log_nb_t + s * (np.log(beta) - np.log(beta + t))
+    const = log_nb_const + r * np.log(alpha) + np.log(s) + s * np.log(beta)
+
+    def log_f(v: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        kk = k[rows] if v.ndim == 1 else k[rows, None]
+        cc = const[rows] if v.ndim == 1 else const[rows, None]
+        return (
+            cc
+            + (kk + 1.0) * v
+            - (r + kk) * np.logaddexp(np.log(alpha), v)
+            - (s + 1.0) * np.logaddexp(np.log(beta), v)
+        )
+
+    def slope(v: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        tau = np.exp(v)
+        return (
+            (k[rows] + 1.0) - (r + k[rows]) * tau / (alpha + tau) - (s + 1.0) * tau / (beta + tau)
+        )
+
+    # the maximiser: slope is decreasing from k+1 > 0 to -(r+s) < 0; bisection on a bracket
+    lo = np.full(k.shape, min(np.log(alpha), np.log(beta), log_t) - 60.0)
+    hi = np.full(k.shape, max(np.log(alpha), np.log(beta), log_t) + 60.0 + np.log1p(k))
+    rows = np.arange(k.shape[0])
+    for _ in range(80):
+        mid = 0.5 * (lo + hi)
+        up = slope(mid, rows) > 0
+        lo, hi = np.where(up, mid, lo), np.where(up, hi, mid)
+    peak = np.minimum(0.5 * (lo + hi), log_t)
+    left = np.full(k.shape, min(np.log(alpha), np.log(beta), log_t) - 60.0 - _QUAD_DROP)
+    log_dead, _, _ = _concave_log_quadrature(
+        log_f, slope, np.minimum(left, peak), np.full(k.shape, log_t), peak, _GL128
+    )
+    return np.exp(np.logaddexp(alive, log_dead)).reshape(shape)
+
+
+def _log_h_dert(s: float, z: np.ndarray) -> np.ndarray:
+    """``log(z^s U(s, s, z))``, ``U`` the confluent hypergeometric function of the 2nd kind.
+
+    ``z^s U(s, s, z) = z e^z E_s(z) = z integral_0^inf exp(-z (e^w - 1) - (s-1) w) dw`` (with
+    ``1 + t = e^w`` in ``U``'s integral); the log-integrand is concave and entire in ``w``, so
+    the concave Gauss-Legendre rule converges fast, with no overflow for any ``z > 0`` (scipy's
+    ``hyperu`` returns nan for e.g. ``s = 10, z < 0.1``).
+    """
+    z = np.asarray(z, dtype=float)
+    shape = z.shape
+    zz = z.ravel()
+
+    def log_f(w: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        zr = zz[rows] if w.ndim == 1 else zz[rows, None]
+        return -zr * np.expm1(w) - (s - 1.0) * w
+
+    def slope(w: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        return -zz[rows] * np.exp(w) - (s - 1.0)
+
+    with np.errstate(divide="ignore"):
+        peak = np.where(s < 1.0, np.maximum(np.log((1.0 - s) / zz), 0.0), 0.0)
+    # beyond w_hi = log(1 + (44 + |s-1| w) / z) the integrand is below e^-44 of its maximum
+    hi = peak + np.log1p((_QUAD_DROP + 1.0) / zz) + 1.0
+    hi = hi + np.log1p(abs(s - 1.0) * hi / zz)
+    log_int, _, _ = _concave_log_quadrature(log_f, slope, np.zeros_like(zz), hi, peak, _GL128)
+    return (np.log(zz) + log_int).reshape(shape)
+
+
+def _discounted_expected_residual_transactions(
+    params: np.ndarray, frequency: Any, recency: Any, big_t: Any, delta: float
+) -> np.ndarray:
+    """DERT (FHL-RFM eq. 2) at continuous discount rate ``delta`` per period::
+
+    DERT = alpha^r beta^s delta^(s-1) G(r+x+1) U(s, s; delta(beta+T))
+           / (G(r) (alpha+T)^(r+x+1) L)
+         = P(alive) (r+x)/(alpha+T) * [delta(beta+T)]^s U(s, s; delta(beta+T)) / delta.
+    """
+    r, alpha, s, beta = params
+    x, t_x, t_big = np.broadcast_arrays(*_as_arrays(frequency, recency, big_t))
+    log_alive = _log_probability_alive(params, x, t_x, t_big)
+    z = delta * (beta + t_big)
+    z_u, inverse = np.unique(z.ravel(), return_inverse=True)
+    log_h = _log_h_dert(s, z_u)[inverse].reshape(z.shape)
+    return np.exp(log_alive + np.log(r + x) - np.log(alpha + t_big) + log_h - np.log(delta))
+
+
+# ---------------------------------------------------------------------------------------------
+# The model class
+# ---------------------------------------------------------------------------------------------
+class ParetoNBDModel(BaseModel):
+    """Pareto/NBD model of repeat purchasing in non-contractual settings.
+
+    Schmittlein, Morrison & Colombo (1987): while alive a customer buys at Poisson rate
+    ``lambda ~ Gamma(r, alpha)``; lifetimes are exponential with rate ``mu ~ Gamma(s, beta)``.
+    Fitted by maximum likelihood (FHL 2005 "RFM and CLV", eq. A1) with its analytic gradient on
+    the distinct ``(frequency, recency, T)`` patterns; standard errors from the Hessian. The
+    likelihood stays finite for heavy buyers (frequency and T in the tens of thousands).
+
+    Parameters
+    ----------
+    penalizer_coef, initial_params, tol, max_iter
+        See :class:`custval.models._base.BaseModel`.
+
+    Attributes
+    ----------
+    params_ : Series
+        ``r``, ``alpha``, ``s``, ``beta`` (``alpha`` and ``beta`` in the summary's time unit).
+    log_likelihood_, n_customers_, n_patterns_, variance_matrix_, freq_
+        See :class:`custval.models._base.BaseModel`; ``summary``, ``aic`` and ``bic`` too.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from custval import ParetoNBDModel
+    >>> model = ParetoNBDModel.from_params(r=0.553, alpha=10.578, s=0.606, beta=11.669, freq="W")
+    >>> customer = pd.DataFrame({"frequency": [2], "recency": [30.43], "T": [38.86]})
+    >>> model.probability_alive(customer).round(3).tolist()
+    [0.818]
+    """
+
+    _param_names: ClassVar[tuple[str, ...]] = ("r", "alpha", "s", "beta")
+    _data_columns: ClassVar[tuple[str, ...]] = ("frequency", "recency", "T")
+    _display_name: ClassVar[str] = "Pareto/NBD model"
+
+    def _validate_data(self, data: dict[str, np.ndarray], frame: pd.DataFrame) -> None:
+        self._check_frequency_recency(data, frame)
+
+    def _initial_params(self, data: Mapping[str, np.ndarray], weights: np.ndarray) -> np.ndarray:
+        total_t = max(float(np.dot(weights, data["T"])), 1e-9)
+        rate = max(float(np.dot(weights, data["frequency"])), 1.0) / total_t
+        # beta = alpha: the series for J then converges fastest (z = 0) at the start
+        return np.array([1.0, 1.0 / rate, 1.0, 1.0 / rate])
+
+    def _prepare_patterns(self, data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        inverse, uniques = pd.factorize(data["frequency"], sort=False)
+        pairs = _endpoint_pairs(data["frequency"], data["recency"], data["T"])
+        return {
+            **data,
+            "_x_unique": np.asarray(uniques, dtype=float),
+            "_x_inverse": inverse,
+            **dict(zip(_PAIR_KEYS, pairs, strict=True)),
+        }
+
+    def _loglik_grad(
+        self, params: np.ndarray, data: Mapping[str, np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        return _loglik_grad(params, data)
+
+    def _weighted_loglik_grad(
+        self, params: np.ndarray, data: Mapping[str, np.ndarray], weights: np.ndarray
+    ) -> tuple[float, np.ndarray]:
+        return _weighted_loglik_grad(params, data, weights)
+
+    def _loglik(self, params: np.ndarray, data: Mapping[str, np.ndarray]) -> np.ndarray:
+        return _loglik_core(params, data)["ll"]
+
+    # ------------------------------------------------------------------ predictions
+    def _params(self) -> np.ndarray:
+        check_is_fitted(self, "params_")
+        return self.params_[list(self._param_names)].to_numpy(dtype=float)
+
+    def expected_purchases(self, summary: pd.DataFrame, t: float | str) -> pd.Series:
+        """Expected number of repeat purchases of each customer in the next ``t`` periods.
+
+        ``E[X(T, T+t) | frequency, recency, T]`` (Hardie's note 009, eq. 41), evaluated in log
+        space (finite for heavy buyers, where lifetimes overflows).
+
+        Parameters
+        ----------
+        summary : DataFrame
+            Customers with ``frequency``, ``recency`` and ``T`` in the unit of the fit.
+        t : float or str
+            Horizon: a duration with unit (``"39W"``, ``"365D"``), or a number of periods of
+            the model's unit.
+
+        Returns
+        -------
+        Series
+            ``expected_purchases``, aligned with ``summary.index``.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> from custval import ParetoNBDModel
+        >>> model = ParetoNBDModel.from_params(r=0.553, alpha=10.578, s=0.606, beta=11.669)
+        >>> customer = pd.DataFrame({"frequency": [2], "recency": [30.43], "T": [38.86]})
+        >>> round(float(model.expected_purchases(customer, 39).iloc[0]), 3)
+        1.133
+        """
+        data = self._prediction_data(summary)
+        horizon = self._duration(t)
+        values = _expected_purchases(
+            self._params(), data["frequency"], data["recency"], data["T"], horizon
+        )
+        return self._series(values, summary, "expected_purchases")
+
+    def probability_alive(self, summary: pd.DataFrame) -> pd.Series:
+        """Probability that each customer is alive at the end of observation, ``T``.
+
+        ``P(alive | frequency, recency, T)`` (Hardie's note 009, eq. 36-37).
+
+        Parameters
+        ----------
+        summary : DataFrame
+            Customers with ``frequency``, ``recency`` and ``T`` in the unit of the fit.
+
+        Returns
+        -------
+        Series
+            ``probability_alive``, aligned with ``summary.index``.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> from custval import ParetoNBDModel
+        >>> model = ParetoNBDModel.from_params(r=0.553, alpha=10.578, s=0.606, beta=11.669)
+        >>> customer = pd.DataFrame({"frequency": [0], "recency": [0], "T": [38.86]})
+        >>> model.probability_alive(customer).round(3).tolist()
+        [0.437]
+        """
+        data = self._prediction_data(summary)
+        values = _probability_alive(self._params(), data["frequency"], data["recency"], data["T"])
+        return self._series(values, summary, "probability_alive")
+
+    def probability_of_purchases(self, n: int | Any, t: float | str) -> float | pd.Series:
+        """Probability that a new customer makes exactly ``n`` repeat purchases in ``(0, t]``.
+
+        Hardie's note 008, eq. (4), evaluated in its integral form (positive terms only).
+
+        Parameters
+        ----------
+        n : int or array-like of int
+            Number(s) of repeat purchases, >= 0.
+        t : float or str
+            Length of the period: a duration with unit or a number of periods.
+
+        Returns
+        -------
+        float or Series
+            A float for a scalar ``n``; otherwise a Series indexed by ``n``.
+
+        Examples
+        --------
+        >>> from custval import ParetoNBDModel
+        >>> model = ParetoNBDModel.from_params(r=0.553, alpha=10.578, s=0.606, beta=11.669)
+        >>> round(model.probability_of_purchases(0, 39), 4)
+        0.5783
+        """
+        params = self._params()
+        counts = np.asarray(n)
+        if (
+            not np.issubdtype(counts.dtype, np.number)
+            or np.any(~np.isfinite(counts))
+            or np.any(counts < 0)
+            or np.any(counts != np.round(counts))
+        ):
+            raise DataError(f"n must be whole numbers of purchases >= 0, got {n!r}")
+        horizon = self._duration(t)
+        if np.ndim(horizon) != 0:
+            raise DataError(f"t must be a single horizon here, got {t!r}")
+        values = _probability_of_purchases(params, counts, float(horizon))
+        if counts.ndim == 0:
+            return float(values)
+        return pd.Series(
+            values.ravel(), index=pd.Index(counts.ravel(), name="n"), name="probability"
+        )
+
+    def expected_purchases_new_customer(self, t: float | str | Any) -> float | pd.Series:
+        """Expected repeat purchases of a newly acquired customer in their first ``t`` periods.
+
+        ``r beta / (alpha (s-1)) [1 - (beta/(beta+t))^(s-1)]`` (Hardie's note 009, eq. 27),
+        with its limit ``(r beta / alpha) log(1 + t/beta)`` at ``s = 1``.
+
+        Parameters
+        ----------
+        t : float, str or array-like of them
+            Horizon(s): durations with unit or numbers of periods.
+
+        Returns
+        -------
+        float or Series
+            A float for a scalar ``t``; otherwise a Series indexed by ``t``.
+
+        Examples
+        --------
+        >>> from custval import ParetoNBDModel
+        >>> model = ParetoNBDModel.from_params(r=0.553, alpha=10.578, s=0.606, beta=11.669)
+        >>> round(model.expected_purchases_new_customer(39), 4)
+        1.1165
+        """
+        params = self._params()
+        horizon = self._duration(t)
+        values = _expected_purchases_new_customer(params, horizon)
+        if np.ndim(horizon) == 0:
+            return float(values)
+        return pd.Series(
+            values, index=pd.Index(np.asarray(t).ravel(), name="t"), name="expected_purchases"
+        )
+
+    def discounted_expected_residual_transactions(
+        self,
+        summary: pd.DataFrame,
+        continuous_discount_rate: float | None = None,
+        *,
+        annual_discount_rate: float | None = None,
+    ) -> pd.Series:
+        """Discounted expected residual transactions (DERT) of each customer.
+
+        The present value of all future transactions, ``integral_T^inf E[dX(t)] e^-delta(t-T)``,
+        FHL 2005 "RFM and CLV", eq. (2); multiply by the expected margin per transaction for
+        the residual value. ``U(s, s; z)`` is evaluated by quadrature in log space.
+
+        Parameters
+        ----------
+        summary : DataFrame
+            Customers with ``frequency``, ``recency`` and ``T`` in the unit of the fit.
+        continuous_discount_rate : float, optional
+            ``delta``, the continuously compounded rate per period of the model's unit (FHL
+            use 0.0027 per week for 15% a year).
+        annual_discount_rate : float, optional
+            Instead of ``continuous_discount_rate``: an annual rate (0.15 for 15%), converted
+            with the model's unit (``freq_``): ``delta = log(1 + rate per period)``.
+
+        Returns
+        -------
+        Series
+            ``dert``, aligned with ``summary.index``.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> from custval import ParetoNBDModel
+        >>> model = ParetoNBDModel.from_params(r=0.553, alpha=10.578, s=0.606, beta=11.669)
+        >>> customer = pd.DataFrame({"frequency": [2], "recency": [30.43], "T": [38.86]})
+        >>> round(float(model.discounted_expected_residual_transactions(customer, 0.0027)[0]), 2)
+        5.0
+        """
+        data = self._prediction_data(summary)
+        if (continuous_discount_rate is None) == (annual_discount_rate is None):
+            raise DataError(
+                "give exactly one of continuous_discount_rate (per period of the model's unit) "
+                "and annual_discount_rate"
+            )
+        if annual_discount_rate is not None:
+            if getattr(self, "freq_", None) is None:
+                raise DataError(
+                    "annual_discount_rate needs the model's time unit, but this "
+                    f"{self._name()} does not know it (fitted on a summary without "
+                    "attrs['freq']); give continuous_discount_rate per period instead, or "
+                    "refit on a summary from custval.rfm_summary (from_params takes freq=)"
+                )
+            delta = float(np.log1p(annual_rate_to_period(annual_discount_rate, self.freq_)))
+        else:
+            delta = float(continuous_discount_rate)
+        if not (np.isfinite(delta) and delta > 0):
+            raise DataError(
+                f"the discount rate must be finite and > 0 (DERT is infinite without "
+                f"discounting when s <= 1), got {delta!r} per period"
+            )
+        values = _discounted_expected_residual_transactions(
+            self._params(), data["frequency"], data["recency"], data["T"], delta
+        )
+        return self._series(values, summary, "dert")

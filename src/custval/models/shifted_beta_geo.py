@@ -1,0 +1,458 @@
+"""sBG: the shifted-beta-geometric model of retention in contractual settings.
+
+Fader & Hardie (2007), "How to Project Customer Retention", Journal of Interactive Marketing
+21(1), 76-90 (FH07); Fader & Hardie (2010), "Customer-Base Valuation in a Contractual Setting:
+The Perils of Ignoring Heterogeneity", Marketing Science 29(1), 85-93 (FH10).
+
+Each customer renews at the end of every period with probability ``1 - theta`` until they
+churn; ``theta ~ Beta(alpha, beta)`` across customers. The lifetime ``T`` (periods until
+churn, ``T >= 1``) then has::
+
+    P(T = t) = B(alpha+1, beta+t-1) / B(alpha, beta)        (FH07 eq. 3)
+    S(t) = P(T > t) = B(alpha, beta+t) / B(alpha, beta)      (FH07 eq. 4)
+    r(t) = S(t) / S(t-1) = (beta+t-1) / (alpha+beta+t-1)      (FH07 eq. 5, retention rate)
+
+A cohort is observed as the number of customers active at the start of each period; the
+customers lost in period ``t`` contribute ``log P(T = t)`` and those still active at the end
+``log S(t)`` (right-censored; FH07 eq. 6).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar, Self
+
+import numpy as np
+import pandas as pd
+from scipy.special import betaln, digamma, hyp2f1
+from sklearn.utils.validation import check_is_fitted
+
+from custval.errors import DataError
+from custval.models._base import BaseModel
+
+__all__ = ["ShiftedBetaGeoModel"]
+
+
+def _loglik_grad(
+    params: np.ndarray, data: Mapping[str, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row log-likelihood and gradient in (alpha, beta) (FH07 eq. 6).
+
+    Rows are ``(period t, censored)``: ``log P(T = t)`` for churn in period ``t``,
+    ``log S(t)`` for customers still active after period ``t``.
+    """
+    alpha, beta = params
+    t, censored = data["period"], data["censored"] > 0
+    b_ab = betaln(alpha, beta)
+    psi_ab, psi_a, psi_b = digamma(alpha + beta), digamma(alpha), digamma(beta)
+    psi_abt = digamma(alpha + beta + t)
+    churn_b = np.where(censored, beta + t, beta + t - 1.0)  # beta argument of the numerator
+    churn_a = np.where(censored, alpha, alpha + 1.0)  # alpha argument of the numerator
+    ll = betaln(churn_a, churn_b) - b_ab
+    grad = np.empty((t.shape[0], 2))
+    grad[:, 0] = np.where(censored, psi_a, digamma(alpha + 1.0)) - psi_abt - psi_a + psi_ab
+    grad[:, 1] = digamma(churn_b) - psi_abt - psi_b + psi_ab
+    return ll, grad
+
+
+def _survival(params: np.ndarray, t: Any) -> np.ndarray:
+    """``S(t) = B(alpha, beta+t) / B(alpha, beta)`` (FH07 eq. 4)."""
+    alpha, beta = params
+    return np.exp(betaln(alpha, beta + np.asarray(t, dtype=float)) - betaln(alpha, beta))
+
+
+def _churn_probability(params: np.ndarray, t: Any) -> np.ndarray:
+    """``P(T = t) = B(alpha+1, beta+t-1) / B(alpha, beta)`` for ``t >= 1`` (FH07 eq. 3)."""
+    alpha, beta = params
+    t = np.asarray(t, dtype=float)
+    return np.exp(betaln(alpha + 1.0, beta + t - 1.0) - betaln(alpha, beta))
+
+
+def _retention_rate(params: np.ndarray, t: Any) -> np.ndarray:
+    """``r(t) = (beta+t-1) / (alpha+beta+t-1)`` for ``t >= 1`` (FH07 eq. 5)."""
+    alpha, beta = params
+    t = np.asarray(t, dtype=float)
+    return (beta + t - 1.0) / (alpha + beta + t - 1.0)
+
+
+def _discounted_expected_residual_lifetime(
+    params: np.ndarray, discount_rate: float, renewals: Any
+) -> np.ndarray:
+    """DERL of a customer who has made ``n - 1`` renewals (FH10 eq. 6)::
+
+    DERL = (beta+n-1)/(alpha+beta+n-1) 2F1(1, beta+n; alpha+beta+n; 1/(1+d))
+
+    the expected present value, in units of the per-period payment, of the payments from the
+    next renewal on (the first undiscounted, as in FH10).
+    """
+    alpha, beta = params
+    n = np.asarray(renewals, dtype=float) + 1.0
+    z = 1.0 / (1.0 + discount_rate)
+    return (beta + n - 1.0) / (alpha + beta + n - 1.0) * hyp2f1(1.0, beta + n, alpha + beta + n, z)
+
+
+def _discounted_expected_lifetime(params: np.ndarray, discount_rate: float) -> float:
+    """DEL of a new customer, ``2F1(1, beta; alpha+beta; 1/(1+d))`` (FH10 eq. 5): the present
+    value of the payments, the first (at acquisition) undiscounted."""
+    alpha, beta = params
+    return float(hyp2f1(1.0, beta, alpha + beta, 1.0 / (1.0 + discount_rate)))
+
+
+def _expected_lifetime(params: np.ndarray, renewals: Any = None) -> Any:
+    """Mean lifetime in periods: ``(alpha+beta-1)/(alpha-1)`` for a new customer, and
+    ``(beta+n-1)/(alpha-1)`` further periods after ``n - 1`` renewals; infinite if
+    ``alpha <= 1`` (the beta mixture puts too much mass near ``theta = 0``)."""
+    alpha, beta = params
+    if renewals is None:
+        return (alpha + beta - 1.0) / (alpha - 1.0) if alpha > 1 else np.inf
+    n = np.asarray(renewals, dtype=float) + 1.0
+    return (beta + n - 1.0) / (alpha - 1.0) if alpha > 1 else np.full(n.shape, np.inf)
+
+
+def _cohorts(active_counts: Any) -> list[tuple[str, np.ndarray]]:
+    """Split the input into named cohorts of start-of-period active counts."""
+    if isinstance(active_counts, pd.DataFrame):
+        return [(str(c), active_counts[c].dropna().to_numpy()) for c in active_counts.columns]
+    if isinstance(active_counts, pd.Series):
+        return [(str(active_counts.name or "cohort 0"), active_counts.to_numpy())]
+    if isinstance(active_counts, np.ndarray) and active_counts.ndim == 2:
+        return [(f"cohort {i}", row) for i, row in enumerate(active_counts)]
+    if isinstance(active_counts, Mapping):
+        return [(str(k), np.asarray(v)) for k, v in active_counts.items()]
+    items = list(active_counts) if np.ndim(active_counts) > 0 else [active_counts]
+    if items and all(np.ndim(item) == 1 for item in items):
+        return [(f"cohort {i}", np.asarray(item)) for i, item in enumerate(items)]
+    return [("cohort 0", np.asarray(items))]
+
+
+class ShiftedBetaGeoModel(BaseModel):
+    """sBG model of customer retention in contractual (subscription) settings.
+
+    Fitted by maximum likelihood (Fader & Hardie 2007, eq. 6) with its analytic gradient on
+    one or several cohorts given as the number of customers active at the start of each period.
+
+    Parameters
+    ----------
+    penalizer_coef, initial_params, tol, max_iter
+        See :class:`custval.models._base.BaseModel`.
+
+    Attributes
+    ----------
+    params_ : Series
+        ``alpha``, ``beta`` of the beta distribution of the per-period churn probability.
+    log_likelihood_, n_customers_, n_patterns_, variance_matrix_
+        See :class:`custval.models._base.BaseModel`; ``summary``, ``aic`` and ``bic`` too.
+    n_cohorts_ : int
+        Number of cohorts fitted.
+
+    Examples
+    --------
+    >>> from custval import ShiftedBetaGeoModel
+    >>> model = ShiftedBetaGeoModel().fit([1000, 631, 468, 382, 326, 289, 262, 241])
+    >>> model.params_.round(3).tolist()
+    [0.704, 1.182]
+    """
+
+    _param_names: ClassVar[tuple[str, ...]] = ("alpha", "beta")
+    _data_columns: ClassVar[tuple[str, ...]] = ("period", "censored")
+    _display_name: ClassVar[str] = "sBG model"
+
+    def fit(self, active_counts: Any, weights: Any = None) -> Self:
+        """Fit the model to cohorts of active customers.
+
+        Parameters
+        ----------
+        active_counts : array-like, Series, DataFrame, list or dict of array-likes
+            For one cohort, the number of customers active at the start of periods 0, 1, 2,
+            ... (e.g. ``[1000, 631, 468, 382]``: 1000 acquired, 631 renewed once, ...). For
+            several cohorts, a list or dict of such sequences (lengths may differ), a 2-d
+            array (one cohort per row) or a DataFrame (one cohort per column, trailing NaN
+            for younger cohorts).
+        weights : None
+            Not used (counts are the weights); present for the common signature.
+
+        Returns
+        -------
+        self
+
+        Examples
+        --------
+        >>> from custval import ShiftedBetaGeoModel
+        >>> high_end = [1000, 869, 743, 653, 593, 551, 517, 491]
+        >>> ShiftedBetaGeoModel().fit(high_end).params_.round(3).tolist()
+        [0.668, 3.806]
+        """
+        if weights is not None:
+            raise DataError(
+                "ShiftedBetaGeoModel.fit takes the counts of active customers, which already "
+                "weight each period; pass weights=None"
+            )
+        data, w = self._prepare_fit(active_counts, weights)
+        self.freq_ = None
+        self.n_cohorts_ = self._n_cohorts
+        return self._fit_arrays(data, w)
+
+    def _prepare_fit(self, summary: Any, weights: Any) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        cohorts = _cohorts(summary)
+        if not cohorts:
+            raise DataError("active_counts is empty; give at least one cohort of >= 2 counts")
+        periods, censored, counts = [], [], []
+        for name, raw in cohorts:
+            try:
+                values = np.asarray(raw, dtype=float)
+            except (TypeError, ValueError):
+                raise DataError(
+                    f"active_counts of {name} must be numbers of active customers, got "
+                    f"{list(raw)[:5]!r}"
+                ) from None
+            if values.ndim != 1 or values.shape[0] < 2:
+                raise DataError(
+                    f"active_counts of {name} needs at least 2 counts (customers at the start "
+                    f"of period 0 and of period 1), got {values.tolist()!r}"
+                )
+            bad = ~np.isfinite(values) | (values < 0)
+            if np.any(bad):
+                first = int(np.flatnonzero(bad)[0])
+                raise DataError(
+                    f"active_counts of {name} has {int(bad.sum())} missing, infinite or "
+                    f"negative values (first at period {first}: {values[first]!r}); counts "
+                    "must be finite and >= 0 (trailing NaN only in a DataFrame column)"
+                )
+            lost = -np.diff(values)
+            if np.any(lost < 0):
+                first = int(np.flatnonzero(lost < 0)[0]) + 1
+                raise DataError(
+                    f"active_counts of {name} increases at period {first} "
+                    f"({values[first - 1]:g} -> {values[first]:g}); a cohort can only lose "
+                    "customers: give the number still active from the original cohort, "
+                    "without newly acquired customers"
+                )
+            last = values.shape[0] - 1
+            periods.append(np.arange(1, last + 1, dtype=float))
+            censored.append(np.zeros(last))
+            counts.append(lost)
+            periods.append(np.array([float(last)]))
+            censored.append(np.ones(1))
+            counts.append(values[-1:])
+        self._n_cohorts = len(cohorts)
+        data = {"period": np.concatenate(periods), "censored": np.concatenate(censored)}
+        return data, np.concatenate(counts)
+
+    def _initial_params(self, data: Mapping[str, np.ndarray], weights: np.ndarray) -> np.ndarray:
+        return np.ones(2)
+
+    def _loglik_grad(
+        self, params: np.ndarray, data: Mapping[str, np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        return _loglik_grad(params, data)
+
+    def _loglik(self, params: np.ndarray, data: Mapping[str, np.ndarray]) -> np.ndarray:
+        return _loglik_grad(params, data)[0]
+
+    def _extra_state(self) -> dict[str, Any]:
+        return {"n_cohorts": getattr(self, "n_cohorts_", None)}
+
+    def _set_extra_state(self, state: Mapping[str, Any]) -> None:
+        self.n_cohorts_ = state.get("n_cohorts")
+
+    # ------------------------------------------------------------------ predictions
+    def _params(self) -> np.ndarray:
+        check_is_fitted(self, "params_")
+        return self.params_[list(self._param_names)].to_numpy(dtype=float)
+
+    @staticmethod
+    def _periods(t: Any, *, minimum: int, name: str = "t") -> np.ndarray:
+        values = np.atleast_1d(np.asarray(t))
+        if (
+            not np.issubdtype(values.dtype, np.number)
+            or np.any(~np.isfinite(values))
+            or np.any(values != np.round(values))
+            or np.any(values < minimum)
+        ):
+            raise DataError(f"{name} must be whole numbers of periods >= {minimum}, got {t!r}")
+        return values.astype(float)
+
+    def _curve(self, values: np.ndarray, t: np.ndarray, name: str) -> pd.Series:
+        return pd.Series(values, index=pd.Index(t.astype(int), name="period"), name=name)
+
+    def survival(self, t: Any) -> pd.Series:
+        """Share of a cohort still active after ``t`` periods, ``S(t)`` (FH07 eq. 4).
+
+        Parameters
+        ----------
+        t : int or array-like of int
+            Periods, >= 0 (``S(0) = 1``).
+
+        Returns
+        -------
+        Series
+            ``survival`` indexed by ``period``.
+
+        Examples
+        --------
+        >>> from custval import ShiftedBetaGeoModel
+        >>> model = ShiftedBetaGeoModel.from_params(alpha=0.704, beta=1.182)
+        >>> model.survival([0, 1, 7]).round(3).tolist()
+        [1.0, 0.627, 0.245]
+        """
+        periods = self._periods(t, minimum=0)
+        return self._curve(_survival(self._params(), periods), periods, "survival")
+
+    def retention_rate(self, t: Any) -> pd.Series:
+        """Retention rate in period ``t``, ``r(t) = S(t)/S(t-1)`` (FH07 eq. 5); it increases
+        with ``t`` because the customers prone to churn leave first.
+
+        Parameters
+        ----------
+        t : int or array-like of int
+            Periods, >= 1.
+
+        Returns
+        -------
+        Series
+            ``retention_rate`` indexed by ``period``.
+
+        Examples
+        --------
+        >>> from custval import ShiftedBetaGeoModel
+        >>> model = ShiftedBetaGeoModel.from_params(alpha=0.704, beta=1.182)
+        >>> model.retention_rate([1, 2, 12]).round(3).tolist()
+        [0.627, 0.748, 0.936]
+        """
+        periods = self._periods(t, minimum=1)
+        return self._curve(_retention_rate(self._params(), periods), periods, "retention_rate")
+
+    def churn_probability(self, t: Any) -> pd.Series:
+        """Probability that a new customer churns in period ``t``, ``P(T = t)`` (FH07 eq. 3).
+
+        Parameters
+        ----------
+        t : int or array-like of int
+            Periods, >= 1.
+
+        Returns
+        -------
+        Series
+            ``churn_probability`` indexed by ``period``.
+
+        Examples
+        --------
+        >>> from custval import ShiftedBetaGeoModel
+        >>> model = ShiftedBetaGeoModel.from_params(alpha=0.704, beta=1.182)
+        >>> model.churn_probability([1, 2]).round(3).tolist()
+        [0.373, 0.158]
+        """
+        periods = self._periods(t, minimum=1)
+        return self._curve(
+            _churn_probability(self._params(), periods), periods, "churn_probability"
+        )
+
+    def discounted_expected_residual_lifetime(
+        self, discount_rate: float, renewals_so_far: Any = 0
+    ) -> float | pd.Series:
+        """Discounted expected residual lifetime (DERL) after ``renewals_so_far`` renewals.
+
+        FH10 eq. (6): the expected present value, in units of the per-period payment, of the
+        payments from the next renewal on, at ``discount_rate`` per period. Multiply by the
+        margin per period for the residual value of a customer.
+
+        Parameters
+        ----------
+        discount_rate : float
+            Discount rate per period (0.1 for 10% a period), > 0.
+        renewals_so_far : int or array-like of int, default 0
+            Renewals made (``n - 1`` in FH10).
+
+        Returns
+        -------
+        float or Series
+            A float for a scalar ``renewals_so_far``; otherwise a Series indexed by it.
+
+        Examples
+        --------
+        >>> from custval import ShiftedBetaGeoModel
+        >>> model = ShiftedBetaGeoModel.from_params(alpha=0.704, beta=1.182)
+        >>> round(model.discounted_expected_residual_lifetime(0.1, renewals_so_far=4), 2)
+        7.17
+        """
+        d = self._discount(discount_rate)
+        renewals = np.asarray(renewals_so_far)
+        periods = self._periods(renewals, minimum=0, name="renewals_so_far")
+        values = _discounted_expected_residual_lifetime(self._params(), d, periods)
+        if renewals.ndim == 0:
+            return float(values[0])
+        return pd.Series(
+            values,
+            index=pd.Index(periods.astype(int), name="renewals_so_far"),
+            name="derl",
+        )
+
+    def discounted_expected_lifetime(self, discount_rate: float) -> float:
+        """Discounted expected lifetime (DEL) of a new customer (FH10 eq. 5).
+
+        Parameters
+        ----------
+        discount_rate : float
+            Discount rate per period, > 0.
+
+        Returns
+        -------
+        float
+            Present value of the payments in units of the per-period payment, the first
+            (at acquisition) undiscounted.
+
+        Examples
+        --------
+        >>> from custval import ShiftedBetaGeoModel
+        >>> model = ShiftedBetaGeoModel.from_params(alpha=0.704, beta=1.182)
+        >>> round(model.discounted_expected_lifetime(0.1), 2)
+        3.76
+        """
+        return _discounted_expected_lifetime(self._params(), self._discount(discount_rate))
+
+    def expected_lifetime(self, renewals_so_far: Any = None) -> float | pd.Series:
+        """Mean lifetime in periods (infinite when ``alpha <= 1``).
+
+        Parameters
+        ----------
+        renewals_so_far : int or array-like of int, optional
+            ``None`` for a new customer: ``E[T] = (alpha+beta-1)/(alpha-1)``; otherwise the
+            expected number of further periods, ``(beta+n-1)/(alpha-1)`` after ``n - 1``
+            renewals.
+
+        Returns
+        -------
+        float or Series
+
+        Examples
+        --------
+        >>> from custval import ShiftedBetaGeoModel
+        >>> ShiftedBetaGeoModel.from_params(alpha=1.5, beta=3.0).expected_lifetime()
+        7.0
+        """
+        params = self._params()
+        if renewals_so_far is None:
+            return float(_expected_lifetime(params))
+        renewals = np.asarray(renewals_so_far)
+        periods = self._periods(renewals, minimum=0, name="renewals_so_far")
+        values = np.asarray(_expected_lifetime(params, periods), dtype=float)
+        if renewals.ndim == 0:
+            return float(values[0])
+        return pd.Series(
+            values,
+            index=pd.Index(periods.astype(int), name="renewals_so_far"),
+            name="expected_lifetime",
+        )
+
+    @staticmethod
+    def _discount(discount_rate: float) -> float:
+        try:
+            d = float(discount_rate)
+        except (TypeError, ValueError):
+            d = float("nan")
+        if not (np.isfinite(d) and d > 0):
+            raise DataError(
+                f"discount_rate must be a finite rate per period > 0 (0.1 for 10%), got "
+                f"{discount_rate!r}; for undiscounted lifetimes use expected_lifetime"
+            )
+        return d
