@@ -69,5 +69,9 @@ from custval.models import __all__ as _models_all
 __all__ += _models_all
 
 # --- clv ----------------------------------------------------------------------------------------
+from custval import evaluation  # public submodule: custval.evaluation.tracking, ...
+from custval.clv import clv_interval, customer_lifetime_value, customer_value_table
+
+__all__ += ["clv_interval", "customer_lifetime_value", "customer_value_table", "evaluation"]
 
 # --- churn --------------------------------------------------------------------------------------

@@ -10,6 +10,10 @@ from __future__ import annotations
 __all__: list[str] = []
 
 # --- value and model evaluation (_value.py) ----------------------------------------------------
+from custval.plotting._value import *  # noqa: F403
+from custval.plotting._value import __all__ as _value_all
+
+__all__ = [*__all__, *_value_all]  # an assignment, so later blocks' imports stay "at the top"
 
 # --- churn (_churn.py) -------------------------------------------------------------------------
 
