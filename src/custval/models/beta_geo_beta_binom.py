@@ -370,7 +370,7 @@ class BetaGeoBetaBinomModel(BaseModel):
         ...     alpha=1.204, beta=0.750, gamma=0.657, delta=2.783)
         >>> donor = pd.DataFrame({"frequency": [3], "recency": [5], "n_periods": [6]})
         >>> round(float(model.expected_purchases(donor, 5).iloc[0]), 3)
-        1.989
+        1.804
         """
         data = self._prediction_data(summary)
         horizon = self._opportunities(t)
@@ -405,7 +405,7 @@ class BetaGeoBetaBinomModel(BaseModel):
         ...     alpha=1.204, beta=0.750, gamma=0.657, delta=2.783)
         >>> donor = pd.DataFrame({"frequency": [3], "recency": [3], "n_periods": [6]})
         >>> round(float(model.probability_alive(donor).iloc[0]), 3)
-        0.162
+        0.102
         """
         data = self._prediction_data(summary)
         future = self._opportunities(future_periods, "future_periods")
@@ -433,7 +433,7 @@ class BetaGeoBetaBinomModel(BaseModel):
         >>> model = BetaGeoBetaBinomModel.from_params(
         ...     alpha=1.204, beta=0.750, gamma=0.657, delta=2.783)
         >>> round(model.expected_purchases_new_customer(6), 3)
-        2.383
+        2.22
         """
         params = self._params()
         horizon = self._opportunities(t)
@@ -467,7 +467,7 @@ class BetaGeoBetaBinomModel(BaseModel):
         >>> model = BetaGeoBetaBinomModel.from_params(
         ...     alpha=1.204, beta=0.750, gamma=0.657, delta=2.783)
         >>> round(model.probability_of_purchases(0, 6), 3)
-        0.306
+        0.311
         """
         params = self._params()
         counts = np.asarray(n)
