@@ -8,8 +8,14 @@ from __future__ import annotations
 
 from custval.models._base import load_model
 from custval.models.beta_geo import BetaGeoModel
+from custval.models.beta_geo_beta_binom import BetaGeoBetaBinomModel
+from custval.models.pareto_nbd import ParetoNBDModel
+from custval.models.shifted_beta_geo import ShiftedBetaGeoModel
 
 __all__ = [
+    "BetaGeoBetaBinomModel",
     "BetaGeoModel",
+    "ParetoNBDModel",
+    "ShiftedBetaGeoModel",
     "load_model",
 ]
