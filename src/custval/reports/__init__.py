@@ -19,8 +19,12 @@ from custval.reports import _tables as tables
 from custval.reports._data import (
     ReportData,
     activity_by_period,
+    best_scoring_model,
     cohort_retention,
+    customer_values,
+    default_calibration_end,
     load_report_data,
+    margin_to_apply,
     segment_summary,
 )
 from custval.reports._runner import (
@@ -40,9 +44,13 @@ __all__ = [
     "ReportData",
     "ReportResult",
     "activity_by_period",
+    "best_scoring_model",
     "cohort_retention",
+    "customer_values",
+    "default_calibration_end",
     "figures",
     "load_report_data",
+    "margin_to_apply",
     "notebook_dir",
     "read_findings",
     "record_findings",

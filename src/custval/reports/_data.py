@@ -23,8 +23,12 @@ __all__ = [
     "EXCLUDE_CODE_PRESETS",
     "ReportData",
     "activity_by_period",
+    "best_scoring_model",
     "cohort_retention",
+    "customer_values",
+    "default_calibration_end",
     "load_report_data",
+    "margin_to_apply",
     "segment_summary",
 ]
 
@@ -152,7 +156,11 @@ def load_report_data(
         return ReportData(
             transactions=clean,
             cleaning=report,
-            customers=_ids_as_text(sample.customers, "customer_id"),
+            # loyalty_member is the status at the end of the data; the join date gives the
+            # status at any earlier date without looking ahead, so only it is kept.
+            customers=_ids_as_text(
+                sample.customers.drop(columns=["loyalty_member"]), "customer_id"
+            ),
             campaign=_ids_as_text(sample.campaign, "customer_id"),
             source="the simulated sample retailer (data/sample)",
             observation_end=_end_of_day(sample.observation_end),
@@ -369,7 +377,7 @@ def cohort_retention(
     active = frame.groupby(["cohort", "age"])["customer_id"].nunique().unstack("age")
     active = active.reindex(sizes.index)
     shares = active.div(sizes, axis=0)
-    ages = np.arange(shares.columns.max() + 1 if len(shares.columns) else 1)
+    ages = np.arange(max(last - int(sizes.index.min()), 0) + 1 if len(sizes) else 1)
     shares = shares.reindex(columns=ages)
     observable = (last - shares.index.to_numpy()[:, None]) >= ages[None, :]
     shares = shares.fillna(0.0).where(observable)
@@ -457,3 +465,60 @@ def segment_summary(
             "periods_since_last",
         ]
     ]
+
+
+def default_calibration_end(
+    transactions: pd.DataFrame, observation_end: pd.Timestamp, *, holdout_share: float = 0.25
+) -> pd.Timestamp:
+    """The end of the calibration period: the last ``holdout_share`` of the data is held out
+    (at least 8 weeks, at most a year), ending at midnight of a day."""
+    start = transactions["timestamp"].min()
+    span = pd.Timestamp(observation_end) - start
+    holdout = min(max(span * holdout_share, pd.Timedelta(weeks=8)), pd.Timedelta(days=365))
+    return (pd.Timestamp(observation_end) - holdout).normalize()
+
+
+def customer_values(
+    data: ReportData,
+    *,
+    freq: str = "W",
+    horizon: str = "12M",
+    annual_discount_rate: float = 0.10,
+    margin: float = 1.0,
+    n_draws: int = 0,
+) -> pd.DataFrame:
+    """The customer value table of a report (BG/NBD + Gamma-Gamma on the whole history).
+
+    The churn and investment reports need expected value per customer but not the model
+    comparison of the value report; this is the one place that builds it for them.
+    """
+    from custval import BetaGeoModel, GammaGammaModel, customer_value_table, rfm_summary
+
+    summary = rfm_summary(data.transactions, freq=freq, observation_end=data.observation_end)
+    return customer_value_table(
+        BetaGeoModel().fit(summary),
+        GammaGammaModel().fit(summary),
+        summary,
+        horizon=horizon,
+        annual_discount_rate=annual_discount_rate,
+        margin=margin,
+        n_draws=n_draws,
+        progress=False,
+    )
+
+
+def margin_to_apply(value_table: pd.DataFrame, margin: float) -> float | None:
+    """The margin the investment functions still have to apply: ``margin`` when the value
+    table is in revenue (a margin of 1 was given), None when it is already contribution."""
+    return margin if value_table.attrs.get("value_basis") == "revenue" else None
+
+
+def best_scoring_model(result: Any, metric: str = "roc_auc") -> str:
+    """The back-tested churn model with the best mean ``metric`` among those
+    :func:`custval.churn_scores` can score now (``logistic``, ``gradient_boosting``,
+    ``bgnbd``)."""
+    scorable = ("logistic", "gradient_boosting", "bgnbd")
+    metrics = result.metrics[result.metrics["model"].isin(scorable)]
+    means = metrics.groupby("model")[metric].mean()
+    lower_is_better = metric in {"brier", "log_loss"}
+    return str(means.idxmin() if lower_is_better else means.idxmax())

@@ -6,22 +6,76 @@ returned, numbers come from :mod:`custval.reports._data`, titles state the findi
 
 from __future__ import annotations
 
+from typing import Any
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from custval._format import money
 from custval.plotting._common import get_ax, percent_axis
 from custval.reports import _story as story
 
-__all__ = ["activity", "cohorts", "segments"]
+__all__ = ["activity", "cohorts", "segments", "show", "value_risk"]
 
 _BLUE = "#2563eb"
 _LIGHT = "#93c5fd"
 _GREY = "#9ca3af"
 _ORANGE = "#f59e0b"
+
+
+def show(artist: Any, *, alt: str | None = None, scale: float = 2.0) -> None:
+    """Display a chart in a report and close it: a sharp PNG whose alternative text is its
+    title (the finding), so no object repr is printed and screen readers get the finding.
+
+    Parameters
+    ----------
+    artist : Axes, array of Axes or Figure
+        What a plot function returned.
+    alt : str, optional
+        Alternative text; default the chart titles.
+    scale : float, default 2.0
+        Pixels per displayed pixel (2 = sharp on high-density screens).
+    """
+    import io
+
+    from IPython.display import Image, display
+
+    figure = _figure_of(artist)
+    if alt is None:
+        titles = [figure.get_suptitle()] if figure.get_suptitle() else []
+        titles += [ax.get_title() or ax.get_title("left") for ax in figure.axes]
+        alt = " / ".join(t for t in titles if t) or "Chart"
+    buffer = io.BytesIO()
+    dpi = figure.dpi * scale
+    figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight", facecolor="white")
+    plt.close(figure)
+    image = Image(data=buffer.getvalue(), format="png", alt=alt)
+    width = image.width or _png_width(buffer.getvalue())
+    image.width = round(width / scale)
+    display(image)
+
+
+def _png_width(data: bytes) -> int:
+    return int.from_bytes(data[16:20], "big")
+
+
+def _figure_of(artist: Any) -> Figure:
+    if isinstance(artist, Figure):
+        return artist
+    if isinstance(artist, np.ndarray):
+        artist = artist.flat[0]
+    if isinstance(artist, list | tuple):
+        artist = artist[0]
+    return artist.figure
+
+
+def _text(text: str) -> str:
+    """Chart text with dollar signs escaped (matplotlib reads $...$ as math)."""
+    return text.replace("$", r"\$")
 
 
 def _money_ticks(ax: Axes, axis: str = "y", currency: str = "$") -> None:
@@ -30,6 +84,8 @@ def _money_ticks(ax: Axes, axis: str = "y", currency: str = "$") -> None:
     def label(value: float, _pos: int) -> str:
         if abs(value) < 1e-9:
             return f"{currency}0"
+        if abs(value) < 1:
+            return f"{currency}{value:.2f}"
         return money(value, currency) if abs(value) >= 1e5 else money(value, currency, decimals=0)
 
     (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(plt.FuncFormatter(label))
@@ -64,8 +120,8 @@ def activity(
             bar.set_edgecolor(_BLUE)
             bar.set_hatch("///")
     _money_ticks(top, "y", currency)
-    top.set_ylabel(f"Revenue per {unit} ({currency})")
-    top.set_title(story.activity_title(activity, currency=currency))
+    top.set_ylabel(_text(f"Revenue per {unit} ({currency})"))
+    top.set_title(_text(story.activity_title(activity, currency=currency)))
     if partial.any():
         top.legend(
             handles=[Patch(facecolor="white", edgecolor=_BLUE, hatch="///")],
@@ -127,7 +183,7 @@ def cohorts(retention: pd.DataFrame, *, ax: Axes | None = None, max_columns: int
     ax.set_xticks(range(len(columns)), [str(c) for c in columns])
     ax.set_xlabel(f"{unit.capitalize()}s after the first purchase")
     ax.set_ylabel("First purchase in (customers)")
-    ax.set_title(story.cohort_title(retention))
+    ax.set_title(_text(story.cohort_title(retention)))
     for side in ("left", "bottom"):
         ax.spines[side].set_visible(False)
     colorbar = ax.figure.colorbar(image, ax=ax, fraction=0.03, pad=0.02)
@@ -150,6 +206,46 @@ def segments(table: pd.DataFrame, *, ax: Axes | None = None) -> Axes:
     ax.invert_yaxis()
     percent_axis(ax, "x")
     ax.set_xlabel("Share of all customers / of all revenue")
-    ax.set_title(story.segments_title(table))
+    ax.set_title(_text(story.segments_title(table)))
     ax.legend(loc="lower right")
+    return ax
+
+
+def value_risk(
+    value_table: pd.DataFrame,
+    concentration: Any,
+    *,
+    currency: str = "$",
+    ax: Axes | None = None,
+) -> Axes:
+    """Expected value against churn probability; the valuable-and-at-risk corner highlighted."""
+    ax = get_ax(ax, figsize=(9, 5))
+    churn = concentration.assumptions
+    high = churn.get("high_value_share", 0.2)
+    threshold = churn.get("churn_threshold", 0.5)
+    probability = value_table["churn_probability"]
+    value = value_table["clv"].clip(lower=0.01)
+    cut = float(value.quantile(1 - high))
+    flagged = value_table.index.isin(concentration.at_risk.index)
+    ax.scatter(
+        value[~flagged], probability[~flagged], s=6, color=_GREY, alpha=0.5, label="Other customers"
+    )
+    ax.scatter(
+        value[flagged], probability[flagged], s=12, color=_ORANGE, label="Valuable and at risk"
+    )
+    ax.axvline(cut, color="#4b5563", linestyle=":", linewidth=1)
+    ax.axhline(threshold, color="#4b5563", linestyle=":", linewidth=1)
+    ax.set_xscale("log")
+    ax.set_xlim(left=max(float(value.quantile(0.01)), 0.01))
+    _money_ticks(ax, "x", currency)
+    percent_axis(ax, "y")
+    ax.set_ylim(0, 1)
+    ax.set_xlabel(_text(f"Expected value per customer ({currency}, log scale)"))
+    ax.set_ylabel("Chance of no purchase in the churn window")
+    ax.set_title(
+        _text(
+            story.value_risk_title(concentration.at_risk, high_value_share=high, currency=currency)
+        )
+    )
+    ax.legend(loc="lower left", markerscale=2)
     return ax

@@ -74,8 +74,7 @@ def notebook_dir() -> Path:
 def setup_notebook(*, dpi: int = 110) -> None:
     """Set up a report notebook: PNG figures at a readable size, plain text in charts.
 
-    Called in the first cell of every report notebook. Dollar signs in chart text stay dollar
-    signs (matplotlib's math mode is switched off), so titles can carry money.
+    Called in the first cell of every report notebook.
 
     Examples
     --------
@@ -105,7 +104,6 @@ def setup_notebook(*, dpi: int = 110) -> None:
             "axes.spines.right": False,
             "axes.grid": False,
             "legend.frameon": False,
-            "text.parse_math": False,
         }
     )
     pd.set_option("display.max_rows", 30)

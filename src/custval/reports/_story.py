@@ -15,25 +15,44 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from custval._format import count, money, percent
+from custval._format import count, money, number, percent
 
 __all__ = [
     "activity",
     "activity_title",
+    "campaign",
+    "churn_backtest",
+    "churn_risk",
+    "churn_summary",
     "cleaning",
     "cohort_title",
     "cohorts",
+    "concentration",
+    "conditional_expectations",
     "customer_base_summary",
+    "customer_value_summary",
     "data_overview",
     "date_words",
     "horizon_words",
+    "intervals",
+    "investment_summary",
     "key_findings",
     "markdown",
     "missing_data",
+    "model_comparison",
+    "model_name",
+    "payback_story",
     "period_words",
+    "plan_story",
+    "retention",
+    "save_rate",
     "segments",
     "segments_title",
+    "top_customers_title",
     "unit_words",
+    "valuable_at_risk",
+    "value_overview",
+    "value_risk_title",
 ]
 
 _UNITS = {"D": "day", "W": "week", "M": "month", "Y": "year", "h": "hour", "Q": "quarter"}
@@ -430,4 +449,366 @@ def customer_base_summary(
     if not title.startswith("Too little"):
         sentences.append(title + ".")
     sentences.append(segments_title(segment_table) + ".")
+    return sentences
+
+
+# --- 02 customer value ------------------------------------------------------------------------
+
+
+def _span_words(split: pd.DataFrame) -> tuple[str, str, str]:
+    calibration_end = pd.Timestamp(split.attrs["calibration_end"])
+    observation_end = pd.Timestamp(split.attrs["observation_end"])
+    duration = float(split["duration_holdout"].iloc[0]) if len(split) else 0.0
+    unit = unit_words(split.attrs.get("freq", "W"), duration)
+    return date_words(calibration_end), date_words(observation_end), f"{count(duration)} {unit}"
+
+
+def model_comparison(comparison: pd.DataFrame, split: pd.DataFrame) -> str:
+    """How the models were judged and which one predicted the holdout best."""
+    cal_end, obs_end, holdout = _span_words(split)
+    best = comparison.attrs.get("best_model", comparison.index[0])
+    row = comparison.loc[best]
+    names = ", ".join(str(m) for m in comparison.index)
+    sentences = [
+        f"Before trusting any prediction, each model ({names}) was fitted on the purchases up "
+        f"to {cal_end} and asked to predict the following {holdout} (to {obs_end}), which it "
+        "had not seen."
+    ]
+    direction = "more" if row["total_error"] > 0 else "fewer"
+    sentences.append(
+        f"**{best}** did best: it predicted {percent(abs(row['total_error']), decimals=1)} "
+        f"{direction} repeat purchases in total than customers actually made, and was off by "
+        f"{number(row['mae'], digits=2)} purchases per customer on average."
+    )
+    if "top_decile_capture" in row and pd.notna(row["top_decile_capture"]):
+        sentences.append(
+            f"The 10% of customers it ranked highest made "
+            f"{percent(row['top_decile_capture'])} of all purchases in that period."
+        )
+    metric = comparison.attrs.get("metric", "rmse")
+    values = comparison[metric].astype(float)
+    if len(values) > 1 and values.min() > 0 and values.max() / values.min() - 1 < 0.02:
+        sentences.append(
+            "The models are within 2% of each other, so the choice matters little for the "
+            "numbers below."
+        )
+    return markdown(" ".join(sentences))
+
+
+def conditional_expectations(table: pd.DataFrame) -> str:
+    """Whether the model gets light and heavy buyers right."""
+    freq = table.attrs.get("freq", "W")
+    gap = table["difference"].abs()
+    worst = gap.idxmax()
+    heavy = table.index[-1]
+    return markdown(
+        f"Grouped by how many repeat purchases customers made before the holdout, the model's "
+        f"average prediction for the holdout is within "
+        f"{number(gap.max(), digits=2)} purchases of what each group actually did (largest gap: "
+        f"customers with {worst} repeat purchases). The heaviest buyers ({heavy} repeat "
+        f"purchases, {count(table.loc[heavy, 'n_customers'])} customers) made "
+        f"{number(table.loc[heavy, 'actual'], digits=2)} purchases each, against "
+        f"{number(table.loc[heavy, 'predicted'], digits=2)} predicted. Time unit: "
+        f"{unit_words(freq)}."
+    )
+
+
+def _value_basis(value_table: pd.DataFrame) -> str:
+    margin = value_table.attrs.get("margin", 1.0)
+    if value_table.attrs.get("value_basis") == "contribution" and isinstance(margin, int | float):
+        return f"profit at a {percent(margin)} margin"
+    if value_table.attrs.get("value_basis") == "contribution":
+        return "profit after each customer's margin"
+    return "revenue (no margin was given, so this is not profit)"
+
+
+def value_overview(value_table: pd.DataFrame, *, currency: str = "$") -> str:
+    """The value table in sentences: total expected value, who is still active."""
+    horizon = horizon_words(value_table.attrs.get("horizon", "12M"))
+    rate = value_table.attrs.get("annual_discount_rate", 0.1)
+    total = float(value_table["clv"].sum())
+    active = float((value_table["p_alive"] >= 0.5).mean())
+    purchases = float(value_table["expected_purchases"].sum())
+    return markdown(
+        f"Over the next {horizon}, the {count(len(value_table))} customers are expected to make "
+        f"{count(purchases)} purchases worth **{money(total, currency)}** in "
+        f"{_value_basis(value_table)}, discounted at {percent(rate)} a year "
+        f"({money(total / max(len(value_table), 1), currency)} per customer on average). "
+        f"{percent(active)} of customers are more likely than not to still be buying."
+    )
+
+
+def top_customers_title(value_table: pd.DataFrame, n: int = 10, *, currency: str = "$") -> str:
+    """Caption for the table of the most valuable customers."""
+    top = value_table.nlargest(n, "clv")
+    return (
+        f"The {n} most valuable customers are expected to bring "
+        f"{money(float(top['clv'].sum()), currency)} over the next "
+        f"{horizon_words(value_table.attrs.get('horizon', '12M'))}"
+    )
+
+
+def concentration(result: Any, *, currency: str = "$") -> str:
+    """How concentrated value is, and how much of the top customers' value is at risk."""
+    shares = result.shares.set_index("top_share")["value_share"]
+    parts = [f"the top {percent(k)} hold {percent(v)}" for k, v in shares.items()]
+    listed = ", ".join(parts[:-1]) + f" and {parts[-1]}" if len(parts) > 1 else parts[0]
+    sentences = [f"Expected value is concentrated: {listed} of it."]
+    gini = float(result.gini)
+    words = "very unequal" if gini >= 0.6 else "unequal" if gini >= 0.4 else "fairly even"
+    sentences.append(f"(Gini {number(gini, digits=2)}: {words}.)")
+    at_risk = result.at_risk
+    high = result.assumptions.get("high_value_share", 0.2)
+    if len(at_risk):
+        sentences.append(
+            f"{count(len(at_risk))} customers in the top {percent(high)} by value are more "
+            f"likely than not to have stopped buying; together they hold "
+            f"{money(float(at_risk['value'].sum()), currency)} of expected value "
+            f"({money(float(at_risk['value_at_risk'].sum()), currency)} of it at risk). They "
+            "are the first to win back (see the churn report)."
+        )
+    else:
+        sentences.append(f"None of the top {percent(high)} by value looks likely to be lost.")
+    return markdown(" ".join(sentences))
+
+
+def intervals(value_table: pd.DataFrame, n: int = 100, *, currency: str = "$") -> str:
+    """How certain the customer values are."""
+    interval = value_table.attrs.get("interval", 0.8)
+    if value_table["clv_lower"].isna().all():
+        return markdown("Ranges were not computed for this report (no parameter draws).")
+    top = value_table.nlargest(n, "clv")
+    width = ((top["clv_upper"] - top["clv_lower"]) / top["clv"]).median()
+    return markdown(
+        f"Each value is an estimate. For the {count(len(top))} most valuable customers the "
+        f"{percent(interval)} range is typically {percent(width)} of the estimate wide. The "
+        "ranges reflect how precisely the model is estimated from this data; they do not "
+        "cover changes in the business (prices, assortment, competitors)."
+    )
+
+
+def customer_value_summary(
+    comparison: pd.DataFrame,
+    value_table: pd.DataFrame,
+    concentration_result: Any,
+    *,
+    currency: str = "$",
+) -> list[str]:
+    """The headline sentences of the customer-value report, for the index page."""
+    best = comparison.attrs.get("best_model", comparison.index[0])
+    row = comparison.loc[best]
+    horizon = horizon_words(value_table.attrs.get("horizon", "12M"))
+    sentences = [
+        f"{best} predicted held-back purchases best, within "
+        f"{percent(abs(row['total_error']), decimals=1)} in total.",
+        f"Customers are expected to bring {money(float(value_table['clv'].sum()), currency)} "
+        f"in {_value_basis(value_table).split(' (')[0]} over the next {horizon}.",
+        concentration_result.headline + ".",
+    ]
+    if len(concentration_result.at_risk):
+        sentences.append(
+            f"{count(len(concentration_result.at_risk))} high-value customers have probably "
+            f"stopped buying, holding {money(float(concentration_result.at_risk['value'].sum()), currency)} "  # noqa: E501
+            "of expected value."
+        )
+    return sentences
+
+
+# --- 03 churn risk ----------------------------------------------------------------------------
+
+_MODEL_NAMES = {
+    "logistic": "logistic regression",
+    "gradient_boosting": "gradient boosting",
+    "bgnbd": "the BG/NBD chance of being inactive",
+    "bgnbd_no_purchase": "the BG/NBD chance of no purchase",
+}
+
+
+def model_name(model: str) -> str:
+    """A churn model's name in words."""
+    return _MODEL_NAMES.get(model, model)
+
+
+def churn_backtest(result: Any, *, horizon: str = "90D") -> str:
+    """How well the churn classifiers and the BG/NBD baseline rank who stops buying."""
+    metrics = result.metrics
+    means = metrics.groupby("model")[["roc_auc", "churn_rate", "brier"]].mean()
+    cutoffs = sorted(metrics["cutoff"].unique())
+    best = result.best_model("roc_auc")
+    baseline = "bgnbd" if "bgnbd" in means.index else None
+    sentences = [
+        f"A customer counts as lost when they make no purchase in the "
+        f"{horizon_words(horizon)} after a given date. The models were tested on "
+        f"{count(len(cutoffs))} past date{'s' if len(cutoffs) != 1 else ''} "
+        f"({', '.join(date_words(c) for c in cutoffs)}), trained only on what was known before "
+        f"each, and scored against what customers then did: on average "
+        f"{percent(means['churn_rate'].mean())} made no purchase."
+    ]
+    sentences.append(
+        f"The best, **{model_name(best)}**, ranks a customer who stopped above one who kept "
+        f"buying {percent(means.loc[best, 'roc_auc'])} of the time (50% would be guessing)"
+    )
+    if baseline is not None and baseline != best:
+        sentences[-1] += (
+            f", against {percent(means.loc[baseline, 'roc_auc'])} for {model_name(baseline)}."
+        )
+    else:
+        sentences[-1] += "."
+    return markdown(" ".join(sentences))
+
+
+def churn_risk(scores: pd.Series, *, horizon: str = "90D") -> str:
+    """How many customers are likely to stop buying."""
+    likely = float((scores >= 0.5).mean())
+    high = float((scores >= 0.8).mean())
+    return markdown(
+        f"Of {count(len(scores))} customers, {percent(likely)} are more likely than not to make "
+        f"no purchase in the next {horizon_words(horizon)}, and {percent(high)} have a chance "
+        "of 80% or more. Many of them bought once long ago; what matters is which of them are "
+        "worth winning back."
+    )
+
+
+def value_risk_title(
+    at_risk: pd.DataFrame, *, high_value_share: float = 0.2, currency: str = "$"
+) -> str:
+    """Chart title: how many valuable customers are at risk and what they are worth."""
+    return (
+        f"{count(len(at_risk))} customers in the top {percent(high_value_share)} by value are "
+        f"likely to stop buying; they hold {money(float(at_risk['value'].sum()), currency)}"
+    )
+
+
+def valuable_at_risk(result: Any, *, currency: str = "$") -> str:
+    """The valuable-and-at-risk group in sentences."""
+    at_risk = result.at_risk
+    high = result.assumptions.get("high_value_share", 0.2)
+    threshold = result.assumptions.get("churn_threshold", 0.5)
+    if at_risk.empty:
+        return markdown(
+            f"No customer in the top {percent(high)} by expected value has a churn chance of "
+            f"{percent(threshold)} or more."
+        )
+    share = float(at_risk["value"].sum()) / max(result.total_value, 1e-12)
+    return markdown(
+        f"**{count(len(at_risk))} customers** are both in the top {percent(high)} by expected "
+        f"value and at least {percent(threshold)} likely to stop buying. They hold "
+        f"{money(float(at_risk['value'].sum()), currency)} ({percent(share)} of all expected "
+        f"value), of which {money(float(at_risk['value_at_risk'].sum()), currency)} is expected "
+        "to be lost without action. The table lists the most valuable of them."
+    )
+
+
+def churn_summary(
+    result: Any,
+    scores: pd.Series,
+    concentration_result: Any,
+    *,
+    horizon: str = "90D",
+    currency: str = "$",
+) -> list[str]:
+    """The headline sentences of the churn report, for the index page."""
+    means = result.metrics.groupby("model")["roc_auc"].mean()
+    best = result.best_model("roc_auc")
+    sentences = [
+        f"{percent(float((scores >= 0.5).mean()))} of customers are more likely than not to "
+        f"make no purchase in the next {horizon_words(horizon)}.",
+        f"The best churn model, {model_name(best)}, ranks leavers above stayers "
+        f"{percent(means[best])} of the time in back-tests.",
+    ]
+    if "bgnbd" in means.index and best != "bgnbd":
+        sentences.append(
+            f"The BG/NBD chance of being inactive does {percent(means['bgnbd'])} on the same test."
+        )
+    at_risk = concentration_result.at_risk
+    sentences.append(
+        f"{count(len(at_risk))} valuable customers are at risk, holding "
+        f"{money(float(at_risk['value'].sum()), currency)} of expected value."
+    )
+    return sentences
+
+
+# --- 04 relationship investment ---------------------------------------------------------------
+
+
+def campaign(revenue: Any, purchase: Any, *, window: str = "90D", currency: str = "$") -> str:
+    """What the randomized campaign did, in money and in buyers, with its uncertainty."""
+    ate = revenue.ate.loc["difference in means"]
+    buy = purchase.ate.loc["difference in means"]
+    treated = int(revenue.groups.loc["treated", "n"]) if "treated" in revenue.groups.index else 0
+    control = int(revenue.groups.loc["control", "n"]) if "control" in revenue.groups.index else 0
+    sentences = [
+        f"The campaign contacted {count(treated)} customers and held back {count(control)} "
+        f"chosen at random, so the difference between the two groups over the "
+        f"{horizon_words(window)} after contact is the campaign's effect."
+    ]
+    sentences.append(
+        f"Contacted customers spent {money(ate['estimate'], currency)} more each (95% range "
+        f"{money(ate['ci_lower'], currency)} to {money(ate['ci_upper'], currency)}), and "
+        f"{percent(abs(buy['estimate']), decimals=1)} "
+        f"{'more' if buy['estimate'] >= 0 else 'fewer'} of them bought at all."
+    )
+    if not revenue.distinguishable_from_zero:
+        sentences.append(
+            "This effect cannot be told apart from zero with this many customers: treat it "
+            "as no proven effect."
+        )
+    return markdown(" ".join(sentences))
+
+
+def save_rate(rate: float, source: str) -> str:
+    """Where the save rate used for retention comes from."""
+    return markdown(
+        f"A contact is assumed to keep **{percent(rate, decimals=1)}** of the customers who "
+        f"would otherwise have stopped buying ({source})."
+    )
+
+
+def retention(roi: Any, *, currency: str = "$") -> str:
+    """The retention budget in sentences: best target size, return, break-even."""
+    best = roi.best
+    sentences = [roi.headline + "."]
+    if best["n_targeted"] > 0:
+        sentences.append(
+            f"That budget of {money(best['budget'], currency)} is expected to bring "
+            f"{money(best['incremental_value'], currency)} of extra value, a profit of "
+            f"{money(best['profit'], currency)}. Beyond the best "
+            f"{count(best['n_targeted'])} customers each extra contact costs more than it "
+            f"brings; contacts pay back only while the save rate stays above "
+            f"{percent(best['break_even_save_rate'], decimals=1)}."
+        )
+    return markdown(" ".join(sentences))
+
+
+def payback_story(result: Any, *, currency: str = "$") -> str:
+    """Acquisition payback by channel in sentences."""
+    return markdown(result.headline + ".")
+
+
+def plan_story(result: Any) -> str:
+    """The segment plan in one sentence, from the plan's own headline."""
+    return markdown(result.headline + ".")
+
+
+def investment_summary(
+    revenue: Any | None,
+    roi: Any,
+    payback_result: Any | None,
+    plan: Any,
+    *,
+    currency: str = "$",
+) -> list[str]:
+    """The headline sentences of the investment report, for the index page."""
+    sentences = []
+    if revenue is not None:
+        ate = revenue.ate.loc["difference in means"]
+        sentences.append(
+            f"The randomized campaign raised spend by {money(ate['estimate'], currency)} per "
+            f"contacted customer (95% range {money(ate['ci_lower'], currency)} to "
+            f"{money(ate['ci_upper'], currency)})."
+        )
+    sentences.append(roi.headline + ".")
+    if payback_result is not None:
+        sentences.append(payback_result.headline + ".")
+    sentences.append(plan.headline + ".")
     return sentences

@@ -15,7 +15,19 @@ from pandas.io.formats.style import Styler
 from custval._format import count, money, number, percent
 from custval.reports._story import period_words, unit_words
 
-__all__ = ["cleaning", "people_table", "segments", "years"]
+__all__ = [
+    "at_risk_customers",
+    "campaign_by_segment",
+    "churn_models",
+    "cleaning",
+    "investment_plan",
+    "model_comparison",
+    "people_table",
+    "segments",
+    "top_customers",
+    "value_by_segment",
+    "years",
+]
 
 
 def people_table(
@@ -165,3 +177,178 @@ def segments(table: pd.DataFrame, *, currency: str = "$") -> Styler:
             f"{unit.capitalize()} since last purchase (average)": count,
         },
     )
+
+
+def model_comparison(comparison: pd.DataFrame) -> Styler:
+    """The holdout comparison of transaction models, best first, in plain words."""
+    best = comparison.attrs.get("best_model", comparison.index[0])
+    frame = pd.DataFrame(
+        {
+            "Model": [f"{m} (used below)" if m == best else str(m) for m in comparison.index],
+            "Total purchases: predicted vs actual": comparison["total_error"].to_numpy(),
+            "Average error per customer (purchases)": comparison["mae"].to_numpy(),
+            "Purchases made by its top 10%": comparison["top_decile_capture"].to_numpy(),
+            "Tells active from inactive (AUC)": comparison["roc_auc"].to_numpy(),
+        }
+    )
+    return people_table(
+        frame,
+        {
+            "Total purchases: predicted vs actual": lambda v: (
+                ("+" if v > 0 else "") + percent(v, decimals=1)
+            ),
+            "Average error per customer (purchases)": lambda v: number(v, digits=2),
+            "Purchases made by its top 10%": percent,
+            "Tells active from inactive (AUC)": lambda v: number(v, digits=2),
+        },
+    )
+
+
+def top_customers(value_table: pd.DataFrame, n: int = 10, *, currency: str = "$") -> Styler:
+    """The ``n`` most valuable customers: history, chance still active, expected value."""
+    top = value_table.nlargest(n, "clv")
+    interval = value_table.attrs.get("interval", 0.8)
+    horizon = value_table.attrs.get("horizon", "12M")
+    frame = pd.DataFrame(
+        {
+            "Customer": top.index.astype(str),
+            "Segment": top["segment"].astype(str).to_numpy(),
+            "Purchases so far": (top["frequency"] + 1).to_numpy(),
+            "Chance still buying": top["p_alive"].to_numpy(),
+            f"Expected purchases (next {horizon})": top["expected_purchases"].to_numpy(),
+            "Expected value": top["clv"].to_numpy(),
+            f"{percent(interval)} range": [
+                f"{money(lo, currency)} – {money(hi, currency)}"
+                if pd.notna(lo) and pd.notna(hi)
+                else ""
+                for lo, hi in zip(top["clv_lower"], top["clv_upper"], strict=True)
+            ],
+        }
+    )
+    return people_table(
+        frame,
+        {
+            "Purchases so far": count,
+            "Chance still buying": percent,
+            f"Expected purchases (next {horizon})": lambda v: number(v, digits=2),
+            "Expected value": lambda v: money(v, currency),
+        },
+    )
+
+
+def value_by_segment(value_table: pd.DataFrame, *, currency: str = "$") -> Styler:
+    """Expected value per RFM segment: customers, total and share of expected value."""
+    grouped = value_table.groupby(value_table["segment"].astype(str))
+    total = float(value_table["clv"].sum()) or 1.0
+    frame = pd.DataFrame(
+        {
+            "Segment": grouped.size().index,
+            "Customers": grouped.size().to_numpy(),
+            "Expected value": grouped["clv"].sum().to_numpy(),
+            "Share of expected value": grouped["clv"].sum().to_numpy() / total,
+            "Chance still buying (average)": grouped["p_alive"].mean().to_numpy(),
+        }
+    ).sort_values("Expected value", ascending=False)
+    return people_table(
+        frame,
+        {
+            "Customers": count,
+            "Expected value": lambda v: money(v, currency),
+            "Share of expected value": percent,
+            "Chance still buying (average)": percent,
+        },
+    )
+
+
+def churn_models(result: Any) -> Styler:
+    """Back-test metrics of the churn models, averaged over the test dates, best first."""
+    from custval.reports._story import model_name
+
+    means = result.metrics.groupby("model")[["roc_auc", "pr_auc", "capture", "brier"]].mean()
+    means = means.sort_values("roc_auc", ascending=False)
+    frame = pd.DataFrame(
+        {
+            "Model": [model_name(m)[:1].upper() + model_name(m)[1:] for m in means.index],
+            "Ranks leavers above stayers (AUC)": means["roc_auc"].to_numpy(),
+            "Leavers found in its top 10%": means["capture"].to_numpy(),
+            "Probability error (Brier, lower is better)": means["brier"].to_numpy(),
+        }
+    )
+    return people_table(
+        frame,
+        {
+            "Ranks leavers above stayers (AUC)": percent,
+            "Leavers found in its top 10%": percent,
+            "Probability error (Brier, lower is better)": lambda v: number(v, digits=2),
+        },
+    )
+
+
+def at_risk_customers(
+    result: Any, value_table: pd.DataFrame, n: int = 15, *, currency: str = "$"
+) -> Styler:
+    """The most valuable customers who are likely to stop buying."""
+    at_risk = result.at_risk.head(n)
+    rows = value_table.reindex(at_risk.index)
+    unit = unit_words(value_table.attrs.get("freq", "W"))
+    frame = pd.DataFrame(
+        {
+            "Customer": at_risk.index.astype(str),
+            "Segment": rows["segment"].astype(str).to_numpy(),
+            "Purchases so far": (rows["frequency"] + 1).to_numpy(),
+            f"{unit.capitalize()} since last purchase": (rows["T"] - rows["recency"]).to_numpy(),
+            "Expected value": at_risk["value"].to_numpy(),
+            "Chance of no purchase": at_risk["churn_probability"].to_numpy(),
+            "Value at risk": at_risk["value_at_risk"].to_numpy(),
+        }
+    )
+    return people_table(
+        frame,
+        {
+            "Purchases so far": count,
+            f"{unit.capitalize()} since last purchase": count,
+            "Expected value": lambda v: money(v, currency),
+            "Chance of no purchase": percent,
+            "Value at risk": lambda v: money(v, currency),
+        },
+    )
+
+
+def campaign_by_segment(revenue: Any, *, currency: str = "$") -> Styler:
+    """Observed campaign effect on spend per segment of the campaign table."""
+    table = revenue.effect_by("segment")
+    columns = {c: c for c in table.columns}
+    effect = "observed_uplift" if "observed_uplift" in columns else table.columns[0]
+    frame = pd.DataFrame(
+        {
+            "Segment": table.index.astype(str).str.replace("_", " "),
+            "Contacted": table["n_treated"].to_numpy(),
+            "Held back": table["n_control"].to_numpy(),
+            "Extra spend per contacted customer": table[effect].to_numpy(),
+        }
+    )
+    if {"ci_lower", "ci_upper"} <= set(table.columns):
+        frame["95% range"] = [
+            f"{money(lo, currency)} to {money(hi, currency)}"
+            for lo, hi in zip(table["ci_lower"], table["ci_upper"], strict=True)
+        ]
+    return people_table(
+        frame,
+        {
+            "Contacted": count,
+            "Held back": count,
+            "Extra spend per contacted customer": lambda v: money(v, currency),
+        },
+    )
+
+
+def investment_plan(plan: Any, *, currency: str = "$") -> Styler:
+    """The segment plan: action and the reason, in the plan's own words."""
+    table = plan.plan
+    action = next((c for c in ("action", "recommendation", "decision") if c in table.columns), None)
+    frame = pd.DataFrame({"Segment": table.index.astype(str), "Customers": table["customers"]})
+    if action:
+        frame["Action"] = table[action].astype(str).to_numpy()
+    if "reason" in table.columns:
+        frame["Why"] = table["reason"].astype(str).to_numpy()
+    return people_table(frame.reset_index(drop=True), {"Customers": count})

@@ -1,0 +1,578 @@
+"""Reports: the loader, the narrative and tables for people, ``custval report`` end to end,
+and the rendered HTML in a real browser (headless Chromium over the DevTools protocol).
+
+The end-to-end render runs once per module (fixture ``rendered``) on the sample with small
+size parameters. The browser check serves the output folder on a loopback ``http.server`` and
+opens the index and one report in a fresh headless Chromium: no console errors, no failed
+requests, every image loaded, and a full-page screenshot in the test's tmp folder (kept by
+pytest under its basetemp, e.g. ``/tmp/pytest-of-$USER/pytest-current/``). It is skipped with
+the reason when Chromium is absent; ``.ci/run`` installs Debian's chromium so CI runs it.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import functools
+import html.parser
+import http.server
+import json
+import math
+import os
+import shutil
+import socketserver
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import custval
+from custval import reports
+from custval.cli import main
+from custval.reports import story, tables
+
+CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "chromium", "chromium-browser", "google-chrome")
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--hide-scrollbars",
+)
+
+
+def find_chromium() -> str | None:
+    """Path of a Chromium executable, or None."""
+    override = os.environ.get("CUSTVAL_CHROMIUM")
+    for candidate in ((override,) if override else ()) + CHROMIUM_CANDIDATES:
+        path = shutil.which(candidate) if not os.path.isabs(candidate) else candidate
+        if path and os.access(path, os.X_OK):
+            return path
+    return None
+
+
+@dataclass
+class PageReport:
+    """What the browser saw on one page."""
+
+    url: str
+    console_errors: list[str] = field(default_factory=list)
+    failed_requests: list[str] = field(default_factory=list)
+    images: list[dict] = field(default_factory=list)
+    title: str = ""
+    screenshot: Path | None = None
+
+    @property
+    def broken_images(self) -> list[dict]:
+        return [i for i in self.images if not (i["complete"] and i["naturalWidth"] > 0)]
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args: object) -> None:  # no request log on stderr
+        pass
+
+
+@contextlib.contextmanager
+def serve(folder: Path) -> Iterator[str]:
+    """Serve ``folder`` on 127.0.0.1 (a free port); yields the base URL."""
+    handler = functools.partial(_Quiet, directory=str(folder))
+    socketserver.TCPServer.allow_reuse_address = True
+    with socketserver.ThreadingTCPServer(("127.0.0.1", 0), handler) as server:
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield f"http://127.0.0.1:{server.server_address[1]}"
+        finally:
+            server.shutdown()
+
+
+class _DevTools:
+    """A minimal DevTools-protocol client over one page's websocket."""
+
+    def __init__(self, ws_url: str) -> None:
+        import websocket
+
+        self.ws = websocket.create_connection(ws_url, timeout=60, suppress_origin=True)
+        self.next_id = 0
+        self.events: list[dict] = []
+
+    def send(self, method: str, **params: object) -> dict:
+        self.next_id += 1
+        message_id = self.next_id
+        self.ws.send(json.dumps({"id": message_id, "method": method, "params": params}))
+        while True:
+            message = json.loads(self.ws.recv())
+            if message.get("id") == message_id:
+                if "error" in message:
+                    raise RuntimeError(f"DevTools {method} failed: {message['error']}")
+                return message.get("result", {})
+            self.events.append(message)
+
+    def wait_for(self, method: str, timeout: float = 60.0) -> dict:
+        deadline = time.monotonic() + timeout
+        for event in self.events:
+            if event.get("method") == method:
+                return event
+        while time.monotonic() < deadline:
+            message = json.loads(self.ws.recv())
+            self.events.append(message)
+            if message.get("method") == method:
+                return message
+        raise TimeoutError(f"no {method} within {timeout} s")
+
+    def drain(self, seconds: float) -> None:
+        """Collect events for a while (late console messages, image decodes)."""
+        self.ws.settimeout(0.2)
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            try:
+                self.events.append(json.loads(self.ws.recv()))
+            except Exception:  # a timeout ends a quiet spell
+                continue
+        self.ws.settimeout(60)
+
+    def close(self) -> None:
+        self.ws.close()
+
+
+@contextlib.contextmanager
+def chromium(executable: str) -> Iterator[int]:
+    """A headless Chromium with a fresh profile; yields its DevTools port."""
+    with tempfile.TemporaryDirectory(prefix="custval-chromium-") as profile:
+        process = subprocess.Popen(
+            [
+                executable,
+                *CHROMIUM_FLAGS,
+                f"--user-data-dir={profile}",
+                "--remote-debugging-port=0",
+                "--remote-allow-origins=*",
+                "--window-size=1280,900",
+                "about:blank",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            port_file = Path(profile) / "DevToolsActivePort"
+            deadline = time.monotonic() + 60
+            while not (port_file.exists() and port_file.read_text().strip()):
+                if process.poll() is not None:
+                    raise RuntimeError(f"chromium exited with code {process.returncode}")
+                if time.monotonic() > deadline:
+                    raise TimeoutError("chromium did not open its DevTools port within 60 s")
+                time.sleep(0.1)
+            yield int(port_file.read_text().split()[0])
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def inspect_page(
+    executable: str, url: str, screenshot: Path | None = None, *, width: int = 1280
+) -> PageReport:
+    """Load ``url`` and report console errors, failed requests and images; screenshot it."""
+    with chromium(executable) as port:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/json/new?about:blank", method="PUT"
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            target = json.load(response)
+        tools = _DevTools(target["webSocketDebuggerUrl"])
+        try:
+            for domain in ("Page", "Runtime", "Log", "Network"):
+                tools.send(f"{domain}.enable")
+            tools.send(
+                "Emulation.setDeviceMetricsOverride",
+                width=width,
+                height=900,
+                deviceScaleFactor=1,
+                mobile=False,
+            )
+            tools.send("Page.navigate", url=url)
+            tools.wait_for("Page.loadEventFired")
+            tools.drain(1.0)
+            state = tools.send(
+                "Runtime.evaluate",
+                expression="JSON.stringify({title: document.title, images: "
+                "Array.from(document.images).map(i => ({src: i.src.slice(0, 40), "
+                "complete: i.complete, naturalWidth: i.naturalWidth}))})",
+                returnByValue=True,
+            )["result"]["value"]
+            report = PageReport(url=url, **json.loads(state))
+            for event in tools.events:
+                method, params = event.get("method"), event.get("params", {})
+                if method == "Runtime.consoleAPICalled" and params.get("type") in {
+                    "error",
+                    "assert",
+                }:
+                    report.console_errors.append(
+                        " ".join(
+                            str(a.get("value", a.get("description", ""))) for a in params["args"]
+                        )
+                    )
+                elif method == "Runtime.exceptionThrown":
+                    details = params.get("exceptionDetails", {})
+                    report.console_errors.append(
+                        details.get("exception", {}).get("description", details.get("text", ""))
+                    )
+                elif method == "Log.entryAdded" and params["entry"].get("level") == "error":
+                    report.console_errors.append(params["entry"].get("text", ""))
+                elif method == "Network.loadingFailed":
+                    report.failed_requests.append(params.get("errorText", ""))
+            if screenshot is not None:
+                metrics = tools.send("Page.getLayoutMetrics")
+                size = metrics.get("cssContentSize") or metrics["contentSize"]
+                shot = tools.send(
+                    "Page.captureScreenshot",
+                    format="png",
+                    captureBeyondViewport=True,
+                    clip={
+                        "x": 0,
+                        "y": 0,
+                        "width": width,
+                        "height": min(size["height"], 16000),
+                        "scale": 1,
+                    },
+                )
+                screenshot.write_bytes(base64.b64decode(shot["data"]))
+                report.screenshot = screenshot
+            return report
+        finally:
+            tools.close()
+
+
+SMALL = ["--param", "n_draws=20", "--param", "backtest_cutoffs=2", "--param", "n_bootstrap=50"]
+
+SECTION_TITLES = {
+    "01-customer-base": [
+        "Our customer base",
+        "The data: what is used and what is left out",
+        "Customers and revenue over time",
+        "How often new customers come back",
+        "Customer segments by recency and frequency",
+    ],
+}
+
+
+# --- the browser helper (DevTools protocol over websocket-client) ------------------------------
+
+
+# --- HTML text ---------------------------------------------------------------------------------
+
+
+class _VisibleText(html.parser.HTMLParser):
+    """The text a reader sees: everything outside <style>, <script> and tags."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.parts: list[str] = []
+        self._skip = 0
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        if tag in {"style", "script"}:
+            self._skip += 1
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in {"style", "script"}:
+            self._skip -= 1
+
+    def handle_data(self, data: str) -> None:
+        if not self._skip:
+            self.parts.append(data)
+
+
+def visible_text(page: str) -> str:
+    parser = _VisibleText()
+    parser.feed(page)
+    return " ".join(" ".join(parser.parts).split())
+
+
+# --- unit tests: loader, aggregates, story, tables ---------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sample_data():
+    return reports.load_report_data()
+
+
+def _log(rows):
+    return pd.DataFrame(rows, columns=["customer_id", "timestamp", "amount"]).assign(
+        timestamp=lambda f: pd.to_datetime(f["timestamp"])
+    )
+
+
+def test_load_report_data_sample_reconciles(sample_data):
+    assert sample_data.is_sample
+    assert sample_data.cleaning.reconciles
+    assert sample_data.cleaning.rows_dropped["excluded_code"] > 0  # postage
+    assert (
+        sample_data.customers["customer_id"].dtype == sample_data.transactions["customer_id"].dtype
+    )
+    assert set(sample_data.campaign["customer_id"]) >= set(
+        sample_data.transactions["customer_id"].unique()
+    )
+
+
+def test_load_report_data_from_files_maps_columns(tmp_path):
+    raw = pd.DataFrame(
+        {
+            "Invoice": ["1", "1", "2", "C3"],
+            "Code": ["A", "POST", "A", "A"],
+            "Qty": [2, 1, 1, -1],
+            "Price": [5.0, 3.0, 5.0, 5.0],
+            "When": ["2024-01-02 10:00", "2024-01-02 10:00", "2024-02-01 09:00", "2024-02-03"],
+            "Cust": [7.0, 7.0, 7.0, 7.0],
+        }
+    )
+    path = tmp_path / "log.csv"
+    raw.to_csv(path, index=False)
+    customers = tmp_path / "customers.csv"
+    pd.DataFrame({"Cust": [7.0], "channel": ["search"], "acquisition_date": ["2024-01-02"]}).to_csv(
+        customers, index=False
+    )
+    data = reports.load_report_data(
+        path,
+        customers,
+        columns={
+            "customer_id": "Cust",
+            "timestamp": "When",
+            "quantity": "Qty",
+            "unit_price": "Price",
+            "order_id": "Invoice",
+            "product_code": "Code",
+        },
+        cleaning={"exclude_codes": "online-retail"},
+    )
+    assert not data.is_sample
+    assert data.transactions["amount"].sum() == pytest.approx(10.0)
+    assert data.cleaning.rows_dropped["excluded_code"] == 1
+    assert data.customers["customer_id"].tolist() == ["7"]
+    assert pd.api.types.is_datetime64_any_dtype(data.customers["acquisition_date"])
+    assert data.campaign is None
+
+
+def test_load_report_data_refuses_unknown_preset(tmp_path):
+    with pytest.raises(custval.DataError, match="unknown exclude_codes preset 'nope'"):
+        reports.load_report_data(tmp_path / "x.csv", cleaning={"exclude_codes": "nope"})
+
+
+def test_activity_by_period_flags_partial_months():
+    log = _log(
+        [
+            ("a", "2024-01-01", 10.0),
+            ("a", "2024-02-10", 5.0),
+            ("b", "2024-02-11", 7.0),
+            ("b", "2024-03-05", 1.0),
+        ]
+    )
+    activity = reports.activity_by_period(log, period="M")
+    assert activity["revenue"].tolist() == [10.0, 12.0, 1.0]
+    assert activity["active_customers"].tolist() == [1, 2, 1]
+    assert activity["new_customers"].tolist() == [1, 1, 0]
+    assert activity["partial"].tolist() == [False, False, True]
+
+
+def test_cohort_retention_shares_and_unobserved_cells():
+    log = _log(
+        [
+            ("a", "2024-01-05", 1.0),
+            ("a", "2024-02-05", 1.0),
+            ("b", "2024-01-07", 1.0),
+            ("c", "2024-02-01", 1.0),
+            ("c", "2024-03-31", 1.0),
+        ]
+    )
+    retention = reports.cohort_retention(log, period="M", min_size=1)
+    assert retention.loc["2024-01-01", 0] == 1.0
+    assert retention.loc["2024-01-01", 1] == 0.5
+    assert retention.loc["2024-02-01", 1] == 1.0
+    assert math.isnan(retention.loc["2024-02-01", 2])  # March is only partly observed
+    assert retention.attrs["sizes"].tolist()[:2] == [2, 1]
+
+
+def test_markdown_escapes_dollars_once():
+    assert story.markdown("costs $5 and $6") == r"costs \$5 and \$6"
+    assert story.markdown([r"already \$5", "", "next"]) == "already \\$5\n\nnext"
+
+
+@pytest.mark.parametrize(
+    ("horizon", "words"),
+    [
+        ("12M", "12 months"),
+        ("1Y", "1 year"),
+        ("52W", "52 weeks"),
+        ("inf", "the customer's whole future"),
+    ],
+)
+def test_horizon_words(horizon, words):
+    assert story.horizon_words(horizon) == words
+
+
+def test_cleaning_story_and_table_reconcile(sample_data):
+    report = sample_data.cleaning
+    text = story.cleaning(report)
+    assert "\\$" in text and "accounted for" in text
+    table = tables.cleaning(report).data
+    assert table.columns.tolist() == ["", "Lines", "Share of lines", "Revenue"]
+    assert table.iloc[0, 0] == "In the file" and table.iloc[-1, 0] == "Used in the reports"
+    lines = [int(v.replace(",", "").replace("−", "-")) for v in table["Lines"]]
+    assert lines[0] + sum(lines[1:-1]) == lines[-1]
+
+
+def test_story_numbers_come_from_the_data(sample_data):
+    data = sample_data
+    activity = reports.activity_by_period(data.transactions, observation_end=data.observation_end)
+    retention = reports.cohort_retention(data.transactions, observation_end=data.observation_end)
+    summary = custval.rfm_summary(data.transactions, freq="W")
+    segment_table = reports.segment_summary(custval.rfm_segments(summary), data.transactions)
+    assert segment_table["customers"].sum() == data.transactions["customer_id"].nunique()
+    assert segment_table["revenue_share"].sum() == pytest.approx(1.0)
+    sentences = story.customer_base_summary(data, activity, retention, segment_table)
+    assert 3 <= len(sentences) <= 5
+    customers = f"{data.transactions['customer_id'].nunique():,}"
+    assert sentences[0].startswith(customers)
+    champions = segment_table.loc["Champions"]
+    assert f"{100 * champions['revenue_share']:.0f}%" in story.segments_title(segment_table)
+    shown = tables.segments(segment_table).data
+    assert "Segment" in shown.columns and len(shown) == len(segment_table)
+
+
+def test_people_table_formats_and_hides_index():
+    frame = pd.DataFrame({"Name": ["a", "b"], "Value": [1234.5, np.nan]})
+    styler = tables.people_table(frame, {"Value": custval._format.money})
+    assert styler.data["Value"].tolist() == ["$1,234", ""]
+    assert "Name" in styler.to_html() and '<th class="blank' not in styler.to_html()
+
+
+# --- custval report end to end -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory):
+    out = tmp_path_factory.mktemp("report")
+    code = main(["report", "--sample", "--out", str(out), "--no-progress", *SMALL])
+    assert code == 0
+    return out
+
+
+def test_report_writes_every_page(rendered):
+    assert (rendered / "index.html").exists()
+    for stem in reports.NOTEBOOKS:
+        assert (rendered / f"{stem}.html").exists()
+        assert (rendered / "full" / f"{stem}.html").exists()
+        assert reports.read_findings(rendered / "findings" / f"{stem}.json")["summary"]
+
+
+@pytest.mark.parametrize("stem", list(reports.NOTEBOOKS))
+def test_report_pages_read_well(rendered, stem):
+    page = (rendered / f"{stem}.html").read_text(encoding="utf-8")
+    full = (rendered / "full" / f"{stem}.html").read_text(encoding="utf-8")
+    text = visible_text(page)
+    for title in SECTION_TITLES.get(stem, [reports.NOTEBOOKS[stem]]):
+        assert title in text, f"{stem} lacks the section {title!r}"
+    assert "data:image/png;base64" in page
+    for version, content in (("report", text), ("full", visible_text(full))):
+        for word in ("Traceback", "Warning", "Error"):
+            assert word not in content, f"{word!r} in the {version} version of {stem}"
+    # No raw object reprs or unrendered Markdown in the marketing version.
+    for fragment in ("<Axes", "<Figure", "<matplotlib", "Styler object", "**", "\\$"):
+        assert fragment not in text, f"{fragment!r} in {stem}"
+    assert "import custval" not in text and "import custval" in visible_text(full)
+    assert "https://" not in page.split("</head>")[0], "scripts loaded from the internet"
+
+
+def test_index_summarises_every_report(rendered):
+    text = visible_text((rendered / "index.html").read_text(encoding="utf-8"))
+    for stem, title in reports.NOTEBOOKS.items():
+        assert title in text
+        for sentence in reports.read_findings(rendered / "findings" / f"{stem}.json")["summary"]:
+            assert " ".join(sentence.split()) in text
+
+
+# --- a real browser ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def chromium_path():
+    path = find_chromium()
+    if path is None:
+        pytest.skip(
+            "Chromium is not installed (looked for /usr/bin/chromium and chromium on PATH); "
+            "install it with `apt-get install -y chromium` (.ci/run does) to check the reports "
+            "in a real browser"
+        )
+    pytest.importorskip("websocket", reason="websocket-client (the test extra) is needed")
+    return path
+
+
+@pytest.mark.parametrize("page", ["index.html", "02-customer-value.html"])
+def test_reports_load_in_a_real_browser(rendered, chromium_path, tmp_path, page):
+    screenshot = tmp_path / page.replace(".html", ".png")
+    with serve(rendered) as base:
+        result = inspect_page(chromium_path, f"{base}/{page}", screenshot)
+    assert result.console_errors == []
+    assert result.failed_requests == []
+    assert result.broken_images == []
+    if page != "index.html":
+        assert len(result.images) >= 3
+    assert screenshot.stat().st_size > 10_000
+    assert result.title
+
+
+# --- the real UCI Online Retail data -----------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_report_renders_on_online_retail(online_retail_path, tmp_path):
+    out = tmp_path / "online-retail"
+    code = main(
+        [
+            "report",
+            "--transactions",
+            str(online_retail_path),
+            "--customer-id",
+            "CustomerID",
+            "--timestamp",
+            "InvoiceDate",
+            "--quantity",
+            "Quantity",
+            "--unit-price",
+            "UnitPrice",
+            "--order-id",
+            "InvoiceNo",
+            "--product-code",
+            "StockCode",
+            "--exclude-codes",
+            "online-retail",
+            "--currency",
+            "£",
+            "--out",
+            str(out),
+            "--no-progress",
+            *SMALL,
+        ]
+    )
+    assert code == 0
+    for stem in reports.NOTEBOOKS:
+        text = visible_text((out / f"{stem}.html").read_text(encoding="utf-8"))
+        for word in ("Traceback", "Warning", "Error"):
+            assert word not in text
+        assert "£" in text or stem != "01-customer-base"
+    assert "4,3" in reports.read_findings(out / "findings" / "01-customer-base.json")["summary"][0]
