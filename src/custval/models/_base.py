@@ -18,7 +18,11 @@ gradient), starting values and predictions. This base class owns the rest:
 Subclasses define ``_param_names``, ``_data_columns``, ``_loglik`` (per-row log-likelihood at
 natural parameters), optionally ``_loglik_grad`` (per-row log-likelihood and its gradient with
 respect to the natural parameters, shape ``(n_rows, n_params)``), ``_initial_params`` and
-``_validate_data`` for model-specific rules.
+``_validate_data`` for model-specific rules. Optional hooks: ``_prepare_patterns`` (called once
+per fit on the compressed patterns, e.g. to index the unique frequencies so that special
+functions of ``frequency`` are evaluated once per distinct value) and ``_extra_state`` /
+``_set_extra_state`` (more fitted state for ``save``/``load``). Prediction methods convert
+horizons with :meth:`BaseModel._duration`.
 """
 
 from __future__ import annotations
@@ -35,8 +39,9 @@ import pandas as pd
 from scipy import optimize
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
+from threadpoolctl import threadpool_limits
 
-from custval._units import normalize_freq
+from custval._units import normalize_freq, parse_duration
 from custval._validation import bad_values_message, require_columns, require_numeric
 from custval.errors import ConvergenceError, CustvalWarning, DataError
 
@@ -48,8 +53,58 @@ FORMAT_VERSION = 1
 _FORMAT_NAME = "custval-model"
 _LOG_BOUND = 30.0  # log-parameters are kept in [-30, 30]: e^30 ~ 1e13
 _Z95 = 1.959963984540054
+#: max |gradient| of the mean negative log-likelihood (in log-parameters) treated as an optimum
+#: when L-BFGS-B stops on a failed line search (rounding) rather than on its tolerances
+_GRAD_AT_OPTIMUM = 1e-7
+#: whole numbers spanning at most this many times the number of rows are coded by indexing
+_DENSE_RANGE = 4
 
 _REGISTRY: dict[str, type[BaseModel]] = {}
+
+
+def _factorize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Codes ``0..k-1`` of the distinct values of a 1-d array, and the ``k`` distinct values.
+
+    Whole numbers whose range is at most a few times the array's length (day counts, purchase
+    counts, combined keys) are coded by direct indexing, several times faster than hashing
+    (the distinct values then come out sorted); anything else goes through ``pd.factorize``
+    (order of first appearance; NaN is a value like any other).
+    """
+    v = np.asarray(values)
+    n = v.shape[0]
+    if n and v.dtype.kind in "fiu":
+        low, high = v.min(), v.max()
+        if np.isfinite(low) and np.isfinite(high) and high - low <= _DENSE_RANGE * n + 1024:
+            if v.dtype.kind == "f":
+                offset = v - low if low != 0 else v
+                shifted = offset.astype(np.int64)
+                whole = np.array_equal(shifted, offset)
+            else:
+                shifted = (v - low if low != 0 else v).astype(np.int64, copy=False)
+                whole = True
+            if whole:
+                present = np.zeros(int(high - low) + 1, dtype=bool)
+                present[shifted] = True
+                rank = np.cumsum(present, dtype=np.int64) - 1
+                distinct = np.flatnonzero(present)
+                return rank[shifted], (distinct + low).astype(v.dtype, copy=False)
+    codes, uniques = pd.factorize(v, sort=False, use_na_sentinel=False)
+    return codes, np.asarray(uniques)
+
+
+def _unique_rows(data: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The distinct rows of ``data`` (in no particular order) and ``inverse`` such that
+    ``unique[column][inverse]`` rebuilds each column; O(n)."""
+    columns = list(data)
+    key, distinct = _factorize(data[columns[0]])
+    unique = {columns[0]: distinct}
+    for column in columns[1:]:
+        codes, values = _factorize(data[column])
+        key, combined = _factorize(key * len(values) + codes)
+        previous, current = np.divmod(combined, len(values))
+        unique = {name: column_values[previous] for name, column_values in unique.items()}
+        unique[column] = values[current]
+    return unique, key
 
 
 def compress_rows(
@@ -57,22 +112,23 @@ def compress_rows(
 ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
     """Collapse identical rows of ``data`` into one row each with the summed weight.
 
-    Returns the unique rows, their weights, and ``inverse`` such that
-    ``unique[column][inverse]`` rebuilds the input. Hash-based (``pd.factorize``), O(n).
+    Returns the unique rows (in no particular order), their weights, and ``inverse`` such that
+    ``unique[column][inverse]`` rebuilds the input. O(n): direct indexing for whole numbers in a
+    compact range, hashing (``pd.factorize``) otherwise.
     """
-    columns = list(data)
-    key = np.zeros(len(weights), dtype=np.int64)
-    n_keys = 1
-    for column in columns:
-        codes, uniques = pd.factorize(data[column], sort=False)
-        key, key_uniques = pd.factorize(key * len(uniques) + codes, sort=False)
-        n_keys = len(key_uniques)
-    first = np.full(n_keys, -1, dtype=np.int64)
-    order = np.arange(len(key) - 1, -1, -1)
-    first[key[order]] = order  # the first occurrence of each key wins (written last)
-    compressed = {column: np.asarray(data[column])[first] for column in columns}
-    summed = np.bincount(key, weights=weights, minlength=n_keys)
-    return compressed, summed, key
+    unique, inverse = _unique_rows(data)
+    n_keys = len(next(iter(unique.values())))
+    return unique, np.bincount(inverse, weights=weights, minlength=n_keys), inverse
+
+
+def unique_index(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct values of a 1-d array and the index rebuilding it: ``uniques[inverse] == values``.
+
+    O(n) (see :func:`_factorize`); the order of the distinct values is unspecified. Models use
+    it to evaluate special functions (``gammaln``, ``digamma``, ...) once per distinct value.
+    """
+    inverse, uniques = _factorize(values)
+    return uniques, inverse
 
 
 class BaseModel(BaseEstimator):
@@ -84,8 +140,10 @@ class BaseModel(BaseEstimator):
         L2 penalty on the natural parameters, added to the *mean* negative log-likelihood per
         customer: ``-loglik / n_customers + penalizer_coef * sum(params ** 2)``. This is
         lifetimes' scaling for BG/NBD, MBG/NBD and Gamma-Gamma, so penalized fits agree with
-        lifetimes there (lifetimes' Pareto/NBD divides by the mean weight instead; custval uses
-        the one scaling above for every model).
+        lifetimes there; note that lifetimes fits BG/NBD and MBG/NBD on time rescaled so that
+        the largest ``T`` is 1, so its penalty on ``alpha`` matches custval's only on data in
+        that unit (lifetimes' Pareto/NBD divides by the mean weight instead; custval uses the
+        one scaling above for every model).
     initial_params : mapping of str to float, optional
         Starting values; tried first, before the model's own data-based guesses.
     tol : float, default 1e-10
@@ -98,6 +156,11 @@ class BaseModel(BaseEstimator):
     _data_columns: ClassVar[tuple[str, ...]] = ()
     #: human name used in messages, e.g. "BG/NBD"
     _display_name: ClassVar[str] = ""
+    #: L-BFGS-B's relative-reduction stopping tolerance on the mean negative log-likelihood.
+    #: 1e-15 stops only at rounding level (L-BFGS-B may then spend dozens of evaluations in
+    #: line searches that cannot improve); models whose optimum is well scaled use 1e-12, which
+    #: still pins the parameters to ~1e-6 relative.
+    _ftol: ClassVar[float] = 1e-15
 
     def __init__(
         self,
@@ -140,12 +203,34 @@ class BaseModel(BaseEstimator):
             grad[:, i] = (self._loglik(up, data) - self._loglik(down, data)) / (2 * step)
         return ll, grad
 
+    def _weighted_loglik_grad(
+        self, params: np.ndarray, data: Mapping[str, np.ndarray], weights: np.ndarray
+    ) -> tuple[float, np.ndarray]:
+        """Weighted total log-likelihood and its gradient (natural parameters), ``(k,)``.
+
+        This is what the optimiser evaluates. The default sums :meth:`_loglik_grad` with the
+        weights; models may override it to sum terms that depend on few distinct values (e.g.
+        functions of ``frequency``) once per value, without forming the per-row gradient.
+        """
+        ll, grad = self._loglik_grad(params, data)
+        return float(np.dot(weights, ll)), grad.T @ weights
+
     def _initial_params(self, data: Mapping[str, np.ndarray], weights: np.ndarray) -> np.ndarray:
         """A data-based starting point (natural parameters)."""
         return np.ones(len(self._param_names))
 
     def _validate_data(self, data: dict[str, np.ndarray], frame: pd.DataFrame) -> None:
         """Model-specific checks on the extracted columns; raise ``DataError``."""
+
+    def _prepare_patterns(self, data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Called once per fit on the compressed patterns, before optimisation.
+
+        Models may return a copy with derived arrays added under keys starting with ``"_"``
+        (e.g. the unique frequencies and their inverse index, see :func:`unique_index`);
+        ``_loglik`` and ``_loglik_grad`` then receive that dictionary at every evaluation, and
+        must still accept the plain columns when the keys are absent. Default: unchanged.
+        """
+        return data
 
     # ------------------------------------------------------------------ input handling
     def _extract(
@@ -243,6 +328,41 @@ class BaseModel(BaseEstimator):
     def _series(self, values: np.ndarray, summary: pd.DataFrame, name: str) -> pd.Series:
         return pd.Series(np.asarray(values, dtype=float), index=summary.index, name=name)
 
+    def _duration(self, t: Any, *, name: str = "t") -> float | np.ndarray:
+        """Convert a horizon to the model's time unit: a float for a scalar, else an array.
+
+        A string carries its unit (``"39W"``, ``"365D"``, ``"12M"``) and is converted to the
+        unit of the data the model was fitted on (``freq_``); a bare number is taken to be in
+        that unit already (periods of the summary's ``recency`` and ``T``). Horizons must be
+        finite and non-negative.
+        """
+        scalar = np.ndim(t) == 0
+        items = [t] if scalar else list(np.asarray(t, dtype=object).ravel())
+        values = np.empty(len(items))
+        for i, item in enumerate(items):
+            if isinstance(item, str):
+                if getattr(self, "freq_", None) is None:
+                    raise DataError(
+                        f"{name}={item!r} has a unit, but this {self._name()} does not know the "
+                        "time unit of its data (it was fitted on a summary without "
+                        f"attrs['freq']); give {name} as a number of the summary's periods, or "
+                        "refit on a summary from custval.rfm_summary (from_params takes freq=)"
+                    )
+                values[i] = parse_duration(item, to=self.freq_)
+            else:
+                try:
+                    values[i] = float(item)
+                except (TypeError, ValueError):
+                    raise DataError(
+                        f"{name} must be a number of periods or a duration such as '52W', "
+                        f"got {item!r}"
+                    ) from None
+        if not np.all(np.isfinite(values)) or np.any(values < 0):
+            raise DataError(
+                f"{name} must be finite and >= 0 (a horizon in the summary's time unit), got {t!r}"
+            )
+        return float(values[0]) if scalar else values.reshape(np.shape(t))
+
     # ------------------------------------------------------------------ fitting
     def fit(self, summary: pd.DataFrame, weights: Any = None) -> Self:
         """Fit the model by maximum likelihood.
@@ -266,6 +386,13 @@ class BaseModel(BaseEstimator):
         return self._fit_arrays(data, w)
 
     def _fit_arrays(self, data: dict[str, np.ndarray], weights: np.ndarray) -> Self:
+        # The likelihoods are vectorised elementwise code plus dot products over the patterns.
+        # Multi-threaded BLAS gains nothing on those, and when the cores are busy its spinning
+        # threads make each dot product up to 100x slower, so fitting uses one BLAS thread.
+        with threadpool_limits(limits=1, user_api="blas"):
+            return self._fit_compressed(data, weights)
+
+    def _fit_compressed(self, data: dict[str, np.ndarray], weights: np.ndarray) -> Self:
         keep = weights > 0
         if not np.all(keep):
             data = {k: v[keep] for k, v in data.items()}
@@ -276,6 +403,7 @@ class BaseModel(BaseEstimator):
                 "is empty (or every weight is 0)"
             )
         patterns, pattern_weights, _ = compress_rows(data, weights)
+        patterns = self._prepare_patterns(patterns)
         total = float(pattern_weights.sum())
         k = len(self._param_names)
         attempts: list[str] = []
@@ -292,7 +420,7 @@ class BaseModel(BaseEstimator):
                     bounds=[(-_LOG_BOUND, _LOG_BOUND)] * k,
                     options={
                         "maxiter": self.max_iter,
-                        "ftol": 1e-15,
+                        "ftol": self._ftol,
                         "gtol": self.tol,
                         "maxcor": 20,
                     },
@@ -308,8 +436,10 @@ class BaseModel(BaseEstimator):
             )
             if converged and (best is None or result.fun < best.fun - 1e-9):
                 best = result
-                if result.success:
-                    break
+            # stop at the first start that reaches an optimum: success, or a line search that
+            # can no longer improve in floating point ("ABNORMAL") with a vanishing gradient
+            if converged and (result.success or grad_norm < _GRAD_AT_OPTIMUM):
+                break
         if best is None:
             raise ConvergenceError(
                 f"{self._name()} did not converge from any of {len(attempts)} starting points:\n"
@@ -362,9 +492,10 @@ class BaseModel(BaseEstimator):
     ) -> tuple[float, np.ndarray]:
         """Penalized mean negative log-likelihood and its gradient in log-parameters."""
         params = np.exp(theta)
-        ll, grad = self._loglik_grad(params, data)
-        value = -np.dot(weights, ll) / total + self.penalizer_coef * np.sum(params**2)
-        grad_params = -(weights @ grad) / total + 2 * self.penalizer_coef * params
+        with np.errstate(all="ignore"):
+            ll_sum, grad_sum = self._weighted_loglik_grad(params, data, weights)
+        value = -ll_sum / total + self.penalizer_coef * np.sum(params**2)
+        grad_params = -grad_sum / total + 2 * self.penalizer_coef * params
         if not np.isfinite(value) or not np.all(np.isfinite(grad_params)):
             return math.inf, np.zeros_like(theta)
         return float(value), grad_params * params
@@ -458,7 +589,7 @@ class BaseModel(BaseEstimator):
         --------
         >>> from custval import BetaGeoModel
         >>> model = BetaGeoModel.from_params(r=0.243, alpha=4.414, a=0.793, b=2.426)
-        >>> model.params_["r"]
+        >>> float(model.params_["r"])
         0.243
         """
         missing = [p for p in cls._param_names if p not in params]
@@ -480,6 +611,7 @@ class BaseModel(BaseEstimator):
         model.converged_ = False
         model.variance_matrix_ = None
         model.freq_ = normalize_freq(freq) if freq is not None else None
+        model._set_extra_state({})
         return model
 
     # ------------------------------------------------------------------ persistence

@@ -1,44 +1,449 @@
 """BG/NBD: the beta-geometric/negative binomial distribution model.
 
 Fader, Hardie & Lee (2005), "Counting Your Customers the Easy Way: An Alternative to the
-Pareto/NBD Model", Marketing Science 24(2), 275-284. Equation numbers refer to that paper.
+Pareto/NBD Model", Marketing Science 24(2), 275-284 (FHL). Equation numbers refer to that paper;
+P(alive) follows Hardie's note 021 ("Computing P(alive) Using the BG/NBD Model", 2008).
 
 While alive, a customer buys as a Poisson process with rate ``lambda ~ Gamma(r, alpha)``; after
 each purchase they drop out with probability ``p ~ Beta(a, b)``.
+
+This module also holds the mathematics shared with the MBG/NBD (Batislam, Denizel & Filiztekin
+2007, :mod:`custval.models.modified_beta_geo`), which differs only in that a customer may also
+drop out right after their *first* purchase (time 0). Written with a shift ``m`` (0 for BG/NBD,
+1 for MBG/NBD) the two models share every formula: ``b + x - 1 -> b + x - 1 + m`` in the odds of
+having dropped out and ``B(a, b + x) -> B(a, b + x + m)`` in the likelihood.
+
+The prediction functions are private module-level functions of ``(params, arrays)`` so that the
+customer-value code can evaluate them at sampled parameter vectors; the model methods wrap them.
+They work in log space and evaluate the Gauss hypergeometric function only after Euler's and
+Pfaff's transformations, where its arguments stay moderate (no overflow for frequency and T in
+the tens of thousands, where the untransformed form used by lifetimes overflows).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
-from scipy.special import betaln, digamma, gammaln
+from scipy.special import betainc, betaln, digamma, expit, gammaln, hyp2f1, xlogy
+from sklearn.utils.validation import check_is_fitted
 
-from custval.models._base import BaseModel
+from custval.errors import DataError
+from custval.models._base import BaseModel, _unique_rows, unique_index
 
 __all__ = ["BetaGeoModel"]
 
+_A_NEAR_ONE = 1e-7  # |a - 1| below which the removable singularity at a = 1 is stepped around
+_A_STEP = 1e-6  # ... by averaging the values at a = 1 -/+ _A_STEP
+_SOFTPLUS_LINEAR = 30.0  # log(1 + e^d) = d + log1p(e^-d) = d within 1e-13 above this
+_LEGENDRE = np.polynomial.legendre.leggauss(256)  # quadrature fallback (_beta_expectation)
 
-class BetaGeoModel(BaseModel):
-    """BG/NBD model of repeat purchasing in non-contractual settings.
 
-    Parameters
-    ----------
-    penalizer_coef, initial_params, tol, max_iter
-        See :class:`custval.models._base.BaseModel`.
+# ---------------------------------------------------------------------------------------------
+# Shared mathematics (BG/NBD: modified=False, MBG/NBD: modified=True)
+# ---------------------------------------------------------------------------------------------
+def _on_unique(data: Mapping[str, np.ndarray], column: str, function: Any) -> np.ndarray:
+    """``function(data[column])``, evaluated once per distinct value when the patterns were
+    indexed by ``_prepare_patterns`` (keys ``_<column>_unique`` / ``_<column>_inverse``)."""
+    key = f"_{column}_unique"
+    if key in data:
+        return function(data[key])[data[f"_{column}_inverse"]]
+    return function(data[column])
 
-    Examples
-    --------
-    >>> import custval
-    >>> summary = custval.rfm_summary(custval.load_sample().transactions, freq="W")
-    >>> model = custval.BetaGeoModel().fit(summary)  # doctest: +SKIP
+
+def _index_columns(data: Mapping[str, np.ndarray], columns: tuple[str, ...]) -> dict:
+    """Add the distinct values and inverse index of ``columns`` (see :func:`_on_unique`)."""
+    indexed = dict(data)
+    for column in columns:
+        indexed[f"_{column}_unique"], indexed[f"_{column}_inverse"] = unique_index(data[column])
+    return indexed
+
+
+class _Pieces:
+    """The parts of the BG/NBD (``m = 0``) / MBG/NBD (``m = 1``) log-likelihood, FHL eq. (6)
+    and Batislam et al. (2007) eq. (4)::
+
+        L = B(a, b+x+m)/B(a, b) G(r+x) alpha^r / (G(r) (alpha+T)^(r+x)) * (1 + exp(d))
+        d = log(a / (b+x+m-1)) + (r+x) log((alpha+T)/(alpha+t_x))
+
+    since ``B(a+1, b+x+m-1) / B(a, b+x+m) = a / (b+x+m-1)``; for BG/NBD the second term is
+    absent when ``x = 0`` (``d = -inf``). ``exp(d)`` is the posterior odds of having dropped
+    out, so ``w = expit(d) = 1 - P(alive)`` weighs the gradient of the second term.
+
+    Functions of the frequency (``*_u``, indexed by ``x_inverse``) are evaluated once per
+    distinct frequency; logs of ``alpha + T`` and ``alpha + t_x`` once per distinct value.
     """
 
-    _param_names: ClassVar[tuple[str, ...]] = ("r", "alpha", "a", "b")
+    def __init__(self, params: np.ndarray, data: Mapping[str, np.ndarray], modified: bool):
+        r, alpha, a, b = (float(v) for v in params)
+        m = 1.0 if modified else 0.0
+        self.params = (r, alpha, a, b)
+        if "_frequency_unique" in data:
+            x_u, self.x_inverse = data["_frequency_unique"], data["_frequency_inverse"]
+        else:
+            x_u, self.x_inverse = unique_index(data["frequency"])
+        self.x = data["frequency"]
+        # functions of the frequency, on its distinct values
+        k_u = b + x_u + m - 1.0  # b + x - 1 (BG/NBD), b + x (MBG/NBD)
+        has_second = np.ones(len(x_u), dtype=bool) if modified else x_u > 0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            self.log_odds_u = np.where(has_second, np.log(a) - np.log(k_u), -np.inf)
+            self.inv_k_u = np.where(has_second, 1.0 / k_u, 0.0)
+        psi_abx_u = digamma(a + b + x_u + m)
+        self.base_u = gammaln(r + x_u) + betaln(a, b + x_u + m)
+        self.d_r_u = digamma(r + x_u)
+        self.d_a_u = -psi_abx_u
+        self.d_b_u = digamma(b + x_u + m) - psi_abx_u
+        # constants
+        self.const = -gammaln(r) - betaln(a, b) + r * np.log(alpha)
+        self.psi_r, self.psi_b, self.psi_ab = digamma(r), digamma(b), digamma(a + b)
+        # per row
+        self.log_alpha_t = _on_unique(data, "T", lambda v: np.log(alpha + v))
+        self.inv_t = _on_unique(data, "T", lambda v: 1.0 / (alpha + v))
+        inv_tx = _on_unique(data, "recency", lambda v: 1.0 / (alpha + v))
+        self.log_ratio = self.log_alpha_t - _on_unique(data, "recency", lambda v: np.log(alpha + v))
+        self.r_x = r + self.x
+        d = self.r_x * self.log_ratio
+        d += self.log_odds_u[self.x_inverse]
+        # w = expit(d) and softplus(d) = log(1 + e^d) from one exponential; above d = 30 the
+        # softplus is d + log1p(e^-d) = d to 1e-13, and d = -inf (no second term) gives 0, 0
+        e_d = np.exp(np.minimum(d, _SOFTPLUS_LINEAR))
+        self.softplus = np.log1p(e_d)
+        self.softplus += np.maximum(d - _SOFTPLUS_LINEAR, 0.0)
+        e_d /= 1.0 + e_d
+        self.w = e_d
+        self.d_alpha_second = self.r_x * (self.inv_t - inv_tx)
+
+
+def _loglik_grad(
+    params: np.ndarray, data: Mapping[str, np.ndarray], *, modified: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row log-likelihood and gradient of BG/NBD or MBG/NBD (see :class:`_Pieces`)."""
+    q = _Pieces(params, data, modified)
+    r, alpha, a, _ = q.params
+    inverse, w = q.x_inverse, q.w
+    ll = q.base_u[inverse] + q.const - q.r_x * q.log_alpha_t + q.softplus
+    grad = np.empty((len(q.x), 4))
+    grad[:, 0] = q.d_r_u[inverse] - q.psi_r + np.log(alpha) - q.log_alpha_t + w * q.log_ratio
+    grad[:, 1] = r / alpha - q.r_x * q.inv_t + w * q.d_alpha_second
+    grad[:, 2] = q.d_a_u[inverse] + q.psi_ab + w / a
+    grad[:, 3] = q.d_b_u[inverse] - q.psi_b + q.psi_ab - w * q.inv_k_u[inverse]
+    return ll, grad
+
+
+def _weighted_loglik_grad(
+    params: np.ndarray, data: Mapping[str, np.ndarray], weights: np.ndarray, *, modified: bool
+) -> tuple[float, np.ndarray]:
+    """``weights @ loglik`` and ``weights @ gradient`` of :func:`_loglik_grad`, with the terms
+    in the frequency summed once per distinct frequency (what the optimiser evaluates)."""
+    q = _Pieces(params, data, modified)
+    r, alpha, a, _ = q.params
+    total = float(weights.sum())
+    per_x = np.bincount(q.x_inverse, weights=weights, minlength=len(q.base_u))
+    weighted_w = weights * q.w
+    sum_w = float(weighted_w.sum())
+    ll = per_x @ q.base_u + total * q.const - weights @ (q.r_x * q.log_alpha_t)
+    ll += weights @ q.softplus
+    grad = np.array(
+        [
+            per_x @ q.d_r_u
+            + total * (np.log(alpha) - q.psi_r)
+            - weights @ q.log_alpha_t
+            + weighted_w @ q.log_ratio,
+            total * r / alpha - weights @ (q.r_x * q.inv_t) + weighted_w @ q.d_alpha_second,
+            per_x @ q.d_a_u + total * q.psi_ab + sum_w / a,
+            per_x @ q.d_b_u
+            + total * (q.psi_ab - q.psi_b)
+            - np.bincount(q.x_inverse, weights=weighted_w, minlength=len(q.inv_k_u)) @ q.inv_k_u,
+        ]
+    )
+    return float(ll), grad
+
+
+def _log_dropout_odds(
+    params: np.ndarray, x: np.ndarray, t_x: np.ndarray, big_t: np.ndarray, *, modified: bool
+) -> np.ndarray:
+    """Log posterior odds of having dropped out by ``T`` (Hardie note 021; MBG/NBD: Batislam
+    et al. 2007): ``log(a/(b+x+m-1)) + (r+x) log((alpha+T)/(alpha+t_x))``; ``-inf`` for a
+    BG/NBD customer without repeat purchases (they cannot have dropped out)."""
+    r, alpha, a, b = (float(v) for v in params)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # b + x - 1 <= 0 (BG/NBD, x = 0) gives nan here and -inf below
+        log_odds = np.log(a / (x + (b - 1.0 + (1.0 if modified else 0.0))))
+        ratio = alpha + big_t
+        ratio /= alpha + t_x
+        log_odds = log_odds + (r + x) * np.log(ratio)
+    if modified:
+        return log_odds
+    return np.where(x > 0, log_odds, -np.inf)
+
+
+def _expit_negative(log_odds: np.ndarray) -> np.ndarray:
+    """``1 / (1 + exp(log_odds))`` (P(alive) from the log-odds of having dropped out), in place."""
+    log_odds = np.asarray(log_odds, dtype=float)
+    np.negative(log_odds, out=log_odds)
+    return expit(log_odds, out=log_odds)
+
+
+def _on_unique_rows(
+    function: Any, params: np.ndarray, columns: dict[str, np.ndarray], *, modified: bool
+) -> np.ndarray:
+    """Evaluate ``function(params, **columns)`` once per distinct row of the broadcast columns.
+
+    Scalar columns are passed through as scalars; the others are compressed together
+    (:func:`custval.models._base._unique_rows`) and the result is expanded back.
+    """
+    shape = np.broadcast_shapes(*(np.shape(v) for v in columns.values()))
+    varying = {k: v for k, v in columns.items() if np.size(v) > 1}
+    if not varying:
+        return np.broadcast_to(function(params, **columns, modified=modified), shape).copy()
+    flat = {k: np.broadcast_to(v, shape).ravel() for k, v in varying.items()}
+    unique, inverse = _unique_rows(flat)
+    arguments = {
+        k: (unique[k] if k in unique else float(np.ravel(v)[0])) for k, v in columns.items()
+    }
+    return function(params, **arguments, modified=modified)[inverse].reshape(shape)
+
+
+def _beta_expectation(
+    function: Any, shape_a: np.ndarray, shape_b: np.ndarray, *columns: np.ndarray
+) -> np.ndarray:
+    """``E[function(p, *columns)]`` for ``p ~ Beta(shape_a, shape_b)``, row by row, by
+    Gauss-Legendre quadrature in ``y = logit(p)``.
+
+    The density of ``logit(p)``, ``exp(A y) / (1 + e^y)^(A+B) / B(A, B)``, is smooth and
+    log-concave for every ``A, B > 0``; the window is its mode +/- the larger of 12 standard
+    deviations (``sqrt(1/A + 1/B)``) and ``36 / min(A, B)`` (the slower exponential tail), and
+    the weights are normalised numerically. This is the fallback for parameters where the
+    hypergeometric forms overflow (``a`` and ``b`` in the hundreds or more, where the Beta
+    distribution is concentrated and the quadrature is accurate to ~1e-10).
+    """
+    nodes, weights = _LEGENDRE
+    shape_a, shape_b = np.asarray(shape_a, dtype=float), np.asarray(shape_b, dtype=float)
+    mode = np.log(shape_a / shape_b)
+    half_width = np.maximum(
+        12.0 * np.sqrt(1.0 / shape_a + 1.0 / shape_b), 36.0 / np.minimum(shape_a, shape_b)
+    )
+    y = mode[:, None] + half_width[:, None] * nodes[None, :]
+    log_density = shape_a[:, None] * y - (shape_a + shape_b)[:, None] * np.logaddexp(0.0, y)
+    log_density -= log_density.max(axis=1, keepdims=True)
+    w = np.exp(log_density) * weights[None, :]
+    values = function(expit(y), *(np.asarray(c, dtype=float)[:, None] for c in columns))
+    return (w * values).sum(axis=1) / w.sum(axis=1)
+
+
+def _purchases_given_p(p: np.ndarray, shape: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Expected purchases over ``t`` of a customer alive now with drop-out probability ``p``,
+    averaged over ``lambda ~ Gamma(shape, rate)``: ``(1 - (1 + p u)^-shape) / p``, ``u = t/rate``.
+    """
+    return -np.expm1(-shape * np.log1p(p * u)) / p
+
+
+def _survival_given_p(p: np.ndarray, shape: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """``E[exp(-lambda p t)] = (1 + p u)^-shape`` for ``lambda ~ Gamma(shape, rate)``."""
+    return np.exp(-shape * np.log1p(p * u))
+
+
+def _purchases_if_alive(
+    params: np.ndarray, x: Any, big_t: Any, t: Any, *, modified: bool
+) -> np.ndarray:
+    """Expected purchases in ``(T, T+t]`` given alive at ``T`` (eq. 10 without ``P(alive)``).
+
+    The numerator of FHL eq. (10) (MBG/NBD: Batislam et al. 2007, eq. 9), with ``c0 = a+b-1+m``:
+
+        (c0+x)/(a-1) [1 - ((alpha+T)/(alpha+T+t))^(r+x) 2F1(r+x, b+x+m; c0+x; z)],
+        z = t / (alpha+T+t),
+
+    which is ``E_p[(1 - (1 + p t/(alpha+T))^-(r+x)) / p]`` over the posterior
+    ``p ~ Beta(a, b+x+m)`` of a customer alive at ``T``. Euler's transformation
+    ``2F1(A, B; C; z) = (1-z)^(C-A-B) 2F1(C-A, C-B; C; z)`` turns the bracket into
+    ``1 - (1-z)^(a-1) 2F1(a-1, c0-r; c0+x; z)``, whose hypergeometric factor is bounded for
+    large ``x`` (the untransformed one grows like ``(1-z)^-(r+x)``). At ``a = 1`` the
+    expression has a removable singularity; within 1e-7 of it, it is evaluated at
+    ``a = 1 -/+ 1e-6`` and averaged (error ~1e-10 relative). Where the hypergeometric function
+    overflows (large ``a`` and ``b``), the expectation is computed by quadrature
+    (:func:`_beta_expectation`).
+    """
+    a = float(params[2])
+    if abs(a - 1.0) < _A_NEAR_ONE:
+        low, high = np.array(params, dtype=float), np.array(params, dtype=float)
+        low[2], high[2] = 1.0 - _A_STEP, 1.0 + _A_STEP
+        return 0.5 * (
+            _purchases_if_alive(low, x, big_t, t, modified=modified)
+            + _purchases_if_alive(high, x, big_t, t, modified=modified)
+        )
+    r, alpha, _, b = (float(v) for v in params)
+    m = 1.0 if modified else 0.0
+    c0 = a + b - 1.0 + m
+    log_1mz = np.log(alpha + big_t) - np.log(alpha + big_t + t)
+    z = -np.expm1(log_1mz)
+    with np.errstate(all="ignore"):
+        hyp = hyp2f1(a - 1.0, c0 - r, c0 + x, z)
+        values = np.asarray((c0 + x) / (a - 1.0) * (1.0 - np.exp((a - 1.0) * log_1mz) * hyp))
+    return _fill_by_quadrature(values, _purchases_given_p, a, b + m + x, r + x, t / (alpha + big_t))
+
+
+def _fill_by_quadrature(
+    values: np.ndarray, function: Any, a: float, shape_b: Any, shape: Any, u: Any
+) -> np.ndarray:
+    """Replace the non-finite entries of ``values`` by ``E[function(p, shape, u)]``,
+    ``p ~ Beta(a, shape_b)`` (:func:`_beta_expectation`)."""
+    bad = ~np.isfinite(values)
+    if not np.any(bad):
+        return values
+    values = np.array(values, dtype=float)
+    columns = [
+        np.broadcast_to(np.asarray(c, dtype=float), values.shape)[bad] for c in (shape_b, shape, u)
+    ]
+    with np.errstate(all="ignore"):
+        values[bad] = _beta_expectation(
+            function, np.full(columns[0].shape, a), columns[0], columns[1], columns[2]
+        )
+    return values
+
+
+def _survival_if_alive(
+    params: np.ndarray, x: Any, big_t: Any, t: Any, *, modified: bool
+) -> np.ndarray:
+    """P(still alive at ``T+t`` | alive at ``T``, history), whatever happens in ``(T, T+t]``.
+
+    Given alive at ``T`` after ``x`` repeat purchases, the posterior of ``lambda`` is
+    ``Gamma(r+x, alpha+T)`` and that of ``p`` is ``Beta(a, b+x+m)``, independent (the
+    likelihood of a surviving customer is ``(1-p)^(x+m) lambda^x e^(-lambda T)``). While alive,
+    purchases arrive at rate ``lambda`` and each is survived with probability ``1-p``, so
+    survival over ``t`` is ``E[(1-p)^N(t)] = exp(-lambda p t)``. Integrating over the posterior::
+
+        E_p[((alpha+T)/(alpha+T+p t))^(r+x)] = 2F1(r+x, a; a+b+x+m; -t/(alpha+T))
+                                             = (1-z)^a 2F1(a, a+b+m-r; a+b+x+m; z)
+
+    (Euler's integral, then Pfaff's transformation), ``z = t/(alpha+T+t)`` in ``[0, 1)``;
+    by quadrature where the hypergeometric function overflows (large ``a`` and ``b``).
+    """
+    r, alpha, a, b = (float(v) for v in params)
+    m = 1.0 if modified else 0.0
+    log_1mz = np.log(alpha + big_t) - np.log(alpha + big_t + t)
+    z = -np.expm1(log_1mz)
+    with np.errstate(all="ignore"):
+        values = np.asarray(np.exp(a * log_1mz) * hyp2f1(a, a + b + m - r, a + b + m + x, z))
+    return _fill_by_quadrature(values, _survival_given_p, a, b + m + x, r + x, t / (alpha + big_t))
+
+
+def _probability_alive(
+    params: np.ndarray,
+    frequency: Any,
+    recency: Any,
+    big_t: Any,
+    t: Any = 0.0,
+    *,
+    modified: bool = False,
+) -> np.ndarray:
+    """P(alive at ``T + t`` | frequency, recency, T) for BG/NBD or MBG/NBD.
+
+    At ``t = 0`` this is Hardie's note 021 (BG/NBD) / Batislam et al. (2007) eq. (8),
+    ``1 / (1 + exp(d))`` with the log-odds of :func:`_log_dropout_odds`. For ``t > 0`` it is
+    multiplied by :func:`_survival_if_alive`, evaluated once per distinct ``(x, T, t)``.
+    """
+    x, t_x, big_t = (np.asarray(v, dtype=float) for v in (frequency, recency, big_t))
+    alive = _expit_negative(_log_dropout_odds(params, x, t_x, big_t, modified=modified))
+    t = np.asarray(t, dtype=float)
+    if not np.any(t > 0):
+        shape = np.broadcast_shapes(alive.shape, t.shape)
+        return alive if alive.shape == shape else np.broadcast_to(alive, shape).copy()
+    survival = _on_unique_rows(
+        _survival_if_alive, params, {"x": x, "big_t": big_t, "t": t}, modified=modified
+    )
+    return alive * survival
+
+
+def _expected_purchases(
+    params: np.ndarray,
+    frequency: Any,
+    recency: Any,
+    big_t: Any,
+    t: Any,
+    *,
+    modified: bool = False,
+) -> np.ndarray:
+    """Expected purchases in ``(T, T+t]`` given the history: FHL eq. (10) (BG/NBD),
+    Batislam et al. (2007) eq. (9) (MBG/NBD).
+
+    ``P(alive at T) * E[purchases in (T, T+t] | alive at T]``; the second factor
+    (:func:`_purchases_if_alive`) depends on ``(x, T, t)`` only and is evaluated once per
+    distinct combination, the first in closed form per row.
+    """
+    x, t_x, big_t = (np.asarray(v, dtype=float) for v in (frequency, recency, big_t))
+    t = np.asarray(t, dtype=float)
+    if_alive = _on_unique_rows(
+        _purchases_if_alive, params, {"x": x, "big_t": big_t, "t": t}, modified=modified
+    )
+    alive = _expit_negative(_log_dropout_odds(params, x, t_x, big_t, modified=modified))
+    if alive.shape == if_alive.shape:
+        alive *= if_alive
+        return alive
+    return alive * if_alive
+
+
+def _expected_purchases_new_customer(
+    params: np.ndarray, t: Any, *, modified: bool = False
+) -> np.ndarray:
+    """Expected repeat purchases in ``(0, t]`` of a new customer: FHL eq. (9) for BG/NBD,
+    ``b/(a-1) [1 - (alpha/(alpha+t))^r 2F1(r, b+1; a+b; t/(alpha+t))]`` for MBG/NBD.
+
+    Both are eq. (10) at ``x = t_x = T = 0``, so the same transformed evaluation is used.
+    """
+    t = np.asarray(t, dtype=float)
+    zero = np.zeros_like(t)
+    return _expected_purchases(params, zero, zero, zero, t, modified=modified)
+
+
+def _probability_of_purchases(
+    params: np.ndarray, n: Any, t: Any, *, modified: bool = False
+) -> np.ndarray:
+    """P(X(t) = n) for a new customer: FHL eq. (8) (BG/NBD); for MBG/NBD the same with
+    ``b -> b+1`` in the first beta function and ``B(a+1, b+n)`` (including ``n = 0``) in the
+    second term (Batislam et al. 2007).
+
+    The finite sum of eq. (8) is a negative binomial distribution function, so
+    ``1 - (alpha/(alpha+t))^r sum_{j<n} ...`` is the regularized incomplete beta function
+    ``I_{t/(alpha+t)}(n, r)`` (``scipy.special.betainc``), stable for large ``n``.
+    """
+    r, alpha, a, b = (float(v) for v in params)
+    m = 1.0 if modified else 0.0
+    n, t = np.broadcast_arrays(np.asarray(n, dtype=float), np.asarray(t, dtype=float))
+    log_alpha_t = np.log(alpha + t)
+    log_first = (
+        betaln(a, b + n + m)
+        - betaln(a, b)
+        + gammaln(r + n)
+        - gammaln(r)
+        - gammaln(n + 1.0)
+        + r * (np.log(alpha) - log_alpha_t)
+        + xlogy(n, t)
+        - n * log_alpha_t
+    )
+    z = t / (alpha + t)
+    positive = n > 0
+    tail = np.where(positive, betainc(np.where(positive, n, 1.0), r, z), 1.0 if modified else 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        log_second = betaln(a + 1.0, np.where(positive | modified, b + n + m - 1.0, b)) - betaln(
+            a, b
+        )
+    second = np.where(positive | modified, np.exp(log_second) * tail, 0.0)
+    return np.exp(log_first) + second
+
+
+# ---------------------------------------------------------------------------------------------
+# The model classes
+# ---------------------------------------------------------------------------------------------
+class _BetaGeoFamily(BaseModel):
+    """Fitting and predictions shared by BG/NBD and MBG/NBD (not used directly)."""
+
     _data_columns: ClassVar[tuple[str, ...]] = ("frequency", "recency", "T")
-    _display_name: ClassVar[str] = "BG/NBD model"
+    #: False for BG/NBD, True for MBG/NBD (drop-out also possible right after the first purchase)
+    _modified: ClassVar[bool] = False
+    _ftol: ClassVar[float] = 1e-12
 
     def _validate_data(self, data: dict[str, np.ndarray], frame: pd.DataFrame) -> None:
         self._check_frequency_recency(data, frame)
@@ -47,41 +452,226 @@ class BetaGeoModel(BaseModel):
         rate = max(np.dot(weights, data["frequency"]), 1.0) / max(np.dot(weights, data["T"]), 1e-9)
         return np.array([1.0, 1.0 / rate, 1.0, 1.0])
 
+    def _prepare_patterns(self, data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return _index_columns(data, ("frequency", "recency", "T"))
+
     def _loglik_grad(
         self, params: np.ndarray, data: Mapping[str, np.ndarray]
     ) -> tuple[np.ndarray, np.ndarray]:
-        # Eq. (6): L = B(a,b+x)/B(a,b) G(r+x) a^r / (G(r) (alpha+T)^(r+x))
-        #            + 1{x>0} B(a+1,b+x-1)/B(a,b) G(r+x) alpha^r / (G(r) (alpha+t_x)^(r+x))
-        r, alpha, a, b = params
-        x, t_x, big_t = data["frequency"], data["recency"], data["T"]
-        repeat = x > 0
-        x1 = np.where(repeat, x, 1.0)  # keeps b + x - 1 > 0 where the term is unused
-        log_alpha_t, log_alpha_tx = np.log(alpha + big_t), np.log(alpha + t_x)
-        common = gammaln(r + x) - gammaln(r) + r * np.log(alpha)
-        term_t = betaln(a, b + x) - betaln(a, b) - (r + x) * log_alpha_t
-        term_tx = np.where(
-            repeat, betaln(a + 1, b + x1 - 1) - betaln(a, b) - (r + x) * log_alpha_tx, -np.inf
-        )
-        log_sum = np.logaddexp(term_t, term_tx)
-        ll = common + log_sum
-        w_t = np.exp(term_t - log_sum)  # share of each term in the sum
-        w_tx = 1.0 - w_t
-        psi_abx = digamma(a + b + x)
-        grad = np.empty((len(x), 4))
-        grad[:, 0] = (
-            digamma(r + x) - digamma(r) + np.log(alpha) - w_t * log_alpha_t - w_tx * log_alpha_tx
-        )
-        grad[:, 1] = r / alpha - (r + x) * (w_t / (alpha + big_t) + w_tx / (alpha + t_x))
-        d_betaln_ab_a, d_betaln_ab_b = digamma(a) - digamma(a + b), digamma(b) - digamma(a + b)
-        grad[:, 2] = (
-            w_t * (digamma(a) - psi_abx) + w_tx * (digamma(a + 1) - psi_abx) - d_betaln_ab_a
-        )
-        grad[:, 3] = (
-            w_t * (digamma(b + x) - psi_abx)
-            + w_tx * (digamma(b + x1 - 1) - psi_abx)
-            - d_betaln_ab_b
-        )
-        return ll, grad
+        return _loglik_grad(params, data, modified=self._modified)
+
+    def _weighted_loglik_grad(
+        self, params: np.ndarray, data: Mapping[str, np.ndarray], weights: np.ndarray
+    ) -> tuple[float, np.ndarray]:
+        return _weighted_loglik_grad(params, data, weights, modified=self._modified)
 
     def _loglik(self, params: np.ndarray, data: Mapping[str, np.ndarray]) -> np.ndarray:
-        return self._loglik_grad(params, data)[0]
+        return _loglik_grad(params, data, modified=self._modified)[0]
+
+    # ------------------------------------------------------------------ predictions
+    def _params(self) -> np.ndarray:
+        check_is_fitted(self, "params_")
+        return self.params_[list(self._param_names)].to_numpy(dtype=float)
+
+    def expected_purchases(self, summary: pd.DataFrame, t: float | str) -> pd.Series:
+        """Expected number of repeat purchases of each customer in the next ``t`` periods.
+
+        The conditional expectation ``E[Y(t) | frequency, recency, T]`` (FHL 2005, eq. 10 for
+        BG/NBD; Batislam et al. 2007, eq. 9 for MBG/NBD), evaluated in a numerically stable
+        form (see :func:`custval.models.beta_geo._purchases_if_alive`).
+
+        Parameters
+        ----------
+        summary : DataFrame
+            Customers with ``frequency``, ``recency`` and ``T`` in the unit of the fit.
+        t : float or str
+            Horizon: a duration with unit (``"39W"``, ``"365D"``), or a number of periods of
+            the model's unit.
+
+        Returns
+        -------
+        Series
+            ``expected_purchases``, aligned with ``summary.index``.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> from custval import BetaGeoModel
+        >>> model = BetaGeoModel.from_params(r=0.2426, alpha=4.4135, a=0.7929, b=2.4258, freq="W")
+        >>> customer = pd.DataFrame({"frequency": [2], "recency": [30.43], "T": [38.86]})
+        >>> round(float(model.expected_purchases(customer, "39W").iloc[0]), 3)
+        1.226
+        """
+        data = self._prediction_data(summary)
+        horizon = self._duration(t)
+        values = _expected_purchases(
+            self._params(),
+            data["frequency"],
+            data["recency"],
+            data["T"],
+            horizon,
+            modified=self._modified,
+        )
+        return self._series(values, summary, "expected_purchases")
+
+    def probability_alive(self, summary: pd.DataFrame, t: float | str | None = None) -> pd.Series:
+        """Probability that each customer is alive (has not dropped out), now or ``t`` later.
+
+        With ``t=None`` (or 0) this is ``P(alive at T | frequency, recency, T)`` (Hardie's note
+        021 for BG/NBD; Batislam et al. 2007, eq. 8 for MBG/NBD). With ``t > 0`` it is the
+        probability of being alive at ``T + t`` given the history up to ``T``, *whatever the
+        customer does in between*: purchases in ``(T, T+t]`` each carry a risk of dropping
+        out, so this is ``P(alive at T) * E[exp(-lambda p t) | alive at T, history]``, which
+        has a closed form in the Gauss hypergeometric function (derivation in
+        :func:`custval.models.beta_geo._survival_if_alive`). It is *not* lifetimes' trick of
+        evaluating the current formula at ``T + t`` (which assumes no purchases until then).
+
+        Parameters
+        ----------
+        summary : DataFrame
+            Customers with ``frequency``, ``recency`` and ``T`` in the unit of the fit.
+        t : float or str, optional
+            Horizon after ``T``: a duration with unit or a number of periods.
+
+        Returns
+        -------
+        Series
+            ``probability_alive``, aligned with ``summary.index``.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> from custval import BetaGeoModel
+        >>> model = BetaGeoModel.from_params(r=0.2426, alpha=4.4135, a=0.7929, b=2.4258, freq="W")
+        >>> customer = pd.DataFrame({"frequency": [2], "recency": [30.43], "T": [38.86]})
+        >>> model.probability_alive(customer).round(3).tolist()
+        [0.727]
+        >>> model.probability_alive(customer, "39W").round(3).tolist()
+        [0.567]
+        """
+        data = self._prediction_data(summary)
+        horizon = 0.0 if t is None else self._duration(t)
+        values = _probability_alive(
+            self._params(),
+            data["frequency"],
+            data["recency"],
+            data["T"],
+            horizon,
+            modified=self._modified,
+        )
+        return self._series(values, summary, "probability_alive")
+
+    def probability_of_purchases(self, n: int | Any, t: float | str) -> float | pd.Series:
+        """Probability that a new customer makes exactly ``n`` repeat purchases in ``(0, t]``.
+
+        FHL 2005, eq. (8) for BG/NBD (and its MBG/NBD counterpart), with the finite sum written
+        as a regularized incomplete beta function.
+
+        Parameters
+        ----------
+        n : int or array-like of int
+            Number(s) of repeat purchases, >= 0.
+        t : float or str
+            Length of the period: a duration with unit or a number of periods.
+
+        Returns
+        -------
+        float or Series
+            A float for a scalar ``n``; otherwise a Series indexed by ``n``.
+
+        Examples
+        --------
+        >>> from custval import BetaGeoModel
+        >>> model = BetaGeoModel.from_params(r=0.2426, alpha=4.4135, a=0.7929, b=2.4258, freq="W")
+        >>> round(model.probability_of_purchases(0, "39W"), 4)
+        0.5743
+        """
+        params = self._params()
+        counts = np.asarray(n)
+        if (
+            not np.issubdtype(counts.dtype, np.number)
+            or np.any(~np.isfinite(counts))
+            or np.any(counts < 0)
+            or np.any(counts != np.round(counts))
+        ):
+            raise DataError(f"n must be whole numbers of purchases >= 0, got {n!r}")
+        horizon = self._duration(t)
+        values = _probability_of_purchases(params, counts, horizon, modified=self._modified)
+        if counts.ndim == 0:
+            return float(values)
+        return pd.Series(values, index=pd.Index(counts.ravel(), name="n"), name="probability")
+
+    def expected_purchases_new_customer(self, t: float | str | Any) -> float | pd.Series:
+        """Expected repeat purchases of a newly acquired customer in their first ``t`` periods.
+
+        FHL 2005, eq. (9) for BG/NBD; ``b/(a-1) [1 - (alpha/(alpha+t))^r 2F1(r, b+1; a+b;
+        t/(alpha+t))]`` for MBG/NBD; evaluated after Euler's transformation.
+
+        Parameters
+        ----------
+        t : float, str or array-like of them
+            Horizon(s): durations with unit or numbers of periods.
+
+        Returns
+        -------
+        float or Series
+            A float for a scalar ``t``; otherwise a Series indexed by ``t``.
+
+        Examples
+        --------
+        >>> from custval import BetaGeoModel
+        >>> model = BetaGeoModel.from_params(r=0.2426, alpha=4.4135, a=0.7929, b=2.4258, freq="W")
+        >>> round(model.expected_purchases_new_customer("78W"), 4)
+        1.858
+        """
+        params = self._params()
+        horizon = self._duration(t)
+        values = _expected_purchases_new_customer(params, horizon, modified=self._modified)
+        if np.ndim(horizon) == 0:
+            return float(values)
+        return pd.Series(
+            values, index=pd.Index(np.asarray(t).ravel(), name="t"), name="expected_purchases"
+        )
+
+
+class BetaGeoModel(_BetaGeoFamily):
+    """BG/NBD model of repeat purchasing in non-contractual settings.
+
+    Fader, Hardie & Lee (2005): while alive a customer buys at Poisson rate
+    ``lambda ~ Gamma(r, alpha)``; after each repeat purchase they drop out with probability
+    ``p ~ Beta(a, b)``. Fitted by maximum likelihood (eq. 6) with its analytic gradient, on the
+    distinct ``(frequency, recency, T)`` patterns.
+
+    Parameters
+    ----------
+    penalizer_coef, initial_params, tol, max_iter
+        See :class:`custval.models._base.BaseModel`.
+
+    Attributes
+    ----------
+    params_ : Series
+        ``r``, ``alpha`` (in the summary's time unit), ``a``, ``b``.
+    log_likelihood_, n_customers_, n_patterns_, variance_matrix_, freq_
+        See :class:`custval.models._base.BaseModel`; ``summary``, ``aic`` and ``bic`` too.
+
+    Examples
+    --------
+    >>> import custval
+    >>> summary = custval.rfm_summary(transactions, freq="W")  # doctest: +SKIP
+    >>> model = custval.BetaGeoModel().fit(summary)  # doctest: +SKIP
+    >>> model.summary  # doctest: +SKIP
+
+    With the published CDNOW estimates (FHL 2005):
+
+    >>> import pandas as pd
+    >>> model = custval.BetaGeoModel.from_params(
+    ...     r=0.2426, alpha=4.4135, a=0.7929, b=2.4258, freq="W")
+    >>> customers = pd.DataFrame(
+    ...     {"frequency": [0, 2], "recency": [0.0, 30.43], "T": [38.86, 38.86]}, index=["a", "b"])
+    >>> model.expected_purchases(customers, "39W").round(3).to_dict()
+    {'a': 0.195, 'b': 1.226}
+    """
+
+    _param_names: ClassVar[tuple[str, ...]] = ("r", "alpha", "a", "b")
+    _display_name: ClassVar[str] = "BG/NBD model"
+    _modified: ClassVar[bool] = False
