@@ -214,7 +214,14 @@ def test_chebyshev_interpolation_over_t_matches_exact_evaluation():
 
     interpolate = _ChebyshevOverT(x, big_t, min_scale=3.0)
     assert interpolate.by_grid.any()  # the interpolation path is exercised
-    np.testing.assert_allclose(interpolate(exact, 3.0), exact(x, big_t), rtol=1e-9)
+    np.testing.assert_allclose(interpolate(exact, 3.0), exact(x, big_t), rtol=1e-7)
+    # the table the draws use (fewer quadrature nodes, interpolation, float32) vs exact
+    rows = {"frequency": x, "recency": np.minimum(big_t, x), "T": big_t}
+    thetas = np.array([theta, theta * 1.1, theta * 0.9])
+    kernel.prepare_draws(thetas, rows)
+    for d, draw in enumerate(thetas):
+        reference = kernel.discounted_if_alive(draw, x, big_t)
+        np.testing.assert_allclose(kernel._pair_table[kernel._pair_of_row, d], reference, rtol=1e-6)
 
 
 @pytest.mark.parametrize("modified", [False, True])
