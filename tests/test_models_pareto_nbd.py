@@ -126,16 +126,17 @@ def test_probability_of_purchases_is_a_distribution_with_the_right_mean() -> Non
 def test_dert_equals_discounted_integral_of_expected_purchases(cdnow: pd.DataFrame) -> None:
     """FHL 2005 eq. 2 against integral_0^inf delta e^(-delta t) E[X(T, T+t)] dt."""
     model = ParetoNBDModel.from_params(**PUBLISHED, freq="W")
-    customers = cdnow.iloc[[0, 1, 100]]
+    customers = cdnow.iloc[[0, 1, 5, 100, 1500]]
     delta = 0.0027  # 15% a year, weekly (FHL 2005)
     dert = model.discounted_expected_residual_transactions(customers, delta)
+    params = np.array(list(PUBLISHED.values()))
     for label, row in customers.iterrows():
-        one = row.to_frame().T
+        history = (row["frequency"], row["recency"], row["T"])
 
-        def integrand(t: float, one: pd.DataFrame = one) -> float:
-            return delta * np.exp(-delta * t) * model.expected_purchases(one, t).iloc[0]
+        def integrand(t: float, history: tuple = history) -> float:
+            return delta * np.exp(-delta * t) * pareto_nbd._expected_purchases(params, *history, t)
 
-        reference = integrate.quad(integrand, 0, np.inf, limit=200, epsrel=1e-10)[0]
+        reference = integrate.quad(integrand, 0, np.inf, limit=200, epsrel=1e-11)[0]
         assert dert[label] == pytest.approx(reference, rel=1e-8)
     annual = model.discounted_expected_residual_transactions(customers, annual_discount_rate=0.15)
     weekly = np.log(1.15) * 7 / 365.2425

@@ -46,7 +46,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
-from scipy.special import digamma, gammaln, log1p
+from scipy.special import digamma, gammaln
 from sklearn.utils.validation import check_is_fitted
 
 from custval._units import annual_rate_to_period
@@ -83,13 +83,6 @@ _GL256 = _gauss_legendre(256)  # long intervals with exponential tails (predicti
 # ---------------------------------------------------------------------------------------------
 # Building blocks
 # ---------------------------------------------------------------------------------------------
-def _log1mexp(x: np.ndarray) -> np.ndarray:
-    """``log(1 - exp(x))`` for ``x <= 0``, accurate near 0 and for very negative x."""
-    x = np.asarray(x, dtype=float)
-    with np.errstate(divide="ignore"):
-        return np.where(x > -0.6931471805599453, np.log(-np.expm1(x)), log1p(-np.exp(x)))
-
-
 def _ratio_series(
     e_big: np.ndarray, c: np.ndarray, z: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -439,7 +432,7 @@ def _log_probability_alive(
     shape = x.shape
     x, t_x, t_big = x.ravel(), t_x.ravel(), t_big.ravel()
     alive = -(r + x) * np.log(alpha + t_big) - s * np.log(beta + t_big)
-    log_j, _ = _log_j(params, x, t_x, t_big)
+    log_j = _log_j_parts(params, x, t_x, t_big)["log_j"]
     died = np.log(s) + log_j
     return (alive - np.logaddexp(alive, died)).reshape(shape)
 
