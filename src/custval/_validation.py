@@ -91,17 +91,20 @@ def require_numeric(
         series = frame[column]
         if not (pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)):
             numeric = pd.to_numeric(series, errors="coerce")
-            mask = numeric.isna() & series.notna()
-            if not mask.any():
-                mask = series.isna()
-            raise DataError(
-                bad_values_message(
-                    frame,
-                    mask.to_numpy(),
-                    column,
-                    "non-numeric values",
-                    f"{what} column {column!r} must be numeric; convert or drop those rows",
+            mask = (numeric.isna() & series.notna()).to_numpy()
+            if mask.any():
+                raise DataError(
+                    bad_values_message(
+                        frame,
+                        mask,
+                        column,
+                        "non-numeric values",
+                        f"{what} column {column!r} must be numeric; convert or drop those rows",
+                    )
                 )
+            raise DataError(
+                f"{what} column {column!r} holds {series.dtype} values, not numbers; "
+                f"convert it first, e.g. frame[{column!r}] = pd.to_numeric(frame[{column!r}])"
             )
         values = series.to_numpy(dtype=float)
         if finite:
