@@ -183,5 +183,7 @@ def test_errors_name_the_problem(donations: pd.DataFrame) -> None:
         model.expected_purchases(donations, 2.5)
     with pytest.raises(DataError, match="n must be whole numbers of transactions >= 0"):
         model.probability_of_purchases(1.5, 6)
+    with pytest.raises(DataError, match="t must be a single number of opportunities here"):
+        model.probability_of_purchases(1, [6, 7])
     with pytest.raises(DataError, match="weights must be 22 finite, non-negative numbers"):
         BetaGeoBetaBinomModel().fit(donations[COLUMNS], weights=[1, 2])

@@ -188,6 +188,28 @@ def test_gradient_matches_finite_differences(params: list[float], cdnow: pd.Data
     np.testing.assert_allclose(grad, weights @ per_row, rtol=1e-9, atol=1e-9)
 
 
+def test_gradient_at_random_points_with_heavy_buyers() -> None:
+    """Central differences at 30 random parameter points (both branches of log J)."""
+    rng = np.random.default_rng(8)
+    data = _simulate(300, {"r": 0.8, "alpha": 3.0, "s": 0.7, "beta": 20.0}, seed=4)
+    data.loc[:4, ["frequency", "recency", "T"]] = [[10_000, 9_000, 10_000]] * 5
+    arrays = {c: data[c].to_numpy(float) for c in ("frequency", "recency", "T")}
+    for _ in range(30):
+        params = np.exp(rng.normal(0.0, 1.5, 4))
+        ll, grad = pareto_nbd._loglik_grad(params, arrays)
+        assert np.all(np.isfinite(ll)) and np.all(np.isfinite(grad))
+        for i in range(4):
+            step = np.zeros(4)
+            step[i] = 1e-4 * params[i]
+            central = (
+                pareto_nbd._loglik_grad(params + step, arrays)[0]
+                - pareto_nbd._loglik_grad(params - step, arrays)[0]
+            ) / (2 * step[i])
+            # round-off of ll (sums of terms ~1e5 for the heavy rows) over the step
+            scale = np.abs(grad[:, i]) + 1e-8 * (1.0 + np.abs(ll)) / params[i] + 1e-4
+            assert np.max(np.abs(central - grad[:, i]) / scale) < 1e-4, (params, i)
+
+
 def test_series_and_quadrature_agree() -> None:
     """Both evaluations of log J (and its gradient) where both are valid."""
     rng = np.random.default_rng(3)

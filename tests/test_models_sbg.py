@@ -159,6 +159,8 @@ def test_errors_name_the_problem() -> None:
         ShiftedBetaGeoModel().fit([1000, 631, 700])
     with pytest.raises(DataError, match="needs at least 2 counts"):
         ShiftedBetaGeoModel().fit([1000])
+    with pytest.raises(DataError, match="active_counts is empty"):
+        ShiftedBetaGeoModel().fit({})
     with pytest.raises(DataError, match="1 missing, infinite or negative values"):
         ShiftedBetaGeoModel().fit([1000, np.nan, 300])
     with pytest.raises(DataError, match="must be numbers of active customers"):
