@@ -63,7 +63,7 @@ def _index_columns(data: Mapping[str, np.ndarray], columns: tuple[str, ...]) -> 
 
 class _Pieces:
     """The parts of the BG/NBD (``m = 0``) / MBG/NBD (``m = 1``) log-likelihood, FHL eq. (6)
-    and Batislam et al. (2007) eq. (4)::
+    and Batislam et al. (2007; lifetimes' ModifiedBetaGeoFitter)::
 
         L = B(a, b+x+m)/B(a, b) G(r+x) alpha^r / (G(r) (alpha+T)^(r+x)) * (1 + exp(d))
         d = log(a / (b+x+m-1)) + (r+x) log((alpha+T)/(alpha+t_x))
@@ -251,7 +251,7 @@ def _purchases_if_alive(
 ) -> np.ndarray:
     """Expected purchases in ``(T, T+t]`` given alive at ``T`` (eq. 10 without ``P(alive)``).
 
-    The numerator of FHL eq. (10) (MBG/NBD: Batislam et al. 2007, eq. 9), with ``c0 = a+b-1+m``:
+    The numerator of FHL eq. (10) (MBG/NBD: Batislam et al. 2007, appendix), with ``c0 = a+b-1+m``:
 
         (c0+x)/(a-1) [1 - ((alpha+T)/(alpha+T+t))^(r+x) 2F1(r+x, b+x+m; c0+x; z)],
         z = t / (alpha+T+t),
@@ -341,7 +341,7 @@ def _probability_alive(
 ) -> np.ndarray:
     """P(alive at ``T + t`` | frequency, recency, T) for BG/NBD or MBG/NBD.
 
-    At ``t = 0`` this is Hardie's note 021 (BG/NBD) / Batislam et al. (2007) eq. (8),
+    At ``t = 0`` this is Hardie's note 021 (BG/NBD) / Batislam et al. (2007, appendix),
     ``1 / (1 + exp(d))`` with the log-odds of :func:`_log_dropout_odds`. For ``t > 0`` it is
     multiplied by :func:`_survival_if_alive`, evaluated once per distinct ``(x, T, t)``.
     """
@@ -367,7 +367,7 @@ def _expected_purchases(
     modified: bool = False,
 ) -> np.ndarray:
     """Expected purchases in ``(T, T+t]`` given the history: FHL eq. (10) (BG/NBD),
-    Batislam et al. (2007) eq. (9) (MBG/NBD).
+    Batislam et al. (2007, appendix; Wagner & Hoppe 2008) for MBG/NBD.
 
     ``P(alive at T) * E[purchases in (T, T+t] | alive at T]``; the second factor
     (:func:`_purchases_if_alive`) depends on ``(x, T, t)`` only and is evaluated once per
@@ -477,7 +477,7 @@ class _BetaGeoFamily(BaseModel):
         """Expected number of repeat purchases of each customer in the next ``t`` periods.
 
         The conditional expectation ``E[Y(t) | frequency, recency, T]`` (FHL 2005, eq. 10 for
-        BG/NBD; Batislam et al. 2007, eq. 9 for MBG/NBD), evaluated in a numerically stable
+        BG/NBD; Batislam et al. 2007, appendix, for MBG/NBD), evaluated in a numerically stable
         form (see :func:`custval.models.beta_geo._purchases_if_alive`).
 
         Parameters
@@ -518,7 +518,7 @@ class _BetaGeoFamily(BaseModel):
         """Probability that each customer is alive (has not dropped out), now or ``t`` later.
 
         With ``t=None`` (or 0) this is ``P(alive at T | frequency, recency, T)`` (Hardie's note
-        021 for BG/NBD; Batislam et al. 2007, eq. 8 for MBG/NBD). With ``t > 0`` it is the
+        021 for BG/NBD; Batislam et al. 2007, appendix, for MBG/NBD). With ``t > 0`` it is the
         probability of being alive at ``T + t`` given the history up to ``T``, *whatever the
         customer does in between*: purchases in ``(T, T+t]`` each carry a risk of dropping
         out, so this is ``P(alive at T) * E[exp(-lambda p t) | alive at T, history]``, which

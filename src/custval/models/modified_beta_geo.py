@@ -5,8 +5,8 @@ customer base analysis", International Journal of Research in Marketing 24(3), 2
 the conditional expectation of Wagner & Hoppe (2008); lifetimes' ``ModifiedBetaGeoFitter``.
 
 Like the BG/NBD, but a customer may also drop out right after their *first* purchase (time 0),
-so a customer without repeat purchases is not certainly alive. The likelihood (Batislam et al.,
-eq. 4) is
+so a customer without repeat purchases is not certainly alive. The likelihood (Batislam et al.;
+lifetimes' implementation) is
 
     L = B(a, b+x+1)/B(a, b) G(r+x) alpha^r / (G(r) (alpha+T)^(r+x))
         + B(a+1, b+x)/B(a, b) G(r+x) alpha^r / (G(r) (alpha+t_x)^(r+x)),
@@ -59,8 +59,8 @@ class ModifiedBetaGeoModel(_bg._BetaGeoFamily):
 
     Notes
     -----
-    Predictions: ``expected_purchases`` (Batislam et al. eq. 9; Wagner & Hoppe 2008),
-    ``probability_alive`` (eq. 8, and at ``T + t``), ``probability_of_purchases`` and
+    Predictions: ``expected_purchases`` (Batislam et al. 2007, appendix; Wagner & Hoppe 2008),
+    ``probability_alive`` (now, and at ``T + t``), ``probability_of_purchases`` and
     ``expected_purchases_new_customer``, with the same signatures and numerical treatment as
     :class:`custval.BetaGeoModel`.
 
