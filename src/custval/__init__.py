@@ -75,3 +75,8 @@ from custval.clv import clv_interval, customer_lifetime_value, customer_value_ta
 __all__ += ["clv_interval", "customer_lifetime_value", "customer_value_table", "evaluation"]
 
 # --- churn --------------------------------------------------------------------------------------
+
+# --- invest -------------------------------------------------------------------------------------
+from custval import invest
+
+__all__ += ["invest"]

@@ -18,3 +18,7 @@ __all__ = [*__all__, *_value_all]  # an assignment, so later blocks' imports sta
 # --- churn (_churn.py) -------------------------------------------------------------------------
 
 # --- relationship investment (_invest.py) ------------------------------------------------------
+from custval.plotting._invest import *  # noqa: F403
+from custval.plotting._invest import __all__ as _invest_all
+
+__all__ = [*__all__, *_invest_all]
