@@ -13,7 +13,12 @@ from conftest import shared_file
 from custval import BetaGeoBetaBinomModel, DataError, load_model
 from custval.models import beta_geo_beta_binom as bgbb
 
-PUBLISHED = {"alpha": 1.204, "beta": 0.750, "gamma": 0.657, "delta": 2.783}  # FHS 2010, Table 2
+PUBLISHED = {
+    "alpha": 1.204,
+    "beta": 0.750,
+    "gamma": 0.657,
+    "delta": 2.783,
+}  # Fader, Hardie & Shang 2010
 COLUMNS = ["frequency", "recency", "n_periods"]
 
 

@@ -12,7 +12,7 @@ from custval import CustvalWarning, DataError, ShiftedBetaGeoModel, load_model
 from custval.models import shifted_beta_geo as sbg
 
 # Fader & Hardie (2007), "How to project customer retention": customers active at the start
-# of years 0-7 of a cohort of 1,000, and the estimates of their Table 1 / Figure 4
+# of years 0-7 of a cohort of 1,000, and their maximum-likelihood estimates
 REGULAR = [1000, 631, 468, 382, 326, 289, 262, 241]
 HIGH_END = [1000, 869, 743, 653, 593, 551, 517, 491]
 
@@ -26,7 +26,7 @@ def test_fader_hardie_2007_estimates(counts: list[int], alpha: float, beta: floa
     assert model.params_["beta"] == pytest.approx(beta, abs=6e-4)
     assert model.n_customers_ == 1000 and model.n_cohorts_ == 1
     assert np.all(np.isfinite(model.summary["std_error"]))
-    # the fitted survival curve reproduces the observed survivors closely (FH07, Figure 4)
+    # the fitted survival curve reproduces the observed survivors closely
     survival = model.survival(np.arange(8)) * 1000
     assert np.max(np.abs(survival.to_numpy() - counts)) < 20
 
@@ -76,7 +76,7 @@ def test_derl_and_del_equal_their_sums() -> None:
         reference = np.sum(survival(future) / survival(n - 1) / (1 + d) ** (future - n))
         assert value == pytest.approx(reference, rel=1e-10)
     assert derl.is_monotonic_increasing  # survivors are the loyal ones
-    # FH10: with these Regular-cohort values a customer after 4 renewals is worth 5.89 payments
+    # with the Regular cohort's estimates, a customer after 4 renewals is worth 5.89 payments
     assert model.discounted_expected_residual_lifetime(d, renewals_so_far=4) == pytest.approx(
         5.894, abs=1e-3
     )

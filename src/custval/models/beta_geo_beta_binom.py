@@ -39,7 +39,7 @@ _GAMMA_NEAR_ONE = 1e-7  # |gamma - 1| below which the removable singularity is s
 def _loglik_grad(
     params: np.ndarray, data: Mapping[str, np.ndarray]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per-row log-likelihood (FHS eq. 5) and its gradient in (alpha, beta, gamma, delta)::
+    """Per-row log-likelihood (FHS, section 2) and its gradient in (alpha, beta, gamma, delta)::
 
         L = B(a+x, b+n-x)/B(a,b) B(g, d+n)/B(g,d)
             + sum_{i=0}^{n-t_x-1} B(a+x, b+t_x-x+i)/B(a,b) B(g+1, d+t_x+i)/B(g,d)
@@ -181,7 +181,7 @@ def _expected_purchases(
 def _probability_alive(
     params: np.ndarray, frequency: Any, recency: Any, n_periods: Any, future: Any = 0
 ) -> np.ndarray:
-    """``P(alive at opportunity n + future | x, t_x, n)`` (FHS eq. 11 is ``future = 1``)::
+    """``P(alive at opportunity n + future | x, t_x, n)`` (``future = 1`` is the P(alive) of FHS)::
 
     B(a+x, b+n-x)/B(a,b) B(g, d+n+future)/B(g,d) / L
     """
@@ -200,7 +200,7 @@ def _probability_alive(
 
 
 def _expected_purchases_new_customer(params: np.ndarray, t: Any) -> np.ndarray:
-    """``E[X(t)]`` over the first ``t`` opportunities of a new customer (FHS eq. 8)::
+    """``E[X(t)]`` over the first ``t`` opportunities of a new customer (FHS)::
 
     a/(a+b) d/(g-1) [1 - G(g+d) G(1+d+t) / (G(g+d+t) G(1+d))]
     """
@@ -260,7 +260,7 @@ def _probability_of_purchases(params: np.ndarray, x: Any, t: int) -> np.ndarray:
 class BetaGeoBetaBinomModel(BaseModel):
     """BG/BB model of repeat transactions at discrete opportunities (Fader, Hardie & Shang 2010).
 
-    Fitted by maximum likelihood (FHS eq. 5) with its analytic gradient on the distinct
+    Fitted by maximum likelihood (FHS) with its analytic gradient on the distinct
     ``(frequency, recency, n_periods)`` patterns, optionally weighted (data are often given as
     counts of customers per pattern, like the donations data of the paper).
 
@@ -383,7 +383,7 @@ class BetaGeoBetaBinomModel(BaseModel):
         """Probability that each customer is alive at opportunity ``n_periods + future_periods``.
 
         ``future_periods=0``: alive at the last observed opportunity; ``future_periods=1`` is
-        FHS eq. (11), alive at the next one (lifetimes' ``m_periods_in_future``).
+        FHS's P(alive), alive at the next one (lifetimes' ``m_periods_in_future``).
 
         Parameters
         ----------
@@ -415,7 +415,7 @@ class BetaGeoBetaBinomModel(BaseModel):
         return self._series(values, summary, "probability_alive")
 
     def expected_purchases_new_customer(self, t: int | Any) -> float | pd.Series:
-        """Expected transactions of a new customer over their first ``t`` opportunities (FHS eq. 8).
+        """Expected transactions of a new customer over their first ``t`` opportunities (FHS).
 
         Parameters
         ----------

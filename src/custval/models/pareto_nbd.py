@@ -8,17 +8,17 @@ process with rate ``lambda ~ Gamma(r, alpha)``; their lifetime is exponential wi
 References for the formulas below:
 
 * the likelihood: Fader, Hardie & Lee (2005), "RFM and CLV: Using Iso-Value Curves for Customer
-  Base Analysis", Journal of Marketing Research 42(4), 415-430 (FHL-RFM), appendix eq. (A1),
+  Base Analysis", Journal of Marketing Research 42(4), 415-430 (FHL-RFM), appendix,
   and Fader & Hardie's notes 008 and 009 ("A Note on Deriving the Pareto/NBD Model and Related
-  Expressions", 2005, eq. 18-22);
+  Expressions", 2005, eq. 18-20);
 * P(alive), conditional expectations and the new-customer mean: note 009, eq. (27), (36)-(41);
 * P(X(t) = x) for a new customer: note 008 ("Deriving an Expression for P(X(t) = x) Under the
-  Pareto/NBD Model", 2006), eq. (4), used here in its integral form;
+  Pareto/NBD Model", 2006), used here in its integral form;
 * DERT: FHL-RFM eq. (2).
 
 Numerics. With ``J = integral_{t_x}^{T} (alpha + tau)^-(r+x) (beta + tau)^-(s+1) d tau`` (the
 death of the customer at ``tau`` between the last purchase and ``T``, averaged over lambda and
-mu; note 027, "An Integral Expression for the Pareto/NBD Likelihood"), the likelihood is::
+mu; see also Hardie's note 027 on the Pareto/NBD likelihood), the likelihood is::
 
     L = G(r+x) alpha^r beta^s / G(r) * [ (alpha+T)^-(r+x) (beta+T)^-s + s J ]     (FHL-RFM A1)
 
@@ -345,7 +345,7 @@ def _frequency_terms(params: np.ndarray, data: Mapping[str, np.ndarray]) -> tupl
 
 
 def _loglik_core(params: np.ndarray, data: Mapping[str, np.ndarray]) -> dict[str, Any]:
-    """Per-row log-likelihood (FHL-RFM eq. A1) and the pieces of its gradient::
+    """Per-row log-likelihood (FHL-RFM appendix; note 009 eq. 18) and the pieces of its gradient::
 
     log L = lgamma(r+x) - lgamma(r) + r log alpha + s log beta
             + log[ (alpha+T)^-(r+x) (beta+T)^-s + s J ]
@@ -490,7 +490,7 @@ def _expected_purchases_new_customer(params: np.ndarray, t: Any) -> np.ndarray:
 
 
 def _probability_of_purchases(params: np.ndarray, n: Any, t: float) -> np.ndarray:
-    """``P(X(t) = n)`` for a new customer (note 008, eq. 4, in its integral form).
+    """``P(X(t) = n)`` for a new customer (note 008, in its integral form).
 
     Alive throughout ``(0, t]`` (probability ``(beta/(beta+t))^s``) the count is negative
     binomial; dead at ``tau < t`` (Lomax density ``s beta^s / (beta+tau)^(s+1)``) it is negative
@@ -604,7 +604,7 @@ class ParetoNBDModel(BaseModel):
 
     Schmittlein, Morrison & Colombo (1987): while alive a customer buys at Poisson rate
     ``lambda ~ Gamma(r, alpha)``; lifetimes are exponential with rate ``mu ~ Gamma(s, beta)``.
-    Fitted by maximum likelihood (FHL 2005 "RFM and CLV", eq. A1) with its analytic gradient on
+    Fitted by maximum likelihood (FHL 2005 "RFM and CLV", appendix) with its analytic gradient on
     the distinct ``(frequency, recency, T)`` patterns; standard errors from the Hessian. The
     likelihood stays finite for heavy buyers (frequency and T in the tens of thousands).
 
@@ -737,7 +737,7 @@ class ParetoNBDModel(BaseModel):
     def probability_of_purchases(self, n: int | Any, t: float | str) -> float | pd.Series:
         """Probability that a new customer makes exactly ``n`` repeat purchases in ``(0, t]``.
 
-        Hardie's note 008, eq. (4), evaluated in its integral form (positive terms only).
+        Hardie's note 008, evaluated in its integral form (positive terms only).
 
         Parameters
         ----------

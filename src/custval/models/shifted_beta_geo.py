@@ -8,13 +8,13 @@ Each customer renews at the end of every period with probability ``1 - theta`` u
 churn; ``theta ~ Beta(alpha, beta)`` across customers. The lifetime ``T`` (periods until
 churn, ``T >= 1``) then has::
 
-    P(T = t) = B(alpha+1, beta+t-1) / B(alpha, beta)        (FH07 eq. 3)
-    S(t) = P(T > t) = B(alpha, beta+t) / B(alpha, beta)      (FH07 eq. 4)
-    r(t) = S(t) / S(t-1) = (beta+t-1) / (alpha+beta+t-1)      (FH07 eq. 5, retention rate)
+    P(T = t) = B(alpha+1, beta+t-1) / B(alpha, beta)
+    S(t) = P(T > t) = B(alpha, beta+t) / B(alpha, beta)
+    r(t) = S(t) / S(t-1) = (beta+t-1) / (alpha+beta+t-1)  (retention rate)
 
 A cohort is observed as the number of customers active at the start of each period; the
 customers lost in period ``t`` contribute ``log P(T = t)`` and those still active at the end
-``log S(t)`` (right-censored; FH07 eq. 6).
+``log S(t)`` (right-censored; FH07).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ __all__ = ["ShiftedBetaGeoModel"]
 def _loglik_grad(
     params: np.ndarray, data: Mapping[str, np.ndarray]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per-row log-likelihood and gradient in (alpha, beta) (FH07 eq. 6).
+    """Per-row log-likelihood and gradient in (alpha, beta) (FH07).
 
     Rows are ``(period t, censored)``: ``log P(T = t)`` for churn in period ``t``,
     ``log S(t)`` for customers still active after period ``t``.
@@ -57,20 +57,20 @@ def _loglik_grad(
 
 
 def _survival(params: np.ndarray, t: Any) -> np.ndarray:
-    """``S(t) = B(alpha, beta+t) / B(alpha, beta)`` (FH07 eq. 4)."""
+    """``S(t) = B(alpha, beta+t) / B(alpha, beta)`` (FH07)."""
     alpha, beta = params
     return np.exp(betaln(alpha, beta + np.asarray(t, dtype=float)) - betaln(alpha, beta))
 
 
 def _churn_probability(params: np.ndarray, t: Any) -> np.ndarray:
-    """``P(T = t) = B(alpha+1, beta+t-1) / B(alpha, beta)`` for ``t >= 1`` (FH07 eq. 3)."""
+    """``P(T = t) = B(alpha+1, beta+t-1) / B(alpha, beta)`` for ``t >= 1`` (FH07)."""
     alpha, beta = params
     t = np.asarray(t, dtype=float)
     return np.exp(betaln(alpha + 1.0, beta + t - 1.0) - betaln(alpha, beta))
 
 
 def _retention_rate(params: np.ndarray, t: Any) -> np.ndarray:
-    """``r(t) = (beta+t-1) / (alpha+beta+t-1)`` for ``t >= 1`` (FH07 eq. 5)."""
+    """``r(t) = (beta+t-1) / (alpha+beta+t-1)`` for ``t >= 1`` (FH07)."""
     alpha, beta = params
     t = np.asarray(t, dtype=float)
     return (beta + t - 1.0) / (alpha + beta + t - 1.0)
@@ -117,7 +117,7 @@ def _log_discounted_sum(alpha: float, b: np.ndarray, d: float) -> np.ndarray:
 def _discounted_expected_residual_lifetime(
     params: np.ndarray, discount_rate: float, renewals: Any
 ) -> np.ndarray:
-    """DERL of a customer who has made ``n - 1`` renewals (FH10 eq. 6)::
+    """DERL of a customer who has made ``n - 1`` renewals (FH10)::
 
     DERL = (beta+n-1)/(alpha+beta+n-1) 2F1(1, beta+n; alpha+beta+n; 1/(1+d))
          = sum_k S(n+k)/S(n-1) (1+d)^-k
@@ -132,7 +132,7 @@ def _discounted_expected_residual_lifetime(
 
 
 def _discounted_expected_lifetime(params: np.ndarray, discount_rate: float) -> float:
-    """DEL of a new customer, ``2F1(1, beta; alpha+beta; 1/(1+d))`` (FH10 eq. 5): the present
+    """DEL of a new customer, ``2F1(1, beta; alpha+beta; 1/(1+d))`` (FH10): the present
     value of the payments, the first (at acquisition) undiscounted; ``1 + DERL(0) / (1+d)``."""
     derl = _discounted_expected_residual_lifetime(params, discount_rate, np.zeros(1))
     return float(1.0 + derl[0] / (1.0 + discount_rate))
@@ -171,7 +171,7 @@ def _cohorts(active_counts: Any) -> list[tuple[str, Any]]:
 class ShiftedBetaGeoModel(BaseModel):
     """sBG model of customer retention in contractual (subscription) settings.
 
-    Fitted by maximum likelihood (Fader & Hardie 2007, eq. 6) with its analytic gradient on
+    Fitted by maximum likelihood (Fader & Hardie 2007) with its analytic gradient on
     one or several cohorts given as the number of customers active at the start of each period.
 
     Parameters
@@ -319,7 +319,7 @@ class ShiftedBetaGeoModel(BaseModel):
         return pd.Series(values, index=pd.Index(t.astype(int), name="period"), name=name)
 
     def survival(self, t: Any) -> pd.Series:
-        """Share of a cohort still active after ``t`` periods, ``S(t)`` (FH07 eq. 4).
+        """Share of a cohort still active after ``t`` periods, ``S(t)`` (FH07).
 
         Parameters
         ----------
@@ -342,7 +342,7 @@ class ShiftedBetaGeoModel(BaseModel):
         return self._curve(_survival(self._params(), periods), periods, "survival")
 
     def retention_rate(self, t: Any) -> pd.Series:
-        """Retention rate in period ``t``, ``r(t) = S(t)/S(t-1)`` (FH07 eq. 5); it increases
+        """Retention rate in period ``t``, ``r(t) = S(t)/S(t-1)`` (FH07); it increases
         with ``t`` because the customers prone to churn leave first.
 
         Parameters
@@ -366,7 +366,7 @@ class ShiftedBetaGeoModel(BaseModel):
         return self._curve(_retention_rate(self._params(), periods), periods, "retention_rate")
 
     def churn_probability(self, t: Any) -> pd.Series:
-        """Probability that a new customer churns in period ``t``, ``P(T = t)`` (FH07 eq. 3).
+        """Probability that a new customer churns in period ``t``, ``P(T = t)`` (FH07).
 
         Parameters
         ----------
@@ -395,7 +395,7 @@ class ShiftedBetaGeoModel(BaseModel):
     ) -> float | pd.Series:
         """Discounted expected residual lifetime (DERL) after ``renewals_so_far`` renewals.
 
-        FH10 eq. (6): the expected present value, in units of the per-period payment, of the
+        FH10: the expected present value, in units of the per-period payment, of the
         payments from the next renewal on, at ``discount_rate`` per period. Multiply by the
         margin per period for the residual value of a customer.
 
@@ -431,7 +431,7 @@ class ShiftedBetaGeoModel(BaseModel):
         )
 
     def discounted_expected_lifetime(self, discount_rate: float) -> float:
-        """Discounted expected lifetime (DEL) of a new customer (FH10 eq. 5).
+        """Discounted expected lifetime (DEL) of a new customer (FH10).
 
         Parameters
         ----------
