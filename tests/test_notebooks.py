@@ -1,10 +1,13 @@
-"""The report notebooks: committed clean and thin, and each one runs on the sample data.
+"""The report notebooks are committed clean and thin.
 
 Structure (rule 14 of the style guide): first cell imports, second cell tagged ``parameters``
 with the shared parameter names, no ``def`` or ``class`` in any cell, no outputs or execution
-counts committed. Execution: papermill runs every notebook on the bundled sample with small
-size parameters, and the executed notebook has no errors or stderr output and records 3-5
-summary sentences.
+counts committed, the last cell records the findings.
+
+Execution is tested in ``tests/test_reports.py``: ``custval report`` runs every notebook with
+papermill on the bundled sample with small size parameters (once per test session), and
+``test_every_notebook_executes_cleanly`` checks each executed notebook (no errors, nothing on
+stderr, no object reprs, 3-5 summary sentences).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from custval.reports import NOTEBOOKS, notebook_dir, read_findings
+from custval.reports import NOTEBOOKS, notebook_dir
 
 NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 COMMITTED = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
@@ -33,14 +36,6 @@ SHARED_PARAMETERS = {
     "annual_discount_rate",
     "currency",
     "findings_path",
-}
-
-#: Small size parameters so the notebooks run in seconds (unknown names are ignored by
-#: papermill's injection only when the notebook does not use them, so keep this in sync).
-SMALL = {
-    "n_draws": 20,
-    "backtest_cutoffs": 2,
-    "n_bootstrap": 50,
 }
 
 
@@ -108,42 +103,3 @@ def test_notebook_starts_with_imports_then_parameters(path):
 def test_notebook_ends_by_recording_findings(path):
     code = [c for c in _load(path)["cells"] if c["cell_type"] == "code"]
     assert "reports.record_findings(findings_path" in _source(code[-1])
-
-
-def _parameters(path: Path) -> set[str]:
-    second = _load(path)["cells"][1]
-    return {
-        target.id
-        for node in ast.parse(_source(second)).body
-        if isinstance(node, ast.Assign)
-        for target in node.targets
-        if isinstance(target, ast.Name)
-    }
-
-
-@pytest.mark.parametrize("path", COMMITTED, ids=lambda p: p.stem)
-def test_notebook_runs_on_the_sample(path, tmp_path):
-    papermill = pytest.importorskip("papermill")
-    findings = tmp_path / "findings.json"
-    known = _parameters(path)
-    parameters = {k: v for k, v in SMALL.items() if k in known}
-    parameters["findings_path"] = str(findings)
-    executed = tmp_path / path.name
-    papermill.execute_notebook(
-        str(path),
-        str(executed),
-        parameters=parameters,
-        kernel_name="python3",
-        progress_bar=False,
-        cwd=str(tmp_path),
-    )
-    for index, cell in enumerate(_load(executed)["cells"]):
-        for output in cell.get("outputs", []):
-            assert output["output_type"] != "error", f"cell {index}: {output.get('evalue')}"
-            if output["output_type"] == "stream":
-                assert output["name"] != "stderr", f"cell {index} wrote to stderr: {output}"
-            text = json.dumps(output.get("data", {}).get("text/plain", ""))
-            assert "<Axes" not in text and "<Figure" not in text, f"cell {index}: {text}"
-    summary = read_findings(findings)["summary"]
-    assert 3 <= len(summary) <= 5
-    assert all(isinstance(s, str) and s.endswith(".") for s in summary)

@@ -19,6 +19,7 @@ import http.server
 import json
 import math
 import os
+import re
 import shutil
 import socketserver
 import subprocess
@@ -258,7 +259,13 @@ def inspect_page(
             tools.close()
 
 
-SMALL = ["--param", "n_draws=20", "--param", "backtest_cutoffs=2", "--param", "n_bootstrap=50"]
+SMALL = [
+    *("--param", "n_draws=20"),
+    *("--param", "backtest_cutoffs=2"),
+    *("--param", "importance_samples=300"),
+    *("--param", "n_bootstrap=30"),
+    *("--param", "n_folds=3"),
+]
 
 SECTION_TITLES = {
     "01-customer-base": [
@@ -464,11 +471,30 @@ def test_people_table_formats_and_hides_index():
 # --- custval report end to end -----------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    import fcntl
+
+    with path.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory):
-    out = tmp_path_factory.mktemp("report")
-    code = main(["report", "--sample", "--out", str(out), "--no-progress", *SMALL])
-    assert code == 0
+    """``custval report`` on the sample, once per test session even across xdist workers."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = tmp_path_factory.getbasetemp().parent  # this session's, shared by workers
+    else:
+        shared = tmp_path_factory.getbasetemp()
+    out = shared / "custval-report-sample"
+    with _locked(shared / "custval-report-sample.lock"):
+        if not (out / "index.html").exists():
+            code = main(["report", "--sample", "--out", str(out), "--no-progress", *SMALL])
+            assert code == 0
     return out
 
 
@@ -495,7 +521,26 @@ def test_report_pages_read_well(rendered, stem):
     for fragment in ("<Axes", "<Figure", "<matplotlib", "Styler object", "**", "\\$"):
         assert fragment not in text, f"{fragment!r} in {stem}"
     assert "import custval" not in text and "import custval" in visible_text(full)
-    assert "https://" not in page.split("</head>")[0], "scripts loaded from the internet"
+    head = page.split("</head>")[0]
+    assert not re.search(r"(src|href)=\"https?://", head), "resources loaded from the internet"
+
+
+@pytest.mark.parametrize("stem", list(reports.NOTEBOOKS))
+def test_every_notebook_executes_cleanly(rendered, stem):
+    executed = json.loads((rendered / "notebooks" / f"{stem}.ipynb").read_text(encoding="utf-8"))
+    for index, cell in enumerate(executed["cells"]):
+        for output in cell.get("outputs", []):
+            assert output["output_type"] != "error", f"cell {index}: {output.get('evalue')}"
+            if output["output_type"] == "stream":
+                assert output["name"] != "stderr", f"cell {index} wrote to stderr: {output}"
+            shown = json.dumps(output.get("data", {}).get("text/plain", ""))
+            for fragment in ("<Axes", "<Figure", "<matplotlib", "Styler"):
+                assert fragment not in shown, f"cell {index} shows {shown}"
+            if "image/png" in output.get("data", {}):
+                assert output["metadata"]["image/png"]["alt"], f"cell {index}: image without alt"
+    summary = reports.read_findings(rendered / "findings" / f"{stem}.json")["summary"]
+    assert 3 <= len(summary) <= 5
+    assert all(isinstance(s, str) and s.endswith(".") for s in summary)
 
 
 def test_index_summarises_every_report(rendered):

@@ -26,6 +26,7 @@ from custval.reports._data import (
     load_report_data,
     margin_to_apply,
     segment_summary,
+    value_table_with_ranges,
 )
 from custval.reports._runner import (
     NOTEBOOKS,
@@ -59,4 +60,5 @@ __all__ = [
     "setup_notebook",
     "story",
     "tables",
+    "value_table_with_ranges",
 ]

@@ -30,6 +30,7 @@ __all__ = [
     "load_report_data",
     "margin_to_apply",
     "segment_summary",
+    "value_table_with_ranges",
 ]
 
 #: Named lists of product codes that are not product sales, for ``cleaning={"exclude_codes":
@@ -381,6 +382,10 @@ def cohort_retention(
     shares = shares.reindex(columns=ages)
     observable = (last - shares.index.to_numpy()[:, None]) >= ages[None, :]
     shares = shares.fillna(0.0).where(observable)
+    # A cohort with no observed period after its first is left out (nothing to show yet).
+    followed = shares.drop(columns=0, errors="ignore").notna().any(axis=1)
+    if len(shares.columns) > 1:
+        shares, sizes = shares[followed], sizes[followed.to_numpy()]
     starts = _code_starts(shares.index.to_numpy(), period)
     shares.index = pd.DatetimeIndex(starts, name="cohort")
     sizes.index = shares.index
@@ -522,3 +527,35 @@ def best_scoring_model(result: Any, metric: str = "roc_auc") -> str:
     means = metrics.groupby("model")[metric].mean()
     lower_is_better = metric in {"brier", "log_loss"}
     return str(means.idxmin() if lower_is_better else means.idxmax())
+
+
+def value_table_with_ranges(
+    transaction_model: Any,
+    spend_model: Any,
+    summary: pd.DataFrame,
+    *,
+    n_draws: int = 200,
+    **options: Any,
+) -> pd.DataFrame:
+    """:func:`custval.customer_value_table`, falling back to no ranges when a model's parameter
+    uncertainty is unknown (a singular Hessian, e.g. a parameter at its boundary).
+
+    ``attrs["ranges_note"]`` then says why the ranges are missing; the point values are the
+    same either way.
+    """
+    from custval import customer_value_table
+
+    options.setdefault("progress", False)
+    try:
+        return customer_value_table(
+            transaction_model, spend_model, summary, n_draws=n_draws, **options
+        )
+    except DataError as error:
+        if n_draws == 0 or "variance matrix" not in str(error):
+            raise
+    table = customer_value_table(transaction_model, spend_model, summary, n_draws=0, **options)
+    table.attrs["ranges_note"] = (
+        "the uncertainty of the fitted model could not be estimated on this data (its "
+        "likelihood is flat in some direction, typically a parameter at its limit)"
+    )
+    return table

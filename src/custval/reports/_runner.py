@@ -235,12 +235,15 @@ def render(
             bar.set_postfix_str(stem)
             findings_path = out / "findings" / f"{stem}.json"
             executed = out / "notebooks" / f"{stem}.ipynb"
+            source = source_dir / f"{stem}.ipynb"
+            known = set(papermill.inspect_notebook(str(source)))
             params = {**base_parameters, "findings_path": str(findings_path.resolve())}
+            params = {k: v for k, v in params.items() if k in known}
             kernel_log = out / "notebooks" / f"{stem}.kernel.log"
             try:
                 with kernel_log.open("w", encoding="utf-8") as log:
                     papermill.execute_notebook(
-                        str(source_dir / f"{stem}.ipynb"),
+                        str(source),
                         str(executed),
                         parameters=params,
                         kernel_name=kernel_name,

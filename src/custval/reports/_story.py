@@ -576,7 +576,8 @@ def intervals(value_table: pd.DataFrame, n: int = 100, *, currency: str = "$") -
     """How certain the customer values are."""
     interval = value_table.attrs.get("interval", 0.8)
     if value_table["clv_lower"].isna().all():
-        return markdown("Ranges were not computed for this report (no parameter draws).")
+        reason = value_table.attrs.get("ranges_note", "no parameter draws were made")
+        return markdown(f"Each value is an estimate; no ranges are shown because {reason}.")
     top = value_table.nlargest(n, "clv")
     width = ((top["clv_upper"] - top["clv_lower"]) / top["clv"]).median()
     return markdown(
@@ -648,7 +649,15 @@ def churn_backtest(result: Any, *, horizon: str = "90D") -> str:
         f"The best, **{model_name(best)}**, ranks a customer who stopped above one who kept "
         f"buying {percent(means.loc[best, 'roc_auc'])} of the time (50% would be guessing)"
     )
-    if baseline is not None and baseline != best:
+    from custval.reports._data import best_scoring_model
+
+    used = best_scoring_model(result)
+    if used != best:
+        sentences[-1] += (
+            f"; it cannot score customers today, so the chances below come from "
+            f"{model_name(used)} ({percent(means.loc[used, 'roc_auc'])})"
+        )
+    if baseline is not None and baseline not in (best, used):
         sentences[-1] += (
             f", against {percent(means.loc[baseline, 'roc_auc'])} for {model_name(baseline)}."
         )
@@ -708,17 +717,20 @@ def churn_summary(
     currency: str = "$",
 ) -> list[str]:
     """The headline sentences of the churn report, for the index page."""
+    from custval.reports._data import best_scoring_model
+
     means = result.metrics.groupby("model")["roc_auc"].mean()
-    best = result.best_model("roc_auc")
+    used = best_scoring_model(result)
     sentences = [
         f"{percent(float((scores >= 0.5).mean()))} of customers are more likely than not to "
         f"make no purchase in the next {horizon_words(horizon)}.",
-        f"The best churn model, {model_name(best)}, ranks leavers above stayers "
-        f"{percent(means[best])} of the time in back-tests.",
+        f"These chances come from {model_name(used)}, which ranks leavers above stayers "
+        f"{percent(means[used])} of the time in back-tests (50% would be guessing).",
     ]
-    if "bgnbd" in means.index and best != "bgnbd":
+    if "bgnbd" in means.index and used != "bgnbd":
         sentences.append(
-            f"The BG/NBD chance of being inactive does {percent(means['bgnbd'])} on the same test."
+            f"The BG/NBD chance of being inactive ranks them right {percent(means['bgnbd'])} of "
+            "the time on the same test."
         )
     at_risk = concentration_result.at_risk
     sentences.append(
@@ -756,12 +768,19 @@ def campaign(revenue: Any, purchase: Any, *, window: str = "90D", currency: str 
     return markdown(" ".join(sentences))
 
 
-def save_rate(rate: float, source: str) -> str:
-    """Where the save rate used for retention comes from."""
-    return markdown(
+def save_rate(rate: float, source: str, *, churn_horizon: str | None = None) -> str:
+    """Where the save rate used for retention comes from, and what counts as lost."""
+    text = (
         f"A contact is assumed to keep **{percent(rate, decimals=1)}** of the customers who "
         f"would otherwise have stopped buying ({source})."
     )
+    if churn_horizon:
+        text += (
+            " The chance of losing each customer is the churn model's chance of no purchase in "
+            f"the next {horizon_words(churn_horizon)} (see the churn report), and what is at "
+            "stake is the customer's expected value."
+        )
+    return markdown(text)
 
 
 def retention(roi: Any, *, currency: str = "$") -> str:
@@ -780,9 +799,15 @@ def retention(roi: Any, *, currency: str = "$") -> str:
     return markdown(" ".join(sentences))
 
 
-def payback_story(result: Any, *, currency: str = "$") -> str:
-    """Acquisition payback by channel in sentences."""
-    return markdown(result.headline + ".")
+def payback_story(result: Any, *, margin: float = 1.0, currency: str = "$") -> str:
+    """Acquisition payback by channel in sentences (saying when it is measured on revenue)."""
+    text = result.headline + "."
+    if margin >= 1.0:
+        text += (
+            " This is measured on revenue because no margin was given; on profit every channel "
+            "takes longer to pay back (run the report with the margin, e.g. --margin 0.3)."
+        )
+    return markdown(text)
 
 
 def plan_story(result: Any) -> str:
@@ -796,6 +821,7 @@ def investment_summary(
     payback_result: Any | None,
     plan: Any,
     *,
+    save_rate: float | None = None,
     currency: str = "$",
 ) -> list[str]:
     """The headline sentences of the investment report, for the index page."""
@@ -807,8 +833,19 @@ def investment_summary(
             f"contacted customer (95% range {money(ate['ci_lower'], currency)} to "
             f"{money(ate['ci_upper'], currency)})."
         )
+    else:
+        assumed = f" of {percent(save_rate)}" if save_rate is not None else ""
+        sentences.append(
+            "No randomized campaign was given, so the retention numbers rest on an assumed "
+            f"save rate{assumed}."
+        )
     sentences.append(roi.headline + ".")
     if payback_result is not None:
         sentences.append(payback_result.headline + ".")
+    else:
+        sentences.append(
+            "Payback by channel needs each customer's acquisition date, cost and channel, "
+            "which this data does not include."
+        )
     sentences.append(plan.headline + ".")
-    return sentences
+    return sentences[:5]

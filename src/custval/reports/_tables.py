@@ -343,12 +343,26 @@ def campaign_by_segment(revenue: Any, *, currency: str = "$") -> Styler:
 
 
 def investment_plan(plan: Any, *, currency: str = "$") -> Styler:
-    """The segment plan: action and the reason, in the plan's own words."""
+    """The segment plan: what is at stake, what contacting returns, and the action."""
     table = plan.plan
-    action = next((c for c in ("action", "recommendation", "decision") if c in table.columns), None)
-    frame = pd.DataFrame({"Segment": table.index.astype(str), "Customers": table["customers"]})
-    if action:
-        frame["Action"] = table[action].astype(str).to_numpy()
-    if "reason" in table.columns:
-        frame["Why"] = table["reason"].astype(str).to_numpy()
-    return people_table(frame.reset_index(drop=True), {"Customers": count})
+    frame = pd.DataFrame(
+        {
+            "Segment": table.index.astype(str),
+            "Customers": table["customers"].to_numpy(),
+            "Value at stake": table["value_at_stake"].to_numpy(),
+            "Chance of losing them (average)": table["churn_probability"].to_numpy(),
+            "Return of contacting all, net of cost": table["expected_return"].to_numpy(),
+            "Worth contacting one by one": table["customers_worth_contacting"].to_numpy(),
+            "Action": table["recommendation"].astype(str).str.capitalize().to_numpy(),
+        }
+    )
+    return people_table(
+        frame,
+        {
+            "Customers": count,
+            "Value at stake": lambda v: money(v, currency),
+            "Chance of losing them (average)": percent,
+            "Return of contacting all, net of cost": lambda v: money(v, currency),
+            "Worth contacting one by one": count,
+        },
+    )
