@@ -75,6 +75,10 @@ from custval.clv import clv_interval, customer_lifetime_value, customer_value_ta
 __all__ += ["clv_interval", "customer_lifetime_value", "customer_value_table", "evaluation"]
 
 # --- churn --------------------------------------------------------------------------------------
+from custval.churn import *  # noqa: F403
+from custval.churn import __all__ as _churn_all
+
+__all__ += _churn_all
 
 # --- invest -------------------------------------------------------------------------------------
 from custval import invest

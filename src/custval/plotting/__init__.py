@@ -16,6 +16,10 @@ from custval.plotting._value import __all__ as _value_all
 __all__ = [*__all__, *_value_all]  # an assignment, so later blocks' imports stay "at the top"
 
 # --- churn (_churn.py) -------------------------------------------------------------------------
+from custval.plotting._churn import *  # noqa: F403
+from custval.plotting._churn import __all__ as _churn_all
+
+__all__ = [*__all__, *_churn_all]
 
 # --- relationship investment (_invest.py) ------------------------------------------------------
 from custval.plotting._invest import *  # noqa: F403
