@@ -2,8 +2,9 @@
 
 Default size: about 1,000,000 transaction lines (665,000 orders) of 100,000 customers over three
 years (seeded); ``--quick`` is 10x smaller. Prints wall time and peak traced memory
-(``tracemalloc``: numpy and pandas buffers included) per stage. There is no reference library to compare with (lifetimes
-has no churn classifiers), so no ratios: the target is "a few minutes on 2 cores".
+(``tracemalloc``: numpy and pandas buffers included) per stage. There is no reference library
+to compare with (lifetimes has no churn classifiers), so no ratios: the target is "a few
+minutes on 2 cores".
 
 Run: ``.venv/bin/python benchmarks/bench_churn.py [--quick] [--threads N]``.
 """

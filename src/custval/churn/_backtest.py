@@ -173,23 +173,72 @@ def _check_models(models: Sequence[str] | str) -> tuple[str, ...]:
     return tuple(models)
 
 
-def _evaluate(
-    cutoff: pd.Timestamp | None,
-    model: str,
-    y: np.ndarray,
-    p: np.ndarray,
-    index: pd.Index,
-    n_train: int,
-    bins: int,
-) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame]:
-    row = {"cutoff": cutoff, "model": model, "n_train": n_train} | churn_metrics(y, p)
-    predictions = pd.DataFrame(
-        {"cutoff": cutoff, "model": model, "customer_id": index, "churned": y, "probability": p}
-    )
-    calibration = _calibration_table(y, p, bins)
-    calibration.insert(0, "model", model)
-    calibration.insert(0, "cutoff", cutoff)
-    return row, predictions, calibration
+class _Collector:
+    """Accumulates per cutoff and model results into a :class:`ChurnEvaluation`."""
+
+    def __init__(self, bins: int, random_state: int | None, importance_samples: int) -> None:
+        self.bins, self.random_state = bins, random_state
+        self.importance_samples = importance_samples
+        self.rows: list[dict[str, Any]] = []
+        self.predictions: list[pd.DataFrame] = []
+        self.calibrations: list[pd.DataFrame] = []
+        self.importances: list[pd.DataFrame] = []
+        self.pipelines: dict[str, Pipeline] = {}
+
+    def score(
+        self, cutoff: Any, model: str, y: np.ndarray, p: np.ndarray, index: pd.Index, n_train: int
+    ) -> None:
+        self.rows.append(
+            {"cutoff": cutoff, "model": model, "n_train": n_train} | churn_metrics(y, p)
+        )
+        self.predictions.append(
+            pd.DataFrame(
+                {
+                    "cutoff": cutoff,
+                    "model": model,
+                    "customer_id": index,
+                    "churned": y,
+                    "probability": p,
+                }
+            )
+        )
+        calibration = _calibration_table(y, p, self.bins)
+        calibration.insert(0, "model", model)
+        calibration.insert(0, "cutoff", cutoff)
+        self.calibrations.append(calibration)
+
+    def fit_and_score(
+        self,
+        cutoff: Any,
+        model: str,
+        train: tuple[pd.DataFrame, np.ndarray],
+        test: tuple[pd.DataFrame, np.ndarray],
+        *,
+        calibrate: bool,
+        keep: bool,
+    ) -> None:
+        """Fit ``model`` on ``train``, score ``test``; ``keep`` the pipeline and its importance."""
+        pipeline = make_churn_pipeline(model, calibrate=calibrate, random_state=self.random_state)
+        pipeline.fit(*train)
+        X_test, y_test = test
+        p = pipeline.predict_proba(X_test)[:, 1]
+        self.score(cutoff, model, y_test, p, X_test.index, len(train[1]))
+        if keep:
+            self.pipelines[model] = pipeline
+            self.importances.append(
+                _importance(
+                    pipeline, X_test, y_test, model, self.random_state, self.importance_samples
+                )
+            )
+
+    def result(self) -> ChurnEvaluation:
+        return ChurnEvaluation(
+            metrics=pd.DataFrame(self.rows),
+            predictions=_stack(self.predictions),
+            importance=_stack(self.importances),
+            calibration=_stack(self.calibrations),
+            pipelines=self.pipelines,
+        )
 
 
 def _rank_auc(y: np.ndarray, scores: np.ndarray) -> np.ndarray:
@@ -350,8 +399,7 @@ def churn_backtest(
     )
     needed = sorted({c for test, train in plan for c in [test, *train]})
     steps = len(needed) + len(plan) * len(models)
-    rows, predictions, calibrations, importance = [], [], [], []
-    pipelines: dict[str, Pipeline] = {}
+    collector = _Collector(bins, random_state, importance_samples)
     bar = tqdm(total=steps, desc="churn backtest", disable=not progress, leave=False)
     with bar, _threads(n_threads):
         tables = {}
@@ -365,37 +413,20 @@ def churn_backtest(
             X_train = pd.concat([tables[c][0] for c in train], ignore_index=True)
             y_train = np.concatenate([tables[c][1] for c in train])
             X_test, y_test = tables[test]
-            results = [
-                _evaluate(test, name, y_test, _baseline(X_test, name), X_test.index, 0, bins)
-                for name in _BASELINES
-            ]
+            for name in _BASELINES:
+                collector.score(test, name, y_test, _baseline(X_test, name), X_test.index, 0)
             for model in models:
                 bar.set_postfix_str(f"{model} {test.date()}")
-                pipeline = make_churn_pipeline(
-                    model, calibrate=calibrate, random_state=random_state
+                collector.fit_and_score(
+                    test,
+                    model,
+                    (X_train, y_train),
+                    tables[test],
+                    calibrate=calibrate,
+                    keep=number == len(plan) - 1,
                 )
-                pipeline.fit(X_train, y_train)
-                p = pipeline.predict_proba(X_test)[:, 1]
-                results.append(_evaluate(test, model, y_test, p, X_test.index, len(y_train), bins))
-                if number == len(plan) - 1:
-                    pipelines[model] = pipeline
-                    importance.append(
-                        _importance(
-                            pipeline, X_test, y_test, model, random_state, importance_samples
-                        )
-                    )
                 bar.update()
-            for row, prediction, calibration in results:
-                rows.append(row)
-                predictions.append(prediction)
-                calibrations.append(calibration)
-    return ChurnEvaluation(
-        metrics=pd.DataFrame(rows),
-        predictions=_stack(predictions),
-        importance=_stack(importance),
-        calibration=_stack(calibrations),
-        pipelines=pipelines,
-    )
+    return collector.result()
 
 
 def _cutoffs(
@@ -481,30 +512,13 @@ def churn_evaluate(
     X_train, X_test, y_train, y_test = train_test_split(
         features, y, test_size=test_size, stratify=y, random_state=random_state
     )
-    rows, predictions, calibrations, importance = [], [], [], []
-    pipelines = {}
+    collector = _Collector(bins, random_state, importance_samples)
     with _threads(n_threads):
         for model in models:
-            pipeline = make_churn_pipeline(model, calibrate=calibrate, random_state=random_state)
-            pipeline.fit(X_train, y_train)
-            p = pipeline.predict_proba(X_test)[:, 1]
-            row, prediction, calibration = _evaluate(
-                None, model, y_test, p, X_test.index, len(y_train), bins
+            collector.fit_and_score(
+                None, model, (X_train, y_train), (X_test, y_test), calibrate=calibrate, keep=True
             )
-            rows.append(row)
-            predictions.append(prediction)
-            calibrations.append(calibration)
-            importance.append(
-                _importance(pipeline, X_test, y_test, model, random_state, importance_samples)
-            )
-            pipelines[model] = pipeline
-    return ChurnEvaluation(
-        metrics=pd.DataFrame(rows),
-        predictions=_stack(predictions),
-        importance=_stack(importance),
-        calibration=_stack(calibrations),
-        pipelines=pipelines,
-    )
+    return collector.result()
 
 
 # ------------------------------------------------------------------------------------ scores

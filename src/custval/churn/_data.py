@@ -79,14 +79,11 @@ class _Log:
 def _prepare_log(transactions: pd.DataFrame) -> _Log:
     """Validate a clean transaction log and build the lean :class:`_Log` (input untouched)."""
     require_columns(transactions, _REQUIRED, what="transactions", hint=_HINT)
-    timestamps = transactions["timestamp"]
-    if not pd.api.types.is_datetime64_any_dtype(timestamps):
-        raise DataError(
-            f"column 'timestamp' must hold datetimes, got dtype {timestamps.dtype}; convert it "
-            "with pd.to_datetime or clean the log with custval.clean_transactions"
-        )
-    if timestamps.dt.tz is not None:
-        timestamps = timestamps.dt.tz_localize(None)
+    timestamps = _datetimes(
+        transactions["timestamp"],
+        "column 'timestamp'",
+        "convert it with pd.to_datetime or clean the log with custval.clean_transactions",
+    )
     missing = timestamps.isna().to_numpy()
     if missing.any():
         raise DataError(
@@ -136,6 +133,13 @@ def _prepare_log(transactions: pd.DataFrame) -> _Log:
     frame = frame.take(order).reset_index(drop=True)
     times = frame["timestamp"]
     return _Log(frame=frame, customers=customers, start=times.iloc[0], end=times.iloc[-1])
+
+
+def _datetimes(values: pd.Series, what: str, fix: str = "convert it with pd.to_datetime"):
+    """``values`` as tz-naive datetimes, or a ``DataError`` naming ``what`` and the fix."""
+    if not pd.api.types.is_datetime64_any_dtype(values):
+        raise DataError(f"{what} must hold datetimes, got dtype {values.dtype}; {fix}")
+    return values.dt.tz_localize(None) if values.dt.tz is not None else values
 
 
 def _timestamp(value: object, name: str) -> pd.Timestamp:

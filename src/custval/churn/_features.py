@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from custval._validation import require_columns
-from custval.churn._data import _Log, _prepare_log, _timedelta, _timestamp
+from custval.churn._data import _datetimes, _Log, _prepare_log, _timedelta, _timestamp
 from custval.errors import ConvergenceError, CustvalWarning, DataError
 
 __all__ = ["churn_features"]
@@ -183,9 +183,7 @@ def _customer_table(customers: pd.DataFrame, log: _Log) -> pd.DataFrame:
         ):
             out[column] = values.astype("category")
         elif pd.api.types.is_datetime64_any_dtype(values):
-            if values.dt.tz is not None:
-                values = values.dt.tz_localize(None)
-            out[column] = values.astype("datetime64[ns]")
+            out[column] = _datetimes(values, column).astype("datetime64[ns]")
         else:
             out[column] = values.astype(float)
     return pd.DataFrame(out, index=table.index)
@@ -218,14 +216,7 @@ def _touchpoints(
         what="touchpoints",
         hint="one row per contact with the customer and when it happened",
     )
-    times = touchpoints["timestamp"]
-    if not pd.api.types.is_datetime64_any_dtype(times):
-        raise DataError(
-            f"touchpoints column 'timestamp' must hold datetimes, got dtype {times.dtype}; "
-            "convert it with pd.to_datetime"
-        )
-    if times.dt.tz is not None:
-        times = times.dt.tz_localize(None)
+    times = _datetimes(touchpoints["timestamp"], "touchpoints column 'timestamp'")
     ids = _align_ids(pd.Index(touchpoints["customer_id"]), log.customers, "touchpoints")
     codes = log.customers.get_indexer(ids)
     keep = (codes >= 0) & times.notna().to_numpy()

@@ -9,7 +9,14 @@ import numpy as np
 import pandas as pd
 
 from custval._validation import bad_values_message, require_columns
-from custval.churn._data import _check_horizon, _Log, _prepare_log, _timedelta, _timestamp
+from custval.churn._data import (
+    _check_horizon,
+    _datetimes,
+    _Log,
+    _prepare_log,
+    _timedelta,
+    _timestamp,
+)
 from custval.errors import DataError
 
 __all__ = ["churn_labels", "contractual_churn_labels"]
@@ -186,20 +193,13 @@ def contractual_churn_labels(
 
     if cutoff is None or horizon is None:
         raise DataError("end= needs cutoff= and horizon= (e.g. cutoff='2024-01-01', horizon='90D')")
-    columns = [end] + ([start] if start is not None else [])
-    require_columns(customers, columns, what="customers")
-    for column in columns:
-        if not pd.api.types.is_datetime64_any_dtype(customers[column]):
-            raise DataError(
-                f"column {column!r} must hold datetimes, got dtype {customers[column].dtype}; "
-                "convert it with pd.to_datetime"
-            )
+    require_columns(customers, [end] + ([start] if start is not None else []), what="customers")
+    ends, starts = (_datetimes(customers[c], f"column {c!r}") for c in (end, start or end))
     when = _timestamp(cutoff, "cutoff")
     window = _timedelta(horizon, "horizon")
-    ends = customers[end]
     active = ends.isna() | (ends > when)
     if start is not None:
-        active &= customers[start] <= when
+        active &= starts <= when
     churned = (ends > when) & (ends <= when + window)
     mask = active.to_numpy()
     return pd.Series(churned.to_numpy()[mask].astype(np.int8), index=ids[mask], name="churned")

@@ -62,6 +62,24 @@ def _models(frame: pd.DataFrame, models: Sequence[str] | None) -> list[str]:
     return list(models)
 
 
+def _groups(
+    frame: pd.DataFrame, cutoff: object, models: Sequence[str] | None, what: str
+) -> tuple[pd.DataFrame, list[tuple[str, pd.DataFrame]]]:
+    """The rows of one test cutoff, and those rows per chosen model."""
+    frame = _at_cutoff(frame, cutoff, what)
+    return frame, [(m, frame[frame["model"] == m]) for m in _models(frame, models)]
+
+
+def _finish(ax: Axes, xlabel: str, ylabel: str, legend: str) -> Axes:
+    """Label both axes, format them as percentages and place the legend."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    percent_axis(ax, "x")
+    percent_axis(ax, "y")
+    ax.legend(loc=legend, fontsize=8)
+    return ax
+
+
 def _best_classifier(metrics: pd.DataFrame, metric: str) -> str:
     classifiers = metrics[~metrics["model"].str.startswith("bgnbd")]
     pool = classifiers if len(classifiers) else metrics
@@ -101,12 +119,10 @@ def plot_churn_roc(
     >>> from custval.plotting import plot_churn_roc
     >>> ax = plot_churn_roc(result)  # doctest: +SKIP
     """
-    predictions = _at_cutoff(result.predictions, cutoff, "predictions")
-    chosen = _models(predictions, models)
+    predictions, groups = _groups(result.predictions, cutoff, models, "predictions")
     ax = get_ax(ax, figsize=(6.0, 5.0))
     aucs = {}
-    for model in chosen:
-        rows = predictions[predictions["model"] == model]
+    for model, rows in groups:
         fpr, tpr, _ = roc_curve(rows["churned"], rows["probability"])
         aucs[model] = float(np.trapezoid(tpr, fpr))
         ax.plot(fpr, tpr, label=f"{_name(model)} (AUC {aucs[model]:.2f})", **_STYLE.get(model, {}))
@@ -119,12 +135,12 @@ def plot_churn_roc(
     title = f"{_name(best)} ranks churners best (ROC AUC {aucs[best]:.2f}"
     title += f" vs {aucs[other]:.2f} for {_name(other)})" if other else ")"
     ax.set_title(title + "\n" + _subtitle(predictions), fontsize=10)
-    ax.set_xlabel("Share of retained customers flagged (false positive rate)")
-    ax.set_ylabel("Share of churners flagged (true positive rate)")
-    percent_axis(ax, "x")
-    percent_axis(ax, "y")
-    ax.legend(loc="lower right", fontsize=8)
-    return ax
+    return _finish(
+        ax,
+        "Share of retained customers flagged (false positive rate)",
+        "Share of churners flagged (true positive rate)",
+        "lower right",
+    )
 
 
 def plot_churn_precision_recall(
@@ -148,13 +164,11 @@ def plot_churn_precision_recall(
     >>> from custval.plotting import plot_churn_precision_recall
     >>> ax = plot_churn_precision_recall(result)  # doctest: +SKIP
     """
-    predictions = _at_cutoff(result.predictions, cutoff, "predictions")
-    chosen = _models(predictions, models)
+    predictions, groups = _groups(result.predictions, cutoff, models, "predictions")
     ax = get_ax(ax, figsize=(6.0, 5.0))
     scores = {}
     rate = float(predictions["churned"].mean())
-    for model in chosen:
-        rows = predictions[predictions["model"] == model]
+    for model, rows in groups:
         precision, recall, _ = precision_recall_curve(rows["churned"], rows["probability"])
         scores[model] = float(-np.sum(np.diff(recall) * precision[:-1]))
         ax.plot(
@@ -170,13 +184,13 @@ def plot_churn_precision_recall(
         f"{percent(rate)} of customers churn)\n{_subtitle(predictions)}",
         fontsize=10,
     )
-    ax.set_xlabel("Share of churners found (recall)")
-    ax.set_ylabel("Share of flagged customers who churn (precision)")
-    percent_axis(ax, "x")
-    percent_axis(ax, "y")
     ax.set_ylim(0, 1.02)
-    ax.legend(loc="lower left", fontsize=8)
-    return ax
+    return _finish(
+        ax,
+        "Share of churners found (recall)",
+        "Share of flagged customers who churn (precision)",
+        "lower left",
+    )
 
 
 def plot_churn_calibration(
@@ -203,12 +217,10 @@ def plot_churn_calibration(
     >>> from custval.plotting import plot_churn_calibration
     >>> ax = plot_churn_calibration(result)  # doctest: +SKIP
     """
-    table = _at_cutoff(result.calibration, cutoff, "calibration table")
-    chosen = _models(table, models)
+    table, groups = _groups(result.calibration, cutoff, models, "calibration table")
     ax = get_ax(ax, figsize=(6.0, 5.0))
     gaps = {}
-    for model in chosen:
-        rows = table[table["model"] == model]
+    for model, rows in groups:
         gap = np.abs(rows["observed_rate"] - rows["mean_probability"])
         gaps[model] = float(np.average(gap, weights=rows["n_customers"]))
         ax.plot(
@@ -223,17 +235,14 @@ def plot_churn_calibration(
     best = min(gaps, key=gaps.get)
     worst = max(gaps, key=gaps.get)
     title = f"{_name(best)} probabilities match observed churn within {100 * gaps[best]:.1f} pts"
-    n = int(table[table["model"] == chosen[0]]["n_customers"].sum())
+    n = int(groups[0][1]["n_customers"].sum())
     subtitle = _subtitle(table, n)
     if worst != best:
         subtitle = f"{_name(worst)}: {100 * gaps[worst]:.1f} pts; " + subtitle
     ax.set_title(title + "\n" + subtitle, fontsize=10)
-    ax.set_xlabel("Predicted churn probability (bin mean)")
-    ax.set_ylabel("Observed churn rate")
-    percent_axis(ax, "x")
-    percent_axis(ax, "y")
-    ax.legend(loc="upper left", fontsize=8)
-    return ax
+    return _finish(
+        ax, "Predicted churn probability (bin mean)", "Observed churn rate", "upper left"
+    )
 
 
 def plot_churn_gains(
@@ -267,12 +276,11 @@ def plot_churn_gains(
     >>> from custval.plotting import plot_churn_gains
     >>> ax = plot_churn_gains(result)  # doctest: +SKIP
     """
-    predictions = _at_cutoff(result.predictions, cutoff, "predictions")
-    chosen = _models(predictions, models)
+    predictions, groups = _groups(result.predictions, cutoff, models, "predictions")
+    chosen = [model for model, _ in groups]
     ax = get_ax(ax, figsize=(6.0, 5.0))
     found = {}
-    for model in chosen:
-        rows = predictions[predictions["model"] == model]
+    for model, rows in groups:
         order = np.argsort(-rows["probability"].to_numpy(), kind="stable")
         hits = rows["churned"].to_numpy()[order]
         gains = np.concatenate([[0.0], np.cumsum(hits) / max(hits.sum(), 1)])
@@ -300,12 +308,12 @@ def plot_churn_gains(
         share = found[best] / max(predictions[predictions["model"] == best]["churned"].sum(), 1)
         title = f"{_name(best)} finds {percent(share)} of all churners in its top {pct}"
     ax.set_title(title + "\n" + _subtitle(predictions), fontsize=10)
-    ax.set_xlabel("Share of customers targeted, highest churn score first")
-    ax.set_ylabel("Share of all churners found (capture)")
-    percent_axis(ax, "x")
-    percent_axis(ax, "y")
-    ax.legend(loc="lower right", fontsize=8)
-    return ax
+    return _finish(
+        ax,
+        "Share of customers targeted, highest churn score first",
+        "Share of all churners found (capture)",
+        "lower right",
+    )
 
 
 def plot_churn_importance(
