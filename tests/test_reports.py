@@ -468,6 +468,65 @@ def test_people_table_formats_and_hides_index():
     assert "Name" in styler.to_html() and '<th class="blank' not in styler.to_html()
 
 
+def test_retention_assumptions_say_where_the_save_rate_comes_from(sample_data):
+    data = reports.ReportData(
+        transactions=sample_data.transactions,
+        cleaning=sample_data.cleaning,
+        customers=None,
+        campaign=None,
+        source="test",
+        observation_end=sample_data.observation_end,
+    )
+    assert reports.campaign_effects(data) == (None, None)
+    rate, source, cost = reports.retention_assumptions(data, None, assumed_save_rate=0.2)
+    assert (rate, cost) == (0.2, 2.5) and source.startswith("an assumption")
+    rate, source, cost = reports.retention_assumptions(
+        sample_data, None, save_rate=0.05, cost_per_contact=1.0
+    )
+    assert (rate, cost, source) == (0.05, 1.0, "given for this report")
+    assert (
+        "assumed save rate"
+        in story.investment_summary(None, _Headline("ROI"), None, _Headline("Plan"), save_rate=0.2)[
+            0
+        ]
+    )
+
+
+class _Headline:
+    def __init__(self, headline: str) -> None:
+        self.headline = headline
+
+
+def test_margin_to_apply_only_for_revenue_tables():
+    revenue = pd.DataFrame({"clv": [1.0]})
+    revenue.attrs["value_basis"] = "revenue"
+    profit = revenue.copy()
+    profit.attrs["value_basis"] = "contribution"
+    assert reports.margin_to_apply(revenue, 1.0) == 1.0
+    assert reports.margin_to_apply(profit, 0.3) is None
+
+
+def test_cli_report_refuses_bad_arguments(capsys):
+    assert main(["report", "--sample", "--transactions", "x.csv", "--no-progress"]) == 2
+    assert "either --sample or --transactions" in capsys.readouterr().err
+    assert main(["report", "--sample", "--param", "n_draws", "--no-progress"]) == 2
+    assert "is not KEY=VALUE" in capsys.readouterr().err
+
+
+def test_setup_notebook_and_show_give_images_with_alt_text(monkeypatch):
+    import matplotlib.pyplot as plt
+
+    shown = []
+    monkeypatch.setattr("IPython.display.display", shown.append)
+    reports.setup_notebook()
+    _, ax = plt.subplots()
+    ax.set_title("Revenue rose 5%")
+    reports.figures.show(ax)
+    (image,) = shown
+    assert image.alt == "Revenue rose 5%" and image.data[:4] == b"\x89PNG"
+    assert not plt.get_fignums()
+
+
 # --- custval report end to end -----------------------------------------------------------------
 
 
@@ -533,9 +592,11 @@ def test_every_notebook_executes_cleanly(rendered, stem):
             assert output["output_type"] != "error", f"cell {index}: {output.get('evalue')}"
             if output["output_type"] == "stream":
                 assert output["name"] != "stderr", f"cell {index} wrote to stderr: {output}"
-            shown = json.dumps(output.get("data", {}).get("text/plain", ""))
-            for fragment in ("<Axes", "<Figure", "<matplotlib", "Styler"):
-                assert fragment not in shown, f"cell {index} shows {shown}"
+            data = output.get("data", {})
+            if set(data) == {"text/plain"}:  # shown as text: no richer form to show instead
+                shown = json.dumps(data["text/plain"])
+                for fragment in ("<Axes", "<Figure", "<matplotlib", "Styler", "object at 0x"):
+                    assert fragment not in shown, f"cell {index} shows {shown}"
             if "image/png" in output.get("data", {}):
                 assert output["metadata"]["image/png"]["alt"], f"cell {index}: image without alt"
     summary = reports.read_findings(rendered / "findings" / f"{stem}.json")["summary"]

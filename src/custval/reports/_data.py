@@ -24,11 +24,13 @@ __all__ = [
     "ReportData",
     "activity_by_period",
     "best_scoring_model",
+    "campaign_effects",
     "cohort_retention",
     "customer_values",
     "default_calibration_end",
     "load_report_data",
     "margin_to_apply",
+    "retention_assumptions",
     "segment_summary",
     "value_table_with_ranges",
 ]
@@ -559,3 +561,76 @@ def value_table_with_ranges(
         "likelihood is flat in some direction, typically a parameter at its limit)"
     )
     return table
+
+
+def campaign_effects(
+    data: ReportData,
+    *,
+    window: str = "90D",
+    n_bootstrap: int = 200,
+    n_folds: int = 5,
+) -> tuple[Any, Any]:
+    """Effects of the randomized campaign on spend and on buying at all (``None, None``
+    without a campaign table), from :func:`custval.invest.estimate_uplift` on the outcomes
+    of :func:`custval.invest.campaign_outcomes` with the pre-contact history as features."""
+    from custval.invest import campaign_outcomes, estimate_uplift
+
+    if data.campaign is None:
+        return None, None
+    outcomes = campaign_outcomes(
+        data.transactions, data.campaign, window=window, observation_end=data.observation_end
+    )
+    features = [c for c in outcomes.columns if c.startswith("pre_")]
+    features += [c for c in ("segment",) if c in outcomes.columns]
+    effects = [
+        estimate_uplift(
+            outcomes,
+            outcome=outcome,
+            features=features,
+            n_bootstrap=n_bootstrap,
+            n_folds=n_folds,
+            progress=False,
+        )
+        for outcome in ("revenue", "purchase")
+    ]
+    return effects[0], effects[1]
+
+
+def retention_assumptions(
+    data: ReportData,
+    purchase_effect: Any,
+    *,
+    save_rate: float | None = None,
+    assumed_save_rate: float = 0.10,
+    cost_per_contact: float | None = None,
+    assumed_cost_per_contact: float = 2.50,
+) -> tuple[float, str, float]:
+    """The save rate and contact cost of the retention analysis, and where the rate comes from.
+
+    Given values win. Otherwise the save rate is measured from the randomized campaign, as its
+    effect on buying at all divided by the control group's no-purchase rate (the share of
+    would-be non-buyers a contact turned into buyers), and the cost is the campaign's cost per
+    contact; without a campaign both are the stated assumptions.
+
+    Returns
+    -------
+    (save_rate, source, cost_per_contact)
+    """
+    if save_rate is not None:
+        source = "given for this report"
+    elif purchase_effect is not None:
+        effect = float(purchase_effect.ate.loc["difference in means", "estimate"])
+        control_lost = 1.0 - float(purchase_effect.groups.loc["control", "mean"])
+        save_rate = max(effect, 0.0) / control_lost if control_lost > 0 else 0.0
+        source = (
+            "measured: the campaign's effect on buying, over the control group's no-purchase rate"
+        )
+    else:
+        save_rate = assumed_save_rate
+        source = "an assumption, not measured: a randomized campaign table would measure it"
+    if cost_per_contact is None:
+        if data.campaign is not None and "cost_per_contact" in data.campaign.columns:
+            cost_per_contact = float(data.campaign["cost_per_contact"].mean())
+        else:
+            cost_per_contact = assumed_cost_per_contact
+    return float(save_rate), source, float(cost_per_contact)

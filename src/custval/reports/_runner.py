@@ -373,7 +373,11 @@ def _write_index(result: ReportResult, parameters: Mapping[str, Any]) -> None:
         f"Data: {html.escape(str(data))}. Customer value over "
         f"{html.escape(horizon_words(parameters['horizon']))}, "
         f"discounted at {percent(parameters['annual_discount_rate'])} a year, "
-        f"at a margin of {percent(parameters['margin'])} of revenue."
+        + (
+            f"as profit at a margin of {percent(parameters['margin'])} of revenue."
+            if parameters["margin"] < 1
+            else "as revenue (no margin was given, so values are not profit)."
+        )
     )
     cards = []
     for stem, report_path in result.reports.items():

@@ -768,7 +768,13 @@ def campaign(revenue: Any, purchase: Any, *, window: str = "90D", currency: str 
     return markdown(" ".join(sentences))
 
 
-def save_rate(rate: float, source: str, *, churn_horizon: str | None = None) -> str:
+def save_rate(
+    rate: float,
+    source: str,
+    *,
+    churn_horizon: str | None = None,
+    value_table: pd.DataFrame | None = None,
+) -> str:
     """Where the save rate used for retention comes from, and what counts as lost."""
     text = (
         f"A contact is assumed to keep **{percent(rate, decimals=1)}** of the customers who "
@@ -778,8 +784,11 @@ def save_rate(rate: float, source: str, *, churn_horizon: str | None = None) -> 
         text += (
             " The chance of losing each customer is the churn model's chance of no purchase in "
             f"the next {horizon_words(churn_horizon)} (see the churn report), and what is at "
-            "stake is the customer's expected value."
+            "stake is the customer's expected value"
         )
+        if value_table is not None:
+            text += f" in {_value_basis(value_table)}"
+        text += "."
     return markdown(text)
 
 
