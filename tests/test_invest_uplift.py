@@ -202,7 +202,7 @@ def test_errors():
     with pytest.raises(DataError, match="feature 'when' is a date"):
         estimate_uplift(frame.assign(when=pd.Timestamp("2024-01-01")), features=["when"], **fit)
     text = frame.assign(y=frame["y"].astype(str))
-    with pytest.raises(DataError, match=r"column 'y' has .* non-numeric values"):
+    with pytest.raises(DataError, match=r"column 'y' holds str values, not numbers; convert"):
         estimate_uplift(text, features=["x1"], **fit)
 
 
