@@ -79,12 +79,22 @@ def data():
 @pytest.fixture(scope="module")
 def result(data):
     log, customers = data
+    rng = np.random.default_rng(5)
+    touchpoints = pd.DataFrame(
+        {
+            "customer_id": rng.choice(customers["customer_id"], 600),
+            "timestamp": pd.Timestamp("2022-03-01")
+            + pd.to_timedelta(rng.uniform(0, 600, 600), unit="D"),
+            "kind": rng.choice(["call", "email"], 600),
+        }
+    )
     with threadpool_limits(1):
         return churn_backtest(
             log,
             cutoffs=["2022-09-01", "2023-01-01", "2023-05-01"],
             horizon="90D",
             customers=customers,
+            touchpoints=touchpoints,
             progress=False,
             importance_samples=300,
         )
@@ -107,6 +117,8 @@ def test_backtest_tables(result):
         assert all(labels.equals(first) for labels in by_model.values())
     assert set(result.calibration.columns) >= {"bin", "mean_probability", "observed_rate"}
     assert set(result.importance["model"]) == {"logistic", "gradient_boosting"}
+    features = set(result.importance["feature"])
+    assert {"channel", "touchpoints_call", "p_alive", "recency_days"} <= features
     assert set(result.pipelines) == {"logistic", "gradient_boosting"}
     assert result.best_model("brier") in set(metrics["model"])
 
@@ -135,6 +147,20 @@ def test_a_cutoff_whose_labels_are_not_yet_observed_is_not_used_for_training(dat
     expected = len(churn_labels(log, cutoff="2022-09-01", horizon="90D"))
     assert n_train[(pd.Timestamp("2023-05-01"), "logistic")] == expected
     assert result.importance.empty
+
+
+def test_calibrated_backtest(data):
+    log, _ = data
+    result = churn_backtest(
+        log,
+        cutoffs=["2022-09-01", "2023-01-01"],
+        models=["gradient_boosting"],
+        calibrate=True,
+        progress=False,
+        importance_samples=0,
+    )
+    assert type(result.pipelines["gradient_boosting"][-1]).__name__ == "CalibratedClassifierCV"
+    assert result.metrics.query("model == 'gradient_boosting'")["roc_auc"].iloc[0] > 0.6
 
 
 def test_baseline_is_one_minus_p_alive(result, data):
@@ -218,6 +244,15 @@ def test_scores(data):
         churn_scores(log, model="forest")
     with pytest.raises(DataError, match=r"there is no history before"):
         churn_scores(log, cutoff="2022-02-01", horizon="90D")
+    loyal = pd.DataFrame(
+        {
+            "customer_id": ["a", "a", "b", "b"],
+            "timestamp": pd.to_datetime(["2024-01-01", "2024-02-01", "2024-01-05", "2024-02-03"]),
+            "amount": 1.0,
+        }
+    )
+    with pytest.raises(DataError, match=r"every customer has the same label"):
+        churn_scores(loyal, horizon="30D")
 
 
 # ------------------------------------------------------------------------------------ snapshot
@@ -241,6 +276,8 @@ def test_evaluate_on_a_snapshot():
         churn_evaluate(table.iloc[2:], labels)
     with pytest.raises(DataError, match=r"labels must contain both churned"):
         churn_evaluate(table, labels * 0)
+    with pytest.raises(DataError, match=r"features must be a pandas DataFrame, got ndarray"):
+        churn_evaluate(table.to_numpy(), labels)
 
 
 # ------------------------------------------------------------------------------------ metrics
@@ -298,3 +335,13 @@ def test_plot_options(result):
         plot_churn_gains(result, models=["forest"])
     with pytest.raises(DataError, match=r"no importance for model 'bgnbd'"):
         plot_churn_importance(result, model="bgnbd")
+    empty = ChurnEvaluation(
+        metrics=result.metrics,
+        predictions=pd.DataFrame(),
+        importance=pd.DataFrame(),
+        calibration=pd.DataFrame(),
+    )
+    with pytest.raises(DataError, match=r"the result has no predictions; run churn_backtest"):
+        plot_churn_roc(empty)
+    with pytest.raises(DataError, match=r"the result has no feature importance"):
+        plot_churn_importance(empty)

@@ -198,12 +198,18 @@ def test_errors(log):
         churn_features(log, cutoff=CUTOFF, windows="30D")
     with pytest.raises(DataError, match=r"duration 30 has no unit"):
         churn_features(log, cutoff=CUTOFF, windows=(30,))
+    with pytest.raises(DataError, match=r"customers must be a pandas DataFrame, got dict"):
+        churn_features(log, cutoff=CUTOFF, customers={"customer_id": ["a"]})
     with pytest.raises(DataError, match=r"customers needs a 'customer_id' column"):
         churn_features(log, cutoff=CUTOFF, customers=pd.DataFrame({"id": ["a"]}))
     with pytest.raises(DataError, match=r"customers has 1 duplicated customer_id values"):
         churn_features(log, cutoff=CUTOFF, customers=pd.DataFrame({"customer_id": ["a", "a"]}))
     with pytest.raises(DataError, match=r"no customer_id in customers matches one in trans"):
         churn_features(log, cutoff=CUTOFF, customers=pd.DataFrame({"customer_id": [1, 2]}))
+    with pytest.raises(DataError, match=r"customers has column\(s\) \['spend'\] with the names"):
+        churn_features(
+            log, cutoff=CUTOFF, customers=pd.DataFrame({"customer_id": ["a"], "spend": [1.0]})
+        )
     touch = pd.DataFrame({"customer_id": ["a"], "timestamp": ["2024-01-01"]})
     with pytest.raises(DataError, match=r"touchpoints column 'timestamp' must hold datetimes"):
         churn_features(log, cutoff=CUTOFF, touchpoints=touch)

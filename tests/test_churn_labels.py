@@ -122,6 +122,12 @@ def test_bad_logs():
     with pytest.raises(DataError, match=r"column 'customer_id' has 1 missing values \(rows 1"):
         churn_labels(log, cutoff="2024-01-01")
     log = _log([("a", "2024-01-01", 1.0), ("b", "2024-06-01", 1.0)])
+    log.loc[1, "timestamp"] = pd.NaT
+    with pytest.raises(DataError, match=r"column 'timestamp' has 1 missing values \(rows 1"):
+        churn_labels(log, cutoff="2024-01-01")
+    with pytest.raises(DataError, match=r"transactions is empty; churn needs at least one"):
+        churn_labels(log.iloc[:0], cutoff="2024-01-01")
+    log = _log([("a", "2024-01-01", 1.0), ("b", "2024-06-01", 1.0)])
     log["amount"] = log["amount"].astype(object)
     log.loc[1, "amount"] = "x"
     with pytest.raises(DataError, match=r"column 'amount' has 1 non-numeric values"):
@@ -166,6 +172,8 @@ def test_contractual_errors():
     table = pd.DataFrame({"customer_id": ["a", "a"], "Churn": ["Yes", "maybe"]})
     with pytest.raises(DataError, match=r"exactly one of churn="):
         contractual_churn_labels(table)
+    with pytest.raises(DataError, match=r"customers must be a pandas DataFrame, got list"):
+        contractual_churn_labels([1, 2], churn="Churn")
     with pytest.raises(DataError, match=r"column 'customer_id' has 2 duplicated ids"):
         contractual_churn_labels(table, churn="Churn")
     table = pd.DataFrame({"customer_id": ["a", "b"], "Churn": ["Yes", "maybe"]})

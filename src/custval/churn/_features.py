@@ -348,7 +348,14 @@ def _features_at(
     index = pd.Index(log.customers[population], name="customer_id")
     frame = pd.DataFrame(features, index=index)
     if spec.customers is not None:
-        frame = frame.join(_attributes_at(spec.customers, index, cutoff))
+        attributes = _attributes_at(spec.customers, index, cutoff)
+        clash = frame.columns.intersection(attributes.columns).tolist()
+        if clash:
+            raise DataError(
+                f"customers has column(s) {clash} with the names of churn features; rename "
+                "them (e.g. with a 'customer_' prefix)"
+            )
+        frame = frame.join(attributes)
     if model_features:
         frame = frame.join(
             _bgnbd_features(rows[~rows_return], pos_rows[~rows_return], index, cutoff, spec.horizon)
