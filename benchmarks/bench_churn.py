@@ -96,7 +96,7 @@ def stage(name: str, function: Callable[[], Any]) -> Any:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="10x smaller (10,000 customers)")
-    parser.add_argument("--threads", type=int, default=2, help="threads for the classifiers")
+    parser.add_argument("--threads", type=int, default=1, help="threads for the classifiers")
     args = parser.parse_args(argv)
     n_customers = 10_000 if args.quick else 100_000
 

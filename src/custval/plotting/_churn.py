@@ -62,6 +62,18 @@ def _models(frame: pd.DataFrame, models: Sequence[str] | None) -> list[str]:
     return list(models)
 
 
+def _leaders(values: dict[str, float], tolerance: float = 0.005) -> list[str]:
+    """The models within ``tolerance`` of the best value, best first (ties are not wins)."""
+    ranked = sorted(values, key=values.get, reverse=True)
+    return [m for m in ranked if values[ranked[0]] - values[m] < tolerance]
+
+
+def _words(models: list[str]) -> str:
+    if len(models) > 2:
+        return f"{len(models)} models"
+    return " and ".join(_name(m) for m in models)
+
+
 def _groups(
     frame: pd.DataFrame, cutoff: object, models: Sequence[str] | None, what: str
 ) -> tuple[pd.DataFrame, list[tuple[str, pd.DataFrame]]]:
@@ -127,12 +139,15 @@ def plot_churn_roc(
         aucs[model] = float(np.trapezoid(tpr, fpr))
         ax.plot(fpr, tpr, label=f"{_name(model)} (AUC {aucs[model]:.2f})", **_STYLE.get(model, {}))
     ax.plot([0, 1], [0, 1], color="grey", linewidth=0.8, label="Random (AUC 0.50)")
-    best = max(aucs, key=aucs.get)
-    other = _BASELINE if _BASELINE in aucs and best != _BASELINE else None
+    leaders = _leaders(aucs)
+    other = _BASELINE if _BASELINE in aucs and _BASELINE not in leaders else None
     if other is None:
-        rest = {m: a for m, a in aucs.items() if m != best}
+        rest = {m: a for m, a in aucs.items() if m not in leaders}
         other = max(rest, key=rest.get) if rest else None
-    title = f"{_name(best)} ranks churners best (ROC AUC {aucs[best]:.2f}"
+    if len(leaders) == 1:
+        title = f"{_name(leaders[0])} ranks churners best (ROC AUC {aucs[leaders[0]]:.2f}"
+    else:
+        title = f"{_words(leaders)} rank churners equally well (ROC AUC {aucs[leaders[0]]:.2f}"
     title += f" vs {aucs[other]:.2f} for {_name(other)})" if other else ")"
     ax.set_title(title + "\n" + _subtitle(predictions), fontsize=10)
     return _finish(
@@ -178,9 +193,10 @@ def plot_churn_precision_recall(
             **_STYLE.get(model, {}),
         )
     ax.axhline(rate, color="grey", linewidth=0.8, label=f"Churn rate ({percent(rate)})")
-    best = max(scores, key=scores.get)
+    leaders = _leaders(scores)
+    verb = "keeps precision highest" if len(leaders) == 1 else "keep precision equally high"
     ax.set_title(
-        f"{_name(best)} keeps precision highest (PR AUC {scores[best]:.2f}; "
+        f"{_words(leaders)} {verb} (PR AUC {scores[leaders[0]]:.2f}; "
         f"{percent(rate)} of customers churn)\n{_subtitle(predictions)}",
         fontsize=10,
     )
@@ -234,7 +250,7 @@ def plot_churn_calibration(
     ax.plot([0, 1], [0, 1], color="grey", linewidth=0.8, label="Perfect calibration")
     best = min(gaps, key=gaps.get)
     worst = max(gaps, key=gaps.get)
-    title = f"{_name(best)} probabilities match observed churn within {100 * gaps[best]:.1f} pts"
+    title = f"{_name(best)} is off observed churn by {100 * gaps[best]:.1f} pts on average"
     n = int(groups[0][1]["n_customers"].sum())
     subtitle = _subtitle(table, n)
     if worst != best:
