@@ -522,9 +522,8 @@ def margin_to_apply(value_table: pd.DataFrame, margin: float) -> float | None:
 
 def best_scoring_model(result: Any, metric: str = "roc_auc") -> str:
     """The back-tested churn model with the best mean ``metric`` among those
-    :func:`custval.churn_scores` can score now (``logistic``, ``gradient_boosting``,
-    ``bgnbd``)."""
-    scorable = ("logistic", "gradient_boosting", "bgnbd")
+    :func:`custval.churn_scores` can score now."""
+    scorable = ("logistic", "gradient_boosting", "bgnbd", "bgnbd_no_purchase")
     metrics = result.metrics[result.metrics["model"].isin(scorable)]
     means = metrics.groupby("model")[metric].mean()
     lower_is_better = metric in {"brier", "log_loss"}
