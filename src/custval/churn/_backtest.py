@@ -338,7 +338,8 @@ def churn_backtest(
     Parameters
     ----------
     transactions : DataFrame
-        Clean log (see :func:`churn_features`). Not modified.
+        Clean log (see :func:`churn_features`; clean it with ``returns="keep"`` or ``"drop"``:
+        netting returns rewrites earlier purchases with later information). Not modified.
     cutoffs : sequence of dates, or int
         The cutoffs, or how many: ``n`` places them ``horizon`` apart, the last at the data's
         end minus the horizon.
