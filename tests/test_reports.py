@@ -275,6 +275,25 @@ SECTION_TITLES = {
         "How often new customers come back",
         "Customer segments by recency and frequency",
     ],
+    "02-customer-value": [
+        "Who our most valuable customers are",
+        "First, the evidence: how well each model predicts purchases it has not seen",
+        "The most valuable customers",
+        "How concentrated value is",
+        "How certain these values are",
+    ],
+    "03-churn-risk": [
+        "Who is slipping away",
+        "First, the evidence: how well churn can be predicted",
+        "Valuable and at risk",
+    ],
+    "04-relationship-investment": [
+        "Where relationship investment pays back",
+        "What the randomized campaign did",
+        "Retention: whom to contact and what it returns",
+        "Payback of acquisition by channel",
+        "The plan by segment",
+    ],
 }
 
 
