@@ -32,7 +32,7 @@ test-fast: $(STAMP) ## Run the tests not marked slow
 	$(BIN)/python -m pytest -n 2 -m "not slow" $(PYTEST_ARGS)
 
 report: $(STAMP) ## Run the notebooks on data/sample/ and write HTML reports to reports/
-	$(BIN)/custval report --sample --out reports
+	$(BIN)/custval report --sample --margin 0.3 --out reports
 
 lint: $(STAMP) ## Check style with ruff
 	$(BIN)/ruff check src tests benchmarks
