@@ -13,7 +13,7 @@ from sklearn.metrics import precision_recall_curve, roc_curve
 from custval._format import number, percent
 from custval.churn._pipelines import MODEL_NAMES
 from custval.errors import DataError
-from custval.plotting._common import get_ax, percent_axis
+from custval.plotting._common import get_ax, label_share_axes, reference_diagonal
 
 __all__ = [
     "plot_churn_calibration",
@@ -82,16 +82,6 @@ def _groups(
     return frame, [(m, frame[frame["model"] == m]) for m in _models(frame, models)]
 
 
-def _finish(ax: Axes, xlabel: str, ylabel: str, legend: str) -> Axes:
-    """Label both axes, format them as percentages and place the legend."""
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    percent_axis(ax, "x")
-    percent_axis(ax, "y")
-    ax.legend(loc=legend, fontsize=8)
-    return ax
-
-
 def _best_classifier(metrics: pd.DataFrame, metric: str) -> str:
     classifiers = metrics[~metrics["model"].str.startswith("bgnbd")]
     pool = classifiers if len(classifiers) else metrics
@@ -138,7 +128,7 @@ def plot_churn_roc(
         fpr, tpr, _ = roc_curve(rows["churned"], rows["probability"])
         aucs[model] = float(np.trapezoid(tpr, fpr))
         ax.plot(fpr, tpr, label=f"{_name(model)} (AUC {aucs[model]:.2f})", **_STYLE.get(model, {}))
-    ax.plot([0, 1], [0, 1], color="grey", linewidth=0.8, label="Random (AUC 0.50)")
+    reference_diagonal(ax, "Random (AUC 0.50)")
     leaders = _leaders(aucs)
     other = _BASELINE if _BASELINE in aucs and _BASELINE not in leaders else None
     if other is None:
@@ -150,7 +140,7 @@ def plot_churn_roc(
         title = f"{_words(leaders)} rank churners equally well (ROC AUC {aucs[leaders[0]]:.2f}"
     title += f" vs {aucs[other]:.2f} for {_name(other)})" if other else ")"
     ax.set_title(title + "\n" + _subtitle(predictions), fontsize=10)
-    return _finish(
+    return label_share_axes(
         ax,
         "Share of retained customers flagged (false positive rate)",
         "Share of churners flagged (true positive rate)",
@@ -201,7 +191,7 @@ def plot_churn_precision_recall(
         fontsize=10,
     )
     ax.set_ylim(0, 1.02)
-    return _finish(
+    return label_share_axes(
         ax,
         "Share of churners found (recall)",
         "Share of flagged customers who churn (precision)",
@@ -247,7 +237,7 @@ def plot_churn_calibration(
             label=f"{_name(model)} (mean gap {100 * gaps[model]:.1f} pts)",
             **_STYLE.get(model, {}),
         )
-    ax.plot([0, 1], [0, 1], color="grey", linewidth=0.8, label="Perfect calibration")
+    reference_diagonal(ax, "Perfect calibration")
     best = min(gaps, key=gaps.get)
     worst = max(gaps, key=gaps.get)
     title = f"{_name(best)} is off observed churn by {100 * gaps[best]:.1f} pts on average"
@@ -256,7 +246,7 @@ def plot_churn_calibration(
     if worst != best:
         subtitle = f"{_name(worst)}: {100 * gaps[worst]:.1f} pts; " + subtitle
     ax.set_title(title + "\n" + subtitle, fontsize=10)
-    return _finish(
+    return label_share_axes(
         ax, "Predicted churn probability (bin mean)", "Observed churn rate", "upper left"
     )
 
@@ -304,7 +294,7 @@ def plot_churn_gains(
         k = max(1, int(np.ceil(top * len(hits))))
         found[model] = float(hits[:k].sum())
         ax.plot(share, gains, label=_name(model), **_STYLE.get(model, {}))
-    ax.plot([0, 1], [0, 1], color="grey", linewidth=0.8, label="Random targeting")
+    reference_diagonal(ax, "Random targeting")
     ax.axvline(top, color="grey", linewidth=0.6, linestyle=":")
     metrics = _at_cutoff(result.metrics, cutoff, "metrics")
     metrics = metrics[metrics["model"].isin(chosen)]
@@ -324,7 +314,7 @@ def plot_churn_gains(
         share = found[best] / max(predictions[predictions["model"] == best]["churned"].sum(), 1)
         title = f"{_name(best)} finds {percent(share)} of all churners in its top {pct}"
     ax.set_title(title + "\n" + _subtitle(predictions), fontsize=10)
-    return _finish(
+    return label_share_axes(
         ax,
         "Share of customers targeted, highest churn score first",
         "Share of all churners found (capture)",

@@ -15,7 +15,7 @@ from matplotlib.patches import Patch
 
 from custval._format import count, money, number, percent
 from custval.errors import DataError
-from custval.plotting._common import get_ax, money_axis, percent_axis
+from custval.plotting._common import get_ax, lorenz_from_top, money_axis, percent_axis
 
 __all__ = [
     "plot_investment_plan",
@@ -67,10 +67,8 @@ def plot_lorenz_curve(concentration, *, ax: Axes | None = None) -> Axes:
     """
     _require(concentration, ("lorenz", "gini", "shares"), "value_concentration")
     ax = get_ax(ax)
-    lorenz = concentration.lorenz
     # Drawn from the most valuable customer: x = share of customers (top first), y = share of value.
-    x = 1.0 - lorenz["customer_share"].to_numpy()[::-1]
-    y = 1.0 - lorenz["value_share"].to_numpy()[::-1]
+    x, y = lorenz_from_top(concentration.lorenz)
     ax.plot(x, y, color="C0", lw=2, label=f"Customers by value (Gini {concentration.gini:.2f})")
     ax.plot([0, 1], [0, 1], color="0.6", ls="--", lw=1, label="Equal value per customer")
     for _, row in concentration.shares.iterrows():
@@ -145,8 +143,7 @@ def plot_profit_curve(roi, *, currency: str = "$", ax: Axes | None = None) -> Ax
     ax.set_xlabel("Customers targeted, highest expected net value first")
     ax.set_ylabel(f"Expected profit ({currency})")
     ax.legend(loc="best", frameon=False, fontsize=8)
-    title = roi.headline.replace("$", currency) if currency != "$" else roi.headline
-    _title(ax, f"{title}\n{roi.assumptions['effect']}", fontsize=10)
+    _title(ax, f"{roi.headline.replace('$', currency)}\n{roi.assumptions['effect']}", fontsize=10)
     return ax
 
 
@@ -402,6 +399,5 @@ def plot_investment_plan(plan, *, currency: str = "$", ax: Axes | None = None) -
         frameon=False,
         fontsize=8,
     )
-    title = plan.headline.replace("$", currency) if currency != "$" else plan.headline
-    _title(ax, title, fontsize=10)
+    _title(ax, plan.headline.replace("$", currency), fontsize=10)
     return ax

@@ -17,7 +17,13 @@ from matplotlib.axes import Axes
 from custval._format import count, money, number, percent
 from custval._units import normalize_freq, parse_duration
 from custval.errors import DataError
-from custval.plotting._common import get_ax, money_axis, percent_axis
+from custval.plotting._common import (
+    get_ax,
+    label_share_axes,
+    lorenz_from_top,
+    money_axis,
+    reference_diagonal,
+)
 
 __all__ = [
     "plot_alive_calibration",
@@ -82,9 +88,8 @@ def _model_grid(model: Any, big_t: Any, max_frequency: int, points: int) -> tupl
     big_t = float(big_t)
     if not (big_t > 0 and math.isfinite(big_t)):
         raise DataError(f"T must be a positive age such as '52W' or 52, got {big_t!r}")
-    if isinstance(max_frequency, bool) or not isinstance(max_frequency, int | np.integer):
-        raise DataError(f"max_frequency must be a whole number >= 1, got {max_frequency!r}")
-    if max_frequency < 1:
+    whole = isinstance(max_frequency, int | np.integer) and not isinstance(max_frequency, bool)
+    if not whole or max_frequency < 1:
         raise DataError(f"max_frequency must be a whole number >= 1, got {max_frequency!r}")
     frequency = np.arange(1, max_frequency + 1, dtype=float)
     recency = np.linspace(big_t / points, big_t, points)  # recency > 0 for repeat buyers
@@ -99,6 +104,31 @@ def _matrix(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
     matrix = np.full(valid.shape, np.nan)
     matrix[valid] = values
     return matrix
+
+
+def _heat_map(
+    ax: Axes | None,
+    matrix: np.ndarray,
+    frequency: np.ndarray,
+    big_t: float,
+    freq: str,
+    label: str,
+    **style: Any,
+) -> Axes:
+    """Draw a frequency (rows) by recency (columns) matrix with its colour bar and axis labels."""
+    ax = get_ax(ax, figsize=(7.0, 5.0))
+    image = ax.imshow(
+        matrix,
+        origin="lower",
+        aspect="auto",
+        extent=(0, big_t, 0.5, frequency[-1] + 0.5),
+        **style,
+    )
+    colorbar = ax.figure.colorbar(image, ax=ax)
+    colorbar.set_label(label)
+    ax.set_xlabel(f"Recency: age at last purchase ({_units(freq)}; customer age {number(big_t)})")
+    ax.set_ylabel("Repeat purchases (frequency)")
+    return ax
 
 
 def plot_tracking(table: pd.DataFrame, *, cumulative: bool = True, ax: Axes | None = None) -> Axes:
@@ -275,17 +305,16 @@ def plot_frequency_recency_matrix(
     grid, valid, frequency, _, big_t, freq = _model_grid(model, T, max_frequency, points)
     values = model.expected_purchases(grid, horizon).to_numpy(dtype=float)
     matrix = _matrix(values, valid)
-    ax = get_ax(ax, figsize=(7.0, 5.0))
-    image = ax.imshow(
-        matrix,
-        origin="lower",
-        aspect="auto",
-        cmap="viridis",
-        extent=(0, big_t, 0.5, frequency[-1] + 0.5),
-    )
-    colorbar = ax.figure.colorbar(image, ax=ax)
     label = horizon if isinstance(horizon, str) else f"{number(horizon)} {_units(freq)}"
-    colorbar.set_label(f"Expected purchases in the next {label}")
+    ax = _heat_map(
+        ax,
+        matrix,
+        frequency,
+        big_t,
+        freq,
+        f"Expected purchases in the next {label}",
+        cmap="viridis",
+    )
     best = float(np.nanmax(matrix[-1]))
     lapsed = float(matrix[-1, 0])
     ax.set_title(
@@ -293,8 +322,6 @@ def plot_frequency_recency_matrix(
         f"lapsed ones {lapsed:.2f}",
         fontsize=10,
     )
-    ax.set_xlabel(f"Recency: age at last purchase ({_units(freq)}; customer age {number(big_t)})")
-    ax.set_ylabel("Repeat purchases (frequency)")
     return ax
 
 
@@ -338,18 +365,17 @@ def plot_probability_alive_matrix(
     grid, valid, frequency, recency, big_t, freq = _model_grid(model, T, max_frequency, points)
     values = model.probability_alive(grid).to_numpy(dtype=float)
     matrix = _matrix(values, valid)
-    ax = get_ax(ax, figsize=(7.0, 5.0))
-    image = ax.imshow(
+    ax = _heat_map(
+        ax,
         matrix,
-        origin="lower",
-        aspect="auto",
+        frequency,
+        big_t,
+        freq,
+        "Probability still active (P(alive))",
         cmap="RdYlGn",
         vmin=0.0,
         vmax=1.0,
-        extent=(0, big_t, 0.5, frequency[-1] + 0.5),
     )
-    colorbar = ax.figure.colorbar(image, ax=ax)
-    colorbar.set_label("Probability still active (P(alive))")
     top = matrix[-1]
     gone = np.flatnonzero((top < 0.5) & np.isfinite(top))
     units = _units(freq)
@@ -363,8 +389,6 @@ def plot_probability_alive_matrix(
     else:
         title = f"Customers with {x_top} repeat purchases stay more likely active than gone"
     ax.set_title(title, fontsize=10)
-    ax.set_xlabel(f"Recency: age at last purchase ({units}; customer age {number(big_t)})")
-    ax.set_ylabel("Repeat purchases (frequency)")
     return ax
 
 
@@ -399,7 +423,7 @@ def plot_alive_calibration(table: pd.DataFrame, *, ax: Axes | None = None) -> Ax
     ax = get_ax(ax, figsize=(6.0, 5.0))
     sizes = 20 + 200 * table["n_customers"] / table["n_customers"].max()
     ax.scatter(table["mean_p_alive"], table["share_active"], s=sizes, color="C0", zorder=3)
-    ax.plot([0, 1], [0, 1], color="grey", linewidth=0.8, label="P(alive) = share active")
+    reference_diagonal(ax, "P(alive) = share active")
     auc = table.attrs.get("roc_auc", math.nan)
     if not math.isfinite(auc):
         title = "P(alive) against holdout activity"
@@ -412,14 +436,14 @@ def plot_alive_calibration(table: pd.DataFrame, *, ax: Axes | None = None) -> Ax
     ax.set_title(title, fontsize=10)
     duration = table.attrs.get("duration")
     span = f" {number(duration)} {_units(table.attrs.get('freq'))}" if duration else ""
-    ax.set_xlabel("Mean P(alive) at the end of calibration")
-    ax.set_ylabel(f"Share who bought in the{span} holdout")
     ax.set_xlim(-0.02, 1.02)
     ax.set_ylim(-0.02, 1.02)
-    percent_axis(ax, "x")
-    percent_axis(ax, "y")
-    ax.legend(fontsize=8, loc="upper left")
-    return ax
+    return label_share_axes(
+        ax,
+        "Mean P(alive) at the end of calibration",
+        f"Share who bought in the{span} holdout",
+        "upper left",
+    )
 
 
 def plot_value_concentration(
@@ -453,12 +477,10 @@ def plot_value_concentration(
     churn = "1 - p_alive" if "p_alive" in getattr(value_table, "columns", []) else None
     kwargs = {"churn": churn} if churn else {}
     result = value_concentration(value_table, value=value, top=(0.1,), **kwargs)
-    lorenz = result.lorenz
-    customers = 1.0 - lorenz["customer_share"].to_numpy()[::-1]
-    held = 1.0 - lorenz["value_share"].to_numpy()[::-1]
+    customers, held = lorenz_from_top(result.lorenz)
     ax = get_ax(ax, figsize=(6.0, 5.0))
     ax.plot(customers, held, color="C0", label="Customers, most valuable first")
-    ax.plot([0, 1], [0, 1], color="grey", linewidth=0.8, label="Equal value per customer")
+    reference_diagonal(ax, "Equal value per customer")
     top = result.share_of_top(0.1)
     ax.scatter([0.1], [top], color="C3", zorder=3)
     ax.annotate(
@@ -471,14 +493,12 @@ def plot_value_concentration(
     ax.set_title(result.headline, fontsize=10)
     basis = value_table.attrs.get("value_basis", "value")
     horizon = value_table.attrs.get("horizon")
-    ax.set_xlabel("Share of customers (most valuable first)")
-    ax.set_ylabel(
-        f"Share of expected {basis}" + (f" over {horizon}" if horizon else "") + f" ({value})"
+    return label_share_axes(
+        ax,
+        "Share of customers (most valuable first)",
+        f"Share of expected {basis}" + (f" over {horizon}" if horizon else "") + f" ({value})",
+        "lower right",
     )
-    percent_axis(ax, "x")
-    percent_axis(ax, "y")
-    ax.legend(fontsize=8, loc="lower right")
-    return ax
 
 
 def plot_clv_distribution(
