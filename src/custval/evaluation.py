@@ -131,6 +131,42 @@ def _value_predictions(
     return predicted * spend, actual_value, "holdout spend"
 
 
+def _check_count(name: str, value: Any) -> None:
+    """Refuse anything but a whole number >= 1 (a bool is not a count)."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise DataError(f"{name} must be a whole number >= 1, got {value!r}")
+
+
+def _holdout_duration(split: pd.DataFrame) -> float | None:
+    """The holdout length shared by every customer, None when it differs between them."""
+    duration = split["duration_holdout"]
+    return float(duration.iloc[0]) if duration.nunique() == 1 else None
+
+
+def _equal_width_bins(
+    values: np.ndarray, edges: np.ndarray, spec: str
+) -> tuple[np.ndarray, list[str]]:
+    """The bin of each value (values outside ``edges`` go to the end bins) and the bins' labels
+    "[a, b)", the last one closed "[a, b]", with the edges formatted by ``spec`` (".3g")."""
+    bins = len(edges) - 1
+    group = np.clip(np.searchsorted(edges, values, side="right") - 1, 0, bins - 1)
+    labels = [
+        f"[{edges[i]:{spec}}, {edges[i + 1]:{spec}}{']' if i == bins - 1 else ')'}"
+        for i in range(bins)
+    ]
+    return group, labels
+
+
+def _group_means(
+    group: np.ndarray, n_groups: int, *values: np.ndarray
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Customers per group, and the mean of each of ``values`` per group (NaN when empty)."""
+    counts = np.bincount(group, minlength=n_groups).astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = [np.bincount(group, weights=v, minlength=n_groups) / counts for v in values]
+    return counts, means
+
+
 def _tie_averaged(order_key: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``values`` sorted by ``order_key`` descending, each tie group replaced by its mean.
 
@@ -388,29 +424,17 @@ def conditional_expectations(
     """
     if by not in ("frequency", "recency"):
         raise DataError(f"by must be 'frequency' or 'recency', got {by!r}")
-    if isinstance(max_bin, bool) or not isinstance(max_bin, int | np.integer) or max_bin < 1:
-        raise DataError(f"max_bin must be a whole number >= 1, got {max_bin!r}")
-    if isinstance(bins, bool) or not isinstance(bins, int | np.integer) or bins < 1:
-        raise DataError(f"bins must be a whole number >= 1, got {bins!r}")
+    _check_count("max_bin", max_bin)
+    _check_count("bins", bins)
     predicted, actual = _holdout_predictions(model, split)
     if by == "frequency":
         x = split["frequency"].to_numpy(dtype=float)
         group = np.minimum(x, max_bin).astype(np.int64)
         labels = [str(i) for i in range(max_bin)] + [f"{max_bin}+"]
     else:
-        recency = split["recency"].to_numpy(dtype=float)
-        top = float(split["T"].max())
-        edges = np.linspace(0.0, top, bins + 1)
-        group = np.clip(np.searchsorted(edges, recency, side="right") - 1, 0, bins - 1)
-        labels = [
-            f"[{edges[i]:.4g}, {edges[i + 1]:.4g}{']' if i == bins - 1 else ')'}"
-            for i in range(bins)
-        ]
-    n_groups = len(labels)
-    counts = np.bincount(group, minlength=n_groups).astype(float)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean_actual = np.bincount(group, weights=actual, minlength=n_groups) / counts
-        mean_predicted = np.bincount(group, weights=predicted, minlength=n_groups) / counts
+        edges = np.linspace(0.0, float(split["T"].max()), bins + 1)
+        group, labels = _equal_width_bins(split["recency"].to_numpy(dtype=float), edges, ".4g")
+    counts, (mean_actual, mean_predicted) = _group_means(group, len(labels), actual, predicted)
     keep = counts > 0
     index = pd.Index(np.asarray(labels, dtype=object)[keep], name=by)
     table = pd.DataFrame(
@@ -424,11 +448,10 @@ def conditional_expectations(
     table["difference"] = table["predicted"] - table["actual"]
     with np.errstate(invalid="ignore", divide="ignore"):
         table["relative_error"] = table["difference"] / table["actual"].where(table["actual"] != 0)
-    duration = split["duration_holdout"]
     table.attrs.update(
         {
             "by": by,
-            "duration": float(duration.iloc[0]) if duration.nunique() == 1 else None,
+            "duration": _holdout_duration(split),
             "freq": summary_freq(split),
             "model": _model_name(model),
         }
@@ -697,19 +720,11 @@ def alive_calibration(model: Any, split: pd.DataFrame, *, bins: int = 10) -> pd.
     >>> alive_calibration(model, split, bins=2)["n_customers"].tolist()
     [1, 2]
     """
-    if isinstance(bins, bool) or not isinstance(bins, int | np.integer) or bins < 1:
-        raise DataError(f"bins must be a whole number >= 1, got {bins!r}")
+    _check_count("bins", bins)
     p_alive, active = _alive_data(model, split)
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    group = np.clip(np.searchsorted(edges, p_alive, side="right") - 1, 0, bins - 1)
-    counts = np.bincount(group, minlength=bins).astype(float)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean_p = np.bincount(group, weights=p_alive, minlength=bins) / counts
-        share = np.bincount(group, weights=active, minlength=bins) / counts
+    group, labels = _equal_width_bins(p_alive, np.linspace(0.0, 1.0, bins + 1), ".3g")
+    counts, (mean_p, share) = _group_means(group, bins, p_alive, active)
     keep = counts > 0
-    labels = [
-        f"[{edges[i]:.3g}, {edges[i + 1]:.3g}{']' if i == bins - 1 else ')'}" for i in range(bins)
-    ]
     table = pd.DataFrame(
         {
             "n_customers": counts[keep].astype(np.int64),
@@ -720,8 +735,7 @@ def alive_calibration(model: Any, split: pd.DataFrame, *, bins: int = 10) -> pd.
     )
     metrics = alive_metrics(model, split)
     table.attrs.update({k: float(v) for k, v in metrics.items()})
-    duration = split["duration_holdout"]
-    table.attrs["duration"] = float(duration.iloc[0]) if duration.nunique() == 1 else None
+    table.attrs["duration"] = _holdout_duration(split)
     table.attrs["freq"] = summary_freq(split)
     table.attrs["model"] = _model_name(model)
     return table
