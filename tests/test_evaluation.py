@@ -67,6 +67,11 @@ def _published() -> BetaGeoModel:
     return BetaGeoModel.from_params(**PUBLISHED_BG, freq="W")
 
 
+def _by_hand(model: BetaGeoModel, split: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Predicted and actual holdout purchases of ``_small_split`` (39 weeks for everyone)."""
+    return model.expected_purchases(split, 39.0).to_numpy(), split["frequency_holdout"].to_numpy()
+
+
 # --------------------------------------------------------------------------------- CDNOW
 def test_cdnow_tracking_reproduces_fhl_2005(cdnow):
     log, split, model = cdnow
@@ -149,8 +154,7 @@ def test_tracking_counts_repeat_purchases_by_period():
 def test_error_metrics_by_hand():
     split = _small_split()
     model = _published()
-    predicted = model.expected_purchases(split, 39.0).to_numpy()
-    actual = split["frequency_holdout"].to_numpy()
+    predicted, actual = _by_hand(model, split)
     metrics = ev.error_metrics(model, split)
     assert metrics["mae"] == pytest.approx(np.mean(np.abs(predicted - actual)))
     assert metrics["rmse"] == pytest.approx(np.sqrt(np.mean((predicted - actual) ** 2)))
@@ -175,8 +179,7 @@ def test_conditional_expectations_by_recency_and_refusals():
 def test_ranking_metrics_by_hand_and_tie_invariance():
     split = _small_split()
     model = _published()
-    predicted = model.expected_purchases(split, 39.0).to_numpy()
-    actual = split["frequency_holdout"].to_numpy()
+    predicted, actual = _by_hand(model, split)
     metrics = ev.ranking_metrics(model, split)
     assert metrics["spearman"] == pytest.approx(stats.spearmanr(predicted, actual).statistic)
     top = np.argmax(predicted)  # 6 customers: the top decile is the single best
