@@ -262,29 +262,25 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+_POSITIVE_PARAMETERS = ("r", "alpha", "a", "b", "spend_p", "spend_q", "spend_gamma")
+_SHARE_PARAMETERS = (
+    "loyalty_join_prob",
+    "campaign_treated_share",
+    "return_line_prob",
+    "postage_order_share",
+    "guest_order_share",
+    "duplicate_line_share",
+    "zero_amount_line_share",
+)
+
+
 def _check_parameters(params: RetailerParameters) -> None:
-    positive = {
-        "r": params.r,
-        "alpha": params.alpha,
-        "a": params.a,
-        "b": params.b,
-        "spend_p": params.spend_p,
-        "spend_q": params.spend_q,
-        "spend_gamma": params.spend_gamma,
-    }
-    for name, value in positive.items():
+    for name in _POSITIVE_PARAMETERS:
+        value = getattr(params, name)
         if not (value > 0 and math.isfinite(value)):
             raise DataError(f"parameter {name!r} must be a positive number, got {value!r}")
-    shares = {
-        "loyalty_join_prob": params.loyalty_join_prob,
-        "campaign_treated_share": params.campaign_treated_share,
-        "return_line_prob": params.return_line_prob,
-        "postage_order_share": params.postage_order_share,
-        "guest_order_share": params.guest_order_share,
-        "duplicate_line_share": params.duplicate_line_share,
-        "zero_amount_line_share": params.zero_amount_line_share,
-    }
-    for name, value in shares.items():
+    for name in _SHARE_PARAMETERS:
+        value = getattr(params, name)
         if not 0.0 <= value <= 1.0:
             raise DataError(f"parameter {name!r} must be a probability in [0, 1], got {value!r}")
     for what, table in (("channels", params.channels), ("regions", params.regions)):
@@ -799,9 +795,8 @@ def simulate(
             "custval.datasets.RetailerParameters(...)"
         )
     _check_parameters(params)
-    if isinstance(n_customers, bool) or not isinstance(n_customers, int | np.integer):
-        raise DataError(f"n_customers must be a positive integer, got {n_customers!r}")
-    if n_customers < 1:
+    whole = isinstance(n_customers, int | np.integer) and not isinstance(n_customers, bool)
+    if not whole or n_customers < 1:
         raise DataError(f"n_customers must be a positive integer, got {n_customers!r}")
     n = int(n_customers)
     first_day = _as_day(start, "start")
@@ -855,6 +850,7 @@ def simulate(
     mean_order_value = params.spend_p / nu
     rate_member = rate * params.loyalty_rate_multiplier
     dropout_member = np.minimum(dropout * params.loyalty_dropout_multiplier, params.max_dropout)
+    rates = (rate, dropout, rate_member, dropout_member)
 
     # --- phase 1: acquisition to contact
     all_ids = np.arange(n)
@@ -862,10 +858,7 @@ def simulate(
         rng,
         acquisition,
         np.full(n, float(contact)),
-        rate,
-        dropout,
-        rate_member,
-        dropout_member,
+        *rates,
         np.zeros(n, dtype=bool),
         params.loyalty_join_prob,
     )
@@ -897,44 +890,49 @@ def simulate(
             np.minimum(dropout_member * m_drop, params.max_dropout),
         )
 
+    def later_phase(
+        alive: np.ndarray,
+        member: np.ndarray,
+        start: int,
+        stop: int,
+        phase_rates: tuple[np.ndarray, ...],
+    ) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray, np.ndarray]:
+        """Simulate the customers alive at ``start`` on ``[start, stop)``; return their ids,
+        the phase, and everyone's membership and alive state at ``stop``."""
+        ids = all_ids[alive]
+        phase = _simulate_phase(
+            rng,
+            np.full(ids.size, float(start)),
+            np.full(ids.size, float(stop)),
+            *(values[ids] for values in phase_rates),
+            member[ids],
+            params.loyalty_join_prob,
+        )
+        member_after = member.copy()
+        member_after[ids] = phase["member"]
+        alive_after = np.zeros(n, dtype=bool)
+        alive_after[ids] = ~phase["dead"]
+        return ids, phase, member_after, alive_after
+
     assigned = arm(treatment.astype(bool))
-    idx2 = all_ids[alive_contact]
-    phase2 = _simulate_phase(
-        rng,
-        np.full(idx2.size, float(contact)),
-        np.full(idx2.size, float(window_end)),
-        *(values[idx2] for values in assigned),
-        member_contact[idx2],
-        params.loyalty_join_prob,
+    idx2, phase2, member_window, alive_window = later_phase(
+        alive_contact, member_contact, contact, window_end, assigned
     )
-    member_window = member_contact.copy()
-    member_window[idx2] = phase2["member"]
-    alive_window = np.zeros(n, dtype=bool)
-    alive_window[idx2] = ~phase2["dead"]
 
     # --- phase 3: after the window to the end
-    idx3 = all_ids[alive_window]
-    phase3 = _simulate_phase(
-        rng,
-        np.full(idx3.size, float(window_end)),
-        np.full(idx3.size, float(n_days)),
-        rate[idx3],
-        dropout[idx3],
-        rate_member[idx3],
-        dropout_member[idx3],
-        member_window[idx3],
-        params.loyalty_join_prob,
+    idx3, phase3, member_end, alive_end = later_phase(
+        alive_window, member_window, window_end, n_days, rates
     )
-    member_end = member_window.copy()
-    member_end[idx3] = phase3["member"]
-    alive_end = np.zeros(n, dtype=bool)
-    alive_end[idx3] = ~phase3["dead"]
-    join_time = phase1["join_time"].copy()
-    join_time[idx2] = np.where(np.isnan(join_time[idx2]), phase2["join_time"], join_time[idx2])
-    join_time[idx3] = np.where(np.isnan(join_time[idx3]), phase3["join_time"], join_time[idx3])
-    death_time = phase1["death_time"].copy()
-    death_time[idx2] = np.where(np.isnan(death_time[idx2]), phase2["death_time"], death_time[idx2])
-    death_time[idx3] = np.where(np.isnan(death_time[idx3]), phase3["death_time"], death_time[idx3])
+
+    def first_time(key: str) -> np.ndarray:
+        """The earliest time of an event (joining, dropout) over the three phases, else NaN."""
+        times = phase1[key].copy()
+        for ids, phase in ((idx2, phase2), (idx3, phase3)):
+            times[ids] = np.where(np.isnan(times[ids]), phase[key], times[ids])
+        return times
+
+    join_time = first_time("join_time")
+    death_time = first_time("death_time")
 
     order_owner = np.concatenate(
         (all_ids, phase1["owner"], idx2[phase2["owner"]], idx3[phase3["owner"]])
@@ -960,25 +958,10 @@ def simulate(
 
     # --- expected quantities (the truth)
     member_alive_end = member_end & alive_end
-    future = _expected_purchasing(
-        rate,
-        dropout,
-        rate_member,
-        dropout_member,
-        member_alive_end,
-        params.loyalty_join_prob,
-        365.0,
-    )
+    future = _expected_purchasing(*rates, member_alive_end, params.loyalty_join_prob, 365.0)
     delta = math.log1p(0.10) / _DAYS_PER_YEAR
     future_disc = _expected_purchasing(
-        rate,
-        dropout,
-        rate_member,
-        dropout_member,
-        member_alive_end,
-        params.loyalty_join_prob,
-        math.inf,
-        discount=delta,
+        *rates, member_alive_end, params.loyalty_join_prob, math.inf, discount=delta
     )
     expected_orders_365 = np.where(alive_end, future["orders"], 0.0)
     expected_revenue_365 = expected_orders_365 * mean_order_value
@@ -1629,6 +1612,24 @@ _ONLINE_RETAIL_COLUMNS = [
 ]
 
 
+def _bad_values(
+    where: str,
+    raw: pd.DataFrame,
+    column: str,
+    mask: np.ndarray,
+    problem: str,
+    fix: str | None = None,
+    *,
+    example: bool = True,
+) -> DataError:
+    """The error for the rows ``mask`` of ``column`` of a published file (``where``) that hold
+    ``problem``: their count, the first five rows, the first value and the fix."""
+    shown = f", e.g. {raw.loc[mask, column].iloc[0]!r}" if example else ""
+    rows = raw.index[mask][:5].tolist()
+    text = f"{where}: column {column!r} has {int(mask.sum()):,} {problem} (rows {rows}{shown})"
+    return DataError(text if fix is None else f"{text}; {fix}")
+
+
 def _cache_dir() -> Path:
     """``$CUSTVAL_CACHE`` or ``~/.cache/custval``."""
     return Path(os.environ.get("CUSTVAL_CACHE", Path.home() / ".cache" / "custval"))
@@ -1751,27 +1752,22 @@ def load_cdnow(
     for column in ("customer_id", "quantity") + (("master_id",) if which == "sample" else ()):
         values = pd.to_numeric(raw[column], errors="coerce")
         if values.isna().any():
-            mask = values.isna().to_numpy()
-            raise DataError(
-                f"{path}: column {column!r} has {int(mask.sum()):,} non-integer values "
-                f"(rows {raw.index[mask][:5].tolist()}, e.g. {raw.loc[mask, column].iloc[0]!r}); "
-                "the CDNOW files hold whole numbers there"
+            raise _bad_values(
+                str(path),
+                raw,
+                column,
+                values.isna().to_numpy(),
+                "non-integer values",
+                "the CDNOW files hold whole numbers there",
             )
         out[column] = values.astype(np.int64)
     dates = pd.to_datetime(raw["date"], format="%Y%m%d", errors="coerce")
     if dates.isna().any():
         mask = dates.isna().to_numpy()
-        raise DataError(
-            f"{path}: column 'date' has {int(mask.sum()):,} values that are not YYYYMMDD dates "
-            f"(rows {raw.index[mask][:5].tolist()}, e.g. {raw.loc[mask, 'date'].iloc[0]!r})"
-        )
+        raise _bad_values(str(path), raw, "date", mask, "values that are not YYYYMMDD dates")
     amount = pd.to_numeric(raw["amount"], errors="coerce")
     if amount.isna().any():
-        mask = amount.isna().to_numpy()
-        raise DataError(
-            f"{path}: column 'amount' has {int(mask.sum()):,} non-numeric values "
-            f"(rows {raw.index[mask][:5].tolist()}, e.g. {raw.loc[mask, 'amount'].iloc[0]!r})"
-        )
+        raise _bad_values(str(path), raw, "amount", amount.isna().to_numpy(), "non-numeric values")
     result = pd.DataFrame(
         {
             "customer_id": out["customer_id"],
@@ -1861,20 +1857,21 @@ def load_online_retail(path: str | os.PathLike[str] | None = None) -> pd.DataFra
         if parsed.isna().any():
             parsed = pd.to_datetime(dates, format="%m/%d/%Y %H:%M", errors="coerce")
         if parsed.isna().any():
-            mask = parsed.isna().to_numpy()
-            raise DataError(
-                f"{path.name}: column 'InvoiceDate' has {int(mask.sum()):,} values that are "
-                f"not dates (rows {raw.index[mask][:5].tolist()}, e.g. "
-                f"{dates[mask].iloc[0]!r}); expected 'YYYY-MM-DD HH:MM:SS' or 'M/D/YYYY H:MM'"
+            raise _bad_values(
+                path.name,
+                raw,
+                "InvoiceDate",
+                parsed.isna().to_numpy(),
+                "values that are not dates",
+                "expected 'YYYY-MM-DD HH:MM:SS' or 'M/D/YYYY H:MM'",
             )
         dates = parsed
     out["InvoiceDate"] = dates.astype("datetime64[ns]")
     price = pd.to_numeric(raw["UnitPrice"], errors="coerce")
     if (price.isna() & raw["UnitPrice"].notna()).any():
         mask = (price.isna() & raw["UnitPrice"].notna()).to_numpy()
-        raise DataError(
-            f"{path.name}: column 'UnitPrice' has {int(mask.sum()):,} non-numeric values (rows "
-            f"{raw.index[mask][:5].tolist()}); fix the file"
+        raise _bad_values(
+            path.name, raw, "UnitPrice", mask, "non-numeric values", "fix the file", example=False
         )
     out["UnitPrice"] = price.astype(np.float64)
     out["CustomerID"] = _integers(raw, "CustomerID", path, nullable=True)
@@ -1887,11 +1884,13 @@ def _integers(raw: pd.DataFrame, column: str, path: Path, *, nullable: bool) -> 
     if not nullable:
         bad |= values.isna()
     if bad.any():
-        mask = bad.to_numpy()
-        raise DataError(
-            f"{path.name}: column {column!r} has {int(mask.sum()):,} values that are not whole "
-            f"numbers (rows {raw.index[mask][:5].tolist()}, e.g. "
-            f"{raw.loc[mask, column].iloc[0]!r}); fix the file"
+        raise _bad_values(
+            path.name,
+            raw,
+            column,
+            bad.to_numpy(),
+            "values that are not whole numbers",
+            "fix the file",
         )
     if nullable:
         return values.astype("Float64").astype("Int64")
