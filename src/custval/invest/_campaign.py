@@ -41,6 +41,29 @@ def _check_log(transactions: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def _required_dates(frame: pd.DataFrame, column: str, *, what: str, fix: str) -> pd.Series:
+    """``frame[column]`` as datetimes, refusing values that are not dates or are missing."""
+    dates = to_datetime_column(frame, column, what=what)
+    if dates.isna().any():
+        raise DataError(
+            bad_values_message(frame, dates.isna().to_numpy(), column, "missing dates", fix)
+        )
+    return dates
+
+
+def _orders_and_revenue(rows: pd.DataFrame, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct orders and summed amount of ``rows`` per position ``pos`` in ``0..n-1``."""
+    orders = np.zeros(n, dtype=int)
+    revenue = np.zeros(n)
+    if len(rows):
+        grouped = rows.groupby("pos")
+        o = grouped["order"].nunique()
+        orders[o.index.to_numpy()] = o.to_numpy()
+        r = grouped["amount"].sum()
+        revenue[r.index.to_numpy()] = r.to_numpy()
+    return orders, revenue
+
+
 def _window_days(duration: str | None, name: str) -> float | None:
     if duration is None:
         return None
@@ -94,18 +117,12 @@ def history_features(
             "anchors must be a Series of dates indexed by customer_id, got "
             f"{type(anchors).__name__}"
         )
-    anchor_frame = anchors.rename("anchor").to_frame()
-    anchor_values = to_datetime_column(anchor_frame, "anchor", what="anchors")
-    if anchor_values.isna().any():
-        raise DataError(
-            bad_values_message(
-                anchor_frame,
-                anchor_values.isna().to_numpy(),
-                "anchor",
-                "missing dates",
-                "give every customer an anchor date or leave the customer out",
-            )
-        )
+    anchor_values = _required_dates(
+        anchors.rename("anchor").to_frame(),
+        "anchor",
+        what="anchors",
+        fix="give every customer an anchor date or leave the customer out",
+    )
     days = _window_days(lookback, "lookback")
     keys = id_keys(anchors.index)
     if len(set(keys)) != len(keys):
@@ -118,14 +135,7 @@ def history_features(
     elapsed = (before["anchor"] - before["timestamp"]) / _DAY
     in_window = before.loc[elapsed <= days] if days is not None else before
     n = len(keys)
-    orders = np.zeros(n, dtype=int)
-    revenue = np.zeros(n)
-    if len(in_window):
-        grouped = in_window.groupby("pos")
-        o = grouped["order"].nunique()
-        orders[o.index.to_numpy()] = o.to_numpy()
-        r = grouped["amount"].sum()
-        revenue[r.index.to_numpy()] = r.to_numpy()
+    orders, revenue = _orders_and_revenue(in_window, n)
     recency = np.full(n, np.nan)
     tenure = np.full(n, np.nan)
     if len(before):
@@ -211,18 +221,13 @@ def campaign_outcomes(
                 "keep one campaign row per customer (the first contact)",
             )
         )
-    contacts = to_datetime_column(campaign, contact_date, what="campaign")
-    if contacts.isna().any():
-        raise DataError(
-            bad_values_message(
-                campaign,
-                contacts.isna().to_numpy(),
-                contact_date,
-                "missing dates",
-                "every randomized customer needs a contact date (controls: the date they would "
-                "have been contacted)",
-            )
-        )
+    contacts = _required_dates(
+        campaign,
+        contact_date,
+        what="campaign",
+        fix="every randomized customer needs a contact date (controls: the date they would "
+        "have been contacted)",
+    )
     window_days = _window_days(window, "window")
     span = pd.Timedelta(days=window_days)
     end = (
@@ -247,15 +252,7 @@ def campaign_outcomes(
         (merged["timestamp"] >= merged["contact"])
         & (merged["timestamp"] < merged["contact"] + span)
     ]
-    n = len(campaign)
-    orders = np.zeros(n, dtype=int)
-    revenue = np.zeros(n)
-    if len(inside):
-        grouped = inside.groupby("pos")
-        o = grouped["order"].nunique()
-        orders[o.index.to_numpy()] = o.to_numpy()
-        r = grouped["amount"].sum()
-        revenue[r.index.to_numpy()] = r.to_numpy()
+    orders, revenue = _orders_and_revenue(inside, len(campaign))
     out = campaign.set_index("customer_id")
     out = out.assign(purchase=(orders > 0).astype(int), orders=orders, revenue=revenue)
     anchors = pd.Series(contacts.to_numpy(), index=out.index)
