@@ -1134,18 +1134,16 @@ def _exclusion_list(exclude_codes: Collection[str] | None) -> frozenset[str] | N
 def _parse_end(observation_end: Any) -> pd.Timestamp | None:
     if observation_end is None:
         return None
+    message = (
+        f"observation_end {observation_end!r} is not a date; pass e.g. "
+        "'2011-12-09 23:59' or a pandas Timestamp"
+    )
     try:
         end = pd.Timestamp(observation_end)
     except (TypeError, ValueError) as exc:
-        raise DataError(
-            f"observation_end {observation_end!r} is not a date; pass e.g. "
-            "'2011-12-09 23:59' or a pandas Timestamp"
-        ) from exc
+        raise DataError(message) from exc
     if end is pd.NaT:
-        raise DataError(
-            f"observation_end {observation_end!r} is not a date; pass e.g. "
-            "'2011-12-09 23:59' or a pandas Timestamp"
-        )
+        raise DataError(message)
     if end.tzinfo is not None:
         end = end.tz_convert("UTC").tz_localize(None)
     return end
