@@ -11,6 +11,9 @@ from matplotlib.ticker import FuncFormatter
 
 from custval._format import money, percent
 
+#: Plural words of the canonical time units (``custval._units.normalize_freq``), for axis labels.
+UNIT_WORDS = {"h": "hours", "D": "days", "W": "weeks", "M": "months", "Y": "years"}
+
 
 def get_ax(ax: Axes | None, figsize: tuple[float, float] = (7.0, 4.5)) -> Axes:
     """Return ``ax``, or a new Axes on a new figure when ``ax`` is None."""

@@ -15,7 +15,13 @@ from matplotlib.patches import Patch
 
 from custval._format import count, money, number, percent
 from custval.errors import DataError
-from custval.plotting._common import get_ax, lorenz_from_top, money_axis, percent_axis
+from custval.plotting._common import (
+    UNIT_WORDS,
+    get_ax,
+    lorenz_from_top,
+    money_axis,
+    percent_axis,
+)
 
 __all__ = [
     "plot_investment_plan",
@@ -323,7 +329,7 @@ def plot_payback_curves(payback, *, currency: str = "$", ax: Axes | None = None)
     """
     _require(payback, ("curves", "summary", "freq"), "payback")
     ax = get_ax(ax)
-    unit = {"M": "months", "W": "weeks", "D": "days", "Y": "years", "h": "hours"}[payback.freq]
+    unit = UNIT_WORDS[payback.freq]
     for i, (group, part) in enumerate(payback.curves.groupby("group", sort=False)):
         color = f"C{i % 10}"
         x = part["period"].to_numpy()

@@ -18,6 +18,7 @@ from custval._format import count, money, number, percent
 from custval._units import normalize_freq, parse_duration
 from custval.errors import DataError
 from custval.plotting._common import (
+    UNIT_WORDS,
     get_ax,
     label_share_axes,
     lorenz_from_top,
@@ -36,7 +37,6 @@ __all__ = [
     "plot_value_concentration",
 ]
 
-_UNIT_WORDS = {"h": "hours", "D": "days", "W": "weeks", "M": "months", "Y": "years"}
 _METRIC_LABELS = {
     "aic": "AIC",
     "bic": "BIC",
@@ -57,7 +57,7 @@ _METRIC_LABELS = {
 
 def _units(freq: Any) -> str:
     try:
-        return _UNIT_WORDS[normalize_freq(freq)]
+        return UNIT_WORDS[normalize_freq(freq)]
     except (DataError, KeyError):
         return "periods"
 
