@@ -85,7 +85,7 @@ def test_profit_curve(table):
     ax = plot_profit_curve(roi, currency="€")
     b = roi.best
     assert ax.get_title().startswith(f"Contacting the top {b['n_targeted']:,} customers")
-    assert "€" in ax.get_title() and "assumed save rate 0.2" in ax.get_title()
+    assert "€" in ax.get_title() and "assumed save rate 20.0%" in ax.get_title()
     assert ax.get_ylabel() == "Expected profit (€)"
     assert ax.get_xlabel() == "Customers targeted, highest expected net value first"
     line = ax.get_lines()[0]

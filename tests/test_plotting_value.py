@@ -90,7 +90,7 @@ def test_conditional_expectation_plot(data):
         assert ax.get_title().startswith("Holdout purchases predicted within")
     else:
         worst = errors.idxmax()
-        assert ax.get_title().startswith(f"Largest gap: customers with {worst} calibration")
+        assert ax.get_title().startswith(f"Largest gap: customers with {worst} repeat purchase")
     assert "days" in ax.get_ylabel()
 
 

@@ -40,7 +40,7 @@ from custval.rfm import calibration_holdout_split, rfm_scores, rfm_segments, rfm
 __all__ += ["calibration_holdout_split", "rfm_scores", "rfm_segments", "rfm_summary"]
 
 # --- datasets -----------------------------------------------------------------------------------
-from custval.datasets import (  # noqa: E402
+from custval.datasets import (
     RetailerParameters,
     SimulatedRetailer,
     load_cdnow,

@@ -16,7 +16,7 @@ from sklearn.metrics import average_precision_score, brier_score_loss, log_loss,
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
-from tqdm.auto import tqdm
+from tqdm import tqdm  # text bars: tqdm.auto warns in Jupyter without ipywidgets
 
 from custval.churn._data import _Log, _prepare_log, _timedelta, _timestamp
 from custval.churn._features import _features_at, _FeatureSpec

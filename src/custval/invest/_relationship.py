@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 from sklearn.linear_model import LogisticRegression
-from tqdm.auto import tqdm
+from tqdm import tqdm  # text bars: tqdm.auto warns in Jupyter without ipywidgets
 
 from custval._validation import bad_values_message, require_columns, require_numeric
 from custval.errors import DataError

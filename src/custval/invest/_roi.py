@@ -23,7 +23,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from custval._format import count, money
+from custval._format import count, money, percent
 from custval.errors import DataError
 from custval.invest._common import (
     check_fraction,
@@ -213,7 +213,7 @@ def retention_roi(
         effect = per_customer(save_rate, value_table, name="save_rate", fraction=True)
         multiply_churn = True
         effect_label = (
-            f"assumed save rate {float(save_rate):g}"
+            f"assumed save rate {percent(float(save_rate), decimals=1)}"
             if not isinstance(save_rate, str | pd.Series)
             else f"assumed save rate per customer ({_source(save_rate)})"
         )

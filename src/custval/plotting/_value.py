@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
+from matplotlib.ticker import FuncFormatter
 
 from custval._format import count, money, number, percent
 from custval._units import normalize_freq, parse_duration
@@ -193,6 +194,7 @@ def plot_tracking(table: pd.DataFrame, *, cumulative: bool = True, ax: Axes | No
     ax.set_title(title, fontsize=10)
     ax.set_xlabel(f"{unit.capitalize()}s since the cohort's first purchase")
     ax.set_ylabel("Repeat purchases (cumulative)" if cumulative else f"Repeat purchases per {unit}")
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _pos: count(value)))
     ax.legend(fontsize=8, loc="upper left")
     return ax
 
@@ -241,7 +243,10 @@ def plot_conditional_expectations(table: pd.DataFrame, *, ax: Axes | None = None
     elif errors.notna().any():
         worst = errors.idxmax()
         row = table.loc[worst]
-        group = f"{worst} calibration purchases" if by == "frequency" else f"recency {worst}"
+        if by == "frequency":
+            group = f"{worst} repeat purchase{'' if str(worst) == '1' else 's'} before the holdout"
+        else:
+            group = f"recency {worst}"
         title = (
             f"Largest gap: customers with {group} bought {number(row['actual'])} vs "
             f"{number(row['predicted'])} predicted"
