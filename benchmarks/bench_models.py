@@ -7,7 +7,9 @@ recency rounded up to whole days, and Gamma-Gamma average spend (p, q, gamma = 6
 15.44) rounded to cents. About half the customers are repeat buyers. Then, in one process:
 
 - each case runs lifetimes once and custval ``--repeat`` times (best time), on the same arrays
-  (custval fits the raw customer table and compresses patterns itself);
+  (custval fits the raw customer table and compresses patterns itself); prediction cases run
+  both ``--repeat`` times; BLAS/OpenMP are limited to one thread for both, and the speed-up is
+  printed in wall-clock and in CPU (process) time, with the load average;
 - parameters "agree" when every fitted parameter matches lifetimes' to 3 significant figures
   (relative difference < 5e-4); predictions are compared to a relative 1e-6;
 - peak memory (unless ``--no-memory``): each case runs again in a fresh subprocess that builds
@@ -28,6 +30,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import platform
 import re
 import subprocess
@@ -41,6 +44,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -114,27 +118,34 @@ def _custval_fit(model_class: type) -> Callable[[pd.DataFrame], np.ndarray]:
     return run
 
 
-def _lifetimes_predictions(summary: pd.DataFrame) -> np.ndarray:
-    import lifetimes
+def _lifetimes_predictions(fitter_name: str) -> Callable[[pd.DataFrame], np.ndarray]:
+    def run(summary: pd.DataFrame) -> np.ndarray:
+        import lifetimes
 
-    fitter = lifetimes.BetaGeoFitter()
-    fitter.params_ = pd.Series(BGNBD_DAILY)
-    x, t_x, big_t = (summary[c].to_numpy() for c in ("frequency", "recency", "T"))
-    expected = fitter.conditional_expected_number_of_purchases_up_to_time(
-        HORIZON_DAYS, x, t_x, big_t
-    )
-    alive = fitter.conditional_probability_alive(x, t_x, big_t)
-    return np.concatenate([np.asarray(expected), np.asarray(alive)])
+        fitter = getattr(lifetimes, fitter_name)()
+        fitter.params_ = pd.Series(BGNBD_DAILY)
+        x, t_x, big_t = (summary[c].to_numpy() for c in ("frequency", "recency", "T"))
+        expected = fitter.conditional_expected_number_of_purchases_up_to_time(
+            HORIZON_DAYS, x, t_x, big_t
+        )
+        alive = fitter.conditional_probability_alive(x, t_x, big_t)
+        return np.concatenate([np.asarray(expected), np.asarray(alive)])
+
+    return run
 
 
-def _custval_predictions(summary: pd.DataFrame) -> np.ndarray:
-    model = BetaGeoModel.from_params(**BGNBD_DAILY, freq="D")
-    expected = model.expected_purchases(summary, "365D")
-    alive = model.probability_alive(summary)
-    return np.concatenate([expected.to_numpy(), alive.to_numpy()])
+def _custval_predictions(model_class: type) -> Callable[[pd.DataFrame], np.ndarray]:
+    def run(summary: pd.DataFrame) -> np.ndarray:
+        model = model_class.from_params(**BGNBD_DAILY, freq="D")
+        expected = model.expected_purchases(summary, "365D")
+        alive = model.probability_alive(summary)
+        return np.concatenate([expected.to_numpy(), alive.to_numpy()])
+
+    return run
 
 
 BETA_GEO_COLUMNS = ("frequency", "recency", "T")
+
 CASES: list[Case] = [
     Case(
         "BG/NBD fit",
@@ -160,8 +171,15 @@ CASES: list[Case] = [
     Case(
         "BG/NBD E[purchases 365D] + P(alive)",
         5.0,
-        _lifetimes_predictions,
-        _custval_predictions,
+        _lifetimes_predictions("BetaGeoFitter"),
+        _custval_predictions(BetaGeoModel),
+        kind="predict",
+    ),
+    Case(
+        "MBG/NBD E[purchases 365D] + P(alive)",
+        5.0,
+        _lifetimes_predictions("ModifiedBetaGeoFitter"),
+        _custval_predictions(ModifiedBetaGeoModel),
         kind="predict",
     ),
 ]
@@ -262,7 +280,8 @@ def main(argv: list[str] | None = None) -> None:
         f"Python {platform.python_version()}"
     )
     print(
-        f"time: lifetimes once, custval best of {args.repeat}, in one process; wall-clock "
+        f"time: lifetimes once (predictions: best of {args.repeat}), custval best of "
+        f"{args.repeat}, in one process, one BLAS/OpenMP thread; wall-clock "
         "seconds, and the speed-up in wall-clock and in CPU (process) time, which is what "
         "counts on a shared machine; memory: extra peak RSS (MB) of the call in a fresh process"
     )
@@ -274,32 +293,39 @@ def main(argv: list[str] | None = None) -> None:
     print("-" * len(header))
     indices = [int(i) for i in args.cases.split(",")] if args.cases else list(range(len(CASES)))
     for index in indices:
-        case = CASES[index]
-        reference_wall, reference_cpu, reference = timed(case.lifetimes, summary, 1)
-        ours_wall, ours_cpu, ours = timed(case.custval, summary, args.repeat)
-        verdict = agreement(
-            case,
-            None if ours is None else np.asarray(ours),
-            None if reference is None else np.asarray(reference),
-        )
-        if args.no_memory:
-            memory = {"lifetimes": "-", "custval": "-"}
-        else:
-            memory = {
-                impl: peak_memory(index, impl, n_customers) for impl in ("lifetimes", "custval")
-            }
+        with threadpool_limits(limits=1):  # both libraries single-threaded: a fair CPU comparison
+            run_case(index, summary, n_customers, args)
+    print(f"load average {' '.join(f'{v:.1f}' for v in os.getloadavg())}")
+
+
+def run_case(index: int, summary: pd.DataFrame, n_customers: int, args: argparse.Namespace) -> None:
+    """Time one case (lifetimes once, custval best of --repeat) and print its row."""
+    case = CASES[index]
+    # predictions take seconds in lifetimes too: best of the same number of runs for both
+    reference_repeat = args.repeat if case.kind == "predict" else 1
+    reference_wall, reference_cpu, reference = timed(case.lifetimes, summary, reference_repeat)
+    ours_wall, ours_cpu, ours = timed(case.custval, summary, args.repeat)
+    verdict = agreement(
+        case,
+        None if ours is None else np.asarray(ours),
+        None if reference is None else np.asarray(reference),
+    )
+    if args.no_memory:
+        memory = {"lifetimes": "-", "custval": "-"}
+    else:
+        memory = {impl: peak_memory(index, impl, n_customers) for impl in ("lifetimes", "custval")}
+    print(
+        f"{case.name:<38} {reference_wall:>11.2f} {ours_wall:>10.3f} "
+        f"{reference_wall / ours_wall:>8.1f}x {reference_cpu / ours_cpu:>6.1f}x "
+        f"{case.target:>6.0f}x {memory['lifetimes']:>12} {memory['custval']:>10}  {verdict}",
+        flush=True,
+    )
+    if case.kind == "fit":
         print(
-            f"{case.name:<38} {reference_wall:>11.2f} {ours_wall:>10.3f} "
-            f"{reference_wall / ours_wall:>8.1f}x {reference_cpu / ours_cpu:>6.1f}x "
-            f"{case.target:>6.0f}x {memory['lifetimes']:>12} {memory['custval']:>10}  {verdict}",
+            f"{'':<38} lifetimes {np.array2string(np.asarray(reference), precision=5)}  "
+            f"custval {np.array2string(np.asarray(ours), precision=5)}",
             flush=True,
         )
-        if case.kind == "fit":
-            print(
-                f"{'':<38} lifetimes {np.array2string(np.asarray(reference), precision=5)}  "
-                f"custval {np.array2string(np.asarray(ours), precision=5)}",
-                flush=True,
-            )
 
 
 if __name__ == "__main__":

@@ -43,9 +43,18 @@ drawn from the asymptotic normal distribution of the log-parameters (mean ``log(
 covariance ``variance_matrix_ / outer(params_, params_)``, the delta method) for the transaction
 and the spend model independently, CLV is evaluated for every draw, and the per-customer
 percentiles of the draws are reported. Draws of the Gamma-Gamma ``q <= 1`` (infinite mean spend)
-are redrawn. Customers are processed in chunks (memory is bounded by ``chunk_size * n_draws``);
-within a chunk everything is vectorized over draws, and customers with identical inputs are
-evaluated once.
+are redrawn. Customers with identical inputs are evaluated once; the distinct rows are processed
+in blocks (memory is bounded by ``chunk_size * n_draws``), vectorized over draws in float32
+(the percentiles need a few significant digits, float32 carries seven).
+
+For the BG/NBD family every number a row needs is looked up in small per-draw tables: P(alive)
+from tables over the distinct frequencies, ``T`` and recencies; the discounted purchases given
+alive times the Gamma-Gamma coefficients from tables over the distinct ``(frequency, T)``
+pairs. Those pair tables use few hypergeometric evaluations: ``E_alive`` depends on ``T`` and
+``t`` only through ``log((alpha+T)/(alpha+T+t))``, so per frequency and draw it is one
+analytic function of one variable, interpolated at Chebyshev points (with a convergence check
+on the interpolant's last coefficients, and the direct quadrature where it fails); the point
+values use the same device at rounding-level accuracy.
 """
 
 from __future__ import annotations
@@ -63,7 +72,7 @@ from sklearn.utils.validation import check_is_fitted
 from custval._units import annual_rate_to_period, normalize_freq, parse_duration, summary_freq
 from custval._validation import bad_values_message, require_columns, require_numeric
 from custval.errors import DataError
-from custval.models._base import compress_rows
+from custval.models._base import compress_rows, unique_index
 
 __all__ = ["clv_interval", "customer_lifetime_value", "customer_value_table"]
 
@@ -88,6 +97,7 @@ _GL_NODES = 8  # Gauss-Legendre nodes per panel (finite horizons); error < 1e-12
 _GL_NODES_DRAWS = 5  # for parameter draws; error < 1e-6, far below the draws' own noise
 _LOG_STEP = 0.3  # trapezoid step in log t (infinite horizon)
 _CHEB_TOL = 1e-7  # accuracy of the Chebyshev interpolation over T (draws only; their noise ~1e-2)
+_EXACT_TOL = 1e-13  # interpolation of E_alive in log v for point values: at rounding level
 _MAX_REDRAW = 20
 
 _GAUSS_LEGENDRE = {n: np.polynomial.legendre.leggauss(n) for n in (_GL_NODES, _GL_NODES_DRAWS)}
@@ -306,6 +316,29 @@ def _time_nodes(
     return t, w
 
 
+def _quadrature_rule(
+    terms: _Terms, scale: float, nodes_per_panel: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Points ``t_i`` and weights ``w_i`` with ``sum_i w_i E(t_i)`` equal to what
+    :func:`_discounted_integral` computes for a function ``E`` with ``E(0) = 0``: the quadrature
+    of the integral by parts (boundary term included), the undiscounted ``E(H)``, or the grid
+    sum ``sum_k (E(s_k) - E(s_k-1)) exp(-delta s_k) = sum_k E(s_k) (e_k - e_k+1)``."""
+    horizon, delta = terms.horizon, terms.delta
+    if terms.step is not None:
+        steps = np.arange(1, math.ceil(horizon / terms.step - 1e-9) + 1) * terms.step
+        steps = np.minimum(steps, horizon)
+        discount = np.exp(-delta * steps)
+        return steps, discount - np.append(discount[1:], 0.0)
+    if delta == 0.0:
+        return np.array([horizon]), np.array([1.0])
+    t, w = _time_nodes(scale, horizon, delta, nodes_per_panel)
+    weights = delta * w * np.exp(-delta * t)
+    if math.isfinite(horizon):
+        t = np.append(t, horizon)
+        weights = np.append(weights, math.exp(-delta * horizon))
+    return t, weights
+
+
 def _discounted_integral(
     if_alive: Callable[[np.ndarray, np.ndarray, Any], np.ndarray],
     x: np.ndarray,
@@ -340,6 +373,65 @@ def _discounted_integral(
     return out
 
 
+def _chebyshev_size(half_width: float, tol: float, most: int = 64) -> int:
+    """Chebyshev points giving ``tol`` for a function analytic in the strip ``|Im s| < pi``
+    around an interval of ``half_width`` (Bernstein ellipse ``rho = pi/h + sqrt((pi/h)^2 + 1)``
+    after mapping the interval to ``[-1, 1]``), with two points to spare; 8 to ``most``."""
+    ratio = math.pi / half_width
+    rho = ratio + math.sqrt(ratio * ratio + 1.0)
+    return int(min(most, max(8, math.ceil(-math.log(tol) / math.log(rho)) + 2)))
+
+
+def _chebyshev_points(k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Chebyshev points of the first kind on ``[-1, 1]`` and their barycentric weights."""
+    j = np.arange(k)
+    angle = (2 * j + 1) * math.pi / (2 * k)
+    return np.cos(angle), (-1.0) ** j * np.sin(angle)
+
+
+def _barycentric_basis(s: np.ndarray, nodes: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Matrix ``B`` with ``f(s) = B @ f(nodes)`` for the interpolating polynomial (rows: ``s``)."""
+    diff = s[:, None] - nodes[None, :]
+    hit = np.abs(diff) < 1e-14
+    diff[hit] = 1.0
+    basis = weights[None, :] / diff
+    basis /= basis.sum(axis=1, keepdims=True)
+    rows = hit.any(axis=1)
+    basis[rows] = hit[rows]  # s exactly at a node: that node's value
+    return basis
+
+
+def _chebyshev_tail(values: np.ndarray) -> float:
+    """Size of the last three Chebyshev coefficients of the interpolants through ``values``
+    (rows) at :func:`_chebyshev_points`, relative to each row's largest value: near rounding
+    level once the interpolation has converged, large for functions it cannot follow."""
+    k = values.shape[-1]
+    angle = (2 * np.arange(k) + 1) * math.pi / (2 * k)
+    last = np.cos(np.outer(np.arange(max(k - 3, 0), k), angle)) * (2.0 / k)
+    with np.errstate(all="ignore"):
+        tail = np.abs(np.einsum("xk,jk->xj", values, last)).max(axis=1)
+        ratio = tail / np.abs(values).max(axis=1)
+    ratio = np.where(tail == 0.0, 0.0, ratio)
+    return float(ratio.max()) if np.all(np.isfinite(ratio)) else math.inf
+
+
+def _sample_converged(
+    function: Callable[[np.ndarray], np.ndarray], lo: float, half: float, k: int, tol: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """``function`` (rows of values at given points) at ``k`` Chebyshev points of
+    ``[lo, lo + 2 half]``, doubling ``k`` (at most 64) until :func:`_chebyshev_tail` is below
+    ``tol``: the points mapped to ``[-1, 1]``, their barycentric weights and the values; None
+    if it does not converge."""
+    while True:
+        nodes, weights = _chebyshev_points(k)
+        values = function(lo + (nodes + 1.0) * half)
+        if _chebyshev_tail(values) <= tol:
+            return nodes, weights, values
+        if k >= 64:
+            return None
+        k = min(64, 2 * k)
+
+
 class _ChebyshevOverT:
     """Values of ``function(x, T)`` at many (x, T) pairs by Chebyshev interpolation in
     ``s = log(scale + T)``, for each frequency separately.
@@ -358,9 +450,7 @@ class _ChebyshevOverT:
         self.k = 0
         if self.t_hi - self.t_lo > 1e-9 * (min_scale + self.t_hi):
             half = math.log((min_scale + self.t_hi) / (min_scale + self.t_lo)) / 2.0
-            ratio = math.pi / half
-            rho = ratio + math.sqrt(ratio * ratio + 1.0)
-            self.k = int(min(64, max(8, math.ceil(-math.log(_CHEB_TOL) / math.log(rho)) + 2)))
+            self.k = _chebyshev_size(half, _CHEB_TOL)
         x_unique, x_index, counts = np.unique(x, return_inverse=True, return_counts=True)
         interpolated = counts > self.k if self.k else np.zeros(len(x_unique), dtype=bool)
         self.by_grid = interpolated[x_index]  # pairs whose value is interpolated
@@ -372,9 +462,7 @@ class _ChebyshevOverT:
             self.grid_row = position[x_index[self.by_grid]]
             # barycentric weights depend on T only: computed per distinct T of these pairs
             self.t_unique, self.t_index = np.unique(big_t[self.by_grid], return_inverse=True)
-            j = np.arange(k)
-            self.nodes = np.cos((2 * j + 1) * math.pi / (2 * k))
-            self.weights = (-1.0) ** j * np.sin((2 * j + 1) * math.pi / (2 * k))
+            self.nodes, self.weights = _chebyshev_points(k)
             self.grid_x = np.repeat(grid_x, k)
             self.n_grid = len(grid_x)
 
@@ -391,13 +479,7 @@ class _ChebyshevOverT:
         t_nodes = np.clip(np.exp(s_lo + (self.nodes + 1.0) * half) - scale, self.t_lo, self.t_hi)
         grid = function(self.grid_x, np.tile(t_nodes, self.n_grid)).reshape(-1, self.k)
         s = (np.log(scale + self.t_unique) - s_lo) / half - 1.0
-        diff = s[:, None] - self.nodes[None, :]
-        hit = np.abs(diff) < 1e-14
-        diff[hit] = 1.0
-        basis = self.weights[None, :] / diff
-        basis /= basis.sum(axis=1, keepdims=True)
-        rows = hit.any(axis=1)
-        basis[rows] = hit[rows]  # T exactly at a node: that node's value
+        basis = _barycentric_basis(s, self.nodes, self.weights)
         # row-wise dot products (einsum: no BLAS call, whose threads stall on a busy machine)
         values[self.by_grid] = np.einsum("ij,ij->i", basis[self.t_index], grid[self.grid_row])
         return values
@@ -414,6 +496,10 @@ class _Kernel:
     ``prepare_draws(thetas, rows)`` is called once with every row, then
     ``values_draws(thetas, rows_slice)`` per chunk returns shape ``(n_rows_in_slice, n_draws)``.
     """
+
+    #: whether :meth:`values` should get the distinct customer patterns rather than every
+    #: customer (False where the per-customer work is as cheap as finding the patterns)
+    dedupe_customers: bool = True
 
     def __init__(self, model: Any, terms: _Terms) -> None:
         self.model = model
@@ -471,7 +557,18 @@ class _AliveFactorKernel(_Kernel):
         log_alive = self.log_p_alive(params, rows["frequency"], rows["recency"], rows["T"])
         return np.exp(log_alive) * discounted
 
-    def prepare_draws(self, thetas: np.ndarray, rows: dict[str, np.ndarray]) -> None:
+    def prepare_draws(
+        self,
+        thetas: np.ndarray,
+        rows: dict[str, np.ndarray],
+        spend: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    ) -> None:
+        """Tables for :meth:`values_draws` and :meth:`value_draws`.
+
+        ``spend``: ``(x_unique, A, B)``, the spend per purchase ``A(x) + B(x) * spend_key`` at
+        every draw (``A``, ``B`` of shape ``(len(x_unique), n_draws)``), folded into the pair
+        table (``DE * A`` and ``DE * B``); None for a fixed spend, ``spend_key`` itself.
+        """
         self._rows = rows
         pairs, self._pair_of_row = _unique_rows({"frequency": rows["frequency"], "T": rows["T"]})
         x, big_t = pairs["frequency"], pairs["T"]
@@ -485,6 +582,28 @@ class _AliveFactorKernel(_Kernel):
 
             table[:, d] = interpolate(function, scales[d])
         self._pair_table = table.astype(np.float32)
+        self._spend_a, self._spend_b = None, self._pair_table
+        if spend is not None:
+            x_unique, coef_a, coef_b = spend
+            code = np.searchsorted(x_unique, x)
+            self._spend_a = (table * coef_a[code]).astype(np.float32)
+            self._spend_b = (table * coef_b[code]).astype(np.float32)
+
+    def _spend_of_pairs(self, sl: slice) -> np.ndarray:
+        """``DE * (A + B * spend_key)`` of the rows in ``sl``, float32 ``(rows, n_draws)``."""
+        pair = self._pair_of_row[sl]
+        value = np.take(self._spend_b, pair, axis=0)
+        value *= self._rows["spend_key"][sl].astype(np.float32)[:, None]
+        if self._spend_a is not None:
+            value += np.take(self._spend_a, pair, axis=0)
+        return value
+
+    def value_draws(self, thetas: np.ndarray, sl: slice) -> np.ndarray:
+        """CLV per unit of margin of the rows in ``sl`` for every draw, float32
+        ``(rows, n_draws)``: ``P(alive) * DE * (A + B * spend_key)``."""
+        value = self._spend_of_pairs(sl)
+        value *= self.p_alive_draws(thetas, sl)
+        return value
 
     def p_alive_draws(self, thetas: np.ndarray, sl: slice) -> np.ndarray:
         rows = self._slice(sl)
@@ -505,6 +624,8 @@ class _AliveFactorKernel(_Kernel):
 class _BetaGeoKernel(_AliveFactorKernel):
     """BG/NBD and MBG/NBD (:mod:`custval.models.beta_geo`)."""
 
+    dedupe_customers = False  # :meth:`values` indexes the customers itself (``_RowIndex``)
+
     def __init__(self, model: Any, terms: _Terms) -> None:
         super().__init__(model, terms)
         from custval.models import beta_geo
@@ -524,21 +645,88 @@ class _BetaGeoKernel(_AliveFactorKernel):
         odds = self._bg._log_dropout_odds(params, x, t_x, big_t, modified=self.modified)
         return -np.logaddexp(0.0, odds)
 
-    def prepare_draws(self, thetas: np.ndarray, rows: dict[str, np.ndarray]) -> None:
-        """Pair table (base class) plus per-draw lookup tables for P(alive).
+    def values(self, params: np.ndarray, rows: dict[str, np.ndarray]) -> np.ndarray:
+        """Per row: P(alive) (:class:`custval.models.beta_geo._RowIndex`, the model's own
+        computation) times the exact discounted purchases given alive per ``(x, T)`` pair."""
+        index = self._bg._RowIndex(rows["frequency"], rows["recency"], rows["T"])
+        value = index.on_pairs(lambda x, big_t: self._discounted_pairs(params, x, big_t))
+        value *= index.alive_now(params, modified=self.modified)
+        return value
+
+    def _if_alive_at_log_v(self, params: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """``h_x(y)``: expected purchases given alive as a function of ``y = log v``, ``v =
+        (alpha+T)/(alpha+T+t)`` (:meth:`_grid_draws`), shape ``(len(x), len(y))``; evaluated at
+        ``T = 0`` and ``t = alpha (1/v - 1)``, which give that ``v``."""
+        return self.if_alive(params, x[:, None], 0.0, float(params[1]) * np.expm1(-y)[None, :])
+
+    def _discounted_pairs(self, params: np.ndarray, x: np.ndarray, big_t: np.ndarray) -> np.ndarray:
+        """:meth:`discounted_if_alive` at distinct ``(x, T)`` pairs, with ``2F1`` evaluated at
+        Chebyshev points of ``y = log v`` only (see :meth:`_grid_draws`): the same quadrature,
+        with ``h_x(y)`` interpolated to the rounding level of its formula (``_EXACT_TOL``,
+        checked on the interpolant's last coefficients). Directly where that saves nothing or
+        does not converge within 64 points (``a`` near 1, very large ``a`` and ``b``)."""
+        if len(x) == 0:
+            return np.empty(0)
+        t_rule, w_rule = _quadrature_rule(self.terms, self.scale(params), _GL_NODES)
+        alpha = float(params[1])
+        x_u, x_of_pair = unique_index(x)
+        t_u, t_of_pair = unique_index(big_t)
+        y = np.log(alpha + t_u)[:, None] - np.log(alpha + t_u[:, None] + t_rule[None, :])
+        y_lo, y_hi = float(y.min()), float(y.max())
+        half = (y_hi - y_lo) / 2.0
+        k = _chebyshev_size(half, _EXACT_TOL) if half > 1e-12 else 64
+        sample = None
+        if len(x) * len(t_rule) > 2 * len(x_u) * k:  # else the quadrature itself is as cheap
+
+            def h(at: np.ndarray) -> np.ndarray:
+                return self._if_alive_at_log_v(params, x_u, at)
+
+            sample = _sample_converged(h, y_lo, half, k, _EXACT_TOL)
+        if sample is None:
+            return self.discounted_if_alive(params, x, big_t)
+        nodes, weights, values = sample
+        basis = _barycentric_basis((y.ravel() - y_lo) / half - 1.0, nodes, weights)
+        to_nodes = np.einsum("tik,i->tk", basis.reshape(len(t_u), len(t_rule), -1), w_rule)
+        return np.einsum("pk,pk->p", to_nodes[t_of_pair], values[x_of_pair])
+
+    def prepare_draws(
+        self,
+        thetas: np.ndarray,
+        rows: dict[str, np.ndarray],
+        spend: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    ) -> None:
+        """Pair tables of discounted purchases given alive (times the spend coefficients, see
+        the base class), plus per-draw lookup tables for P(alive).
 
         P(alive) is the formula of :func:`custval.models.beta_geo._log_dropout_odds` (Hardie's
         note 021; Batislam et al. 2007, eq. 8), vectorized over parameter vectors (tested equal
         to it): ``1 / (1 + exp(d))``, ``d = log(a / (b+x+m-1)) + (r+x) (log(alpha+T) -
         log(alpha+t_x))``. Every term depends on one column only, so it is tabulated on that
-        column's distinct values (float64, stored as float32) and looked up per customer.
+        column's distinct values (float64, stored as float32) and looked up per customer. The
+        pair tables come from :meth:`_grid_draws`.
         """
-        super().prepare_draws(thetas, rows)
+        self._rows = rows
+        x_u, self._x_code = unique_index(rows["frequency"])
+        t_u, self._t_code = unique_index(rows["T"])
+        tx_u, self._tx_code = unique_index(rows["recency"])
+        pair_key, self._pair_of_row = unique_index(self._x_code * len(t_u) + self._t_code)
+        pair_x, pair_t = np.divmod(pair_key, len(t_u))
+        grid, basis_t = self._grid_draws(thetas, x_u, t_u)
+        if spend is None:
+            self._pair_table = _interpolate_pairs(grid, basis_t, pair_x, pair_t)
+            self._spend_a, self._spend_b = None, self._pair_table
+        else:  # the spend coefficients depend on x only: folded into the grid
+            x_spend, coef_a, coef_b = spend
+            code = np.searchsorted(x_spend, x_u)
+            self._pair_table = None
+            self._spend_a = _interpolate_pairs(
+                grid * coef_a[code][:, None, :], basis_t, pair_x, pair_t
+            )
+            self._spend_b = _interpolate_pairs(
+                grid * coef_b[code][:, None, :], basis_t, pair_x, pair_t
+            )
         r, alpha, a, b = (thetas[:, i][None, :] for i in range(4))
         m = 1.0 if self.modified else 0.0
-        x_u, self._x_code = np.unique(rows["frequency"], return_inverse=True)
-        t_u, self._t_code = np.unique(rows["T"], return_inverse=True)
-        tx_u, self._tx_code = np.unique(rows["recency"], return_inverse=True)
         xx = x_u[:, None]
         with np.errstate(divide="ignore", invalid="ignore"):
             odds = np.log(a) - np.log(b + xx + (m - 1.0))
@@ -549,17 +737,120 @@ class _BetaGeoKernel(_AliveFactorKernel):
         self._log_t_table = np.log(alpha + t_u[:, None]).astype(np.float32)
         self._log_tx_table = np.log(alpha + tx_u[:, None]).astype(np.float32)
 
+    def _grid_draws(
+        self, thetas: np.ndarray, x_u: np.ndarray, t_u: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Discounted purchases given alive at every frequency ``x_u``, Chebyshev point of
+        ``T`` and draw, shape ``(len(x_u), k_t, n_draws)``, and the basis interpolating it at
+        ``t_u``, ``(len(t_u), k_t)`` (:func:`_interpolate_pairs`); few hypergeometric
+        evaluations.
+
+        ``E_alive(t | x, T)`` depends on ``T`` and ``t`` only through ``v = (alpha+T) /
+        (alpha+T+t)`` (:func:`custval.models.beta_geo._purchases_if_alive`): per frequency and
+        draw it is one function ``h_x(log v)``, analytic for ``|Im log v| < pi`` (branch cut of
+        ``2F1`` and ``v^(a-1)`` at ``v <= 0``). So, per draw:
+
+        1. ``h_x`` is evaluated at Chebyshev points of ``y = log v`` covering every ``y`` the
+           quadrature needs (the only ``2F1`` evaluations: ``n_x * k_y``);
+        2. the discounted integral at Chebyshev points ``T_j`` of ``log(c + T)`` (``c``: the
+           smallest ``alpha`` of the draws, so the ``T_j`` and the time nodes are shared by all
+           draws, as in :class:`_ChebyshevOverT`) is ``sum_i w_i h_x(y_ij)``, a fixed linear map
+           of those values (barycentric interpolation in ``y``);
+        3. (:func:`_interpolate_pairs`) each pair is interpolated over ``T`` from the ``T_j``.
+
+        Accuracy: ``_CHEB_TOL`` per interpolation plus the ``_GL_NODES_DRAWS`` quadrature, below
+        1e-6 relative (``tests/test_clv.py``), far below the spread of the draws.
+        """
+        alphas = thetas[:, 1]
+        c = float(alphas.min())
+        t_lo, t_hi = float(t_u.min()), float(t_u.max())
+        if t_hi - t_lo <= 1e-9 * (c + t_hi):  # one T: no interpolation over T
+            t_nodes = np.array([t_lo])
+            return self._grid_at(thetas, x_u, t_nodes), np.ones((len(t_u), 1))
+        s_lo, s_hi = math.log(c + t_lo), math.log(c + t_hi)
+        half = (s_hi - s_lo) / 2.0
+        k_t = _chebyshev_size(half, _CHEB_TOL)
+        while True:  # more points over T if the grid is not resolved (e.g. very large a, b)
+            nodes, weights = _chebyshev_points(k_t)
+            t_nodes = np.clip(np.exp(s_lo + (nodes + 1.0) * half) - c, t_lo, t_hi)
+            grid = self._grid_at(thetas, x_u, t_nodes)
+            resolved = _chebyshev_tail(np.moveaxis(grid, 1, 2).reshape(-1, k_t)) <= _CHEB_TOL
+            if resolved or k_t >= 64:
+                break
+            k_t = min(64, 2 * k_t)
+        basis_t = _barycentric_basis((np.log(c + t_u) - s_lo) / half - 1.0, nodes, weights)
+        return grid, basis_t
+
+    def _grid_at(self, thetas: np.ndarray, x_u: np.ndarray, t_nodes: np.ndarray) -> np.ndarray:
+        """Discounted purchases given alive at ``(x_u, t_nodes)`` for every draw, shape
+        ``(len(x_u), len(t_nodes), n_draws)``: steps 1 and 2 of :meth:`_grid_draws`."""
+        n_draws, n_x, k_t = len(thetas), len(x_u), len(t_nodes)
+        alphas = thetas[:, 1]
+        t_rule, w_rule = _quadrature_rule(self.terms, float(alphas.min()), _GL_NODES_DRAWS)
+        # y = log v at every (draw, T node, time node); all < 0
+        base = alphas[:, None, None] + t_nodes[None, :, None]
+        y = np.log(base) - np.log(base + t_rule[None, None, :])
+        y_lo, y_hi = y.min(axis=(1, 2)), y.max(axis=(1, 2))
+        y_half = (y_hi - y_lo) / 2.0
+        grid = np.empty((n_x, k_t, n_draws))
+        for d, theta in enumerate(thetas):
+            sample = None
+            if y_half[d] > 1e-12:
+                k_y = _chebyshev_size(float(y_half[d]), _CHEB_TOL)
+
+                def h(at: np.ndarray, theta: np.ndarray = theta) -> np.ndarray:
+                    return self._if_alive_at_log_v(theta, x_u, at)
+
+                sample = _sample_converged(h, float(y_lo[d]), float(y_half[d]), k_y, _CHEB_TOL)
+            if sample is None:  # one y only, or h_x not resolved: the quadrature itself
+                at_nodes = self.discounted_if_alive(
+                    theta, np.repeat(x_u, k_t), np.tile(t_nodes, n_x), _GL_NODES_DRAWS
+                )
+                grid[:, :, d] = at_nodes.reshape(n_x, k_t)
+                continue
+            nodes, weights, values = sample
+            points = (y[d].ravel() - y_lo[d]) / y_half[d] - 1.0
+            basis_y = _barycentric_basis(points, nodes, weights).reshape(k_t, -1, len(nodes))
+            to_t_nodes = np.einsum("jik,i->jk", basis_y, w_rule)  # (k_t, k_y)
+            grid[:, :, d] = np.einsum("xk,jk->xj", values, to_t_nodes)
+        return grid
+
     def p_alive_draws(self, thetas: np.ndarray, sl: slice) -> np.ndarray:
+        d = self._one_over_p_alive_draws(sl)
+        np.reciprocal(d, out=d)
+        return d
+
+    def _one_over_p_alive_draws(self, sl: slice) -> np.ndarray:
+        """``1 + exp(d) = 1 / P(alive)`` of the rows in ``sl`` for every draw (float32)."""
         xc = self._x_code[sl]
-        d = self._log_t_table[self._t_code[sl]]
-        d -= self._log_tx_table[self._tx_code[sl]]
-        d *= self._rx_table[xc]
-        d += self._odds_table[xc]
+        d = np.take(self._log_t_table, self._t_code[sl], axis=0)
+        d -= np.take(self._log_tx_table, self._tx_code[sl], axis=0)
+        d *= np.take(self._rx_table, xc, axis=0)
+        d += np.take(self._odds_table, xc, axis=0)
         with np.errstate(over="ignore", invalid="ignore"):
             np.exp(d, out=d)
         d += 1.0
-        np.reciprocal(d, out=d)
         return d
+
+    def value_draws(self, thetas: np.ndarray, sl: slice) -> np.ndarray:
+        value = self._spend_of_pairs(sl)
+        value /= self._one_over_p_alive_draws(sl)  # one pass less than multiplying by P(alive)
+        return value
+
+
+def _interpolate_pairs(
+    grid: np.ndarray, basis_t: np.ndarray, pair_x: np.ndarray, pair_t: np.ndarray
+) -> np.ndarray:
+    """``grid[x, :, d]`` interpolated over ``T`` at each pair ``(pair_x, pair_t)``: float32
+    ``(n_pairs, n_draws)``, one ``(pairs, k_t) @ (k_t, draws)`` product per frequency."""
+    table = np.empty((len(pair_x), grid.shape[2]), dtype=np.float32)
+    order = np.argsort(pair_x, kind="stable")
+    bounds = np.searchsorted(pair_x[order], np.arange(grid.shape[0] + 1))
+    for code in range(grid.shape[0]):
+        rows = order[bounds[code] : bounds[code + 1]]
+        if len(rows):
+            table[rows] = np.einsum("pj,jd->pd", basis_t[pair_t[rows]], grid[code])
+    return table
 
 
 class _ParetoKernel(_AliveFactorKernel):
@@ -745,9 +1036,11 @@ class _Spend:
 
     def coefficients(self, params: np.ndarray, x_unique: np.ndarray) -> tuple[Any, Any]:
         """``A(x), B(x)`` of the affine spend at ``params`` for the distinct frequencies."""
-        zero = self.gamma_gamma._expected_spend(params, x_unique, np.zeros_like(x_unique))
-        one = self.gamma_gamma._expected_spend(params, x_unique, np.ones_like(x_unique))
-        return zero, one - zero
+        n = len(x_unique)
+        both = self.gamma_gamma._expected_spend(  # at m = 0 and m = 1, in one call
+            params, np.concatenate([x_unique, x_unique]), np.repeat([0.0, 1.0], n)
+        )
+        return both[:n], both[n:] - both[:n]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -810,6 +1103,8 @@ class _Valuation:
 
     def discounted_purchases(self) -> np.ndarray:
         """Discounted expected purchases per customer at the fitted parameters."""
+        if not self.kernel.dedupe_customers:
+            return self.kernel.values(self.kernel.theta, self.data)
         rows, inverse = self.patterns()
         return self.kernel.values(self.kernel.theta, rows)[inverse]
 
@@ -829,58 +1124,112 @@ class _Valuation:
         Customers with the same ``(frequency, recency, T)`` and the same spend inputs have the
         same distribution of value per unit of margin, so each such group is evaluated once
         (for instance every customer without repeat purchases and the same ``T``); the margin
-        scales the percentiles afterwards (it is non-negative). The draws of a block of rows are
-        held as float32 ``(rows, n_draws)`` and sorted along the draws.
+        scales the percentiles afterwards (it is non-negative). The distinct rows are sorted by
+        ``(frequency, T, recency)``, so that neighbouring rows read the same table rows. The
+        draws of a block of rows are held as float32 ``(rows, n_draws)`` and sorted along the
+        draws; for transaction models with ``P(alive)`` the spend coefficients are folded into
+        the kernel's pair tables (:meth:`_AliveFactorKernel.prepare_draws`).
         """
+        if len(self.summary) == 0:
+            return np.empty((0, len(probabilities)))
         rng = np.random.default_rng(random_state)
         thetas = _log_normal_draws(self.kernel.model, n_draws, rng)
-        x_all, m_all = self.data["frequency"], self.data["monetary_value"]
+        x_all = self.data["frequency"]
+        spend = None  # (distinct frequencies, A, B): spend per purchase A(x) + B(x) * spend_key
         if self.spend.has_draws:
             spend_thetas = _spend_draws(self.spend, n_draws, rng)
-            x_unique, x_code = np.unique(x_all, return_inverse=True)
+            x_unique, x_code = _sorted_codes(x_all)
             coef_a = np.empty((len(x_unique), n_draws))
             coef_b = np.empty((len(x_unique), n_draws))
             for d, theta in enumerate(spend_thetas):
                 coef_a[:, d], coef_b[:, d] = self.spend.coefficients(theta, x_unique)
             uses_m = np.any(coef_b != 0.0, axis=1)  # False where x = 0: spend ignores m
-            m_key = np.where(uses_m[x_code], m_all, 0.0)
-            coef_a, coef_b = coef_a.astype(np.float32), coef_b.astype(np.float32)
+            spend_key = np.where(uses_m[x_code], self.data["monetary_value"], 0.0)
+            spend = (x_unique, coef_a, coef_b)
         else:
-            m_key = self.spend.point
-        patterns, pattern_of_customer = self.patterns()
-        keys, inverse = _unique_rows(
-            {"pattern": pattern_of_customer.astype(float), "spend_key": m_key}
+            spend_key = self.spend.point
+        # distinct inputs, ordered by (frequency, T): neighbouring rows share table lookups
+        rows, inverse = _distinct_rows(
+            {
+                "frequency": x_all,
+                "T": self.data["T"],
+                "recency": self.data["recency"],
+                "spend_key": spend_key,
+            }
         )
-        code = keys["pattern"].astype(np.int64)
-        rows = {k: v[code] for k, v in patterns.items()}
-        rows["spend_key"] = keys["spend_key"]
-        self.kernel.prepare_draws(thetas, rows)
+        folded = isinstance(self.kernel, _AliveFactorKernel)
+        if folded:  # spend coefficients multiply the pair tables once, not every row
+            self.kernel.prepare_draws(thetas, rows, spend=spend)
+        else:
+            self.kernel.prepare_draws(thetas, rows)
+            if spend is not None:
+                coef_a, coef_b = coef_a.astype(np.float32), coef_b.astype(np.float32)
         n_rows = len(rows["frequency"])
-        out = np.empty((n_rows, len(probabilities)))
+        # percentiles of float32 draws are float32 numbers: stored as such, one row per percentile
+        out = np.empty((len(probabilities), n_rows), dtype=np.float32)
         positions = [p * (n_draws - 1) for p in probabilities]
         # blocks of ~1M values keep the temporaries in cache; chunk_size caps memory
         block = max(1, min(chunk_size, 1_000_000 // n_draws))
         for start in _progress(range(0, n_rows, block), progress, "customer value draws"):
             sl = slice(start, start + block)
-            values = self.kernel.values_draws(thetas, sl)
-            spend_key = rows["spend_key"][sl].astype(np.float32)[:, None]
-            if self.spend.has_draws:
-                code = np.searchsorted(x_unique, rows["frequency"][sl])
-                spend = coef_b[code]
-                spend *= spend_key
-                spend += coef_a[code]
-                values *= spend
+            if folded:
+                values = self.kernel.value_draws(thetas, sl)
             else:
-                values *= spend_key
+                values = self.kernel.values_draws(thetas, sl)
+                key = rows["spend_key"][sl].astype(np.float32)[:, None]
+                if spend is not None:
+                    code = np.searchsorted(x_unique, rows["frequency"][sl])
+                    per_purchase = coef_b[code]
+                    per_purchase *= key
+                    per_purchase += coef_a[code]
+                    values *= per_purchase
+                else:
+                    values *= key
             values.sort(axis=1)
             for j, position in enumerate(positions):
                 low = math.floor(position)
                 high = min(low + 1, n_draws - 1)
                 frac = position - low
-                out[sl, j] = values[:, low] * (1.0 - frac) + values[:, high] * frac
-        result = out[inverse]
-        margin = self.margin if np.ndim(self.margin) == 0 else np.asarray(self.margin)[:, None]
-        return result * margin
+                out[j, sl] = values[:, low] * (1.0 - frac) + values[:, high] * frac
+        result = np.empty((len(probabilities), len(inverse)))
+        for j in range(len(probabilities)):
+            result[j] = out[j].take(inverse)
+        result *= self.margin if np.ndim(self.margin) == 0 else np.asarray(self.margin)[None, :]
+        return result.T  # (customers, percentiles), column-major like a DataFrame's block
+
+
+def _sorted_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted distinct values of a 1-d array and each entry's position among them (O(n):
+    :func:`custval.models._base.unique_index`, then only the distinct values are sorted)."""
+    distinct, codes = unique_index(np.asarray(values, dtype=float))
+    if np.all(distinct[1:] > distinct[:-1]):
+        return distinct, codes
+    order = np.argsort(distinct)
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    return distinct[order], rank[codes]
+
+
+def _distinct_rows(
+    columns: dict[str, np.ndarray],
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Distinct rows of equal-length columns, sorted by the columns in order, and the index
+    rebuilding them: the columns' codes combined into one integer key, factorized once (the
+    pairwise :func:`_unique_rows` when that key could overflow)."""
+    names = list(columns)
+    coded = [_sorted_codes(columns[name]) for name in names]
+    if math.prod(len(distinct) for distinct, _ in coded) >= 2**62:
+        return _unique_rows(columns)
+    key = np.zeros(len(coded[0][1]), dtype=np.int64)
+    for distinct, codes in coded:
+        key *= len(distinct)
+        key += codes
+    inverse, key = pd.factorize(key, sort=True)
+    rows = {}
+    for name, (distinct, _) in zip(reversed(names), reversed(coded), strict=True):
+        key, code = np.divmod(key, len(distinct))
+        rows[name] = distinct[code]
+    return {name: rows[name] for name in names}, inverse
 
 
 def _unique_rows(columns: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -1134,7 +1483,7 @@ def clv_interval(
         values = valuation.quantiles(
             probabilities, int(n_draws), random_state, int(chunk_size), progress
         )
-    result = pd.DataFrame(values, index=summary.index, columns=columns)
+    result = pd.DataFrame(values, index=summary.index, columns=columns, copy=False)
     result.attrs.update(_attrs(valuation))
     result.attrs.update({"interval": float(interval), "n_draws": int(n_draws)})
     result.attrs["random_state"] = random_state if isinstance(random_state, int) else None
@@ -1255,7 +1604,10 @@ def customer_value_table(
     if segments:
         from custval.rfm import rfm_segments
 
-        table["segment"] = rfm_segments(table[list(_SUMMARY_COLUMNS)])["segment"].to_numpy()
+        segment = rfm_segments(table[list(_SUMMARY_COLUMNS)])["segment"]
+        # the names as strings: looked up from the categories (converting 1M objects is slow)
+        names = pd.array(segment.cat.categories, dtype="str")
+        table["segment"] = names.take(segment.cat.codes.to_numpy())
     else:
         table["segment"] = pd.Series(pd.NA, index=table.index, dtype="object")
     table = table[list(_TABLE_COLUMNS)]

@@ -654,16 +654,28 @@ def _check_summary(summary: pd.DataFrame) -> None:
 
 
 def _score(values: np.ndarray, bins: int) -> np.ndarray:
-    """1 ... bins from the share of differing customers each one beats (higher value, higher)."""
+    """1 ... bins from the share of differing customers each one beats (higher value, higher).
+
+    Computed per distinct value: ``pd.factorize(sort=True)`` gives each customer the rank of
+    its value among the distinct values (one hash pass; -0.0 and 0.0 are one value), the
+    counts of each value give ``worse`` (customers with a smaller value) by a cumulative sum,
+    and ``different = n - count`` (customers with another value).
+    """
     n = values.size
     if n == 0:
         return np.empty(0, dtype=np.int64)
-    if values.min() == values.max():
+    rank, distinct = pd.factorize(values, sort=True)
+    if len(distinct) == 1:
         return np.full(n, (bins + 1) // 2, dtype=np.int64)
-    ordered = np.sort(values)
-    worse = np.searchsorted(ordered, values, side="left")
-    different = worse + (n - np.searchsorted(ordered, values, side="right"))
-    return np.minimum(bins * worse // different + 1, bins).astype(np.int64)
+    count = np.bincount(rank, minlength=len(distinct))
+    worse = np.cumsum(count) - count
+    different = n - count
+    score = np.minimum(bins * worse // different + 1, bins).astype(np.int64)
+    return score[rank]
+
+
+#: "111" ... "999": the rfm_score string of each r * 100 + f * 10 + m, looked up (no int->str)
+_SCORE_STRINGS = pd.array([str(code) for code in range(1000)], dtype="str")
 
 
 def rfm_scores(summary: pd.DataFrame, *, bins: int = 5) -> pd.DataFrame:
@@ -741,7 +753,7 @@ def rfm_scores(summary: pd.DataFrame, *, bins: int = 5) -> pd.DataFrame:
     result["r_score"] = r
     result["f_score"] = f
     result["m_score"] = m
-    result["rfm_score"] = pd.Series(r * 100 + f * 10 + m, index=result.index).astype(str)
+    result["rfm_score"] = pd.Series(_SCORE_STRINGS.take(r * 100 + f * 10 + m), index=result.index)
     return result
 
 

@@ -75,19 +75,21 @@ def _factorize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if n and v.dtype.kind in "fiu":
         low, high = v.min(), v.max()
         if np.isfinite(low) and np.isfinite(high) and high - low <= _DENSE_RANGE * n + 1024:
+            # non-negative values in range index directly (one pass less than v - low)
+            base = 0 if 0 <= low and high <= _DENSE_RANGE * n + 1024 else low
+            offset = v - base if base != 0 else v
             if v.dtype.kind == "f":
-                offset = v - low if low != 0 else v
-                shifted = offset.astype(np.int64)
-                whole = np.array_equal(shifted, offset)
+                whole = np.array_equal(np.floor(offset), offset)
+                shifted = offset.astype(np.int64) if whole else None
             else:
-                shifted = (v - low if low != 0 else v).astype(np.int64, copy=False)
+                shifted = offset.astype(np.int64, copy=False)
                 whole = True
             if whole:
-                present = np.zeros(int(high - low) + 1, dtype=bool)
+                present = np.zeros(int(high - base) + 1, dtype=bool)
                 present[shifted] = True
                 rank = np.cumsum(present, dtype=np.int64) - 1
                 distinct = np.flatnonzero(present)
-                return rank[shifted], (distinct + low).astype(v.dtype, copy=False)
+                return rank[shifted], (distinct + base).astype(v.dtype, copy=False)
     codes, uniques = pd.factorize(v, sort=False, use_na_sentinel=False)
     return codes, np.asarray(uniques)
 
@@ -129,6 +131,25 @@ def unique_index(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """
     inverse, uniques = _factorize(values)
     return uniques, inverse
+
+
+def _same_values(summary: Any, data: Mapping[str, np.ndarray], columns: tuple[str, ...]) -> bool:
+    """Whether ``summary`` has numeric ``columns`` equal to ``data``'s (no validation)."""
+    if not isinstance(summary, pd.DataFrame):
+        return False
+    for column in columns:
+        if column not in summary.columns:
+            return False
+        series = summary[column]
+        if (
+            not isinstance(series, pd.Series)
+            or not pd.api.types.is_numeric_dtype(series)
+            or pd.api.types.is_bool_dtype(series)
+            or len(series) != len(data[column])
+            or not np.array_equal(series.to_numpy(dtype=float), data[column])
+        ):
+            return False
+    return True
 
 
 class BaseModel(BaseEstimator):
@@ -259,6 +280,13 @@ class BaseModel(BaseEstimator):
     ) -> None:
         """Shared rules for frequency/recency/T summaries (used by several models)."""
         x, t_x, big_t = data["frequency"], data["recency"], data[horizon]
+        # the usual case first, in few passes; the masks below name what is wrong
+        if (
+            np.array_equal(np.floor(x), x)
+            and not np.any(t_x > big_t * (1 + 1e-12))
+            and np.array_equal(x == 0, t_x == 0)
+        ):
+            return
         checks = [
             (
                 x != np.round(x),
@@ -319,11 +347,33 @@ class BaseModel(BaseEstimator):
 
     def _prediction_data(
         self, summary: pd.DataFrame, columns: tuple[str, ...] | None = None
-    ) -> dict[str, np.ndarray]:
-        """Validate a summary for prediction: fitted model, columns present, same unit."""
+    ) -> dict[str, Any]:
+        """Validate a summary for prediction: fitted model, columns present, same unit.
+
+        The model remembers the validated columns of the last summary (read-only copies): when
+        the next prediction gets the same values (``expected_purchases`` then
+        ``probability_alive`` on one summary, or several horizons), the same dictionary is
+        returned without validating again, with what the model derived from it under keys
+        starting with ``"_"`` (e.g. the BG/NBD's index of distinct values and P(alive)). This
+        memory is not pickled and is not part of the fitted state.
+        """
         check_is_fitted(self, "params_")
         self._check_unit(summary)
-        return self._extract(summary, columns)
+        columns = tuple(self._data_columns if columns is None else columns)
+        memo = self.__dict__.get("_prediction_memo")
+        if memo is not None and memo[0] == columns and _same_values(summary, memo[1], columns):
+            return memo[1]
+        data: dict[str, Any] = self._extract(summary, columns)
+        for column in columns:
+            data[column] = np.array(data[column])  # a copy: the summary may change in place
+            data[column].flags.writeable = False
+        self._prediction_memo = (columns, data)
+        return data
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(super().__getstate__())  # a copy: object.__getstate__ is the live __dict__
+        state.pop("_prediction_memo", None)  # remembered prediction data is not fitted state
+        return state
 
     def _series(self, values: np.ndarray, summary: pd.DataFrame, name: str) -> pd.Series:
         return pd.Series(np.asarray(values, dtype=float), index=summary.index, name=name)

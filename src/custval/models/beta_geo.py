@@ -187,6 +187,66 @@ def _expit_negative(log_odds: np.ndarray) -> np.ndarray:
     return expit(log_odds, out=log_odds)
 
 
+class _RowIndex:
+    """The customers of one summary, indexed for the predictions.
+
+    Per customer, only ``(r+x) log((alpha+T)/(alpha+t_x))`` is computed; the functions of the
+    frequency alone are evaluated once per distinct frequency, and the hypergeometric terms
+    once per distinct ``(frequency, T)`` pair, then gathered. The model keeps the index of the
+    last summary it predicted for (:meth:`_BetaGeoFamily._row_index`), so that
+    ``expected_purchases`` (at any horizon) and ``probability_alive`` on that summary share the
+    index and P(alive) at ``T``.
+    """
+
+    def __init__(self, x: np.ndarray, t_x: np.ndarray, big_t: np.ndarray) -> None:
+        self.x, self.t_x, self.big_t = x, t_x, big_t
+        self._frequencies: tuple[np.ndarray, np.ndarray] | None = None
+        self._pairs: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._alive: tuple[bytes, np.ndarray] | None = None
+
+    def frequencies(self) -> tuple[np.ndarray, np.ndarray]:
+        """Distinct frequencies and each row's position among them."""
+        if self._frequencies is None:
+            self._frequencies = unique_index(self.x)
+        return self._frequencies
+
+    def on_pairs(self, function: Any) -> np.ndarray:
+        """``function(frequency, T)`` per row, evaluated once per distinct pair."""
+        if self._pairs is None:
+            x_u, x_of_row = self.frequencies()
+            t_u, t_of_row = unique_index(self.big_t)
+            pair_key, pair_of_row = unique_index(x_of_row * len(t_u) + t_of_row)
+            x_code, t_code = np.divmod(pair_key, len(t_u))
+            self._pairs = (x_u[x_code], t_u[t_code], pair_of_row)
+        x, big_t, pair_of_row = self._pairs
+        return function(x, big_t)[pair_of_row]
+
+    def alive_now(self, params: np.ndarray, *, modified: bool) -> np.ndarray:
+        """P(alive at T) per row (read-only; remembered for the last parameters).
+
+        :func:`_log_dropout_odds` with its frequency terms on the distinct frequencies:
+        ``1 / (1 + exp(d))``, ``d = log(a/(b+x+m-1)) + (r+x) log((alpha+T)/(alpha+t_x))``.
+        """
+        key = np.asarray(params, dtype=float).tobytes() + bytes([modified])
+        if self._alive is not None and self._alive[0] == key:
+            return self._alive[1]
+        r, alpha, a, b = (float(v) for v in params)
+        x_u, x_of_row = self.frequencies()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            log_odds = np.log(a / (x_u + (b - 1.0 + (1.0 if modified else 0.0))))
+        if not modified:  # without repeat purchases a BG/NBD customer cannot have dropped out
+            log_odds = np.where(x_u > 0, log_odds, -np.inf)
+        d = self.big_t + alpha
+        d /= self.t_x + alpha
+        np.log(d, out=d)
+        d *= (r + x_u)[x_of_row]
+        d += log_odds[x_of_row]
+        alive = _expit_negative(d)
+        alive.flags.writeable = False
+        self._alive = (key, alive)
+        return alive
+
+
 def _on_unique_rows(
     function: Any, params: np.ndarray, columns: dict[str, np.ndarray], *, modified: bool
 ) -> np.ndarray:
@@ -338,16 +398,26 @@ def _probability_alive(
     t: Any = 0.0,
     *,
     modified: bool = False,
+    index: _RowIndex | None = None,
 ) -> np.ndarray:
     """P(alive at ``T + t`` | frequency, recency, T) for BG/NBD or MBG/NBD.
 
     At ``t = 0`` this is Hardie's note 021 (BG/NBD) / Batislam et al. (2007, appendix),
     ``1 / (1 + exp(d))`` with the log-odds of :func:`_log_dropout_odds`. For ``t > 0`` it is
     multiplied by :func:`_survival_if_alive`, evaluated once per distinct ``(x, T, t)``.
+    ``index``: as in :func:`_expected_purchases`.
     """
     x, t_x, big_t = (np.asarray(v, dtype=float) for v in (frequency, recency, big_t))
-    alive = _expit_negative(_log_dropout_odds(params, x, t_x, big_t, modified=modified))
     t = np.asarray(t, dtype=float)
+    if _indexable(x, t_x, big_t, t):
+        index = _RowIndex(x, t_x, big_t) if index is None else index
+        alive = index.alive_now(params, modified=modified)
+        if t > 0:
+            return alive * index.on_pairs(
+                lambda xx, tt: _survival_if_alive(params, xx, tt, t, modified=modified)
+            )
+        return alive.copy()
+    alive = _expit_negative(_log_dropout_odds(params, x, t_x, big_t, modified=modified))
     if not np.any(t > 0):
         shape = np.broadcast_shapes(alive.shape, t.shape)
         return alive if alive.shape == shape else np.broadcast_to(alive, shape).copy()
@@ -355,6 +425,11 @@ def _probability_alive(
         _survival_if_alive, params, {"x": x, "big_t": big_t, "t": t}, modified=modified
     )
     return alive * survival
+
+
+def _indexable(x: np.ndarray, t_x: np.ndarray, big_t: np.ndarray, t: np.ndarray) -> bool:
+    """One horizon for a 1-d array of customers: the :class:`_RowIndex` path."""
+    return t.ndim == 0 and x.ndim == 1 and x.shape == t_x.shape == big_t.shape
 
 
 def _expected_purchases(
@@ -365,16 +440,25 @@ def _expected_purchases(
     t: Any,
     *,
     modified: bool = False,
+    index: _RowIndex | None = None,
 ) -> np.ndarray:
     """Expected purchases in ``(T, T+t]`` given the history: FHL eq. (10) (BG/NBD),
     Batislam et al. (2007, appendix; Wagner & Hoppe 2008) for MBG/NBD.
 
     ``P(alive at T) * E[purchases in (T, T+t] | alive at T]``; the second factor
     (:func:`_purchases_if_alive`) depends on ``(x, T, t)`` only and is evaluated once per
-    distinct combination, the first in closed form per row.
+    distinct combination, the first in closed form per row. ``index`` (a :class:`_RowIndex`
+    of these customers) shares that work between calls.
     """
     x, t_x, big_t = (np.asarray(v, dtype=float) for v in (frequency, recency, big_t))
     t = np.asarray(t, dtype=float)
+    if _indexable(x, t_x, big_t, t):
+        index = _RowIndex(x, t_x, big_t) if index is None else index
+        if_alive = index.on_pairs(
+            lambda xx, tt: _purchases_if_alive(params, xx, tt, t, modified=modified)
+        )
+        if_alive *= index.alive_now(params, modified=modified)
+        return if_alive
     if_alive = _on_unique_rows(
         _purchases_if_alive, params, {"x": x, "big_t": big_t, "t": t}, modified=modified
     )
@@ -473,6 +557,14 @@ class _BetaGeoFamily(BaseModel):
         check_is_fitted(self, "params_")
         return self.params_[list(self._param_names)].to_numpy(dtype=float)
 
+    @staticmethod
+    def _row_index(data: dict[str, Any]) -> _RowIndex:
+        """The :class:`_RowIndex` of validated prediction data, kept with the data (the model
+        remembers the last summary's, see :meth:`BaseModel._prediction_data`)."""
+        if "_row_index" not in data:
+            data["_row_index"] = _RowIndex(data["frequency"], data["recency"], data["T"])
+        return data["_row_index"]
+
     def expected_purchases(self, summary: pd.DataFrame, t: float | str) -> pd.Series:
         """Expected number of repeat purchases of each customer in the next ``t`` periods.
 
@@ -511,6 +603,7 @@ class _BetaGeoFamily(BaseModel):
             data["T"],
             horizon,
             modified=self._modified,
+            index=self._row_index(data),
         )
         return self._series(values, summary, "expected_purchases")
 
@@ -558,6 +651,7 @@ class _BetaGeoFamily(BaseModel):
             data["T"],
             horizon,
             modified=self._modified,
+            index=self._row_index(data),
         )
         return self._series(values, summary, "probability_alive")
 
