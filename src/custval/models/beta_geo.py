@@ -183,8 +183,10 @@ def _log_dropout_odds(
 def _expit_negative(log_odds: np.ndarray) -> np.ndarray:
     """``1 / (1 + exp(log_odds))`` (P(alive) from the log-odds of having dropped out), in place."""
     log_odds = np.asarray(log_odds, dtype=float)
-    np.negative(log_odds, out=log_odds)
-    return expit(log_odds, out=log_odds)
+    with np.errstate(over="ignore"):  # exp overflows to inf where P(alive) is 0
+        np.exp(log_odds, out=log_odds)
+    log_odds += 1.0
+    return np.reciprocal(log_odds, out=log_odds)  # equals scipy's expit(-log_odds) bit for bit
 
 
 class _RowIndex:
