@@ -279,3 +279,26 @@ def test_hooks_have_backwards_compatible_defaults(cdnow):
         np.testing.assert_allclose(plain.params_, BetaGeoModel().fit(cdnow).params_, rtol=1e-5)
     finally:
         _REGISTRY.pop("PlainBetaGeo", None)  # keep the registry of saved-model classes clean
+
+
+def test_predictions_follow_in_place_edits_of_the_summary():
+    """The model reuses validated columns between predictions only while their values match."""
+    model = BetaGeoModel.from_params(r=0.243, alpha=4.414, a=0.793, b=2.426)
+    summary = pd.DataFrame(
+        {"frequency": [2.0, 0.0, 5.0], "recency": [30.43, 0.0, 35.0], "T": [38.86, 38.86, 38.86]}
+    )
+    first = model.expected_purchases(summary, 39)
+    alive_before = model.probability_alive(summary)
+    summary.loc[0, "frequency"] = 7.0  # edit in place, same object
+    fresh = BetaGeoModel.from_params(r=0.243, alpha=4.414, a=0.793, b=2.426)
+    np.testing.assert_allclose(
+        model.expected_purchases(summary, 39), fresh.expected_purchases(summary, 39), rtol=1e-12
+    )
+    np.testing.assert_allclose(
+        model.probability_alive(summary), fresh.probability_alive(summary), rtol=1e-12
+    )
+    assert model.expected_purchases(summary, 39)[0] != first[0]
+    assert alive_before[1] == model.probability_alive(summary)[1]
+    summary.loc[1, "recency"] = 5.0  # now invalid: frequency 0 with positive recency
+    with pytest.raises(DataError, match=r"recency.*non-zero values where frequency is 0"):
+        model.probability_alive(summary)
