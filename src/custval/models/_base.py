@@ -375,6 +375,28 @@ class BaseModel(BaseEstimator):
         state.pop("_prediction_memo", None)  # remembered prediction data is not fitted state
         return state
 
+    @staticmethod
+    def _purchase_counts(n: Any, *, noun: str = "purchases") -> np.ndarray:
+        """Validate ``n`` of P(X(t) = n): whole numbers >= 0, a scalar or an array."""
+        counts = np.asarray(n)
+        if (
+            not np.issubdtype(counts.dtype, np.number)
+            or np.any(~np.isfinite(counts))
+            or np.any(counts < 0)
+            or np.any(counts != np.round(counts))
+        ):
+            raise DataError(f"n must be whole numbers of {noun} >= 0, got {n!r}")
+        return counts
+
+    @staticmethod
+    def _by_count(counts: np.ndarray, values: np.ndarray) -> float | pd.Series:
+        """A float for a scalar ``n``; otherwise a Series of probabilities indexed by ``n``."""
+        if counts.ndim == 0:
+            return float(values)
+        return pd.Series(
+            np.ravel(values), index=pd.Index(counts.ravel(), name="n"), name="probability"
+        )
+
     def _series(self, values: np.ndarray, summary: pd.DataFrame, name: str) -> pd.Series:
         return pd.Series(np.asarray(values, dtype=float), index=summary.index, name=name)
 

@@ -30,7 +30,6 @@ import pandas as pd
 from scipy.special import betainc, betaln, digamma, expit, gammaln, hyp2f1, xlogy
 from sklearn.utils.validation import check_is_fitted
 
-from custval.errors import DataError
 from custval.models._base import BaseModel, _unique_rows, unique_index
 
 __all__ = ["BetaGeoModel"]
@@ -683,19 +682,10 @@ class _BetaGeoFamily(BaseModel):
         0.5743
         """
         params = self._params()
-        counts = np.asarray(n)
-        if (
-            not np.issubdtype(counts.dtype, np.number)
-            or np.any(~np.isfinite(counts))
-            or np.any(counts < 0)
-            or np.any(counts != np.round(counts))
-        ):
-            raise DataError(f"n must be whole numbers of purchases >= 0, got {n!r}")
+        counts = self._purchase_counts(n, noun="purchases")
         horizon = self._duration(t)
         values = _probability_of_purchases(params, counts, horizon, modified=self._modified)
-        if counts.ndim == 0:
-            return float(values)
-        return pd.Series(values, index=pd.Index(counts.ravel(), name="n"), name="probability")
+        return self._by_count(counts, values)
 
     def expected_purchases_new_customer(self, t: float | str | Any) -> float | pd.Series:
         """Expected repeat purchases of a newly acquired customer in their first ``t`` periods.

@@ -470,20 +470,9 @@ class BetaGeoBetaBinomModel(BaseModel):
         0.311
         """
         params = self._params()
-        counts = np.asarray(n)
-        if (
-            not np.issubdtype(counts.dtype, np.number)
-            or np.any(~np.isfinite(counts))
-            or np.any(counts < 0)
-            or np.any(counts != np.round(counts))
-        ):
-            raise DataError(f"n must be whole numbers of transactions >= 0, got {n!r}")
+        counts = self._purchase_counts(n, noun="transactions")
         horizon = self._opportunities(t)
         if np.ndim(horizon) != 0:
             raise DataError(f"t must be a single number of opportunities here, got {t!r}")
         values = _probability_of_purchases(params, counts, int(horizon))
-        if counts.ndim == 0:
-            return float(values)
-        return pd.Series(
-            values.ravel(), index=pd.Index(counts.ravel(), name="n"), name="probability"
-        )
+        return self._by_count(counts, values)

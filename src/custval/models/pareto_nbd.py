@@ -765,23 +765,12 @@ class ParetoNBDModel(BaseModel):
         0.5936
         """
         params = self._params()
-        counts = np.asarray(n)
-        if (
-            not np.issubdtype(counts.dtype, np.number)
-            or np.any(~np.isfinite(counts))
-            or np.any(counts < 0)
-            or np.any(counts != np.round(counts))
-        ):
-            raise DataError(f"n must be whole numbers of purchases >= 0, got {n!r}")
+        counts = self._purchase_counts(n, noun="purchases")
         horizon = self._duration(t)
         if np.ndim(horizon) != 0:
             raise DataError(f"t must be a single horizon here, got {t!r}")
         values = _probability_of_purchases(params, counts, float(horizon))
-        if counts.ndim == 0:
-            return float(values)
-        return pd.Series(
-            values.ravel(), index=pd.Index(counts.ravel(), name="n"), name="probability"
-        )
+        return self._by_count(counts, values)
 
     def expected_purchases_new_customer(self, t: float | str | Any) -> float | pd.Series:
         """Expected repeat purchases of a newly acquired customer in their first ``t`` periods.
