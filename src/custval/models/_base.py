@@ -53,9 +53,6 @@ FORMAT_VERSION = 1
 _FORMAT_NAME = "custval-model"
 _LOG_BOUND = 30.0  # log-parameters are kept in [-30, 30]: e^30 ~ 1e13
 _Z95 = 1.959963984540054
-#: max |gradient| of the mean negative log-likelihood (in log-parameters) treated as an optimum
-#: when L-BFGS-B stops on a failed line search (rounding) rather than on its tolerances
-_GRAD_AT_OPTIMUM = 1e-7
 #: whole numbers spanning at most this many times the number of rows are coded by indexing
 _DENSE_RANGE = 4
 
@@ -150,6 +147,151 @@ def _same_values(summary: Any, data: Mapping[str, np.ndarray], columns: tuple[st
         ):
             return False
     return True
+
+
+#: How a fit is accepted (see :class:`_Optimality`); every test is relative to the objective
+#: (the mean negative log-likelihood per customer) and to the curvature, so it holds on any CPU:
+#: predicted remaining gain of a Newton step at an interior optimum, relative to max(1, |f|)
+_DECREMENT_TOL = 1e-10
+#: curvature below this fraction of the largest is a flat direction (ridge) of the likelihood
+_FLAT_CURVATURE = 1e-7
+#: on a ridge, the slope along its flat directions bounds the gain still available there (the
+#: log-likelihood approaches its limit like e^-s in log-parameters); relative to max(1, |f|)
+_RIDGE_SLOPE_TOL = 1e-8
+#: polishing stops when a round gains less than this, relative to max(1, |f|)
+_POLISH_GAIN = 1e-13
+_POLISH_ROUNDS = 8
+_HESSIAN_STEP = 1e-5
+_CONVERGENCE_ADVICE = (
+    "Try: a small penalizer_coef (e.g. 0.001); initial_params close to a previous fit; "
+    "checking that the summary's unit is sensible (T in the hundreds rather than the tens of "
+    "thousands) and that frequency, recency and T are consistent."
+)
+
+
+def _describe_attempt(start: np.ndarray, result: optimize.OptimizeResult, finite: bool) -> str:
+    grad = float(np.max(np.abs(result.jac))) if finite else math.inf
+    return (
+        f"start {np.round(start, 4).tolist()}: {str(result.message).strip()} "
+        f"(objective {result.fun:.8g}, max |gradient| {grad:.2g})"
+    )
+
+
+def _sparse_basis(vectors: np.ndarray) -> list[np.ndarray]:
+    """A basis of the span of ``vectors`` (columns) in reduced row-echelon form, so that
+    independent ridges (e.g. ``r, alpha`` and ``a, b``) come out apart, not mixed."""
+    rows = vectors.T.copy()
+    pivots: list[int] = []
+    for i in range(len(rows)):
+        free = [j for j in range(rows.shape[1]) if j not in pivots]
+        j = free[int(np.argmax(np.abs(rows[i, free])))]
+        rows[i] /= rows[i, j]
+        for other in range(len(rows)):
+            if other != i:
+                rows[other] -= rows[other, j] * rows[i]
+        pivots.append(j)
+    rows[np.abs(rows) < 1e-3 * np.max(np.abs(rows), axis=1, keepdims=True)] = 0.0
+    return list(rows)
+
+
+class _Optimality:
+    """What the mathematics says about a point of the objective (log-parameters ``theta``).
+
+    The objective is the penalized mean negative log-likelihood ``f``; ``g`` and ``H`` its
+    gradient and Hessian in log-parameters. Coordinates at the search bound whose gradient
+    points outwards are held fixed (a *boundary*). On the others, ``H``'s eigenvalues split the
+    directions into determined ones (curvature above ``_FLAT_CURVATURE`` of the largest) and
+    flat ones (a *ridge*). Then:
+
+    * ``"optimum"``: no flat direction, no bound, and the Newton decrement ``g'H^-1 g / 2``
+      (the gain a Newton step predicts) is below ``_DECREMENT_TOL * max(1, |f|)``;
+    * ``"ridge"`` / ``"boundary"``: the decrement over the determined directions is below that
+      tolerance and the slope along the flat directions (which bounds what is still to gain
+      there) is below ``_RIDGE_SLOPE_TOL * max(1, |f|)``: the log-likelihood is at its maximum
+      to that precision, but some parameters are not identified;
+    * ``"not converged"``: anything else.
+
+    These criteria are scale-aware (relative to ``f`` and to the curvature) rather than an
+    absolute gradient threshold that one CPU's rounding meets and another's does not.
+    """
+
+    def __init__(self, theta, value, grad, hessian, outcome, decrement, slope, fixed, flat):
+        self.theta, self.value, self.grad, self.hessian = theta, value, grad, hessian
+        self.outcome, self.decrement, self.slope = outcome, decrement, slope
+        self.fixed, self.flat = fixed, flat
+        self.max_grad = float(np.max(np.abs(grad))) if grad.size else 0.0
+
+    @classmethod
+    def at(cls, theta: np.ndarray, value: float, grad: np.ndarray, hessian: np.ndarray):
+        k = len(theta)
+        fixed = ((theta >= _LOG_BOUND - 1e-6) & (grad < 0)) | (
+            (theta <= -_LOG_BOUND + 1e-6) & (grad > 0)
+        )
+        free = np.flatnonzero(~fixed)
+        scale = max(1.0, abs(value))
+        if not np.all(np.isfinite(hessian)) or not np.isfinite(value):
+            return cls(
+                theta,
+                value,
+                grad,
+                hessian,
+                "not converged",
+                math.inf,
+                math.inf,
+                fixed,
+                np.zeros((k, 0)),
+            )
+        eigenvalues, vectors = np.linalg.eigh(hessian[np.ix_(free, free)])
+        largest = float(np.max(np.abs(eigenvalues))) if len(eigenvalues) else 0.0
+        is_flat = eigenvalues <= _FLAT_CURVATURE * max(largest, 1e-300)
+        along = vectors.T @ grad[free]
+        decrement = 0.5 * float(np.sum(along[~is_flat] ** 2 / eigenvalues[~is_flat]))
+        slope = float(np.sum(np.abs(along[is_flat])))
+        flat = np.zeros((k, int(is_flat.sum())))
+        flat[free] = vectors[:, is_flat]
+        if decrement > _DECREMENT_TOL * scale or slope > _RIDGE_SLOPE_TOL * scale:
+            outcome = "not converged"
+        elif np.any(fixed):
+            outcome = "boundary"
+        elif np.any(is_flat):
+            outcome = "ridge"
+        else:
+            outcome = "optimum"
+        return cls(theta, value, grad, hessian, outcome, decrement, slope, fixed, flat)
+
+    def describe(self, names: tuple[str, ...]) -> str:
+        """A sentence for the warning: which parameters the data cannot pin, and why."""
+        params = np.exp(self.theta)
+        parts = []
+        for i in np.flatnonzero(self.fixed):
+            edge = "grows" if self.theta[i] > 0 else "shrinks towards 0"
+            parts.append(
+                f"{names[i]} reached {params[i]:.3g} at the edge of the search (the "
+                f"likelihood still rises as it {edge})"
+            )
+        for v in _sparse_basis(self.flat):
+            involved = np.flatnonzero(np.abs(v) >= 0.25 * np.max(np.abs(v)))
+            if len(involved) == 2:
+                i1, i2 = involved
+                if np.sign(v[i1]) == np.sign(v[i2]):
+                    kept = f"{names[i1]}/{names[i2]} stays near {params[i1] / params[i2]:.4g}"
+                else:
+                    kept = f"{names[i1]}*{names[i2]} stays near {params[i1] * params[i2]:.4g}"
+                parts.append(
+                    f"the likelihood is flat along a ridge on which {names[i1]} and "
+                    f"{names[i2]} move together ({kept})"
+                )
+            else:
+                listed = ", ".join(names[i] for i in involved)
+                parts.append(f"the likelihood is flat along a ridge involving {listed}")
+        return (
+            "; ".join(parts)
+            + ". The fit is at the maximum of the likelihood, but the data cannot tell these "
+            "values apart (typically: no heterogeneity between customers in that process), so "
+            "predictions are reliable while those parameters and their standard errors are not "
+            "(standard errors are NaN). A small penalizer_coef (e.g. 0.001) picks one point; "
+            "convergence_ says " + repr(self.outcome) + "."
+        )
 
 
 class BaseModel(BaseEstimator):
@@ -477,49 +619,41 @@ class BaseModel(BaseEstimator):
         patterns, pattern_weights, _ = compress_rows(data, weights)
         patterns = self._prepare_patterns(patterns)
         total = float(pattern_weights.sum())
-        k = len(self._param_names)
+        args = (patterns, pattern_weights, total)
         attempts: list[str] = []
         best: optimize.OptimizeResult | None = None
+        check: _Optimality | None = None
         for start in self._starting_points(patterns, pattern_weights):
             theta0 = np.clip(np.log(start), -_LOG_BOUND + 1, _LOG_BOUND - 1)
-            with np.errstate(all="ignore"):
-                result = optimize.minimize(
-                    self._objective,
-                    theta0,
-                    args=(patterns, pattern_weights, total),
-                    jac=True,
-                    method="L-BFGS-B",
-                    bounds=[(-_LOG_BOUND, _LOG_BOUND)] * k,
-                    options={
-                        "maxiter": self.max_iter,
-                        "ftol": self._ftol,
-                        "gtol": self.tol,
-                        "maxcor": 20,
-                    },
-                )
-            ok = np.isfinite(result.fun) and np.all(np.isfinite(result.x))
-            at_bound = np.any(np.abs(result.x) >= _LOG_BOUND - 1e-6)
-            grad_norm = float(np.max(np.abs(result.jac))) if ok else math.inf
-            converged = ok and not at_bound and (result.success or grad_norm < 1e-5)
-            attempts.append(
-                f"start {np.round(start, 4).tolist()}: {result.message} "
-                f"(objective {result.fun:.6g}, max |gradient| {grad_norm:.2g}"
-                f"{', a parameter ran to its bound' if at_bound else ''})"
-            )
-            if converged and (best is None or result.fun < best.fun - 1e-9):
-                best = result
-            # stop at the first start that reaches an optimum: success, or a line search that
-            # can no longer improve in floating point ("ABNORMAL") with a vanishing gradient
-            if converged and (result.success or grad_norm < _GRAD_AT_OPTIMUM):
+            result = self._minimize(theta0, args)
+            finite = np.isfinite(result.fun) and np.all(np.isfinite(result.x))
+            attempts.append(_describe_attempt(start, result, finite))
+            if not finite or (best is not None and result.fun >= best.fun):
+                continue
+            best = result
+            check = self._optimality(best.x, args)
+            # a verified interior optimum ends the search; anything else (a ridge, a boundary,
+            # a stop before the optimum) lets the remaining starts look for a better point
+            if check.outcome == "optimum":
                 break
-        if best is None:
+        if best is None or check is None:
             raise ConvergenceError(
-                f"{self._name()} did not converge from any of {len(attempts)} starting points:\n"
+                f"{self._name()}: the log-likelihood is not finite at any of the "
+                f"{len(attempts)} points the optimiser reached:\n"
                 + "\n".join(f"  - {a}" for a in attempts)
-                + "\nTry: a small penalizer_coef (e.g. 0.001); initial_params close to a "
-                "previous fit; checking that the summary's unit is sensible (T in the hundreds "
-                "rather than the tens of thousands) and that frequency, recency and T are "
-                "consistent."
+                + "\n"
+                + _CONVERGENCE_ADVICE
+            )
+        if check.outcome != "optimum":
+            best, check = self._polish(best, check, args)
+        if check.outcome == "not converged":
+            raise ConvergenceError(
+                f"{self._name()} did not converge from any of {len(attempts)} starting points: "
+                f"the best point still has a predicted improvement of {check.decrement:.2g} in "
+                f"the mean log-likelihood per customer (max |gradient| {check.max_grad:.2g}):\n"
+                + "\n".join(f"  - {a}" for a in attempts)
+                + "\n"
+                + _CONVERGENCE_ADVICE
             )
         params = np.exp(best.x)
         self.params_ = pd.Series(params, index=list(self._param_names), name="estimate")
@@ -529,8 +663,111 @@ class BaseModel(BaseEstimator):
         self.n_patterns_ = len(pattern_weights)
         self.n_iter_ = int(best.nit)
         self.converged_ = True
-        self.variance_matrix_ = self._variance(best.x, patterns, pattern_weights, total)
+        self.convergence_ = check.outcome
+        if check.outcome != "optimum":
+            warnings.warn(
+                f"{self._name()}: {check.describe(self._param_names)}",
+                CustvalWarning,
+                stacklevel=4,
+            )
+        # on a ridge or a boundary the parameters are not identified: no standard errors
+        self.variance_matrix_ = self._variance(
+            best.x, check.hessian * total if check.outcome == "optimum" else None
+        )
         return self
+
+    def _minimize(
+        self, theta0: np.ndarray, args: tuple[Any, ...], ftol: float | None = None
+    ) -> optimize.OptimizeResult:
+        """One L-BFGS-B run over the log-parameters from ``theta0``."""
+        with np.errstate(all="ignore"):
+            return optimize.minimize(
+                self._objective,
+                theta0,
+                args=args,
+                jac=True,
+                method="L-BFGS-B",
+                bounds=[(-_LOG_BOUND, _LOG_BOUND)] * len(theta0),
+                options={
+                    "maxiter": self.max_iter,
+                    "ftol": self._ftol if ftol is None else ftol,
+                    "gtol": self.tol,
+                    "maxcor": 20,
+                },
+            )
+
+    def _optimality(self, theta: np.ndarray, args: tuple[Any, ...]) -> _Optimality:
+        """Classify a point by the mathematics of the objective, not by how L-BFGS-B stopped."""
+        value, grad = self._objective(theta, *args)
+        return _Optimality.at(theta, value, grad, self._hessian(theta, args))
+
+    def _polish(
+        self, best: optimize.OptimizeResult, check: _Optimality, args: tuple[Any, ...]
+    ) -> tuple[optimize.OptimizeResult, _Optimality]:
+        """Improve the best point until the objective stops falling (see ``_Optimality``).
+
+        Each round walks along the flat directions of the Hessian (a ridge: steps of 1, 2, 4,
+        ... in log-parameters, downhill, while the objective falls), restarts L-BFGS-B with a
+        fresh curvature memory (its line search often stops early on a ridge) and takes a
+        Newton step where the Hessian is positive definite. Stops at a verified optimum, or
+        when a round gains less than ``_POLISH_GAIN`` relative to the objective.
+        """
+        # max_iter bounds the polish too (one L-BFGS-B run and one Newton step a round)
+        for _ in range(min(_POLISH_ROUNDS, self.max_iter)):
+            previous = best.fun
+            theta, value = self._walk_ridge(best.x, best.fun, check, args)
+            result = self._minimize(theta, args, ftol=0.0)
+            if np.isfinite(result.fun) and result.fun < value:
+                theta, value, nit = result.x, result.fun, best.nit + result.nit
+            else:
+                nit = best.nit
+            newton = self._newton_step(theta, value, args)
+            if newton is not None:
+                theta, value = newton
+            best = optimize.OptimizeResult(x=theta, fun=value, nit=nit, message=best.message)
+            check = self._optimality(best.x, args)
+            if check.outcome == "optimum":
+                break
+            if previous - best.fun <= _POLISH_GAIN * max(1.0, abs(best.fun)):
+                break
+        return best, check
+
+    def _walk_ridge(
+        self, theta: np.ndarray, value: float, check: _Optimality, args: tuple[Any, ...]
+    ) -> tuple[np.ndarray, float]:
+        """Move downhill along each flat direction with doubling steps while it pays."""
+        for j in range(check.flat.shape[1]):
+            direction = check.flat[:, j]
+            slope = float(direction @ check.grad)
+            if slope == 0:
+                continue
+            direction = -np.sign(slope) * direction
+            step = 1.0
+            while step <= 2.0**5:
+                trial = np.clip(theta + step * direction, -_LOG_BOUND, _LOG_BOUND)
+                trial_value = self._objective(trial, *args)[0]
+                if not trial_value < value:
+                    break
+                theta, value = trial, trial_value
+                step *= 2
+        return theta, value
+
+    def _newton_step(
+        self, theta: np.ndarray, value: float, args: tuple[Any, ...]
+    ) -> tuple[np.ndarray, float] | None:
+        """A Newton step with backtracking, where the Hessian is positive definite."""
+        _, grad = self._objective(theta, *args)
+        try:
+            chol = np.linalg.cholesky(self._hessian(theta, args))
+        except np.linalg.LinAlgError:
+            return None
+        step = np.linalg.solve(chol.T, np.linalg.solve(chol, grad))
+        for scale in (1.0, 0.5, 0.25, 0.125):
+            trial = np.clip(theta - scale * step, -_LOG_BOUND, _LOG_BOUND)
+            trial_value = self._objective(trial, *args)[0]
+            if trial_value < value:
+                return trial, trial_value
+        return None
 
     def _starting_points(
         self, data: Mapping[str, np.ndarray], weights: np.ndarray
@@ -572,41 +809,44 @@ class BaseModel(BaseEstimator):
             return math.inf, np.zeros_like(theta)
         return float(value), grad_params * params
 
-    def _variance(
-        self, theta: np.ndarray, data: Mapping[str, np.ndarray], weights: np.ndarray, total: float
-    ) -> pd.DataFrame:
-        """Covariance of the natural parameters from the observed information.
-
-        The Hessian of the (penalized) total negative log-likelihood is taken by central
-        differences of the analytic gradient in log-parameters; at the optimum the gradient is
-        zero, so ``H_natural = D^-1 H_log D^-1`` with ``D = diag(params)``.
-        """
+    def _hessian(self, theta: np.ndarray, args: tuple[Any, ...]) -> np.ndarray:
+        """Hessian of the mean objective in log-parameters, by central differences of the
+        analytic gradient (symmetrised)."""
         k = len(theta)
         hessian = np.empty((k, k))
         for i in range(k):
-            step = 1e-5
             up, down = theta.copy(), theta.copy()
-            up[i] += step
-            down[i] -= step
-            hessian[:, i] = (
-                self._objective(up, data, weights, total)[1]
-                - self._objective(down, data, weights, total)[1]
-            ) / (2 * step)
-        hessian = 0.5 * (hessian + hessian.T) * total
-        names = list(self._param_names)
-        try:
-            chol = np.linalg.cholesky(hessian)
-            inverse = np.linalg.inv(chol)
-            cov_log = inverse.T @ inverse
-        except np.linalg.LinAlgError:
-            warnings.warn(
-                f"{self._name()}: the Hessian at the optimum is not positive definite, "
-                "so standard errors are not available (the likelihood is flat in some "
-                "direction; a small penalizer_coef or more data usually helps)",
-                CustvalWarning,
-                stacklevel=4,
+            up[i] += _HESSIAN_STEP
+            down[i] -= _HESSIAN_STEP
+            hessian[:, i] = (self._objective(up, *args)[1] - self._objective(down, *args)[1]) / (
+                2 * _HESSIAN_STEP
             )
-            cov_log = np.full((k, k), np.nan)
+        return 0.5 * (hessian + hessian.T)
+
+    def _variance(self, theta: np.ndarray, hessian: np.ndarray | None) -> pd.DataFrame:
+        """Covariance of the natural parameters from the observed information.
+
+        ``hessian`` is that of the (penalized) total negative log-likelihood in log-parameters;
+        at the optimum the gradient is zero, so ``H_natural = D^-1 H_log D^-1`` with
+        ``D = diag(params)``. The covariance is NaN where the Hessian is not positive definite
+        (with a warning) and where it is ``None`` (a ridge or boundary, reported already).
+        """
+        k = len(theta)
+        names = list(self._param_names)
+        cov_log = np.full((k, k), np.nan)
+        if hessian is not None:
+            try:
+                chol = np.linalg.cholesky(hessian)
+                inverse = np.linalg.inv(chol)
+                cov_log = inverse.T @ inverse
+            except np.linalg.LinAlgError:
+                warnings.warn(
+                    f"{self._name()}: the Hessian at the optimum is not positive definite, "
+                    "so standard errors are not available (the likelihood is flat in some "
+                    "direction; a small penalizer_coef or more data usually helps)",
+                    CustvalWarning,
+                    stacklevel=4,
+                )
         params = np.exp(theta)
         cov = cov_log * np.outer(params, params)
         return pd.DataFrame(cov, index=names, columns=names)

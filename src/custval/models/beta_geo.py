@@ -27,10 +27,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
-from scipy.special import betainc, betaln, digamma, expit, gammaln, hyp2f1, xlogy
+from scipy.special import betainc, betaln, expit, gammaln, hyp2f1, xlogy
 from sklearn.utils.validation import check_is_fitted
 
 from custval.models._base import BaseModel, _unique_rows, unique_index
+from custval.models._special import digamma_rising, log_rising
 
 __all__ = ["BetaGeoModel"]
 
@@ -85,24 +86,26 @@ class _Pieces:
             x_u, self.x_inverse = unique_index(data["frequency"])
         self.x = data["frequency"]
         # functions of the frequency, on its distinct values
-        k_u = b + x_u + m - 1.0  # b + x - 1 (BG/NBD), b + x (MBG/NBD)
+        k_u = (x_u + (m - 1.0)) + b  # b + x - 1 (BG/NBD), b + x (MBG/NBD); exact for tiny b
         has_second = np.ones(len(x_u), dtype=bool) if modified else x_u > 0
         with np.errstate(divide="ignore", invalid="ignore"):
             self.log_odds_u = np.where(has_second, np.log(a) - np.log(k_u), -np.inf)
             self.inv_k_u = np.where(has_second, 1.0 / k_u, 0.0)
-        psi_abx_u = digamma(a + b + x_u + m)
-        self.base_u = gammaln(r + x_u) + betaln(a, b + x_u + m)
-        self.d_r_u = digamma(r + x_u)
-        self.d_a_u = -psi_abx_u
-        self.d_b_u = digamma(b + x_u + m) - psi_abx_u
-        # constants
-        self.const = -gammaln(r) - betaln(a, b) + r * np.log(alpha)
-        self.psi_r, self.psi_b, self.psi_ab = digamma(r), digamma(b), digamma(a + b)
-        # per row
+        # Differences of gammaln/digamma are taken directly (custval.models._special): on a
+        # ridge (r, alpha or a, b growing together) the plain differences cancel to noise.
+        rising_ab = log_rising(a + b, x_u + m)
+        self.base_u = log_rising(r, x_u) + log_rising(b, x_u + m) - rising_ab
+        self.d_r_u = digamma_rising(r, x_u)
+        self.d_a_u = -digamma_rising(a + b, x_u + m)
+        self.d_b_u = digamma_rising(b, x_u + m) + self.d_a_u
+        # per row: log((alpha + T) / alpha), log(alpha + T), 1 / (alpha + T)
+        self.log1p_t = _on_unique(data, "T", lambda v: np.log1p(v / alpha))
         self.log_alpha_t = _on_unique(data, "T", lambda v: np.log(alpha + v))
         self.inv_t = _on_unique(data, "T", lambda v: 1.0 / (alpha + v))
         inv_tx = _on_unique(data, "recency", lambda v: 1.0 / (alpha + v))
-        self.log_ratio = self.log_alpha_t - _on_unique(data, "recency", lambda v: np.log(alpha + v))
+        gap = data["T"] - data["recency"]
+        # log((alpha + T) / (alpha + t_x)), and 1/(alpha + T) - 1/(alpha + t_x), as differences
+        self.log_ratio = np.log1p(gap * inv_tx)
         self.r_x = r + self.x
         d = self.r_x * self.log_ratio
         d += self.log_odds_u[self.x_inverse]
@@ -113,7 +116,9 @@ class _Pieces:
         self.softplus += np.maximum(d - _SOFTPLUS_LINEAR, 0.0)
         e_d /= 1.0 + e_d
         self.w = e_d
-        self.d_alpha_second = self.r_x * (self.inv_t - inv_tx)
+        self.d_alpha_second = -self.r_x * gap * self.inv_t * inv_tx
+        # d/d alpha of r log(alpha) - (r+x) log(alpha+T) is r T/(alpha (alpha+T)) - x/(alpha+T)
+        self.t_over = data["T"] * self.inv_t / alpha
 
 
 def _loglik_grad(
@@ -121,14 +126,14 @@ def _loglik_grad(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per-row log-likelihood and gradient of BG/NBD or MBG/NBD (see :class:`_Pieces`)."""
     q = _Pieces(params, data, modified)
-    r, alpha, a, _ = q.params
+    r, _, a, _ = q.params
     inverse, w = q.x_inverse, q.w
-    ll = q.base_u[inverse] + q.const - q.r_x * q.log_alpha_t + q.softplus
+    ll = q.base_u[inverse] - r * q.log1p_t - q.x * q.log_alpha_t + q.softplus
     grad = np.empty((len(q.x), 4))
-    grad[:, 0] = q.d_r_u[inverse] - q.psi_r + np.log(alpha) - q.log_alpha_t + w * q.log_ratio
-    grad[:, 1] = r / alpha - q.r_x * q.inv_t + w * q.d_alpha_second
-    grad[:, 2] = q.d_a_u[inverse] + q.psi_ab + w / a
-    grad[:, 3] = q.d_b_u[inverse] - q.psi_b + q.psi_ab - w * q.inv_k_u[inverse]
+    grad[:, 0] = q.d_r_u[inverse] - q.log1p_t + w * q.log_ratio
+    grad[:, 1] = r * q.t_over - q.x * q.inv_t + w * q.d_alpha_second
+    grad[:, 2] = q.d_a_u[inverse] + w / a
+    grad[:, 3] = q.d_b_u[inverse] - w * q.inv_k_u[inverse]
     return ll, grad
 
 
@@ -138,23 +143,18 @@ def _weighted_loglik_grad(
     """``weights @ loglik`` and ``weights @ gradient`` of :func:`_loglik_grad`, with the terms
     in the frequency summed once per distinct frequency (what the optimiser evaluates)."""
     q = _Pieces(params, data, modified)
-    r, alpha, a, _ = q.params
-    total = float(weights.sum())
+    r, _, a, _ = q.params
     per_x = np.bincount(q.x_inverse, weights=weights, minlength=len(q.base_u))
     weighted_w = weights * q.w
     sum_w = float(weighted_w.sum())
-    ll = per_x @ q.base_u + total * q.const - weights @ (q.r_x * q.log_alpha_t)
+    ll = per_x @ q.base_u - r * (weights @ q.log1p_t) - weights @ (q.x * q.log_alpha_t)
     ll += weights @ q.softplus
     grad = np.array(
         [
-            per_x @ q.d_r_u
-            + total * (np.log(alpha) - q.psi_r)
-            - weights @ q.log_alpha_t
-            + weighted_w @ q.log_ratio,
-            total * r / alpha - weights @ (q.r_x * q.inv_t) + weighted_w @ q.d_alpha_second,
-            per_x @ q.d_a_u + total * q.psi_ab + sum_w / a,
+            per_x @ q.d_r_u - weights @ q.log1p_t + weighted_w @ q.log_ratio,
+            r * (weights @ q.t_over) - weights @ (q.x * q.inv_t) + weighted_w @ q.d_alpha_second,
+            per_x @ q.d_a_u + sum_w / a,
             per_x @ q.d_b_u
-            + total * (q.psi_ab - q.psi_b)
             - np.bincount(q.x_inverse, weights=weighted_w, minlength=len(q.inv_k_u)) @ q.inv_k_u,
         ]
     )
@@ -170,7 +170,7 @@ def _log_dropout_odds(
     r, alpha, a, b = (float(v) for v in params)
     with np.errstate(divide="ignore", invalid="ignore"):
         # b + x - 1 <= 0 (BG/NBD, x = 0) gives nan here and -inf below
-        log_odds = np.log(a / (x + (b - 1.0 + (1.0 if modified else 0.0))))
+        log_odds = np.log(a / ((x + ((1.0 if modified else 0.0) - 1.0)) + b))
         ratio = alpha + big_t
         ratio /= alpha + t_x
         log_odds = log_odds + (r + x) * np.log(ratio)
@@ -234,7 +234,7 @@ class _RowIndex:
         r, alpha, a, b = (float(v) for v in params)
         x_u, x_of_row = self.frequencies()
         with np.errstate(divide="ignore", invalid="ignore"):
-            log_odds = np.log(a / (x_u + (b - 1.0 + (1.0 if modified else 0.0))))
+            log_odds = np.log(a / ((x_u + ((1.0 if modified else 0.0) - 1.0)) + b))
         if not modified:  # without repeat purchases a BG/NBD customer cannot have dropped out
             log_odds = np.where(x_u > 0, log_odds, -np.inf)
         d = self.big_t + alpha

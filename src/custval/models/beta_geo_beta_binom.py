@@ -27,6 +27,7 @@ from sklearn.utils.validation import check_is_fitted
 from custval._validation import bad_values_message
 from custval.errors import DataError
 from custval.models._base import BaseModel
+from custval.models._special import digamma_rising, log_rising
 
 __all__ = ["BetaGeoBetaBinomModel"]
 
@@ -50,39 +51,50 @@ def _loglik_grad(
     alpha, beta, gamma, delta = params
     x, t_x, n = data["frequency"], data["recency"], data["n_periods"]
     rows = x.shape[0]
-    b_ab, b_gd = betaln(alpha, beta), betaln(gamma, delta)
-    psi_a, psi_b, psi_g, psi_d = digamma(alpha), digamma(beta), digamma(gamma), digamma(delta)
-    psi_ab, psi_gd = digamma(alpha + beta), digamma(gamma + delta)
-    psi_ax = digamma(alpha + x)
+    # ratios of beta functions as rising factorials (custval.models._special): exact also
+    # where parameters run off along a ridge (no heterogeneity) or to a boundary
+    ab, gd = alpha + beta, gamma + delta
+    rise_ax, d_ax = log_rising(alpha, x), digamma_rising(alpha, x)
 
-    # alive throughout
-    log_alive = betaln(alpha + x, beta + n - x) - b_ab + betaln(gamma, delta + n) - b_gd
-    psi_abn, psi_gdn = digamma(alpha + beta + n), digamma(gamma + delta + n)
+    # alive throughout: B(a+x, b+n-x)/B(a,b) B(g, d+n)/B(g,d)
+    log_alive = (
+        rise_ax
+        + log_rising(beta, n - x)
+        - log_rising(ab, n)
+        + log_rising(delta, n)
+        - log_rising(gd, n)
+    )
+    d_abn, d_gdn = digamma_rising(ab, n), digamma_rising(gd, n)
     g_alive = np.empty((4, rows))
-    g_alive[0] = psi_ax - psi_abn - psi_a + psi_ab
-    g_alive[1] = digamma(beta + n - x) - psi_abn - psi_b + psi_ab
-    g_alive[2] = psi_gd - psi_gdn
-    g_alive[3] = digamma(delta + n) - psi_gdn - psi_d + psi_gd
+    g_alive[0] = d_ax - d_abn
+    g_alive[1] = digamma_rising(beta, n - x) - d_abn
+    g_alive[2] = -d_gdn
+    g_alive[3] = digamma_rising(delta, n) - d_gdn
 
-    # died after opportunity t_x + i, i = 0 .. n - t_x - 1 (terms relative to i = 0)
+    # died after opportunity t_x + i, i = 0 .. n - t_x - 1 (terms relative to i = 0):
+    # B(a+x, b+t_x-x)/B(a,b) B(g+1, d+t_x)/B(g,d)
     count = (n - t_x).astype(np.int64)
-    b0 = beta + t_x - x  # beta + t_x - x + i
-    ab0 = alpha + beta + t_x  # alpha + beta + t_x + i
+    b0 = beta + (t_x - x)  # beta + t_x - x + i (whole numbers first: exact for tiny beta)
+    ab0 = ab + t_x  # alpha + beta + t_x + i
     d0 = delta + t_x  # delta + t_x + i
-    gd0 = gamma + delta + t_x + 1.0  # gamma + delta + t_x + 1 + i
+    gd0 = gd + (t_x + 1.0)  # gamma + delta + t_x + 1 + i
     has_sum = count > 0
+    d_abt, d_gdt = digamma_rising(ab, t_x), digamma_rising(gd, t_x + 1.0)
     log_first = np.where(
         has_sum,
-        betaln(alpha + x, b0) - b_ab + betaln(gamma + 1.0, d0) - b_gd,
+        rise_ax
+        + log_rising(beta, t_x - x)
+        - log_rising(ab, t_x)
+        + np.log(gamma)
+        + log_rising(delta, t_x)
+        - log_rising(gd, t_x + 1.0),
         -np.inf,
     )
     g_first = np.empty((4, rows))
-    psi_ab0 = digamma(ab0)
-    psi_gd0 = digamma(gd0)
-    g_first[0] = psi_ax - psi_ab0 - psi_a + psi_ab
-    g_first[1] = digamma(b0) - psi_ab0 - psi_b + psi_ab
-    g_first[2] = digamma(gamma + 1.0) - psi_gd0 - psi_g + psi_gd
-    g_first[3] = digamma(d0) - psi_gd0 - psi_d + psi_gd
+    g_first[0] = d_ax - d_abt
+    g_first[1] = digamma_rising(beta, t_x - x) - d_abt
+    g_first[2] = 1.0 / gamma - d_gdt
+    g_first[3] = digamma_rising(delta, t_x) - d_gdt
 
     # running sums over i: rows sorted by count so that the active rows are a prefix
     order = np.argsort(-count, kind="stable")

@@ -46,12 +46,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
-from scipy.special import digamma, gammaln
+from scipy.special import gammaln
 from sklearn.utils.validation import check_is_fitted
 
 from custval._units import annual_rate_to_period
 from custval.errors import DataError
 from custval.models._base import BaseModel
+from custval.models._special import digamma_rising, log_rising
 
 __all__ = ["ParetoNBDModel"]
 
@@ -188,44 +189,64 @@ def _concave_log_quadrature(
 def _log_j_series(
     params: np.ndarray, x: np.ndarray, t: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``log I(t)`` and its gradient in (r, alpha, s, beta), ``I(t) = integral_t^inf ...``."""
+    """``log I(t) + r log alpha + s log beta`` and its gradient in (r, alpha, s, beta),
+    ``I(t) = integral_t^inf ...``.
+
+    The scale ``alpha^r beta^s`` of the likelihood is taken inside, as ``r log1p(t/alpha)``
+    and ``r t / (alpha (alpha + t))`` rather than ``r log alpha - r log(alpha + t)``: on a
+    ridge (``r, alpha`` or ``s, beta`` growing together) the plain forms cancel to noise.
+    """
     r, alpha, s, beta = params
     a = r + s + x
     log_at, log_bt = np.log(alpha + t), np.log(beta + t)
+    l1p_a, l1p_b = np.log1p(t / alpha), np.log1p(t / beta)
+    # d/d alpha of r log alpha - (r + k) log(alpha + t), and the same in beta
+    da_r = r * t / (alpha * (alpha + t))
+    db_s = s * t / (beta * (beta + t))
     grad = np.empty((4, t.shape[0]))
     if alpha >= beta:  # M = alpha with exponent r + x; m = beta with exponent s + 1
         z = (alpha - beta) / (alpha + t)
         log_s, d_e, d_c, d_z = _ratio_series(r + x, a + 1.0, z)
-        log_i = -(r + x) * log_at - s * log_bt + log_s - np.log(a)
-        grad[0] = -log_at + d_e + d_c - 1.0 / a
-        grad[1] = -(r + x) / (alpha + t) + d_z * (beta + t) / (alpha + t) ** 2
-        grad[2] = -log_bt + d_c - 1.0 / a
-        grad[3] = -s / (beta + t) - d_z / (alpha + t)
+        log_i = -r * l1p_a - x * log_at - s * l1p_b + log_s - np.log(a)
+        grad[0] = -l1p_a + d_e + d_c - 1.0 / a
+        grad[1] = da_r - x / (alpha + t) + d_z * (beta + t) / (alpha + t) ** 2
+        grad[2] = -l1p_b + d_c - 1.0 / a
+        grad[3] = db_s - d_z / (alpha + t)
     else:  # M = beta with exponent s + 1; m = alpha with exponent r + x
         z = (beta - alpha) / (beta + t)
         log_s, d_e, d_c, d_z = _ratio_series(np.full_like(t, s + 1.0), a + 1.0, z)
-        log_i = -(s + 1.0) * log_bt - (r + x - 1.0) * log_at + log_s - np.log(a)
-        grad[0] = -log_at + d_c - 1.0 / a
-        grad[1] = -(r + x - 1.0) / (alpha + t) - d_z / (beta + t)
-        grad[2] = -log_bt + d_e + d_c - 1.0 / a
-        grad[3] = -(s + 1.0) / (beta + t) + d_z * (alpha + t) / (beta + t) ** 2
+        log_i = -s * l1p_b - log_bt - r * l1p_a - (x - 1.0) * log_at + log_s - np.log(a)
+        grad[0] = -l1p_a + d_c - 1.0 / a
+        grad[1] = da_r - (x - 1.0) / (alpha + t) - d_z / (beta + t)
+        grad[2] = -l1p_b + d_e + d_c - 1.0 / a
+        grad[3] = db_s - 1.0 / (beta + t) + d_z * (alpha + t) / (beta + t) ** 2
     return log_i, grad
 
 
 def _log_j_quadrature(
     params: np.ndarray, x: np.ndarray, t_lo: np.ndarray, t_hi: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``log J`` and its gradient by quadrature in ``v = log(min(alpha, beta) + tau)``."""
+    """``log J + r log alpha + s log beta`` and its gradient by quadrature in
+    ``v = log(min(alpha, beta) + tau)`` (the scale taken inside, as in :func:`_log_j_series`)."""
     r, alpha, s, beta = params
     m = min(alpha, beta)
     da, db = alpha - m, beta - m  # one of them is 0
     p = r + x
+    log_m = np.log(m)
 
-    # log of the integrand in v (with the Jacobian m + tau = e^v); concave in v
+    # log of the integrand in v (with the Jacobian m + tau = e^v), times alpha^r beta^s;
+    # concave in v. tau = m expm1(v - log m) keeps log1p(tau / alpha) exact for large alpha.
     def log_f(v: np.ndarray, rows: np.ndarray) -> np.ndarray:
         u = np.exp(v)
-        pp = p[rows] if v.ndim == 1 else p[rows, None]
-        return v - pp * np.log(u + da) - (s + 1.0) * np.log(u + db)
+        tau = m * np.expm1(v - log_m)
+        xx = x[rows] if v.ndim == 1 else x[rows, None]
+        return (
+            v
+            - r * np.log1p(tau / alpha)
+            - xx * np.log(u + da)
+            - s * np.log1p(tau / beta)
+            - np.log(u + db)
+        )
 
     def slope(v: np.ndarray, rows: np.ndarray) -> np.ndarray:
         u = np.exp(v)
@@ -241,11 +262,12 @@ def _log_j_quadrature(
         peak = np.where(rising, np.clip(v_star, lo, hi), lo)
     log_j, v, weights = _concave_log_quadrature(log_f, slope, lo, hi, peak, _GL64)
     u = np.exp(v)
+    tau = m * np.expm1(v - log_m)
     grad = np.empty((t_lo.shape[0], 4))
-    grad[:, 0] = -(weights * np.log(u + da)).sum(axis=1)
-    grad[:, 1] = -p * (weights / (u + da)).sum(axis=1)
-    grad[:, 2] = -(weights * np.log(u + db)).sum(axis=1)
-    grad[:, 3] = -(s + 1.0) * (weights / (u + db)).sum(axis=1)
+    grad[:, 0] = -(weights * np.log1p(tau / alpha)).sum(axis=1)
+    grad[:, 1] = (weights * (r * tau / (alpha * (u + da)) - x[:, None] / (u + da))).sum(axis=1)
+    grad[:, 2] = -(weights * np.log1p(tau / beta)).sum(axis=1)
+    grad[:, 3] = (weights * (s * tau / (beta * (u + db)) - 1.0 / (u + db))).sum(axis=1)
     return log_j, grad
 
 
@@ -339,9 +361,9 @@ def _frequency_terms(params: np.ndarray, data: Mapping[str, np.ndarray]) -> tupl
     r = params[0]
     if "_x_unique" in data:
         x_u, inverse = data["_x_unique"], data["_x_inverse"]
-        return (gammaln(r + x_u) - gammaln(r))[inverse], (digamma(r + x_u) - digamma(r))[inverse]
+        return log_rising(r, x_u)[inverse], digamma_rising(r, x_u)[inverse]
     x = data["frequency"]
-    return gammaln(r + x) - gammaln(r), digamma(r + x) - digamma(r)
+    return log_rising(r, x), digamma_rising(r, x)
 
 
 def _loglik_core(params: np.ndarray, data: Mapping[str, np.ndarray]) -> dict[str, Any]:
@@ -350,42 +372,51 @@ def _loglik_core(params: np.ndarray, data: Mapping[str, np.ndarray]) -> dict[str
     log L = lgamma(r+x) - lgamma(r) + r log alpha + s log beta
             + log[ (alpha+T)^-(r+x) (beta+T)^-s + s J ]
     """
-    r, alpha, s, beta = params
+    _r, _alpha, s, _beta = params
     x, t_x, big_t = data["frequency"], data["recency"], data["T"]
     lgam, dgam = _frequency_terms(params, data)
-    log_at, log_bt = np.log(alpha + big_t), np.log(beta + big_t)
-    alive = -(r + x) * log_at - s * log_bt  # alive at T
+    alive, d_alive = _log_alive_scaled(params, x, big_t)  # alive at T
     pairs = tuple(data[k] for k in _PAIR_KEYS) if _PAIR_KEYS[0] in data else None
     parts = _log_j_parts(params, x, t_x, big_t, pairs)
     died = np.log(s) + parts["log_j"]  # died in (t_x, T]
     log_sum = np.logaddexp(alive, died)
     w_alive = np.exp(alive - log_sum)
     parts.update(
-        ll=lgam + r * np.log(alpha) + s * np.log(beta) + log_sum,
-        w_alive=w_alive,
-        w_died=1.0 - w_alive,
-        dgam=dgam,
-        log_at=log_at,
-        log_bt=log_bt,
+        ll=lgam + log_sum, w_alive=w_alive, w_died=1.0 - w_alive, dgam=dgam, d_alive=d_alive
     )
     return parts
+
+
+def _log_alive_scaled(
+    params: np.ndarray, x: np.ndarray, big_t: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``log[alpha^r beta^s (alpha+T)^-(r+x) (beta+T)^-s]`` and its gradient ``(4, n)``,
+    written without the cancellation of ``r log alpha - r log(alpha + T)``."""
+    r, alpha, s, beta = params
+    l1p_a, l1p_b = np.log1p(big_t / alpha), np.log1p(big_t / beta)
+    inv_at = 1.0 / (alpha + big_t)
+    grad = np.empty((4, x.shape[0]))
+    grad[0] = -l1p_a
+    grad[1] = r * big_t * inv_at / alpha - x * inv_at
+    grad[2] = -l1p_b
+    grad[3] = s * big_t / (beta * (beta + big_t))
+    return -r * l1p_a - x * np.log(alpha + big_t) - s * l1p_b, grad
 
 
 def _loglik_grad(
     params: np.ndarray, data: Mapping[str, np.ndarray]
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per-row log-likelihood and its gradient in (r, alpha, s, beta), ``(n,)`` and ``(n, 4)``."""
-    r, alpha, s, beta = params
-    x, big_t = data["frequency"], data["T"]
+    _r, _alpha, s, _beta = params
+    _x, _big_t = data["frequency"], data["T"]
     c = _loglik_core(params, data)
     grad_i, lo, hi, w_alive, w_died = c["grad_i"], c["lo"], c["hi"], c["w_alive"], c["w_died"]
     grad = grad_i[:, lo] * (w_died * c["inv"]) - grad_i[:, hi] * (w_died * c["rho_inv"])
     if c["quad"] is not None:
         grad[:, c["quad"]] = c["grad_quad"] * w_died[c["quad"]]
-    grad[0] += c["dgam"] + np.log(alpha) - w_alive * c["log_at"]
-    grad[1] += r / alpha - w_alive * (r + x) / (alpha + big_t)
-    grad[2] += np.log(beta) - w_alive * c["log_bt"] + w_died / s
-    grad[3] += s / beta - w_alive * s / (beta + big_t)
+    grad += w_alive * c["d_alive"]
+    grad[0] += c["dgam"]
+    grad[2] += w_died / s
     return c["ll"], grad.T
 
 
@@ -400,8 +431,8 @@ def _weighted_loglik_grad(
 ) -> tuple[float, np.ndarray]:
     """``sum_i w_i log L_i`` and its gradient without forming per-row gradients: the series
     gradients are combined once per ``(x, t)`` pair with ``bincount``-summed coefficients."""
-    r, alpha, s, beta = params
-    x, big_t = data["frequency"], data["T"]
+    _r, _alpha, s, _beta = params
+    _x, _big_t = data["frequency"], data["T"]
     c = _loglik_core(params, data)
     grad_i, lo, hi = c["grad_i"], c["lo"], c["hi"]
     wa = weights * c["w_alive"]
@@ -413,11 +444,9 @@ def _weighted_loglik_grad(
     grad = (grad_i * pair_coef).sum(axis=1)
     if c["quad"] is not None:
         grad = grad + (c["grad_quad"] * wd[c["quad"]]).sum(axis=1)
-    total_w = weights.sum()
-    grad[0] += _wsum(weights, c["dgam"]) + total_w * np.log(alpha) - _wsum(wa, c["log_at"])
-    grad[1] += total_w * r / alpha - _wsum(wa, (r + x) / (alpha + big_t))
-    grad[2] += total_w * np.log(beta) - _wsum(wa, c["log_bt"]) + wd.sum() / s
-    grad[3] += total_w * s / beta - s * _wsum(wa, 1.0 / (beta + big_t))
+    grad = grad + np.array([_wsum(wa, row) for row in c["d_alive"]])
+    grad[0] += _wsum(weights, c["dgam"])
+    grad[2] += wd.sum() / s
     return _wsum(weights, c["ll"]), grad
 
 
@@ -433,11 +462,11 @@ def _log_probability_alive(
     params: np.ndarray, frequency: Any, recency: Any, big_t: Any
 ) -> np.ndarray:
     """``log P(alive at T | x, t_x, T)`` (note 009, eq. 36-37)."""
-    r, alpha, s, beta = params
+    _r, _alpha, s, _beta = params
     x, t_x, t_big = np.broadcast_arrays(*_as_arrays(frequency, recency, big_t))
     shape = x.shape
     x, t_x, t_big = x.ravel(), t_x.ravel(), t_big.ravel()
-    alive = -(r + x) * np.log(alpha + t_big) - s * np.log(beta + t_big)
+    alive = _log_alive_scaled(params, x, t_big)[0]
     log_j = _log_j_parts(params, x, t_x, t_big)["log_j"]
     died = np.log(s) + log_j
     return (alive - np.logaddexp(alive, died)).reshape(shape)

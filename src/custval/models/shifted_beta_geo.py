@@ -24,11 +24,12 @@ from typing import Any, ClassVar, Self
 
 import numpy as np
 import pandas as pd
-from scipy.special import betaln, digamma, expit
+from scipy.special import betaln, expit
 from sklearn.utils.validation import check_is_fitted
 
 from custval.errors import DataError
 from custval.models._base import BaseModel
+from custval.models._special import digamma_rising, log_rising
 from custval.models.pareto_nbd import _GL256, _concave_log_quadrature
 
 __all__ = ["ShiftedBetaGeoModel"]
@@ -44,15 +45,15 @@ def _loglik_grad(
     """
     alpha, beta = params
     t, censored = data["period"], data["censored"] > 0
-    b_ab = betaln(alpha, beta)
-    psi_ab, psi_a, psi_b = digamma(alpha + beta), digamma(alpha), digamma(beta)
-    psi_abt = digamma(alpha + beta + t)
-    churn_b = np.where(censored, beta + t, beta + t - 1.0)  # beta argument of the numerator
-    churn_a = np.where(censored, alpha, alpha + 1.0)  # alpha argument of the numerator
-    ll = betaln(churn_a, churn_b) - b_ab
+    # B(alpha + da, beta + db) / B(alpha, beta) with da + db = t: (da, db) = (0, t) censored,
+    # (1, t - 1) churned; as rising factorials, exact also on the alpha, beta -> inf ridge
+    da = np.where(censored, 0.0, 1.0)
+    db = t - da
+    ll = log_rising(alpha, da) + log_rising(beta, db) - log_rising(alpha + beta, t)
     grad = np.empty((t.shape[0], 2))
-    grad[:, 0] = np.where(censored, psi_a, digamma(alpha + 1.0)) - psi_abt - psi_a + psi_ab
-    grad[:, 1] = digamma(churn_b) - psi_abt - psi_b + psi_ab
+    d_ab = digamma_rising(alpha + beta, t)
+    grad[:, 0] = digamma_rising(alpha, da) - d_ab
+    grad[:, 1] = digamma_rising(beta, db) - d_ab
     return ll, grad
 
 
