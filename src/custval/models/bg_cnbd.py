@@ -1,0 +1,656 @@
+"""BG/CNBD-k: the beta-geometric / condensed negative binomial model of regular buyers.
+
+Reutterer, Platzer & Schröder (2021), "Leveraging purchase regularity for predicting customer
+behavior the easy way", International Journal of Research in Marketing 38(1), 194-215 (RPS);
+implemented in R's BTYDplus as ``bgcnbd.*`` / ``mbgcnbd.*`` (Platzer). Like the BG/NBD, except
+that while alive a customer's inter-purchase times are Erlang-k (gamma with integer shape
+``k``) with rate ``lambda ~ Gamma(r, alpha)``: ``k = 1`` is the BG/NBD, larger ``k`` buyers are
+more regular (every ``k``-th event of a Poisson process of rate ``lambda`` is a purchase, so the
+purchase rate is ``lambda / k``). After each repeat purchase the customer drops out with
+probability ``p ~ Beta(a, b)``; the MBG/CNBD-k (:mod:`custval.models.mbg_cnbd`, shift ``m = 1``)
+also lets them drop out right after their first purchase, as the MBG/NBD does.
+
+Likelihood (RPS eq. 6 and its appendix; BTYDplus ``xbgcnbd.LL``), with ``n = r + k x`` and
+``litt`` the sum of the logs of the ``x`` inter-purchase times::
+
+    log L = (k-1) litt - x log((k-1)!) + log B(a, b+x+m) - log B(a, b)
+            + log G(n) - log G(r) + r log(alpha) - n log(alpha+T)
+            + log(S + delta * a/(b+x+m-1) * ((alpha+T)/(alpha+t_x))^n)
+    S     = sum_{j<k} (n)_j / j! * u^j,   u = (T - t_x) / (alpha + T)
+
+(``delta = 0`` for a BG customer without repeat purchases, else 1). The first line does not
+depend on ``r, alpha, a, b``: it is added once after fitting, so fitting compresses on
+``(frequency, recency, T)`` alone and ``litt`` matters only for comparing ``k``. The
+``j``-th term of ``S`` is, up to the common factor, the posterior weight of the customer being
+alive with ``j`` of the ``k`` Poisson events of the next purchase already behind them at ``T``
+(the Erlang process is not memoryless; ``S`` is its survival function, integrated over
+``lambda``).
+
+Predictions are exact (not BTYDplus' approximations). Given the history and alive at ``T``,
+the phase ``J`` has posterior ``P(J = j) = S_j / S``; given ``J = j``, ``lambda ~ Gamma(r+kx+j,
+alpha+T)`` and ``p ~ Beta(a, b+x+m)`` independently, so with ``M ~ NBD`` the number of Poisson
+events in ``(T, T+t]``, the ``n``-th future purchase happens iff ``M >= nk - j`` and is made iff
+the customer survived the ``n - 1`` before it::
+
+    E[X(T, T+t)] = P(alive) sum_j P(J=j) sum_{n>=1} E[(1-p)^(n-1)] P(M >= nk - j)
+
+with ``P(M >= m) = I_z(m, r+kx+j)``, ``z = t/(alpha+T+t)`` (the regularized incomplete beta
+function) and ``E[(1-p)^e] = B(a, b+x+m+e)/B(a, b+x+m)``; the series is summed until its terms
+are below 1e-15. BTYDplus instead evaluates the BG/NBD formula with ``alpha`` scaled by ``k``
+and rescales all customers by the ratio of the unconditional expectations (its
+``ConditionalExpectedTransactions``); the tests compare both with simulation. The same series
+give P(alive at ``T + t``), the expected purchases of a new customer and ``P(X(t) = n)``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any, ClassVar, Self
+
+import numpy as np
+import pandas as pd
+from scipy.special import betainc, betaln, digamma, expit, gammaln
+from sklearn.utils.validation import check_is_fitted
+
+from custval._validation import require_columns, require_numeric
+from custval.errors import DataError
+from custval.models._base import BaseModel, _unique_rows
+
+__all__ = ["BetaGeoCNBDModel"]
+
+_SERIES_TOL = 35.0  # the series over future purchases stops where terms are below e^-35
+_CHUNK = 1 << 21  # rows x terms evaluated at once
+_LITT = "litt"
+
+
+# ---------------------------------------------------------------------------------------------
+# Likelihood (RPS eq. 6; BTYDplus xbgcnbd.LL) and its analytic gradient
+# ---------------------------------------------------------------------------------------------
+def _phase_sums(n: np.ndarray, u: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``S = sum_{j<k} c_j``, ``sum_j c_j (psi(n+j) - psi(n))`` and ``sum_j j c_j`` with
+    ``c_j = (n)_j u^j / j!`` (``c_0 = 1``), by the recursion ``c_j = c_{j-1} (n+j-1) u / j``;
+    ``psi(n+j) - psi(n) = sum_{i<j} 1/(n+i)``."""
+    c = np.ones_like(n)
+    total, d_n, d_j = np.ones_like(n), np.zeros_like(n), np.zeros_like(n)
+    harmonic = np.zeros_like(n)
+    for j in range(1, k):
+        harmonic = harmonic + 1.0 / (n + j - 1.0)
+        c = c * (n + j - 1.0) * u / j
+        total += c
+        d_n += c * harmonic
+        d_j += j * c
+    return total, d_n, d_j
+
+
+def _loglik_grad(
+    params: np.ndarray, data: Mapping[str, np.ndarray], k: int, *, modified: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row log-likelihood without the ``litt`` term (see the module docstring) and its
+    gradient in ``(r, alpha, a, b)``; with ``k = 1`` this is the BG/NBD (MBG/NBD) likelihood."""
+    r, alpha, a, b = (float(v) for v in params)
+    m = 1.0 if modified else 0.0
+    x, t_x, big_t = data["frequency"], data["recency"], data["T"]
+    n = r + k * x
+    log_at = np.log(alpha + big_t)
+    log_ratio = log_at - np.log(alpha + t_x)
+    s, s_n, s_j = _phase_sums(n, (big_t - t_x) / (alpha + big_t), k)
+    log_s = np.log(s)
+    shifted = b + x + m - 1.0  # b + x - 1 (BG), b + x (MBG)
+    second = np.ones_like(x, dtype=bool) if modified else x > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        d = np.where(second, math.log(a) - np.log(shifted) + n * log_ratio, -np.inf)
+        inv_shifted = np.where(second, 1.0 / shifted, 0.0)
+    w = expit(d - log_s)  # posterior probability of having dropped out
+    ll = (
+        gammaln(n)
+        - gammaln(r)
+        + r * math.log(alpha)
+        + betaln(a, b + x + m)
+        - betaln(a, b)
+        - n * log_at
+        + np.logaddexp(log_s, d)
+    )
+    inv_at = 1.0 / (alpha + big_t)
+    psi_abx = digamma(a + b + x + m)
+    psi_ab = digamma(a + b)
+    grad = np.empty((len(x), 4))
+    grad[:, 0] = (
+        digamma(n) - digamma(r) + math.log(alpha) - log_at + (1.0 - w) * s_n / s + w * log_ratio
+    )
+    grad[:, 1] = (
+        r / alpha
+        - n * inv_at
+        - (1.0 - w) * s_j / s * inv_at
+        + w * n * (inv_at - 1.0 / (alpha + t_x))
+    )
+    grad[:, 2] = psi_ab - psi_abx + w / a
+    grad[:, 3] = digamma(b + x + m) - psi_abx - digamma(b) + psi_ab - w * inv_shifted
+    return ll, grad
+
+
+def _timing_loglik(x: np.ndarray, litt: np.ndarray, k: int) -> np.ndarray:
+    """The Erlang-k timing term ``(k-1) litt - x log((k-1)!)`` (free of the parameters)."""
+    return (k - 1) * litt - x * gammaln(k)
+
+
+# ---------------------------------------------------------------------------------------------
+# Predictions: exact series (see the module docstring)
+# ---------------------------------------------------------------------------------------------
+def _posterior_phases(
+    params: np.ndarray, k: int, x: np.ndarray, t_x: np.ndarray, big_t: np.ndarray, m: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """P(alive at T | history) per row and the posterior phase weights ``P(J=j | alive)``,
+    shape ``(rows, k)`` (BTYDplus ``xbgcnbd.PAlive`` for the first)."""
+    r, alpha, a, b = (float(v) for v in params)
+    n = r + k * x
+    u = (big_t - t_x) / (alpha + big_t)
+    terms = np.empty((len(x), k))
+    terms[:, 0] = 1.0
+    for j in range(1, k):
+        terms[:, j] = terms[:, j - 1] * (n + j - 1.0) * u / j
+    s = terms.sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        d = np.log(a) - np.log(b + x + m - 1.0) + n * (np.log(alpha + big_t) - np.log(alpha + t_x))
+    if m == 0.0:
+        d = np.where(x > 0, d, -np.inf)
+    alive = expit(np.log(s) - d)
+    return alive, terms / s[:, None]
+
+
+def _future_series(
+    shape: np.ndarray,
+    z: np.ndarray,
+    offset: np.ndarray,
+    k: int,
+    a: float,
+    b0: np.ndarray,
+    shift: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, ``sum_{n>=1} w_n I_z(nk - offset, shape)`` and ``sum_{n>=1} (w_n - w_{n+1})
+    I_z(nk - offset, shape)`` with ``w_n = B(a, b0+n-1+shift)/B(a, b0)``.
+
+    ``I_z(m, shape)`` is ``P(M >= m)`` for the negative binomial count ``M`` of events in the
+    horizon; the number of terms covers that count's mean plus 12 standard deviations plus
+    the geometric tail to ``e^-35``, so the truncation error is far below 1e-12.
+    """
+    expected = np.zeros(len(shape))
+    survival = np.zeros(len(shape))
+    positive = z > 0
+    if not np.any(positive):
+        return expected, survival
+    rows = np.flatnonzero(positive)
+    zz = z[rows]
+    mean = shape[rows] * zz / (1.0 - zz)
+    spread = np.sqrt(mean / (1.0 - zz))
+    with np.errstate(divide="ignore"):
+        tail = _SERIES_TOL / -np.log(zz)
+    events = mean + 12.0 * spread + tail + 10.0
+    n_terms = np.ceil((events + offset[rows]) / k).astype(np.int64) + 1
+    order = rows[np.argsort(n_terms)]
+    sorted_terms = np.sort(n_terms)
+    start = 0
+    while start < len(order):
+        width = int(sorted_terms[start])
+        stop = start + max(1, _CHUNK // max(width, 1))
+        width = int(sorted_terms[min(stop, len(order)) - 1])
+        block = order[start:stop]
+        counts = np.arange(1, width + 2, dtype=float)  # n = 1 .. width + 1 (one more for w_{n+1})
+        base = b0[block][:, None]
+        log_w = betaln(a, base + counts[None, :] - 1.0 + shift) - betaln(a, base)
+        weight = np.exp(log_w)
+        need = counts[None, :-1] * k - offset[block][:, None]
+        tails = betainc(need, shape[block][:, None], z[block][:, None])
+        expected[block] = np.sum(weight[:, :-1] * tails, axis=1)
+        survival[block] = np.sum((weight[:, :-1] - weight[:, 1:]) * tails, axis=1)
+        start = stop
+    return expected, survival
+
+
+def _conditional(
+    params: np.ndarray,
+    k: int,
+    x: np.ndarray,
+    t_x: np.ndarray,
+    big_t: np.ndarray,
+    t: float,
+    *,
+    modified: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """P(alive at T), E[purchases in (T, T+t]] and P(alive at T+t), per row (exact series)."""
+    r, alpha, a, b = (float(v) for v in params)
+    m = 1.0 if modified else 0.0
+    alive, phases = _posterior_phases(params, k, x, t_x, big_t, m)
+    expected = np.zeros(len(x))
+    still = np.ones(len(x))
+    if t > 0:
+        still = np.zeros(len(x))
+        z = np.full(len(x), t) / (alpha + big_t + t)
+        for j in range(k):
+            e_j, s_j = _future_series(
+                r + k * x + j, z, np.full(len(x), float(j)), k, a, b + x + m, 0.0
+            )
+            expected += phases[:, j] * e_j
+            still += phases[:, j] * (1.0 - s_j)
+    return alive, alive * expected, alive * still
+
+
+def _on_distinct(
+    function: Any, x: np.ndarray, t_x: np.ndarray, big_t: np.ndarray
+) -> tuple[np.ndarray, ...]:
+    """``function(x, t_x, T)`` evaluated once per distinct row, expanded back."""
+    unique, inverse = _unique_rows({"x": x, "t_x": t_x, "T": big_t})
+    results = function(unique["x"], unique["t_x"], unique["T"])
+    return tuple(values[inverse] for values in results)
+
+
+def _new_customer_tails(
+    params: np.ndarray, k: int, t: np.ndarray, *, modified: bool, counts: np.ndarray | None = None
+) -> np.ndarray:
+    """``G(n) = P(X(t) >= n)`` of a new customer at counts ``n`` (rows of ``t``), or, with
+    ``counts=None``, ``E[X(t)] = sum_{n>=1} G(n)``.
+
+    ``G(n) = E[(1-p)^(n-1+m)] I_{t/(alpha+t)}(nk, r)`` for ``n >= 1`` (the ``n``-th repeat
+    purchase happens by ``t`` and the customer was alive to make it), ``G(0) = 1``.
+    """
+    r, alpha, a, b = (float(v) for v in params)
+    m = 1.0 if modified else 0.0
+    t = np.asarray(t, dtype=float)
+    z = t / (alpha + t)
+    if counts is None:
+        expected, _ = _future_series(
+            np.full(len(t), r), z, np.zeros(len(t)), k, a, np.full(len(t), b), m
+        )
+        return expected
+    with np.errstate(invalid="ignore"):
+        g = np.exp(betaln(a, b + counts - 1.0 + m) - betaln(a, b)) * betainc(
+            np.maximum(counts, 1.0) * k, r, z
+        )
+    return np.where(counts > 0, g, 1.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# The model class
+# ---------------------------------------------------------------------------------------------
+class _CNBDFamily(BaseModel):
+    """Fitting and predictions shared by BG/CNBD-k and MBG/CNBD-k (not used directly)."""
+
+    _param_names: ClassVar[tuple[str, ...]] = ()
+    _data_columns: ClassVar[tuple[str, ...]] = ("frequency", "recency", "T")
+    _modified: ClassVar[bool] = False
+    _ftol: ClassVar[float] = 1e-12
+    #: the fitted attributes of one fit (kept for the best k when k is chosen)
+    _FIT_STATE = (
+        "params_",
+        "log_likelihood_",
+        "n_customers_",
+        "n_patterns_",
+        "n_iter_",
+        "converged_",
+        "variance_matrix_",
+    )
+
+    def __init__(
+        self,
+        *,
+        k: int | str = "auto",
+        k_max: int = 12,
+        penalizer_coef: float = 0.0,
+        initial_params: Mapping[str, float] | None = None,
+        tol: float = 1e-10,
+        max_iter: int = 2000,
+    ) -> None:
+        super().__init__(
+            penalizer_coef=penalizer_coef,
+            initial_params=initial_params,
+            tol=tol,
+            max_iter=max_iter,
+        )
+        self.k = k
+        self.k_max = k_max
+
+    # ------------------------------------------------------------------ fitting
+    def _candidate_ks(self) -> list[int]:
+        if isinstance(self.k, str):
+            if self.k != "auto":
+                raise DataError(f"k must be a whole number >= 1 or 'auto', got {self.k!r}")
+            if not (isinstance(self.k_max, int | np.integer) and 1 <= self.k_max <= 50):
+                raise DataError(f"k_max must be a whole number from 1 to 50, got {self.k_max!r}")
+            return list(range(1, int(self.k_max) + 1))
+        if (
+            isinstance(self.k, bool)
+            or not isinstance(self.k, int | np.integer | float)
+            or self.k != round(self.k)
+            or not 1 <= self.k <= 50
+        ):
+            raise DataError(f"k must be a whole number from 1 to 50 or 'auto', got {self.k!r}")
+        return [int(self.k)]
+
+    def _prepare_fit(
+        self, summary: pd.DataFrame, weights: Any
+    ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        ks = self._candidate_ks()
+        data = self._extract(summary)
+        w = self._weights(weights, len(summary))
+        litt = np.zeros(len(summary))
+        if max(ks) > 1:
+            require_columns(
+                summary,
+                (_LITT,),
+                what="summary",
+                hint=(
+                    f"{self._name()} with k={self.k!r} needs 'litt', the sum of the logs of the "
+                    "inter-purchase times: build the summary with custval.rfm_summary(..., "
+                    "include_litt=True) (or calibration_holdout_split(..., include_litt=True)), "
+                    "or fix k=1"
+                ),
+            )
+            require_numeric(summary, (_LITT,), what="summary")
+            litt = summary[_LITT].to_numpy(dtype=float)
+        self._fit_timing = (data["frequency"], litt, w)
+        return data, w
+
+    def _initial_params(self, data: Mapping[str, np.ndarray], weights: np.ndarray) -> np.ndarray:
+        warm = self.__dict__.get("_warm_start")
+        if warm is not None:
+            return warm.copy()
+        rate = max(np.dot(weights, data["frequency"]), 1.0) / max(np.dot(weights, data["T"]), 1e-9)
+        return np.array([1.0, 1.0 / (rate * self._k_fit), 1.0, 1.0])
+
+    def _fit_arrays(self, data: dict[str, np.ndarray], weights: np.ndarray) -> Self:
+        x, litt, w = self._fit_timing
+        del self._fit_timing
+        ks = self._candidate_ks()
+        by_k: dict[int, float] = {}
+        best: dict[str, Any] | None = None
+        self._warm_start = None
+        try:
+            for k in ks:
+                self._k_fit = k
+                BaseModel._fit_arrays(self, data, weights)
+                self.log_likelihood_ += float(np.dot(w, _timing_loglik(x, litt, k)))
+                by_k[k] = self.log_likelihood_
+                if best is None or self.log_likelihood_ > best["log_likelihood_"]:
+                    best = {name: getattr(self, name) for name in self._FIT_STATE} | {"k_": k}
+                lls = list(by_k.values())
+                if len(lls) >= 3 and lls[-1] < lls[-2] < lls[-3]:
+                    break  # the likelihood fell twice in a row (BTYDplus' stopping rule)
+                warm = self.params_.to_numpy(dtype=float).copy()
+                warm[1] *= k / (k + 1.0)  # the purchase rate is lambda / k
+                self._warm_start = warm
+        finally:
+            self.__dict__.pop("_warm_start", None)
+            self.__dict__.pop("_k_fit", None)
+        for name, value in best.items():
+            setattr(self, name, value)
+        self.k_selected_ = len(ks) > 1
+        self.k_log_likelihoods_ = pd.Series(by_k, name="log_likelihood", dtype=float).rename_axis(
+            "k"
+        )
+        return self
+
+    def _loglik_grad(
+        self, params: np.ndarray, data: Mapping[str, np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        return _loglik_grad(params, data, self._k_fit, modified=self._modified)
+
+    def _loglik(self, params: np.ndarray, data: Mapping[str, np.ndarray]) -> np.ndarray:
+        return self._loglik_grad(params, data)[0]
+
+    def _validate_data(self, data: dict[str, np.ndarray], frame: pd.DataFrame) -> None:
+        self._check_frequency_recency(data, frame)
+
+    # ------------------------------------------------------------------ fitted views
+    @property
+    def aic(self) -> float:
+        """Akaike information criterion, ``2 n_params - 2 log L``; ``k`` counts as a parameter
+        when it was chosen by likelihood (``k="auto"``)."""
+        check_is_fitted(self, "params_")
+        return 2 * self._n_estimated() - 2 * self.log_likelihood_
+
+    @property
+    def bic(self) -> float:
+        """Bayesian information criterion, ``n_params ln(n_customers) - 2 log L`` (``k``
+        counted as for :attr:`aic`)."""
+        check_is_fitted(self, "params_")
+        return self._n_estimated() * math.log(self.n_customers_) - 2 * self.log_likelihood_
+
+    def _n_estimated(self) -> int:
+        return len(self._param_names) + int(bool(getattr(self, "k_selected_", False)))
+
+    @classmethod
+    def from_params(cls, *, k: int = 1, freq: str | None = None, **params: float) -> Self:
+        """A model with given ``k`` and parameters (e.g. published ones), ready to predict.
+
+        Examples
+        --------
+        >>> from custval import ModifiedBetaGeoCNBDModel
+        >>> model = ModifiedBetaGeoCNBDModel.from_params(k=2, r=1.0, alpha=2.0, a=0.5, b=2.0)
+        >>> model.k_, float(model.params_["alpha"])
+        (2, 2.0)
+        """
+        model = super().from_params(freq=freq, **params)
+        model.k = k
+        model._candidate_ks()  # validates k
+        model._set_extra_state({"k": int(k)})
+        return model
+
+    def _extra_state(self) -> dict[str, Any]:
+        state: dict[str, Any] = {"k": int(self.k_), "k_selected": bool(self.k_selected_)}
+        lls = getattr(self, "k_log_likelihoods_", None)
+        if lls is not None and len(lls):
+            state["k_log_likelihoods"] = {str(int(i)): float(v) for i, v in lls.items()}
+        return state
+
+    def _set_extra_state(self, state: Mapping[str, Any]) -> None:
+        self.k_ = int(state.get("k", self.k if not isinstance(self.k, str) else 1))
+        self.k_selected_ = bool(state.get("k_selected", False))
+        lls = state.get("k_log_likelihoods", {})
+        self.k_log_likelihoods_ = pd.Series(
+            {int(i): float(v) for i, v in lls.items()}, name="log_likelihood", dtype=float
+        ).rename_axis("k")
+
+    # ------------------------------------------------------------------ predictions
+    def _params(self) -> np.ndarray:
+        check_is_fitted(self, "params_")
+        return self.params_[list(self._param_names)].to_numpy(dtype=float)
+
+    def _predict_conditional(self, summary: pd.DataFrame, t: Any) -> tuple[np.ndarray, ...]:
+        data = self._prediction_data(summary)
+        horizon = 0.0 if t is None else self._duration(t)
+        if np.ndim(horizon) != 0:
+            raise DataError(f"t must be one horizon (a number or a duration), got {t!r}")
+        params, k, modified = self._params(), self.k_, self._modified
+
+        def compute(x: np.ndarray, t_x: np.ndarray, big_t: np.ndarray) -> tuple:
+            return _conditional(params, k, x, t_x, big_t, float(horizon), modified=modified)
+
+        return _on_distinct(compute, data["frequency"], data["recency"], data["T"])
+
+    def expected_purchases(self, summary: pd.DataFrame, t: float | str) -> pd.Series:
+        """Expected number of repeat purchases of each customer in the next ``t`` periods.
+
+        The exact conditional expectation ``E[X(T, T+t) | frequency, recency, T]`` (module
+        docstring), which accounts for how far each customer is into their next Erlang-k
+        inter-purchase time; BTYDplus approximates it with the BG/NBD formula and a bias
+        correction.
+
+        Parameters
+        ----------
+        summary : DataFrame
+            Customers with ``frequency``, ``recency`` and ``T`` in the unit of the fit
+            (``litt`` is not needed to predict).
+        t : float or str
+            Horizon: a duration with unit (``"52W"``) or a number of periods.
+
+        Returns
+        -------
+        Series
+            ``expected_purchases``, aligned with ``summary.index``.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> from custval import BetaGeoCNBDModel
+        >>> model = BetaGeoCNBDModel.from_params(k=2, r=1.0, alpha=2.0, a=0.5, b=2.0)
+        >>> customers = pd.DataFrame({"frequency": [4, 4], "recency": [50.0, 20.0],
+        ...                           "T": [52.0, 52.0]})
+        >>> model.expected_purchases(customers, 52).round(2).tolist()
+        [3.4, 0.08]
+        """
+        _, expected, _ = self._predict_conditional(summary, t)
+        return self._series(expected, summary, "expected_purchases")
+
+    def probability_alive(self, summary: pd.DataFrame, t: float | str | None = None) -> pd.Series:
+        """Probability that each customer is alive now (``t=None``) or ``t`` periods later.
+
+        ``P(alive at T | history)`` is RPS's (BTYDplus ``PAlive``). With ``t > 0`` it is the
+        probability of being alive at ``T + t`` whatever the customer does in between (each
+        future purchase carries its risk of dropping out), as for
+        :meth:`custval.BetaGeoModel.probability_alive`.
+
+        Parameters
+        ----------
+        summary : DataFrame
+            Customers with ``frequency``, ``recency`` and ``T`` in the unit of the fit.
+        t : float or str, optional
+            Horizon after ``T``.
+
+        Returns
+        -------
+        Series
+            ``probability_alive``, aligned with ``summary.index``.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> from custval import BetaGeoCNBDModel
+        >>> model = BetaGeoCNBDModel.from_params(k=2, r=1.0, alpha=2.0, a=0.5, b=2.0)
+        >>> customers = pd.DataFrame({"frequency": [4, 4], "recency": [50.0, 20.0],
+        ...                           "T": [52.0, 52.0]})
+        >>> model.probability_alive(customers).round(3).tolist()
+        [0.905, 0.019]
+        """
+        alive, _, later = self._predict_conditional(summary, t)
+        return self._series(alive if t is None else later, summary, "probability_alive")
+
+    def probability_of_purchases(self, n: int | Any, t: float | str) -> float | pd.Series:
+        """Probability that a new customer makes exactly ``n`` repeat purchases in ``(0, t]``.
+
+        ``P(X(t) >= n) - P(X(t) >= n+1)`` with ``P(X(t) >= n) = E[(1-p)^(n-1+m)]
+        I_{t/(alpha+t)}(nk, r)`` (BTYDplus ``pmf``).
+
+        Parameters
+        ----------
+        n : int or array-like of int
+            Number(s) of repeat purchases, >= 0.
+        t : float or str
+            Length of the period.
+
+        Returns
+        -------
+        float or Series
+            A float for a scalar ``n``; otherwise a Series indexed by ``n``.
+
+        Examples
+        --------
+        >>> from custval import BetaGeoCNBDModel
+        >>> model = BetaGeoCNBDModel.from_params(k=2, r=1.0, alpha=2.0, a=0.5, b=2.0)
+        >>> round(model.probability_of_purchases(0, 52), 4)
+        0.0727
+        """
+        params = self._params()
+        counts = self._purchase_counts(n, noun="purchases")
+        horizon = self._duration(t)
+        flat = np.ravel(counts).astype(float)
+        t_rows = np.full(len(flat), float(horizon))
+        upper = _new_customer_tails(params, self.k_, t_rows, modified=self._modified, counts=flat)
+        lower = _new_customer_tails(
+            params, self.k_, t_rows, modified=self._modified, counts=flat + 1.0
+        )
+        values = np.clip(upper - lower, 0.0, 1.0).reshape(counts.shape)
+        return self._by_count(counts, values)
+
+    def expected_purchases_new_customer(self, t: float | str | Any) -> float | pd.Series:
+        """Expected repeat purchases of a newly acquired customer in their first ``t`` periods.
+
+        ``sum_{n>=1} P(X(t) >= n)`` (BTYDplus ``Expectation``).
+
+        Parameters
+        ----------
+        t : float, str or array-like of them
+            Horizon(s).
+
+        Returns
+        -------
+        float or Series
+            A float for a scalar ``t``; otherwise a Series indexed by ``t``.
+
+        Examples
+        --------
+        >>> from custval import BetaGeoCNBDModel
+        >>> model = BetaGeoCNBDModel.from_params(k=2, r=1.0, alpha=2.0, a=0.5, b=2.0)
+        >>> round(model.expected_purchases_new_customer(52), 3)
+        5.997
+        """
+        params = self._params()
+        horizon = self._duration(t)
+        values = _new_customer_tails(
+            params, self.k_, np.atleast_1d(horizon).ravel(), modified=self._modified
+        )
+        if np.ndim(horizon) == 0:
+            return float(values[0])
+        return pd.Series(
+            values, index=pd.Index(np.asarray(t).ravel(), name="t"), name="expected_purchases"
+        )
+
+
+class BetaGeoCNBDModel(_CNBDFamily):
+    """BG/CNBD-k model of regular repeat purchasing (Reutterer, Platzer & Schröder 2021).
+
+    While alive a customer's inter-purchase times are Erlang-k with rate
+    ``lambda ~ Gamma(r, alpha)`` (mean inter-purchase time ``k / lambda``); after each repeat
+    purchase they drop out with probability ``p ~ Beta(a, b)``. ``k = 1`` is the BG/NBD
+    (:class:`custval.BetaGeoModel`, to 1e-8); ``k = "auto"`` fits ``k = 1, 2, ...`` and keeps
+    the ``k`` of highest likelihood (BTYDplus' search, stopping when the likelihood falls twice
+    in a row). Fitted by maximum likelihood with the analytic gradient on the distinct
+    ``(frequency, recency, T)`` patterns.
+
+    Parameters
+    ----------
+    k : int or "auto", default "auto"
+        Regularity (Erlang shape). Fitting with ``k > 1`` or ``"auto"`` needs the summary's
+        ``litt`` column (``custval.rfm_summary(..., include_litt=True)``).
+    k_max : int, default 12
+        Largest ``k`` tried by ``k="auto"``.
+    penalizer_coef, initial_params, tol, max_iter
+        See :class:`custval.models._base.BaseModel`.
+
+    Attributes
+    ----------
+    params_ : Series
+        ``r``, ``alpha`` (in the summary's time unit), ``a``, ``b``.
+    k_ : int
+        The regularity used (fixed or chosen).
+    k_log_likelihoods_ : Series
+        Log-likelihood (with the ``litt`` term) of each ``k`` fitted, indexed by ``k``.
+    log_likelihood_, n_customers_, n_patterns_, variance_matrix_, freq_
+        See :class:`custval.models._base.BaseModel` (``variance_matrix_`` is given ``k``);
+        ``summary``, ``aic`` and ``bic`` too (``k`` counts as a parameter when chosen).
+
+    Examples
+    --------
+    >>> import custval
+    >>> summary = custval.rfm_summary(log, freq="D", include_litt=True)  # doctest: +SKIP
+    >>> model = custval.BetaGeoCNBDModel().fit(summary)  # doctest: +SKIP
+    >>> model.k_, model.k_log_likelihoods_  # doctest: +SKIP
+
+    >>> import pandas as pd
+    >>> model = custval.BetaGeoCNBDModel.from_params(k=3, r=0.85, alpha=1.45, a=0.79, b=2.42)
+    >>> round(model.expected_purchases_new_customer(32), 2)
+    2.97
+    """
+
+    _param_names: ClassVar[tuple[str, ...]] = ("r", "alpha", "a", "b")
+    _display_name: ClassVar[str] = "BG/CNBD-k model"
+    _modified: ClassVar[bool] = False
