@@ -8,14 +8,18 @@ import pandas as pd
 import pytest
 from scipy import integrate, optimize, stats
 
+from _simulate_models import simulate_cnbd
 from conftest import shared_file
 from custval import (
     BetaGeoCNBDModel,
     BetaGeoModel,
+    DataError,
     ModifiedBetaGeoCNBDModel,
     ModifiedBetaGeoModel,
     calibration_holdout_split,
+    estimate_regularity,
     load_cdnow,
+    load_model,
 )
 from custval.models import bg_cnbd
 
@@ -209,3 +213,160 @@ def test_likelihood_equals_numerical_integration(model_class, k):
         closed = closed[0] + bg_cnbd._timing_loglik(data["frequency"], frame["litt"].to_numpy(), k)
         numeric = likelihood_by_integration(params, k, itts, big_t, model_class._modified)
         assert closed[0] == pytest.approx(np.log(numeric), abs=1e-8)
+
+
+# --------------------------------------------------------------------------------- simulation
+@pytest.fixture(scope="module")
+def simulated():
+    """BTYDplus' test design: k = 3, T from 24 to 96 weeks in steps of 12, 32 weeks ahead."""
+    rng = np.random.default_rng(1)
+    big_t = np.round(rng.uniform(24, 96, 6000) / 12) * 12
+    return {
+        model_class: simulate_cnbd(
+            **TRUTH, k=3, T=big_t, future=32.0, modified=model_class._modified, random_state=7
+        )
+        for model_class in MODELS
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model_class", MODELS)
+def test_recovers_k_and_parameters_from_simulation(simulated, model_class):
+    summary, _ = simulated[model_class]
+    model = model_class().fit(summary)
+    assert model.k_ == 3
+    table = model.summary
+    # every true parameter inside a 99.9% interval (a 95% one would fail 1 in 5 of such tests)
+    z = stats.norm.ppf(0.9995)
+    log_se = table["std_error"] / table["estimate"]
+    low = table["estimate"] * np.exp(-z * log_se)
+    high = table["estimate"] * np.exp(z * log_se)
+    truth = pd.Series(TRUTH)
+    assert ((low < truth) & (truth < high)).all(), table
+    np.testing.assert_allclose(table["estimate"], truth, rtol=0.2)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model_class", MODELS)
+def test_predictions_match_simulation(simulated, model_class):
+    """Closed forms at the true parameters against what the simulated customers did: totals
+    within 3 standard errors, by frequency within 10% where groups are large."""
+    summary, _ = simulated[model_class]
+    model = model_class.from_params(k=3, **TRUTH, freq="W")
+    expected = model.expected_purchases(summary, 32.0)
+    actual = summary["purchases_future"]
+    # sd of the total: the posterior spread of purchases is at least Poisson-like
+    assert abs(expected.sum() - actual.sum()) < 3.0 * np.sqrt(actual.var() * len(actual))
+    groups = pd.DataFrame({"x": summary["frequency"].clip(upper=8), "e": expected, "a": actual})
+    by_x = groups.groupby("x").agg(e=("e", "mean"), a=("a", "mean"), n=("a", "size"))
+    large = by_x[(by_x["n"] >= 300) & (by_x["a"] > 0.2)]
+    np.testing.assert_allclose(large["e"], large["a"], rtol=0.12)
+    alive = model.probability_alive(summary)
+    se = np.sqrt(np.sum(alive * (1 - alive)))
+    assert abs(alive.sum() - summary["alive_T"].sum()) < 3.5 * se
+    later = model.probability_alive(summary, 32.0)
+    se = np.sqrt(np.sum(later * (1 - later)))
+    assert abs(later.sum() - summary["alive_future"].sum()) < 3.5 * se
+    assert np.all(later <= alive + 1e-12)
+
+
+@pytest.mark.parametrize("model_class", MODELS)
+def test_new_customer_distribution_matches_simulation(model_class):
+    big_t = np.full(20000, 40.0)
+    summary, _ = simulate_cnbd(
+        **TRUTH, k=4, T=big_t, modified=model_class._modified, random_state=11
+    )
+    model = model_class.from_params(k=4, **TRUTH)
+    pmf = model.probability_of_purchases(np.arange(400), 40.0)
+    assert pmf.sum() == pytest.approx(1.0, abs=1e-9)
+    # mean of the distribution = the expectation (two computations of the same series)
+    assert (pmf.index.to_numpy() * pmf).sum() == pytest.approx(
+        model.expected_purchases_new_customer(40.0), rel=1e-8
+    )
+    observed = summary["frequency"].value_counts(normalize=True).reindex(range(6), fill_value=0)
+    se = np.sqrt(pmf.iloc[:6] * (1 - pmf.iloc[:6]) / len(big_t))
+    assert np.all(np.abs(observed.to_numpy() - pmf.iloc[:6].to_numpy()) < 4 * se.to_numpy())
+    mean = summary["frequency"].mean()
+    assert mean == pytest.approx(
+        model.expected_purchases_new_customer(40.0), abs=4 * summary["frequency"].sem()
+    )
+
+
+def test_expected_purchases_new_customer_is_the_conditional_one_at_zero():
+    """A customer with x = 0 observed for T = 0 is a new customer: the conditional series and
+    the new-customer series agree (BG/CNBD-k; for MBG/CNBD-k the first purchase's drop-out
+    makes them differ by exactly the factor 1 - E[p])."""
+    model = BetaGeoCNBDModel.from_params(k=3, **TRUTH)
+    zero = pd.DataFrame({"frequency": [0.0], "recency": [0.0], "T": [0.0]})
+    for t in (5.0, 50.0):
+        assert model.expected_purchases(zero, t).iloc[0] == pytest.approx(
+            model.expected_purchases_new_customer(t), rel=1e-10
+        )
+
+
+# --------------------------------------------------------------------------------- regularity
+@pytest.mark.parametrize("k", [1, 2, 4])
+def test_regularity_diagnostic_recovers_k(k):
+    """Erlang-k inter-purchase times with gamma heterogeneity in the rate (no drop-out)."""
+    _, log = simulate_cnbd(1.5, 3.0, 0.2, 30.0, k, np.full(3000, 200.0), random_state=k)
+    assert estimate_regularity(log, timestamp="t") == pytest.approx(k, rel=0.12)
+    for method in ("mle", "mle-minka", "mle-thom", "cv"):
+        # per-customer estimates from about 10 to 60 gaps: biased up by a few percent
+        assert estimate_regularity(log, timestamp="t", method=method) == pytest.approx(k, rel=0.15)
+
+
+def test_regularity_of_grocery_is_about_two():
+    """The BTYDplus vignette: on the grocery log the Wheat & Morrison estimator is close to 2
+    (Erlang-2 rather than exponential), the per-customer estimates higher (heavy buyers)."""
+    log = pd.read_csv(shared_file("grocery", "groceryElog.csv"), parse_dates=["date"])
+    k_wheat = estimate_regularity(log, customer_id="cust", timestamp="date")
+    assert 1.6 < k_wheat < 2.2
+    k_mle = estimate_regularity(log, customer_id="cust", timestamp="date", method="mle")
+    assert k_mle > k_wheat
+
+
+def test_regularity_errors():
+    log = pd.DataFrame({"customer_id": [1, 1, 2], "timestamp": [0.0, 1.0, 0.0]})
+    with pytest.raises(DataError, match="more than 2 distinct purchase times"):
+        estimate_regularity(log)
+    with pytest.raises(DataError, match="method must be one of"):
+        estimate_regularity(log, method="moments")
+    with pytest.raises(DataError, match=r"missing required column.*'when'"):
+        estimate_regularity(log, timestamp="when")
+    log.loc[1, "timestamp"] = np.nan
+    with pytest.raises(DataError, match=r"timestamp.*missing times"):
+        estimate_regularity(log)
+
+
+# --------------------------------------------------------------------------------- interface
+def test_fitting_k_above_one_needs_litt(cdnow):
+    plain = cdnow[["frequency", "recency", "T"]]
+    with pytest.raises(DataError, match=r"'litt'.*include_litt=True"):
+        ModifiedBetaGeoCNBDModel().fit(plain)
+    with pytest.raises(DataError, match="'litt'"):
+        BetaGeoCNBDModel(k=2).fit(plain)
+    assert BetaGeoCNBDModel(k=1).fit(plain).k_ == 1  # k = 1 does not need it
+    with pytest.raises(DataError, match="k must be a whole number"):
+        BetaGeoCNBDModel(k=0).fit(cdnow)
+    with pytest.raises(DataError, match="k must be a whole number"):
+        BetaGeoCNBDModel(k="best").fit(cdnow)
+    with pytest.raises(DataError, match="k_max"):
+        BetaGeoCNBDModel(k_max=0).fit(cdnow)
+
+
+@pytest.mark.parametrize("model_class", MODELS)
+def test_save_load_roundtrip(tmp_path, grocery, model_class):
+    model = model_class(k_max=4).fit(grocery)
+    path = model.save(tmp_path / "model.json")
+    loaded = load_model(path)
+    assert type(loaded) is model_class and loaded.k_ == model.k_ and loaded.k == "auto"
+    assert loaded.get_params() == model.get_params()
+    pd.testing.assert_series_equal(loaded.k_log_likelihoods_, model.k_log_likelihoods_)
+    assert loaded.aic == pytest.approx(model.aic)
+    pd.testing.assert_series_equal(
+        loaded.expected_purchases(grocery, 52.0), model.expected_purchases(grocery, 52.0)
+    )
+    published = model_class.from_params(k=3, **TRUTH)
+    again = load_model(published.save(tmp_path / "published.json"))
+    assert again.k_ == 3 and again.k == 3
+    assert again.probability_of_purchases(2, 10.0) == published.probability_of_purchases(2, 10.0)

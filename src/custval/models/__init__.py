@@ -9,7 +9,7 @@ from __future__ import annotations
 from custval.models._base import load_model
 from custval.models.beta_geo import BetaGeoModel
 from custval.models.beta_geo_beta_binom import BetaGeoBetaBinomModel
-from custval.models.bg_cnbd import BetaGeoCNBDModel
+from custval.models.bg_cnbd import BetaGeoCNBDModel, estimate_regularity
 from custval.models.gamma_gamma import GammaGammaModel, frequency_spend_correlation
 from custval.models.mbg_cnbd import ModifiedBetaGeoCNBDModel
 from custval.models.modified_beta_geo import ModifiedBetaGeoModel
@@ -25,6 +25,7 @@ __all__ = [
     "ModifiedBetaGeoModel",
     "ParetoNBDModel",
     "ShiftedBetaGeoModel",
+    "estimate_regularity",
     "frequency_spend_correlation",
     "load_model",
 ]
