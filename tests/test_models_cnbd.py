@@ -17,7 +17,9 @@ from custval import (
     ModifiedBetaGeoCNBDModel,
     ModifiedBetaGeoModel,
     calibration_holdout_split,
+    customer_lifetime_value,
     estimate_regularity,
+    evaluation,
     load_cdnow,
     load_model,
 )
@@ -370,3 +372,31 @@ def test_save_load_roundtrip(tmp_path, grocery, model_class):
     again = load_model(published.save(tmp_path / "published.json"))
     assert again.k_ == 3 and again.k == 3
     assert again.probability_of_purchases(2, 10.0) == published.probability_of_purchases(2, 10.0)
+
+
+def test_customer_value_and_model_comparison():
+    """The regularity models plug into custval's value table and holdout comparison through
+    their public methods."""
+    log = pd.read_csv(shared_file("grocery", "groceryElog.csv"), parse_dates=["date"])
+    split = calibration_holdout_split(
+        log,
+        calibration_end="2006-12-31",
+        customer_id="cust",
+        timestamp="date",
+        amount=None,
+        freq="W",
+        include_litt=True,
+    )
+    split["monetary_value"] = 10.0
+    model = ModifiedBetaGeoCNBDModel(k_max=4).fit(split)
+    undiscounted = customer_lifetime_value(
+        model, 10.0, split, horizon="52W", annual_discount_rate=0.0
+    )
+    np.testing.assert_allclose(undiscounted, 10.0 * model.expected_purchases(split, 52.0))
+    discounted = customer_lifetime_value(model, 10.0, split, horizon="52W")
+    assert np.all(discounted <= undiscounted + 1e-9) and discounted.sum() > 0.9 * undiscounted.sum()
+    models = {"MBG/NBD": ModifiedBetaGeoModel().fit(split), "MBG/CNBD-k": model}
+    table = evaluation.compare_models(models, split, metric="mae")
+    # regular buyers: the regularity model fits and predicts the grocery holdout better
+    assert table.attrs["best_model"] == "MBG/CNBD-k"
+    assert table.loc["MBG/CNBD-k", "log_likelihood"] > table.loc["MBG/NBD", "log_likelihood"]
