@@ -348,6 +348,9 @@ def test_fitting_k_above_one_needs_litt(cdnow):
     with pytest.raises(DataError, match="'litt'"):
         BetaGeoCNBDModel(k=2).fit(plain)
     assert BetaGeoCNBDModel(k=1).fit(plain).k_ == 1  # k = 1 does not need it
+    days = cdnow.assign(litt=cdnow["litt"] + cdnow["frequency"] * np.log(7.0))
+    with pytest.raises(DataError, match=r"column 'litt' has \d+ values impossible.*unit"):
+        BetaGeoCNBDModel().fit(days)  # litt in days, recency in weeks
     with pytest.raises(DataError, match="k must be a whole number"):
         BetaGeoCNBDModel(k=0).fit(cdnow)
     with pytest.raises(DataError, match="k must be a whole number"):
@@ -400,3 +403,51 @@ def test_customer_value_and_model_comparison():
     # regular buyers: the regularity model fits and predicts the grocery holdout better
     assert table.attrs["best_model"] == "MBG/CNBD-k"
     assert table.loc["MBG/CNBD-k", "log_likelihood"] > table.loc["MBG/NBD", "log_likelihood"]
+
+
+def conditional_by_monte_carlo(params, k, x, t_x, big_t, t, modified, n=400_000, seed=0):
+    """E[purchases in (T, T+t)] and P(alive at T) for one history, by importance sampling
+    from the prior and simulating the generative process forward: the Poisson events of rate
+    lambda since the last purchase are fewer than k (else there would have been a purchase),
+    every k-th event after T is a purchase, and each purchase is followed by drop-out with
+    probability p. Independent of the series in custval.models.bg_cnbd."""
+    r, alpha, a, b = params
+    m = 1 if modified else 0
+    rng = np.random.default_rng(seed)
+    lam = rng.gamma(r, 1.0 / alpha, n)
+    p = rng.beta(a, b, n)
+    gap = big_t - t_x
+    # likelihood of the history (up to constants) if alive at T, and if dropped out after t_x
+    timing = lam ** (k * x) * np.exp(-lam * t_x)  # the x Erlang-k gaps up to t_x
+    alive = timing * (1 - p) ** (x + m) * stats.poisson.cdf(k - 1, lam * gap)  # < k events
+    dead = timing * p * (1 - p) ** (x + m - 1)
+    if x == 0 and not modified:
+        dead = np.zeros(n)
+    weight = alive + dead
+    is_alive = rng.uniform(size=n) * weight < alive
+    # events in the gap: Poisson(lam gap) given < k, by inversion of its truncated cdf
+    cdf = stats.poisson.cdf(np.arange(k)[None, :], (lam * gap)[:, None])
+    cdf /= cdf[:, -1:]
+    phase = (rng.uniform(size=n)[:, None] > cdf).sum(axis=1)
+    purchases = (phase + rng.poisson(lam * t)) // k
+    survived = rng.geometric(p)  # the future purchase after which the customer drops out
+    future = np.where(is_alive, np.minimum(purchases, survived), 0)
+    w = weight / weight.sum()
+    mean = np.sum(w * future)
+    se = np.sqrt(np.sum(w**2 * (future - mean) ** 2))
+    return mean, se, np.sum(w * is_alive)
+
+
+@pytest.mark.parametrize("model_class", MODELS)
+@pytest.mark.parametrize(
+    "history", [(0, 0.0, 20.0), (3, 10.0, 30.0), (6, 29.0, 30.0), (6, 12.0, 30.0)]
+)
+def test_conditional_expectation_equals_posterior_simulation(model_class, history):
+    """Customer by customer, including how far into the next inter-purchase time each is."""
+    x, t_x, big_t = history
+    params, k, t = (0.85, 1.45, 0.79, 2.42), 3, 25.0
+    mean, se, alive = conditional_by_monte_carlo(params, k, x, t_x, big_t, t, model_class._modified)
+    model = model_class.from_params(k=k, **dict(zip(TRUTH, params, strict=True)))
+    customer = pd.DataFrame({"frequency": [x], "recency": [t_x], "T": [big_t]})
+    assert model.expected_purchases(customer, t).iloc[0] == pytest.approx(mean, abs=4 * se + 1e-3)
+    assert model.probability_alive(customer).iloc[0] == pytest.approx(alive, abs=0.01)
