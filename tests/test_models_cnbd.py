@@ -22,6 +22,7 @@ from custval import (
     evaluation,
     load_cdnow,
     load_model,
+    rfm_summary,
 )
 from custval.models import bg_cnbd
 
@@ -42,21 +43,24 @@ def in_weeks(split: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-@pytest.fixture(scope="module")
-def grocery() -> pd.DataFrame:
-    """BTYDplus' grocery log, 52 weeks of calibration (elog2cbs(groceryElog, T.cal =
-    "2006-12-31")), as in the BTYDplus vignette and the RPS analysis."""
+def grocery_split(freq: str) -> pd.DataFrame:
+    """BTYDplus' grocery log split after 52 weeks (``elog2cbs(groceryElog, T.cal =
+    "2006-12-31")``, as in the BTYDplus vignette and the RPS analysis), with ``litt``."""
     log = pd.read_csv(shared_file("grocery", "groceryElog.csv"), parse_dates=["date"])
-    split = calibration_holdout_split(
+    return calibration_holdout_split(
         log,
         calibration_end="2006-12-31",
         customer_id="cust",
         timestamp="date",
         amount=None,
-        freq="D",
+        freq=freq,
         include_litt=True,
     )
-    return in_weeks(split)
+
+
+@pytest.fixture(scope="module")
+def grocery() -> pd.DataFrame:
+    return in_weeks(grocery_split("D"))
 
 
 @pytest.fixture(scope="module")
@@ -380,16 +384,7 @@ def test_save_load_roundtrip(tmp_path, grocery, model_class):
 def test_customer_value_and_model_comparison():
     """The regularity models plug into custval's value table and holdout comparison through
     their public methods."""
-    log = pd.read_csv(shared_file("grocery", "groceryElog.csv"), parse_dates=["date"])
-    split = calibration_holdout_split(
-        log,
-        calibration_end="2006-12-31",
-        customer_id="cust",
-        timestamp="date",
-        amount=None,
-        freq="W",
-        include_litt=True,
-    )
+    split = grocery_split("W")
     split["monetary_value"] = 10.0
     model = ModifiedBetaGeoCNBDModel(k_max=4).fit(split)
     undiscounted = customer_lifetime_value(
@@ -451,3 +446,38 @@ def test_conditional_expectation_equals_posterior_simulation(model_class, histor
     customer = pd.DataFrame({"frequency": [x], "recency": [t_x], "T": [big_t]})
     assert model.expected_purchases(customer, t).iloc[0] == pytest.approx(mean, abs=4 * se + 1e-3)
     assert model.probability_alive(customer).iloc[0] == pytest.approx(alive, abs=0.01)
+
+
+# --------------------------------------------------------------------------------- litt
+@pytest.mark.parametrize("freq", ["D", "W"])
+def test_rfm_litt_equals_a_direct_computation(freq):
+    log = pd.read_csv(shared_file("grocery", "groceryElog.csv"), parse_dates=["date"])
+    summary = rfm_summary(
+        log, customer_id="cust", timestamp="date", amount=None, freq=freq, include_litt=True
+    )
+    plain = rfm_summary(log, customer_id="cust", timestamp="date", amount=None, freq=freq)
+    pd.testing.assert_frame_equal(summary.drop(columns="litt"), plain)
+    assert list(plain.columns) == ["frequency", "recency", "T"]  # unchanged by default
+    periods = log["date"].dt.to_period(freq)
+    direct = (
+        pd.DataFrame({"cust": log["cust"], "period": periods})
+        .drop_duplicates()
+        .sort_values(["cust", "period"])
+        .groupby("cust")["period"]
+        .apply(lambda p: np.log(np.diff(p.map(lambda v: v.ordinal).to_numpy())).sum())
+    )
+    np.testing.assert_allclose(summary["litt"], direct.reindex(summary.index), atol=1e-9)
+
+
+def test_weights_and_clone(grocery):
+    """Rows with weights fit as the repeated rows; the estimator clones (sklearn)."""
+    from sklearn.base import clone
+
+    head = grocery.iloc[:300]
+    weights = np.arange(300) % 3 + 1.0
+    repeated = head.loc[head.index.repeat(weights.astype(int))]
+    model = ModifiedBetaGeoCNBDModel(k=2).fit(head, weights=weights)
+    reference = clone(model).fit(repeated.reset_index(drop=True))
+    assert reference.get_params() == model.get_params()
+    assert model.log_likelihood_ == pytest.approx(reference.log_likelihood_, rel=1e-10)
+    np.testing.assert_allclose(model.params_, reference.params_, rtol=1e-6)

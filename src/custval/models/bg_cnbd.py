@@ -568,11 +568,10 @@ class _CNBDFamily(BaseModel):
         --------
         >>> import pandas as pd
         >>> from custval import BetaGeoCNBDModel
-        >>> model = BetaGeoCNBDModel.from_params(k=2, r=1.0, alpha=2.0, a=0.5, b=2.0)
-        >>> customers = pd.DataFrame({"frequency": [4, 4], "recency": [50.0, 20.0],
-        ...                           "T": [52.0, 52.0]})
-        >>> model.probability_alive(customers).round(3).tolist()
-        [0.905, 0.019]
+        >>> model = BetaGeoCNBDModel.from_params(k=3, r=1.0, alpha=1.0, a=0.5, b=2.0)
+        >>> regular = pd.DataFrame({"frequency": [10], "recency": [48.0], "T": [52.0]})
+        >>> model.probability_alive(regular).round(3).tolist()
+        [0.923]
         """
         alive, _, later = self._predict_conditional(summary, t)
         return self._series(alive if t is None else later, summary, "probability_alive")

@@ -28,19 +28,13 @@ class ModifiedBetaGeoCNBDModel(_CNBDFamily):
 
     Parameters
     ----------
-    k : int or "auto", default "auto"
-        Regularity; ``k > 1`` or ``"auto"`` needs the summary's ``litt`` column
-        (``custval.rfm_summary(..., include_litt=True)``).
-    k_max : int, default 12
-        Largest ``k`` tried by ``k="auto"``.
-    penalizer_coef, initial_params, tol, max_iter
-        See :class:`custval.models._base.BaseModel`.
+    k, k_max, penalizer_coef, initial_params, tol, max_iter
+        As for :class:`custval.BetaGeoCNBDModel` (``k="auto"`` by default, which needs the
+        summary's ``litt``).
 
     Attributes
     ----------
-    params_ : Series
-        ``r``, ``alpha`` (in the summary's time unit), ``a``, ``b``.
-    k_, k_log_likelihoods_, log_likelihood_, n_customers_, variance_matrix_, freq_
+    params_, k_, k_log_likelihoods_, log_likelihood_, n_customers_, variance_matrix_, freq_
         As for :class:`custval.BetaGeoCNBDModel`.
 
     Examples
