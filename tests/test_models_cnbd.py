@@ -235,7 +235,6 @@ def simulated():
     }
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("model_class", MODELS)
 def test_recovers_k_and_parameters_from_simulation(simulated, model_class):
     summary, _ = simulated[model_class]
@@ -252,7 +251,6 @@ def test_recovers_k_and_parameters_from_simulation(simulated, model_class):
     np.testing.assert_allclose(table["estimate"], truth, rtol=0.2)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("model_class", MODELS)
 def test_predictions_match_simulation(simulated, model_class):
     """Closed forms at the true parameters against what the simulated customers did: totals
@@ -481,3 +479,28 @@ def test_weights_and_clone(grocery):
     assert reference.get_params() == model.get_params()
     assert model.log_likelihood_ == pytest.approx(reference.log_likelihood_, rel=1e-10)
     np.testing.assert_allclose(model.params_, reference.params_, rtol=1e-6)
+
+
+@pytest.mark.parametrize("model_class", MODELS)
+@pytest.mark.parametrize("k", [1, 4, 12])
+def test_finite_for_heavy_buyers_and_long_histories(model_class, k):
+    model = model_class.from_params(k=k, **TRUTH)
+    customers = pd.DataFrame(
+        {
+            "frequency": [0.0, 10_000.0, 10_000.0, 300.0],
+            "recency": [0.0, 9_999.0, 5_000.0, 20_000.0],
+            "T": [10_000.0, 10_000.0, 10_000.0, 20_000.0],
+        }
+    )
+    for values in (
+        model.expected_purchases(customers, 1000.0),
+        model.probability_alive(customers),
+        model.probability_alive(customers, 1000.0),
+    ):
+        assert np.all(np.isfinite(values)) and np.all(values >= 0)
+    # the heavy buyer still buying buys at about their rate; the one silent for 5,000 is gone
+    assert model.expected_purchases(customers, 1000.0).iloc[1] == pytest.approx(1000.0, rel=0.1)
+    assert model.probability_alive(customers).iloc[2] < 1e-12
+    data = {c: customers[c].to_numpy() for c in customers}
+    ll, grad = bg_cnbd._loglik_grad(np.array(list(TRUTH.values())), data, k, modified=False)
+    assert np.all(np.isfinite(ll)) and np.all(np.isfinite(grad))
