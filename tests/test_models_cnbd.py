@@ -13,6 +13,8 @@ from conftest import shared_file
 from custval import (
     BetaGeoCNBDModel,
     BetaGeoModel,
+    ConvergenceError,
+    CustvalWarning,
     DataError,
     ModifiedBetaGeoCNBDModel,
     ModifiedBetaGeoModel,
@@ -25,6 +27,7 @@ from custval import (
     rfm_summary,
 )
 from custval.models import bg_cnbd
+from custval.models._base import BaseModel
 
 MODELS = [BetaGeoCNBDModel, ModifiedBetaGeoCNBDModel]
 CLASSIC = {BetaGeoCNBDModel: BetaGeoModel, ModifiedBetaGeoCNBDModel: ModifiedBetaGeoModel}
@@ -386,6 +389,26 @@ def test_fitting_k_above_one_needs_litt(cdnow):
         BetaGeoCNBDModel(k="best").fit(cdnow)
     with pytest.raises(DataError, match="k_max"):
         BetaGeoCNBDModel(k_max=0).fit(cdnow)
+    with pytest.raises(DataError, match="from_params needs a whole number k"):
+        BetaGeoCNBDModel.from_params(k="auto", **TRUTH)
+    with pytest.raises(DataError, match=r"missing.*'b'"):
+        BetaGeoCNBDModel.from_params(k=2, r=1.0, alpha=1.0, a=1.0)
+
+
+def test_search_stops_where_a_k_does_not_converge(grocery, monkeypatch):
+    """As BTYDplus: the best k fitted so far is kept, with a warning."""
+    fit_arrays = BaseModel._fit_arrays
+
+    def failing_at_3(self, data, weights):
+        if self._k_fit == 3:
+            raise ConvergenceError("no optimum")
+        return fit_arrays(self, data, weights)
+
+    monkeypatch.setattr(BaseModel, "_fit_arrays", failing_at_3)
+    with pytest.warns(CustvalWarning, match=r"k=3 did not converge.*k=1\.\.2"):
+        model = ModifiedBetaGeoCNBDModel().fit(grocery)
+    assert model.k_ == 2 and list(model.k_log_likelihoods_.index) == [1, 2]
+    assert model.log_likelihood_ == pytest.approx(GROCERY_LL[ModifiedBetaGeoCNBDModel, 2], abs=2e-3)
 
 
 @pytest.mark.parametrize("model_class", MODELS)

@@ -50,6 +50,7 @@ series give P(alive at ``T + t``), the expected purchases of a new customer and
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping
 from typing import Any, ClassVar, Self
 
@@ -59,7 +60,7 @@ from scipy.special import betainc, betaln, digamma, expit, gammaln, polygamma
 from sklearn.utils.validation import check_is_fitted
 
 from custval._validation import bad_values_message, require_columns, require_numeric
-from custval.errors import DataError
+from custval.errors import ConvergenceError, CustvalWarning, DataError
 from custval.models._base import BaseModel, _unique_rows
 
 __all__ = ["BetaGeoCNBDModel", "estimate_regularity"]
@@ -410,7 +411,19 @@ class _CNBDFamily(BaseModel):
         try:
             for k in ks:
                 self._k_fit = k
-                BaseModel._fit_arrays(self, data, weights)
+                try:
+                    BaseModel._fit_arrays(self, data, weights)
+                except ConvergenceError:
+                    if best is None:
+                        raise
+                    warnings.warn(
+                        f"{self._name()}: the fit with k={k} did not converge, so the search "
+                        f"for k stopped there; the best of k=1..{k - 1} is kept (pass k= to "
+                        "fit a given k)",
+                        CustvalWarning,
+                        stacklevel=4,
+                    )
+                    break  # as BTYDplus, which stops where a k cannot be estimated
                 self.log_likelihood_ += float(np.dot(w, _timing_loglik(x, litt, k)))
                 by_k[k] = self.log_likelihood_
                 if best is None or self.log_likelihood_ > best["log_likelihood_"]:
@@ -474,7 +487,8 @@ class _CNBDFamily(BaseModel):
         """
         model = super().from_params(freq=freq, **params)
         model.k = k
-        model._candidate_ks()  # validates k
+        if isinstance(k, str) or len(model._candidate_ks()) != 1:  # validates k
+            raise DataError(f"from_params needs a whole number k >= 1, got {k!r}")
         model._set_extra_state({"k": int(k)})
         return model
 
