@@ -10,7 +10,8 @@ purchase rate is ``lambda / k``). After each repeat purchase the customer drops 
 probability ``p ~ Beta(a, b)``; the MBG/CNBD-k (:mod:`custval.models.mbg_cnbd`, shift ``m = 1``)
 also lets them drop out right after their first purchase, as the MBG/NBD does.
 
-Likelihood (RPS eq. 6 and its appendix; BTYDplus ``xbgcnbd.LL``), with ``n = r + k x`` and
+Likelihood (RPS's (M)BG/CNBD-k likelihood, term by term BTYDplus ``xbgcnbd.LL``; the tests
+also integrate the renewal process numerically), with ``n = r + k x`` and
 ``litt`` the sum of the logs of the ``x`` inter-purchase times::
 
     log L = (k-1) litt - x log((k-1)!) + log B(a, b+x+m) - log B(a, b)
@@ -71,7 +72,7 @@ _LITT = "litt"
 
 
 # ---------------------------------------------------------------------------------------------
-# Likelihood (RPS eq. 6; BTYDplus xbgcnbd.LL) and its analytic gradient
+# Likelihood (RPS; BTYDplus xbgcnbd.LL) and its analytic gradient
 # ---------------------------------------------------------------------------------------------
 def _phase_sums(n: np.ndarray, u: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``S = sum_{j<k} c_j``, ``sum_j c_j (psi(n+j) - psi(n))`` and ``sum_j j c_j`` with
