@@ -1,4 +1,4 @@
-"""Seeded simulators of the BG/NBD, MBG/NBD and Gamma-Gamma processes (ground truth for tests).
+"""Seeded simulators of the BG/NBD, MBG/NBD, (M)BG/CNBD-k and Gamma-Gamma processes.
 
 Vectorised: a customer's purchases while alive form a Poisson process of rate ``lambda``, so the
 count in ``(0, T]`` is Poisson; the purchase after which they drop out is geometric; given ``N``
@@ -71,3 +71,74 @@ def simulate_gamma_gamma(
     repeat = x > 0
     spend[repeat] = rng.gamma(p * x[repeat], 1.0 / (nu[repeat] * x[repeat]))
     return spend
+
+
+def simulate_cnbd(
+    r: float,
+    alpha: float,
+    a: float,
+    b: float,
+    k: int,
+    T: np.ndarray,
+    *,
+    future: float = 0.0,
+    modified: bool = False,
+    random_state: int = 0,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Simulate BG/CNBD-k (MBG/CNBD-k with ``modified=True``) customers observed for ``T``.
+
+    While alive, inter-purchase times are Erlang-k with rate ``lambda ~ Gamma(r, alpha)``:
+    every ``k``-th event of a Poisson process of rate ``lambda`` (started at the first purchase,
+    time 0) is a purchase. Given ``M`` events in ``(0, T + future]`` their times are sorted
+    uniforms, so the purchase times are every ``k``-th of them. The customer drops out after the
+    purchase numbered ``D`` (geometric, as in :func:`simulate_beta_geo`).
+
+    Returns the summary (``frequency, recency, T, litt`` plus ``purchases_future``,
+    ``alive_T``, ``alive_future``) and the event log (``customer_id, t``: every purchase made,
+    the first at 0, in the summary's time unit, up to ``T + future``).
+    """
+    rng = np.random.default_rng(random_state)
+    big_t = np.asarray(T, dtype=float)
+    n = big_t.shape[0]
+    horizon = big_t + future
+    lam = rng.gamma(r, 1.0 / alpha, size=n)
+    p = rng.beta(a, b, size=n)
+    death_at = rng.geometric(p) - (1 if modified else 0)
+    events = rng.poisson(lam * horizon)
+    owner = np.repeat(np.arange(n), events)
+    times = rng.uniform(0.0, 1.0, size=owner.size) * horizon[owner]
+    order = np.lexsort((times, owner))
+    owner, times = owner[order], times[order]
+    # rank of each event within its customer (1-based); purchases are the events k, 2k, ...
+    first_of = np.cumsum(events) - events
+    rank = np.arange(owner.size) - first_of[owner] + 1
+    is_purchase = rank % k == 0
+    owner, times, number = owner[is_purchase], times[is_purchase], rank[is_purchase] // k
+    made = number <= death_at[owner]  # purchases after the drop-out are never made
+    owner, times, number = owner[made], times[made], number[made]
+    now = times <= big_t[owner]
+    x = np.bincount(owner[now], minlength=n).astype(float)
+    t_x = np.zeros(n)
+    np.maximum.at(t_x, owner[now], times[now])
+    previous = np.where(number > 1, np.roll(times, 1), 0.0)
+    litt = np.bincount(owner[now], weights=np.log(times[now] - previous[now]), minlength=n)
+    purchases_future = np.bincount(owner[~now], minlength=n).astype(float)
+    # alive at T: purchase number D (after which the customer drops out) is not made by T
+    summary = pd.DataFrame(
+        {
+            "frequency": x,
+            "recency": t_x,
+            "T": big_t,
+            "litt": litt,
+            "purchases_future": purchases_future,
+            "alive_T": x < death_at,
+            "alive_future": x + purchases_future < death_at,
+        }
+    )
+    log = pd.DataFrame(
+        {
+            "customer_id": np.concatenate([np.arange(n), owner]),
+            "t": np.concatenate([np.zeros(n), times]),
+        }
+    ).sort_values(["customer_id", "t"], kind="stable", ignore_index=True)
+    return summary, log

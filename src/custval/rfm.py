@@ -342,10 +342,15 @@ def _pair_keys(codes: np.ndarray, periods: np.ndarray) -> tuple[np.ndarray, int,
 
 
 def _summarize(
-    log: _Log, rows: np.ndarray | None, periods: np.ndarray, end_period: int
+    log: _Log,
+    rows: np.ndarray | None,
+    periods: np.ndarray,
+    end_period: int,
+    include_litt: bool = False,
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """Summary of ``rows`` (a boolean mask, or None for all rows) up to period ``end_period``,
-    and the customer code of each of its rows."""
+    and the customer code of each of its rows; with ``include_litt`` also ``litt``, the sum of
+    the logs of the gaps between consecutive purchase periods (BTYDplus' ``elog2cbs``)."""
     codes = log.codes if rows is None else log.codes[rows]
     if rows is not None:
         periods = periods[rows]
@@ -353,6 +358,8 @@ def _summarize(
     if log.amount is not None:
         amount = log.amount if rows is None else log.amount[rows]
     columns = list(SUMMARY_COLUMNS if log.amount is not None else SUMMARY_COLUMNS[:3])
+    if include_litt:
+        columns.append("litt")
     if codes.size == 0:
         none = np.empty(0, dtype=np.int64)
         frame = pd.DataFrame(
@@ -366,8 +373,14 @@ def _summarize(
     starts = np.concatenate(([0], starts))
     ends = np.append(starts[1:], key.size) - 1
     customer = pair_customer[starts]
-    del pair_customer
     mask = (1 << shift) - 1
+    litt = None
+    if include_litt:  # gaps between consecutive distinct purchase periods of one customer
+        same = pair_customer[1:] == pair_customer[:-1]
+        gaps = np.diff(key & mask)[same].astype(np.float64)
+        owner = np.repeat(np.arange(starts.size), ends - starts + 1)[1:][same]
+        litt = np.bincount(owner, weights=np.log(gaps), minlength=starts.size)
+    del pair_customer
     first = (key[starts] & mask) + low
     last = (key[ends] & mask) + low
     del key
@@ -377,6 +390,8 @@ def _summarize(
         "recency": (last - first).astype(np.float64),
         "T": (end_period - first).astype(np.float64),
     }
+    if litt is not None:
+        data["litt"] = litt
     if amount is not None:
         # Spend outside the first purchase period, summed per customer in row order.
         first_of = np.zeros(log.n_codes, dtype=periods.dtype)
@@ -400,6 +415,7 @@ def rfm_summary(
     amount: str | None = "amount",
     freq: str = "D",
     observation_end=None,
+    include_litt: bool = False,
 ) -> pd.DataFrame:
     """Summarize a transaction log per customer: frequency, recency, T and monetary value.
 
@@ -434,6 +450,11 @@ def rfm_summary(
         End of observation; defaults to the last timestamp in the data. Transactions *after*
         ``observation_end`` (timestamp later than it) are excluded, and customers whose first
         purchase is after it are left out. ``T`` is measured to the period that contains it.
+    include_litt : bool, default False
+        Also return ``litt``, the sum over the repeat purchases of the log of the time since
+        the previous purchase, in periods of ``freq`` (0 without repeat purchases): the
+        statistic the regularity models need (:class:`custval.BetaGeoCNBDModel`; BTYDplus'
+        ``elog2cbs``). Give a fine ``freq`` (``"D"``) so that gaps are not rounded.
 
     Returns
     -------
@@ -492,7 +513,7 @@ def rfm_summary(
         rows = None if inside.all() else inside
     periods = _periods(log.ticks, log.unit, parsed)
     end_period = int(_periods(np.array([end_tick], dtype=np.int64), log.unit, parsed)[0])
-    result, _ = _summarize(log, rows, periods, end_period)
+    result, _ = _summarize(log, rows, periods, end_period, include_litt)
     result.attrs["freq"] = parsed.code
     result.attrs["observation_end"] = end.isoformat() if end is not None else None
     return result
@@ -517,6 +538,7 @@ def calibration_holdout_split(
     customer_id: str = "customer_id",
     timestamp: str = "timestamp",
     amount: str | None = "amount",
+    include_litt: bool = False,
 ) -> pd.DataFrame:
     """Summarize a calibration period and count what each customer did in the holdout after it.
 
@@ -551,6 +573,8 @@ def calibration_holdout_split(
     customer_id, timestamp, amount : str
         Column names, as in :func:`rfm_summary`; ``amount=None`` leaves out both monetary
         columns.
+    include_litt : bool, default False
+        Add the calibration ``litt`` column, as in :func:`rfm_summary`.
 
     Returns
     -------
@@ -612,7 +636,7 @@ def calibration_holdout_split(
     periods = _periods(log.ticks, log.unit, parsed)
     moments = np.array([cal_tick, end_tick], dtype=np.int64)
     cal_period, end_period = (int(p) for p in _periods(moments, log.unit, parsed))
-    result, customers = _summarize(log, calibration, periods, cal_period)
+    result, customers = _summarize(log, calibration, periods, cal_period, include_litt)
 
     holdout = ~calibration
     holdout &= log.ticks <= end_tick
