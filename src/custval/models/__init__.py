@@ -10,6 +10,7 @@ from custval.models._base import load_model
 from custval.models.beta_geo import BetaGeoModel
 from custval.models.beta_geo_beta_binom import BetaGeoBetaBinomModel
 from custval.models.gamma_gamma import GammaGammaModel, frequency_spend_correlation
+from custval.models.gamma_gompertz_nbd import GammaGompertzNBDModel
 from custval.models.modified_beta_geo import ModifiedBetaGeoModel
 from custval.models.pareto_nbd import ParetoNBDModel
 from custval.models.shifted_beta_geo import ShiftedBetaGeoModel
@@ -18,6 +19,7 @@ __all__ = [
     "BetaGeoBetaBinomModel",
     "BetaGeoModel",
     "GammaGammaModel",
+    "GammaGompertzNBDModel",
     "ModifiedBetaGeoModel",
     "ParetoNBDModel",
     "ShiftedBetaGeoModel",
