@@ -7,6 +7,7 @@ the summary table and save/load.
 from __future__ import annotations
 
 from custval.models._base import load_model
+from custval.models.beta_discrete_weibull import BetaDiscreteWeibullModel
 from custval.models.beta_geo import BetaGeoModel
 from custval.models.beta_geo_beta_binom import BetaGeoBetaBinomModel
 from custval.models.gamma_gamma import GammaGammaModel, frequency_spend_correlation
@@ -16,6 +17,7 @@ from custval.models.pareto_nbd import ParetoNBDModel
 from custval.models.shifted_beta_geo import ShiftedBetaGeoModel
 
 __all__ = [
+    "BetaDiscreteWeibullModel",
     "BetaGeoBetaBinomModel",
     "BetaGeoModel",
     "GammaGammaModel",
