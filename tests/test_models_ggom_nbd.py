@@ -352,6 +352,40 @@ def test_clv_takes_the_generic_exact_path_and_equals_the_pareto_limit(cdnow: pd.
         custval.customer_lifetime_value(gg, 1.0, customers, horizon="inf")
 
 
+def test_dert_equals_the_value_table_and_the_pareto_limit(cdnow: pd.DataFrame) -> None:
+    """DERT by one quadrature against the CLV's integral of expected_purchases over time
+    (clv.py's generic exact path), against the Pareto/NBD's DERT (U(s, s; z)) as b -> 0, and
+    undiscounted to infinity against expected_purchases over a horizon long enough."""
+    model = GammaGompertzNBDModel.from_params(**SIM, freq="W")
+    customers = cdnow.iloc[::20].assign(monetary_value=1.0)
+    dert = model.discounted_expected_residual_transactions(
+        customers, annual_discount_rate=0.1, t="52W"
+    )
+    clv = custval.customer_lifetime_value(
+        model, 1.0, customers, horizon="52W", annual_discount_rate=0.1
+    )
+    np.testing.assert_allclose(dert, clv, rtol=1e-9)
+    np.testing.assert_allclose(
+        model.discounted_expected_residual_transactions(customers, 0.0),
+        model.expected_purchases(customers, 5_000.0),
+        rtol=1e-10,
+    )
+    b = 1e-10
+    values = dict(PARETO)
+    values.update(b=b, beta=PARETO["beta"] * b)
+    limit = GammaGompertzNBDModel.from_params(**values, freq="W")
+    pareto = ParetoNBDModel.from_params(**PARETO, freq="W")
+    np.testing.assert_allclose(
+        limit.discounted_expected_residual_transactions(customers, 0.0027),
+        pareto.discounted_expected_residual_transactions(customers, 0.0027),
+        rtol=1e-7,
+    )
+    with pytest.raises(DataError, match="give exactly one of"):
+        model.discounted_expected_residual_transactions(customers)
+    with pytest.raises(DataError, match="must be finite and >= 0"):
+        model.discounted_expected_residual_transactions(customers, -0.1)
+
+
 @pytest.mark.filterwarnings("ignore:GGom/NBD model. the Hessian")
 def test_compare_models_takes_the_ggom(cdnow_sample_path) -> None:
     log = custval.datasets.load_cdnow(cdnow_sample_path, which="sample")

@@ -47,6 +47,7 @@ import pandas as pd
 from scipy.special import digamma, gammaln
 from sklearn.utils.validation import check_is_fitted
 
+from custval._units import annual_rate_to_period
 from custval.errors import ConvergenceError, CustvalWarning, DataError
 from custval.models._base import BaseModel, unique_index
 from custval.models.pareto_nbd import ParetoNBDModel
@@ -278,9 +279,12 @@ def _log_probability_alive(params: np.ndarray, frequency: Any, recency: Any, big
     return (alive - np.logaddexp(alive, died)).reshape(shape)
 
 
-def _log_residual_lifetime(params: np.ndarray, big_t: Any, t: Any) -> np.ndarray:
-    """``log integral_0^t P(tau > T+u | alive at T) du``, the expected time alive in
-    ``(T, T+t]`` of a customer alive at ``T``; ``-inf`` where ``t = 0``::
+def _log_residual_lifetime(
+    params: np.ndarray, big_t: Any, t: Any, delta: float = 0.0
+) -> np.ndarray:
+    """``log integral_0^t e^(-delta u) P(tau > T+u | alive at T) du``: the expected time alive
+    in ``(T, T+t]`` of a customer alive at ``T`` (``delta = 0``), or its present value at the
+    continuous rate ``delta``; ``-inf`` where ``t = 0``; ``t`` may be ``inf``::
 
         P(tau > T+u | alive at T) = (beta* / (beta* + e^(b T) (e^(b u) - 1)))^s,
         beta* = beta + e^(b T) - 1.
@@ -299,6 +303,12 @@ def _log_residual_lifetime(params: np.ndarray, big_t: Any, t: Any) -> np.ndarray
         zero = np.where(g < 1.0, -np.log1p(-np.minimum(g, 1.0)) / b, np.inf)
     shift = np.minimum(zero, 1.0 / b)
     gg, mm = g[:, None], shift[:, None]
+    # an infinite horizon ends where the integrand is below e^-104 of its start: e^(-delta u)
+    # there, or (g / (g + e^(b u) - 1))^s <= (2g)^s e^(-s b u) once e^(b u) >= 2
+    with np.errstate(divide="ignore"):
+        far = np.maximum(np.log(2.0) / b, (104.0 + s * np.maximum(np.log(2.0 * g), 0.0)) / (s * b))
+        far = np.minimum(far, 104.0 / delta if delta > 0 else np.inf)
+    horizon = np.where(np.isinf(horizon), far, horizon)
 
     def log_f(v: np.ndarray, rows: np.ndarray | None) -> np.ndarray:
         g_r, m_r = (gg, mm) if rows is None else (gg[rows], mm[rows])
@@ -308,25 +318,33 @@ def _log_residual_lifetime(params: np.ndarray, big_t: Any, t: Any) -> np.ndarray
         with np.errstate(over="ignore", invalid="ignore"):
             direct = np.log(g_r + np.expm1(np.minimum(z, _EXPM1_SWITCH)))
             around = z + np.log1p((g_r - 1.0) * np.exp(-np.maximum(z, _EXPM1_SWITCH)))
-        return v + s * (np.log(g_r) - np.where(small, direct, around))
+        return v + s * (np.log(g_r) - np.where(small, direct, around)) - delta * u
 
     log_int, _, _ = _log_integral(log_f, np.log(shift), np.log(shift + horizon), _GL128)
     return log_int.reshape(shape)
 
 
 def _expected_purchases(
-    params: np.ndarray, frequency: Any, recency: Any, big_t: Any, t: Any, log_alive: Any = None
+    params: np.ndarray,
+    frequency: Any,
+    recency: Any,
+    big_t: Any,
+    t: Any,
+    log_alive: Any = None,
+    delta: float = 0.0,
 ) -> np.ndarray:
     """``E[X(T, T+t) | x, t_x, T] = P(alive) (r+x)/(alpha+T) integral_0^t P(tau > T+u | alive
     at T) du`` (BG12 section 3; the posterior of ``eta`` given alive at ``T`` is
-    ``Gamma(s, beta + e^(b T) - 1)``)."""
+    ``Gamma(s, beta + e^(b T) - 1)``); with ``delta > 0`` the purchases are discounted
+    continuously, ``integral_0^t e^(-delta u) dE[X(T, T+u)]`` (DERT; FHL-RFM eq. 2 for this
+    model)."""
     r, alpha = params[0], params[1]
     x, t_x, t_big, horizon = np.broadcast_arrays(
         *(np.asarray(v, dtype=float) for v in (frequency, recency, big_t, t))
     )
     if log_alive is None:
         log_alive = _log_probability_alive(params, x, t_x, t_big)
-    log_time = _log_residual_lifetime(params, t_big, horizon)
+    log_time = _log_residual_lifetime(params, t_big, horizon, delta)
     with np.errstate(divide="ignore"):
         value = np.exp(log_alive + np.log(r + x) - np.log(alpha + t_big) + log_time)
     return np.where(horizon > 0, value, 0.0)
@@ -461,12 +479,12 @@ class GammaGompertzNBDModel(BaseModel):
         rate = max(float(np.multiply(weights, data["frequency"]).sum()), 1.0) / total_t
         b = 0.5 * max(float(weights.sum()), 1e-9) / total_t
         start = np.array([1.0, 1.0 / rate, b, 1.0, b / rate])
-        columns = {c: data[c] for c in self._data_columns}
+        patterns = pd.DataFrame({c: data[c] for c in self._data_columns})
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", CustvalWarning)
-                pareto = ParetoNBDModel()._fit_compressed(columns, weights)
-        except ConvergenceError:
+                pareto = ParetoNBDModel().fit(patterns, weights=weights)
+        except (ConvergenceError, DataError):
             return start
         r, alpha, s, beta = pareto.params_.to_numpy(dtype=float)
         return np.array([r, alpha, b, 1.0, b * beta / s])
@@ -506,6 +524,20 @@ class GammaGompertzNBDModel(BaseModel):
         value = _log_probability_alive(params, data["frequency"], data["recency"], data["T"])
         data["_log_alive"] = (params.copy(), value)
         return value
+
+    def _expected(self, summary: pd.DataFrame, horizon: Any, delta: float, name: str) -> pd.Series:
+        """(Discounted) expected purchases in ``(T, T + horizon]`` as a Series named ``name``."""
+        data = self._prediction_data(summary)
+        values = _expected_purchases(
+            self._params(),
+            data["frequency"],
+            data["recency"],
+            data["T"],
+            horizon,
+            log_alive=self._log_alive(data),
+            delta=delta,
+        )
+        return self._series(values, summary, name)
 
     def probability_alive(self, summary: pd.DataFrame) -> pd.Series:
         """Probability that each customer is alive at the end of observation, ``T``.
@@ -566,17 +598,68 @@ class GammaGompertzNBDModel(BaseModel):
         >>> round(float(model.expected_purchases(customer, 39).iloc[0]), 3)
         1.466
         """
-        data = self._prediction_data(summary)
-        horizon = self._duration(t)
-        values = _expected_purchases(
-            self._params(),
-            data["frequency"],
-            data["recency"],
-            data["T"],
-            horizon,
-            log_alive=self._log_alive(data),
-        )
-        return self._series(values, summary, "expected_purchases")
+        return self._expected(summary, self._duration(t), 0.0, "expected_purchases")
+
+    def discounted_expected_residual_transactions(
+        self,
+        summary: pd.DataFrame,
+        continuous_discount_rate: float | None = None,
+        *,
+        annual_discount_rate: float | None = None,
+        t: float | str | None = None,
+    ) -> pd.Series:
+        """Discounted expected residual transactions (DERT) of each customer.
+
+        ``integral_0^t e^(-delta u) dE[X(T, T+u)]`` (FHL 2005 "RFM and CLV", eq. 2, for this
+        model): ``P(alive) (r+x)/(alpha+T) integral_0^t e^(-delta u) P(tau > T+u | alive at T)
+        du`` by quadrature. Multiply by the expected margin per transaction for the residual
+        value. The gamma-Gompertz lifetime keeps it finite even without discounting.
+
+        Parameters
+        ----------
+        summary : DataFrame
+            Customers with ``frequency``, ``recency`` and ``T`` in the unit of the fit.
+        continuous_discount_rate : float, optional
+            ``delta`` >= 0, the continuously compounded rate per period of the model's unit.
+        annual_discount_rate : float, optional
+            Instead of ``continuous_discount_rate``: an annual rate (0.15 for 15%), converted
+            with the model's unit (``freq_``): ``delta = log(1 + rate per period)``.
+        t : float or str, optional
+            Horizon (a duration with unit or a number of periods); infinite by default.
+
+        Returns
+        -------
+        Series
+            ``dert``, aligned with ``summary.index``.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> from custval import GammaGompertzNBDModel
+        >>> model = GammaGompertzNBDModel.from_params(r=0.8, alpha=5.0, b=0.05, s=1.5, beta=3.0)
+        >>> customer = pd.DataFrame({"frequency": [2], "recency": [30.43], "T": [38.86]})
+        >>> dert = model.discounted_expected_residual_transactions(customer, 0.0027)
+        >>> round(float(dert.iloc[0]), 3)
+        0.522
+        """
+        if (continuous_discount_rate is None) == (annual_discount_rate is None):
+            raise DataError(
+                "give exactly one of continuous_discount_rate (per period of the model's unit) "
+                "and annual_discount_rate"
+            )
+        if annual_discount_rate is None:
+            delta = float(continuous_discount_rate)  # type: ignore[arg-type]
+        elif getattr(self, "freq_", None) is None:
+            raise DataError(
+                f"annual_discount_rate needs the model's time unit, but this {self._name()} "
+                "does not know it; give continuous_discount_rate per period instead, or refit on "
+                "a summary from custval.rfm_summary (from_params takes freq=)"
+            )
+        else:
+            delta = float(np.log1p(annual_rate_to_period(annual_discount_rate, self.freq_)))
+        if not (np.isfinite(delta) and delta >= 0):
+            raise DataError(f"the discount rate must be finite and >= 0, got {delta!r} per period")
+        return self._expected(summary, np.inf if t is None else self._duration(t), delta, "dert")
 
     def expected_purchases_new_customer(self, t: float | str | Any) -> float | pd.Series:
         """Expected repeat purchases of a newly acquired customer in their first ``t`` periods.
