@@ -9,6 +9,7 @@ import pytest
 from scipy.optimize import check_grad, minimize
 from scipy.special import beta as beta_function
 
+import custval
 from custval import BetaDiscreteWeibullModel, DataError, ShiftedBetaGeoModel, load_model
 from custval.models import beta_discrete_weibull as bdw
 from custval.models import shifted_beta_geo as sbg
@@ -170,3 +171,9 @@ def test_errors_name_the_problem() -> None:
         BetaDiscreteWeibullModel.from_params(alpha=1.0, beta=1.0)
     with pytest.raises(DataError, match="t must be whole numbers of periods >= 1"):
         model.retention_rate(0)
+    # a subscription model values no purchases: the value table refuses it by name
+    summary = pd.DataFrame({"frequency": [1], "recency": [1.0], "T": [2.0], "monetary_value": [5]})
+    summary.attrs["freq"] = "M"
+    monthly = BetaDiscreteWeibullModel.from_params(alpha=0.7, beta=1.2, c=1.3, freq="M")
+    with pytest.raises(DataError, match="BdW model has no expected_purchases"):
+        custval.customer_lifetime_value(monthly, 1.0, summary, horizon="12M")

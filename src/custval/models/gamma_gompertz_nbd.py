@@ -443,6 +443,16 @@ class GammaGompertzNBDModel(BaseModel):
     stops where the likelihood no longer changes (Bemmaor & Glady report ``b = 0.0002`` on
     CDNOW, CLVTools ``b = 1.1e-6``; both give log-likelihood -9594.98, the Pareto/NBD's), the
     Hessian is singular and the standard errors of ``b`` and ``beta`` are not available.
+    A second edge, ``s`` and ``beta`` both very large with ``s / beta`` finite (Gompertz
+    lifetimes without heterogeneity), can hold a local maximum: the fit starts away from both
+    edges (see ``_initial_params``), but where ``s`` and ``beta`` come out huge, refitting
+    with other ``initial_params`` and keeping the larger ``log_likelihood_`` is worthwhile.
+
+    The conditional expectation uses the residual lifetime of a customer alive at ``T``,
+    ``P(tau > T+u | alive) = (beta* / (beta* + e^(b T) (e^(b u) - 1)))^s``. The reference
+    expression in CLVTools' tests (from Bemmaor & Glady's Matlab code) has
+    ``(beta* / (beta* + e^(b u) - 1))^s``, which agrees only while ``e^(b T) ~ 1`` (as on
+    CDNOW); simulated customers confirm the form used here.
 
     Examples
     --------
