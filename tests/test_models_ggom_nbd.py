@@ -312,14 +312,22 @@ def test_gradient_at_random_points_with_heavy_buyers() -> None:
 
 # ------------------------------------------------------------------ recovery
 @pytest.mark.slow
-def test_parameter_recovery_with_intervals_covering_the_truth() -> None:
-    truth = {"r": 2.0, "alpha": 4.0, "b": 0.1, "s": 2.0, "beta": 10.0}
-    frame = _simulate(6_000, truth, seed=21)
+@pytest.mark.parametrize(
+    ("truth", "seed"),
+    [
+        ({"r": 2.0, "alpha": 4.0, "b": 0.1, "s": 2.0, "beta": 10.0}, 21),
+        (SIM, 22),  # less information on lifetimes: purchases are rarer
+    ],
+)
+def test_parameter_recovery_with_intervals_covering_the_truth(
+    truth: dict[str, float], seed: int
+) -> None:
+    frame = _simulate(6_000, truth, seed=seed)
     model = GammaGompertzNBDModel().fit(frame)
     summary = model.summary
     for name, value in truth.items():
         assert summary.loc[name, "lower_95"] < value < summary.loc[name, "upper_95"], name
-    assert np.all(summary["std_error"] / summary["estimate"] < 0.3)
+    assert np.all(summary["std_error"] / summary["estimate"] < 1.0)
     assert model.n_patterns_ == len(frame)  # continuous recency: no two patterns alike
     # the maximum: at least the likelihood of the truth
     truth_ll = ggom._loglik_core(np.array(list(truth.values())), _arrays(frame), gradient=False)
