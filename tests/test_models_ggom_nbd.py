@@ -163,6 +163,40 @@ def test_heavy_buyers_are_finite_and_exact() -> None:
     assert log_j[0] == pytest.approx(log_j_ref, rel=1e-12)
 
 
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"r": 0.8, "alpha": 3.0, "b": 0.001, "s": 0.7, "beta": 0.5},
+        {"r": 0.8, "alpha": 3.0, "b": 1e-8, "s": 0.7, "beta": 1e-7},
+        {"r": 2.0, "alpha": 50.0, "b": 0.5, "s": 3.0, "beta": 100.0},  # e^(b t) overflows
+    ],
+)
+def test_predictions_are_finite_for_heavy_buyers_and_long_horizons(params) -> None:
+    model = GammaGompertzNBDModel.from_params(**params)
+    customers = pd.DataFrame(
+        {
+            "frequency": [10_000, 5_000, 0, 300, 1],
+            "recency": [9_000, 2_000, 0, 50, 0.5],
+            "T": [10_000, 9_000, 10_000, 60, 1.0],
+        }
+    )
+    values = [
+        model.probability_alive(customers),
+        model.expected_purchases(customers, 365),
+        model.discounted_expected_residual_transactions(customers, 0.001),
+        model.expected_purchases_new_customer([1.0, 1e4]),
+        model.probability_of_purchases([0, 10, 1000], 1e4),
+        model.survival([0.0, 1e4]),
+    ]
+    for series in values:
+        assert np.all(np.isfinite(series)) and np.all(series.to_numpy() >= 0)
+    assert model.probability_alive(customers).between(0, 1).all()
+    # more purchases expected over a longer horizon
+    assert np.all(
+        model.expected_purchases(customers, 730) >= model.expected_purchases(customers, 365)
+    )
+
+
 def test_small_b_limit_is_the_pareto_nbd(cdnow: pd.DataFrame) -> None:
     """b -> 0 with beta / b fixed: every quantity equals the Pareto/NBD's (series or its own
     quadrature there, Gauss-Legendre in the Gompertz variable here)."""

@@ -83,10 +83,9 @@ def _log_base(b: float, beta: float, tau: Any) -> np.ndarray:
     z = b * np.asarray(tau, dtype=float)
     with np.errstate(over="ignore", invalid="ignore"):
         out = np.log(beta + np.expm1(np.minimum(z, _EXPM1_LIMIT)))
-    large = z > _EXPM1_LIMIT
-    if np.any(large):
-        zl = z[large]
-        out[large] = zl + np.log1p((beta - 1.0) * np.exp(-zl))
+    if np.any(z > _EXPM1_LIMIT):
+        far = np.maximum(z, _EXPM1_LIMIT)
+        out = np.where(z > _EXPM1_LIMIT, far + np.log1p((beta - 1.0) * np.exp(-far)), out)
     return out
 
 
