@@ -75,6 +75,7 @@ class PageReport:
     images: list[dict] = field(default_factory=list)
     title: str = ""
     screenshot: Path | None = None
+    dialogs: list[str] = field(default_factory=list)
 
     @property
     def broken_images(self) -> list[dict]:
@@ -109,13 +110,27 @@ class _DevTools:
         self.ws = websocket.create_connection(ws_url, timeout=60, suppress_origin=True)
         self.next_id = 0
         self.events: list[dict] = []
+        self.dialogs: list[str] = []
+
+    def _post(self, method: str, **params: object) -> int:
+        self.next_id += 1
+        self.ws.send(json.dumps({"id": self.next_id, "method": method, "params": params}))
+        return self.next_id
+
+    def _receive(self) -> dict:
+        """The next message; a JavaScript dialog (alert, confirm, prompt) is recorded and
+        dismissed at once, so a page that opens one still finishes loading."""
+        message = json.loads(self.ws.recv())
+        if message.get("method") == "Page.javascriptDialogOpening":
+            params = message.get("params", {})
+            self.dialogs.append(f"{params.get('type')}: {params.get('message')}")
+            self._post("Page.handleJavaScriptDialog", accept=False)
+        return message
 
     def send(self, method: str, **params: object) -> dict:
-        self.next_id += 1
-        message_id = self.next_id
-        self.ws.send(json.dumps({"id": message_id, "method": method, "params": params}))
+        message_id = self._post(method, **params)
         while True:
-            message = json.loads(self.ws.recv())
+            message = self._receive()
             if message.get("id") == message_id:
                 if "error" in message:
                     raise RuntimeError(f"DevTools {method} failed: {message['error']}")
@@ -128,7 +143,7 @@ class _DevTools:
             if event.get("method") == method:
                 return event
         while time.monotonic() < deadline:
-            message = json.loads(self.ws.recv())
+            message = self._receive()
             self.events.append(message)
             if message.get("method") == method:
                 return message
@@ -140,7 +155,7 @@ class _DevTools:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             try:
-                self.events.append(json.loads(self.ws.recv()))
+                self.events.append(self._receive())
             except Exception:  # a timeout ends a quiet spell
                 continue
         self.ws.settimeout(60)
@@ -254,6 +269,7 @@ def inspect_page(
                 )
                 screenshot.write_bytes(base64.b64decode(shot["data"]))
                 report.screenshot = screenshot
+            report.dialogs = list(tools.dialogs)
             return report
         finally:
             tools.close()
@@ -454,7 +470,7 @@ def test_horizon_words(horizon, words):
 def test_cleaning_story_and_table_reconcile(sample_data):
     report = sample_data.cleaning
     text = story.cleaning(report)
-    assert "\\$" in text and "accounted for" in text
+    assert "&#36;" in text and "accounted for" in text  # the currency, never maths
     table = tables.cleaning(report).data
     assert table.columns.tolist() == ["", "Lines", "Share of lines", "Revenue"]
     assert table.iloc[0, 0] == "In the file" and table.iloc[-1, 0] == "Used in the reports"
@@ -655,6 +671,7 @@ def test_reports_load_in_a_real_browser(rendered, chromium_path, tmp_path, page)
     assert result.console_errors == []
     assert result.failed_requests == []
     assert result.broken_images == []
+    assert result.dialogs == []
     if page != "index.html":
         assert len(result.images) >= 3
     assert screenshot.stat().st_size > 10_000
@@ -701,3 +718,152 @@ def test_report_renders_on_online_retail(online_retail_path, tmp_path):
             assert word not in text
         assert "£" in text or stem != "01-customer-base"
     assert "4,3" in reports.read_findings(out / "findings" / "01-customer-base.json")["summary"][0]
+
+
+# --- nothing from the data or the options becomes markup --------------------------------------
+
+PAYLOADS = (
+    "<script>alert(1)</script>",
+    '<b onmouseover="alert(2)">seg</b>',
+    "<img src=x onerror=alert(3)>",
+    "javascript:alert(4)",
+    "[click](javascript:alert(5))",
+    "![x](http://e/x.png)",
+)
+INJECTED_CURRENCY = "<i>$</i><script>alert(6)</script>"
+
+
+def _payload(i: int) -> str:
+    return PAYLOADS[i % len(PAYLOADS)]
+
+
+@pytest.fixture(scope="module")
+def injected(tmp_path_factory):
+    """The reports rendered from a log, customer and campaign tables whose every text field
+    (ids, product codes, channels, regions, campaign segments, the file names and the
+    currency) holds an HTML/JavaScript/Markdown payload."""
+    sample = custval.load_sample()
+    keep = sample.customers["customer_id"].iloc[:1500]
+    ids = {c: f"{_payload(int(c))}#{c}" for c in keep}
+    folder = tmp_path_factory.mktemp("injected")
+    log = sample.transactions
+    log = log[log["customer_id"].isin(keep)].copy()
+    log["customer_id"] = log["customer_id"].map(ids)
+    log["product_code"] = [
+        "POST" if code == "POST" else f"{_payload(i)}{code}"
+        for i, code in enumerate(log["product_code"])
+    ]
+    customers = sample.customers[sample.customers["customer_id"].isin(keep)].copy()
+    customers["customer_id"] = customers["customer_id"].map(ids)
+    for column, offset in (("channel", 0), ("region", 3)):
+        names = sorted(customers[column].unique())
+        mapping = {n: f"{_payload(offset + k)} {n}" for k, n in enumerate(names)}
+        customers[column] = customers[column].map(mapping)
+    campaign = sample.campaign[sample.campaign["customer_id"].isin(keep)].copy()
+    campaign["customer_id"] = campaign["customer_id"].map(ids)
+    campaign["segment"] = campaign["segment"].map(
+        {"member": PAYLOADS[1], "non_member": PAYLOADS[4]}
+    )
+    paths = {}
+    for name, frame in (("transactions", log), ("customers", customers), ("campaign", campaign)):
+        paths[name] = folder / f"{PAYLOADS[2]} {name}.csv"  # a file name with markup
+        frame.to_csv(paths[name], index=False)
+    out = folder / "reports"
+    small = {"n_draws": 20, "backtest_cutoffs": 2, "importance_samples": 300}
+    reports.render(
+        out,
+        transactions=paths["transactions"],
+        customers=paths["customers"],
+        campaign=paths["campaign"],
+        columns={"product_code": "product_code", "order_id": "order_id"},
+        cleaning={"exclude_codes": ["POST"]},
+        margin=0.3,
+        currency=INJECTED_CURRENCY,
+        parameters={**small, "n_bootstrap": 30, "n_folds": 3},
+        progress=False,
+    )
+    return out
+
+
+def _injected_markup(page: str) -> list[str]:
+    """Elements and attributes in ``page`` that came from a payload."""
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(page, "html.parser")
+    found = []
+    for tag in soup.find_all(True):
+        for name, value in tag.attrs.items():
+            text = " ".join(value) if isinstance(value, list) else str(value)
+            if name.lower().startswith("on"):
+                found.append(f"<{tag.name} {name}={text!r}>")
+            if name.lower() in {"href", "src", "action", "formaction"} and (
+                text.strip().lower().startswith("javascript:") or text in {"x", "http://e/x.png"}
+            ):
+                found.append(f"<{tag.name} {name}={text!r}>")
+        if tag.name == "script" and ("alert(" in (tag.string or "") or tag.get("src")):
+            found.append(f"<script>{tag.string}</script>")
+        if tag.name in {"b", "i"} and tag.get_text() in {"seg", "$"}:
+            found.append(f"<{tag.name}>{tag.get_text()}</{tag.name}>")
+        if tag.name == "a" and tag.get_text() in {"click", "javascript:alert(4)"}:
+            found.append(f"<a>{tag.get_text()}</a>")
+        if tag.name == "img" and tag.get("alt") == "x":
+            found.append("<img alt=x>")
+    return found
+
+
+def test_escape_helpers_leave_no_markup():
+    from nbconvert.filters.markdown import markdown2html
+
+    from custval._format import escape_html, escape_markdown
+
+    for payload in (*PAYLOADS, INJECTED_CURRENCY):
+        shown = markdown2html(f"Segment **{escape_markdown(payload)}** and $5")
+        assert _injected_markup(shown) == [], payload
+        assert payload in visible_text(shown)  # shown as the text it is, not dropped
+        assert _injected_markup(f"<p>{escape_html(payload)}</p>") == []
+    assert "<strong>" in markdown2html(f"**{escape_markdown('Champions')}**")
+    # The check itself finds each payload when it is not escaped.
+    for payload in (*PAYLOADS[:3], *PAYLOADS[4:], INJECTED_CURRENCY):
+        assert _injected_markup(markdown2html(f"Segment {payload}")), payload
+
+
+def test_people_table_escapes_cells_and_headers():
+    frame = pd.DataFrame({PAYLOADS[0]: [PAYLOADS[1], PAYLOADS[2]], "n": [1, 2]})
+    styler = tables.people_table(frame, {"n": str}, caption=PAYLOADS[4])
+    page = styler.to_html()
+    assert _injected_markup(page) == []
+    assert PAYLOADS[1] in visible_text(page) and PAYLOADS[0] in visible_text(page)
+    assert styler.data.iloc[0, 0] == PAYLOADS[1]  # the data stays as it is
+
+
+def test_key_findings_show_sentences_as_text():
+    from nbconvert.filters.markdown import markdown2html
+
+    shown = markdown2html(story.key_findings([f"Segment {p} grew." for p in PAYLOADS]))
+    assert _injected_markup(shown) == []
+    for payload in PAYLOADS:
+        assert payload in visible_text(shown)
+
+
+@pytest.mark.slow
+def test_reports_turn_no_user_text_into_markup(injected):
+    pages = sorted(injected.glob("*.html")) + sorted((injected / "full").glob("*.html"))
+    assert len(pages) == 1 + 2 * len(reports.NOTEBOOKS)
+    for path in pages:
+        page = path.read_text(encoding="utf-8")
+        assert _injected_markup(page) == [], path.name
+    investment = visible_text((injected / "04-relationship-investment.html").read_text())
+    assert PAYLOADS[1] in investment  # the campaign segment, shown as text
+    value = visible_text((injected / "02-customer-value.html").read_text())
+    assert "#" in value and any(p in value for p in PAYLOADS)  # customer ids, as text
+    index = visible_text((injected / "index.html").read_text())
+    assert f"{PAYLOADS[2]} transactions.csv" in index
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("page", ["index.html", "04-relationship-investment.html"])
+def test_injected_reports_open_no_dialog_in_a_real_browser(injected, chromium_path, page):
+    with serve(injected) as base:
+        result = inspect_page(chromium_path, f"{base}/{urllib.request.quote(page)}")
+    assert result.dialogs == []
+    assert result.console_errors == []

@@ -10,7 +10,6 @@ every number on it was computed by a notebook.
 
 from __future__ import annotations
 
-import html
 import json
 import os
 import tempfile
@@ -19,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from custval._format import escape_html
 from custval.errors import DataError
 
 __all__ = [
@@ -104,6 +104,9 @@ def setup_notebook(*, dpi: int = 110) -> None:
             "axes.spines.right": False,
             "axes.grid": False,
             "legend.frameon": False,
+            # Chart text comes partly from the data (segment and channel names, the
+            # currency): show it as it is, never as mathtext.
+            "text.parse_math": False,
         }
     )
     pd.set_option("display.max_rows", 30)
@@ -370,8 +373,8 @@ def _write_index(result: ReportResult, parameters: Mapping[str, Any]) -> None:
     path = parameters["transactions_path"]
     data = Path(path).name if path else "the simulated sample retailer (data/sample)"
     assumptions = (
-        f"Data: {html.escape(str(data))}. Customer value over "
-        f"{html.escape(horizon_words(parameters['horizon']))}, "
+        f"Data: {escape_html(str(data))}. Customer value over "
+        f"{escape_html(horizon_words(parameters['horizon']))}, "
         f"discounted at {percent(parameters['annual_discount_rate'])} a year, "
         + (
             f"as profit at a margin of {percent(parameters['margin'])} of revenue."
@@ -383,11 +386,11 @@ def _write_index(result: ReportResult, parameters: Mapping[str, Any]) -> None:
     for stem, report_path in result.reports.items():
         findings = result.findings.get(stem, {})
         bullets = findings.get("summary", [])
-        items = "\n".join(f"    <li>{html.escape(str(b))}</li>" for b in bullets)
+        items = "\n".join(f"    <li>{escape_html(str(b))}</li>" for b in bullets)
         full = result.full_reports[stem].relative_to(result.out_dir).as_posix()
         cards.append(
             f'  <section class="card">\n    <h2><a href="{report_path.name}">'
-            f"{html.escape(NOTEBOOKS[stem])}</a></h2>\n    <ul>\n{items}\n    </ul>\n"
+            f"{escape_html(NOTEBOOKS[stem])}</a></h2>\n    <ul>\n{items}\n    </ul>\n"
             f'    <div class="links"><a href="{report_path.name}">Read the report</a> · '
             f'<a href="{full}">with code</a></div>\n  </section>'
         )

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from custval._format import count, money, number, percent
+from custval._format import count, escape_markdown, money, number, percent
 
 __all__ = [
     "activity",
@@ -43,6 +43,7 @@ __all__ = [
     "model_name",
     "payback_story",
     "period_words",
+    "plain",
     "plan_story",
     "retention",
     "save_rate",
@@ -62,10 +63,25 @@ _UNITS = {"D": "day", "W": "week", "M": "month", "Y": "year", "h": "hour", "Q": 
 
 
 def markdown(text: str | Iterable[str]) -> str:
-    """Join sentences or paragraphs into Markdown, escaping dollar signs (not math)."""
+    """Join sentences or paragraphs into Markdown, escaping dollar signs (not math).
+
+    Text from the data or the options inside them must already have passed
+    :func:`custval._format.escape_markdown` (the section functions here do that).
+    """
     if not isinstance(text, str):
         text = "\n\n".join(t for t in text if t)
     return text.replace("\\$", "$").replace("$", "\\$")
+
+
+def plain(text: str) -> str:
+    """Plain text (a chart title, a headline) as Markdown that shows exactly that text.
+
+    Examples
+    --------
+    >>> plain("<b>x</b> costs $5")
+    '&#60;b&#62;x&#60;&#47;b&#62; costs &#36;5'
+    """
+    return markdown(escape_markdown(text))
 
 
 def unit_words(freq: str, n: float | None = None) -> str:
@@ -111,8 +127,9 @@ def _signed_change(new: float, old: float) -> str:
 
 
 def key_findings(sentences: Iterable[str], *, title: str = "In short") -> str:
-    """The headline sentences as a Markdown list under a small heading."""
-    items = "\n".join(f"- {s}" for s in sentences)
+    """The headline sentences (plain text) as a Markdown list under a small heading; each
+    sentence is escaped, so nothing in it becomes markup."""
+    items = "\n".join(f"- {escape_markdown(s)}" for s in sentences)
     return markdown(f"**{title}**\n\n{items}")
 
 
@@ -126,6 +143,7 @@ def missing_data(what: str, needs: str) -> str:
 
 def data_overview(data: Any, activity: pd.DataFrame, *, currency: str = "$") -> str:
     """Opening paragraph: the data, its period and its size."""
+    currency = escape_markdown(currency)  # user text in Markdown
     clean = data.transactions
     customers = clean["customer_id"].nunique()
     orders = int(activity["orders"].sum())
@@ -134,13 +152,14 @@ def data_overview(data: Any, activity: pd.DataFrame, *, currency: str = "$") -> 
     return markdown(
         f"This report describes **{count(customers)} customers** who placed "
         f"**{count(orders)} orders** worth **{money(revenue, currency)}** between "
-        f"{date_words(start)} and {date_words(end)}, in {data.source}. Revenue is net of "
-        "returns throughout."
+        f"{date_words(start)} and {date_words(end)}, in {escape_markdown(data.source)}. "
+        "Revenue is net of returns throughout."
     )
 
 
 def cleaning(report: Any, *, currency: str = "$") -> str:
     """What cleaning kept and removed, and that every line and amount is accounted for."""
+    currency = escape_markdown(currency)  # user text in Markdown
     labels = {
         "missing_customer_id": "had no customer id (guest orders cannot be followed over time)",
         "invalid_timestamp": "had no readable date",
@@ -239,6 +258,7 @@ def activity_title(activity: pd.DataFrame, *, currency: str = "$") -> str:
 
 def activity(activity: pd.DataFrame, *, currency: str = "$") -> str:
     """Revenue and customers over time in sentences."""
+    currency = escape_markdown(currency)  # user text in Markdown
     period = activity.attrs.get("period", "M")
     unit = "month" if period == "M" else "quarter"
     per_year = 4 if period.startswith("Q") else 12
@@ -385,6 +405,7 @@ def segments_title(table: pd.DataFrame) -> str:
 
 def segments(table: pd.DataFrame, *, currency: str = "$") -> str:
     """RFM segments in sentences: the best, the ones slipping away, the ones gone."""
+    currency = escape_markdown(currency)  # user text in Markdown
     freq = table.attrs.get("freq", "W")
     unit = unit_words(freq)
     sentences = [
@@ -524,6 +545,7 @@ def _value_basis(value_table: pd.DataFrame) -> str:
 
 def value_overview(value_table: pd.DataFrame, *, currency: str = "$") -> str:
     """The value table in sentences: total expected value, who is still active."""
+    currency = escape_markdown(currency)  # user text in Markdown
     horizon = horizon_words(value_table.attrs.get("horizon", "12M"))
     rate = value_table.attrs.get("annual_discount_rate", 0.1)
     total = float(value_table["clv"].sum())
@@ -550,6 +572,7 @@ def top_customers_title(value_table: pd.DataFrame, n: int = 10, *, currency: str
 
 def concentration(result: Any, *, currency: str = "$") -> str:
     """How concentrated value is, and how much of the top customers' value is at risk."""
+    currency = escape_markdown(currency)  # user text in Markdown
     shares = result.shares.set_index("top_share")["value_share"]
     parts = [f"the top {percent(k)} hold {percent(v)}" for k, v in shares.items()]
     listed = ", ".join(parts[:-1]) + f" and {parts[-1]}" if len(parts) > 1 else parts[0]
@@ -574,6 +597,7 @@ def concentration(result: Any, *, currency: str = "$") -> str:
 
 def intervals(value_table: pd.DataFrame, n: int = 100, *, currency: str = "$") -> str:
     """How certain the customer values are."""
+    currency = escape_markdown(currency)  # user text in Markdown
     interval = value_table.attrs.get("interval", 0.8)
     if value_table["clv_lower"].isna().all():
         reason = value_table.attrs.get("ranges_note", "no parameter draws were made")
@@ -690,6 +714,7 @@ def value_risk_title(
 
 def valuable_at_risk(result: Any, *, currency: str = "$") -> str:
     """The valuable-and-at-risk group in sentences."""
+    currency = escape_markdown(currency)  # user text in Markdown
     at_risk = result.at_risk
     high = result.assumptions.get("high_value_share", 0.2)
     threshold = result.assumptions.get("churn_threshold", 0.5)
@@ -745,6 +770,7 @@ def churn_summary(
 
 def campaign(revenue: Any, purchase: Any, *, window: str = "90D", currency: str = "$") -> str:
     """What the randomized campaign did, in money and in buyers, with its uncertainty."""
+    currency = escape_markdown(currency)  # user text in Markdown
     ate = revenue.ate.loc["difference in means"]
     buy = purchase.ate.loc["difference in means"]
     treated = int(revenue.groups.loc["treated", "n"]) if "treated" in revenue.groups.index else 0
@@ -794,8 +820,9 @@ def save_rate(
 
 def retention(roi: Any, *, currency: str = "$") -> str:
     """The retention budget in sentences: best target size, return, break-even."""
+    currency = escape_markdown(currency)  # user text in Markdown
     best = roi.best
-    sentences = [roi.headline + "."]
+    sentences = [escape_markdown(roi.headline) + "."]
     if best["n_targeted"] > 0:
         sentences.append(
             f"That budget of {money(best['budget'], currency)} is expected to bring "
@@ -810,7 +837,8 @@ def retention(roi: Any, *, currency: str = "$") -> str:
 
 def payback_story(result: Any, *, margin: float = 1.0, currency: str = "$") -> str:
     """Acquisition payback by channel in sentences (saying when it is measured on revenue)."""
-    text = result.headline + "."
+    currency = escape_markdown(currency)  # user text in Markdown
+    text = escape_markdown(result.headline) + "."
     if margin >= 1.0:
         text += (
             " This is measured on revenue because no margin was given; on profit every channel "
@@ -821,7 +849,7 @@ def payback_story(result: Any, *, margin: float = 1.0, currency: str = "$") -> s
 
 def plan_story(result: Any) -> str:
     """The segment plan in one sentence, from the plan's own headline."""
-    return markdown(result.headline + ".")
+    return markdown(escape_markdown(result.headline) + ".")
 
 
 def investment_summary(

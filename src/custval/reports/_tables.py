@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 from pandas.io.formats.style import Styler
 
-from custval._format import count, money, number, percent
+from custval._format import count, escape_html, money, number, percent
 from custval.reports._story import period_words, unit_words
 
 __all__ = [
@@ -57,7 +57,10 @@ def people_table(
             for column in frame.columns
         }
     )
+    # Cells and headers may hold text from the data (ids, segment, channel and product names):
+    # the Styler writes them as HTML unless told to escape.
     styler = shown.style.hide(axis="index")
+    styler = styler.format(escape="html").format_index(escape="html", axis="columns")
     styles = []
     for position, column in enumerate(frame.columns):
         align = "right" if column in formats else "left"
@@ -65,7 +68,7 @@ def people_table(
         styles.append({"selector": f"td.col{position}", "props": [("text-align", align)]})
     styler = styler.set_table_styles(styles, overwrite=False)
     if caption:
-        styler = styler.set_caption(caption)
+        styler = styler.set_caption(escape_html(caption))
     return styler
 
 
