@@ -12,6 +12,8 @@
 * :func:`campaign_payback`: whether a randomized campaign (or, labelled observational, a
   programme) paid back: incremental profit per contact against its cost, net return and ROI
   with 95% intervals, overall and by segment, and the sentence that says so.
+* :func:`uplift_targeting`: whom to contact on measured response (predicted incremental profit
+  above the cost), checked on held-out customers against random and churn-risk targeting.
 * :func:`payback`: acquisition cost against cumulative contribution per channel or cohort, the
   payback period and CLV:CAC.
 * :func:`relationship_effect`: the observational (propensity-weighted) effect of a programme such
@@ -32,6 +34,7 @@ from custval.invest._payback import PaybackResult, payback
 from custval.invest._plan import RULES, InvestmentPlan, investment_plan
 from custval.invest._relationship import RelationshipEffect, relationship_effect
 from custval.invest._roi import RetentionROI, retention_roi
+from custval.invest._targeting import UpliftTargeting, uplift_targeting
 from custval.invest._uplift import UpliftResult, estimate_uplift
 
 __all__ = [
@@ -42,6 +45,7 @@ __all__ = [
     "RelationshipEffect",
     "RetentionROI",
     "UpliftResult",
+    "UpliftTargeting",
     "ValueConcentration",
     "campaign_outcomes",
     "campaign_payback",
@@ -51,5 +55,6 @@ __all__ = [
     "payback",
     "relationship_effect",
     "retention_roi",
+    "uplift_targeting",
     "value_concentration",
 ]
