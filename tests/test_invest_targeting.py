@@ -98,3 +98,26 @@ def test_targeting_refuses_bad_arguments(fitted):
     yes_no = estimate_uplift(binary, outcome="bought", features=["x"], **FAST)
     with pytest.raises(DataError, match="target on money"):
         uplift_targeting(yes_no, margin=0.3, cost_per_contact=2.5)
+
+
+def test_plot_targeting_curves_states_the_finding(fitted):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from custval.plotting import plot_targeting_curves
+
+    _, _, churn, effect = fitted
+    result = uplift_targeting(effect, margin=0.3, cost_per_contact=2.5, churn=churn, n_bootstrap=20)
+    ax = plot_targeting_curves(result, currency="£")
+    assert ax.get_title().startswith(f"Contacting the {result.n_contact:,} most responsive")
+    assert "£" in ax.get_title()
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+        "By predicted response",
+        "At random",
+        "By churn risk",
+    ]
+    plt.close(ax.figure)
+    with pytest.raises(DataError, match="uplift_targeting"):
+        plot_targeting_curves(effect)

@@ -76,6 +76,7 @@ class PageReport:
     title: str = ""
     screenshot: Path | None = None
     dialogs: list[str] = field(default_factory=list)
+    downloads: list[list] = field(default_factory=list)  # [href, HTTP status] of CSV links
 
     @property
     def broken_images(self) -> list[dict]:
@@ -232,6 +233,14 @@ def inspect_page(
                 returnByValue=True,
             )["result"]["value"]
             report = PageReport(url=url, **json.loads(state))
+            report.downloads = tools.send(
+                "Runtime.evaluate",
+                expression="Promise.all(Array.from(document.querySelectorAll('a[href$=\".csv\"]'))"
+                ".map(a => fetch(a.href).then(r => r.text().then(t => [a.getAttribute('href'), "
+                "r.status, t.split('\\n')[0]]))))",
+                awaitPromise=True,
+                returnByValue=True,
+            )["result"]["value"]
             for event in tools.events:
                 method, params = event.get("method"), event.get("params", {})
                 if method == "Runtime.consoleAPICalled" and params.get("type") in {
@@ -305,8 +314,8 @@ SECTION_TITLES = {
     ],
     "04-relationship-investment": [
         "Where relationship investment pays back",
-        "What the randomized campaign did",
-        "Retention: whom to contact and what it returns",
+        "Did the campaign pay back?",
+        "Whom to contact next",
         "Payback of acquisition by channel",
         "The plan by segment",
     ],
@@ -663,7 +672,9 @@ def chromium_path():
     return path
 
 
-@pytest.mark.parametrize("page", ["index.html", "02-customer-value.html"])
+@pytest.mark.parametrize(
+    "page", ["index.html", "02-customer-value.html", "04-relationship-investment.html"]
+)
 def test_reports_load_in_a_real_browser(rendered, chromium_path, tmp_path, page):
     screenshot = tmp_path / page.replace(".html", ".png")
     with serve(rendered) as base:
@@ -672,6 +683,10 @@ def test_reports_load_in_a_real_browser(rendered, chromium_path, tmp_path, page)
     assert result.failed_requests == []
     assert result.broken_images == []
     assert result.dialogs == []
+    if page in ("index.html", "04-relationship-investment.html"):
+        # the download links resolve: the browser fetches each CSV
+        assert [status for _, status, _ in result.downloads] == [200, 200], result.downloads
+        assert all(head.startswith("customer_id,") for _, _, head in result.downloads)
     if page != "index.html":
         assert len(result.images) >= 3
     assert screenshot.stat().st_size > 10_000
@@ -867,3 +882,147 @@ def test_injected_reports_open_no_dialog_in_a_real_browser(injected, chromium_pa
         result = inspect_page(chromium_path, f"{base}/{urllib.request.quote(page)}")
     assert result.dialogs == []
     assert result.console_errors == []
+
+
+# --- the investment report: payback, whom to contact, the lists, and that they agree ------------
+
+
+@pytest.fixture(scope="module")
+def investment(sample_data):
+    """The investment report's numbers on the sample, as notebook 04 computes them."""
+    data = sample_data
+    value_table = reports.customer_values(data, margin=0.3, n_draws=0)
+    churn = custval.churn_scores(data.transactions, horizon="90D", n_threads=1)
+    value_table["churn_probability"] = churn.reindex(value_table.index).fillna(1.0)
+    revenue, _ = reports.campaign_effects(data, n_bootstrap=0, n_folds=3)
+    targets, targeting = reports.contact_targets(
+        data,
+        value_table,
+        revenue,
+        margin=0.3,
+        cost_per_contact=2.5,
+        save_rate=0.1,
+        n_bootstrap=30,
+    )
+    return value_table, revenue, targets, targeting
+
+
+def test_summary_plan_and_list_agree_in_signs_and_totals(investment, tmp_path):
+    value_table, revenue, targets, targeting = investment
+    payback = custval.invest.campaign_payback(revenue, margin=0.3, cost_per_contact=2.5)
+    plan = reports.targets_by_segment(targets)
+    n, net = targets.attrs["n_contact"], targets.attrs["net_return"]
+    assert targets.attrs["basis"] == "measured" and n > 0
+    # the list: every contacted customer's predicted profit exceeds the cost, no other's does
+    assert (targets.loc[targets["contact"], "net_value"] > 0).all()
+    assert (targets.loc[~targets["contact"], "net_value"] <= 0).all()
+    assert targets["net_value"].to_numpy() == pytest.approx(
+        (targets["predicted_incremental_profit"] - 2.5).to_numpy()
+    )
+    # the plan: the same customers and the same money, segment by segment
+    assert int(plan["to_contact"].sum()) == n == int(targets["contact"].sum())
+    assert float(plan["net_return"].sum()) == pytest.approx(net)
+    assert (plan.loc[plan["to_contact"] > 0, "net_return"] > 0).all()
+    by_segment = targets[targets["contact"]].groupby("segment")["net_value"].sum()
+    assert plan.loc[by_segment.index, "net_return"].to_numpy() == pytest.approx(by_segment)
+    # the downloaded list: the same rows and total
+    downloads = reports.write_downloads(
+        tmp_path / "downloads", targets=targets, value_table=value_table
+    )
+    assert downloads[0]["label"] == f"Download the {n:,} customers to contact (CSV)"
+    listed = pd.read_csv(tmp_path / downloads[0]["path"])
+    assert len(listed) == n and listed["net_value"].sum() == pytest.approx(net)
+    assert listed.columns.tolist() == [
+        "customer_id",
+        "segment",
+        "clv",
+        "clv_lower",
+        "clv_upper",
+        "churn_probability",
+        "predicted_incremental_profit",
+        "net_value",
+        "reason",
+    ]
+    assert len(pd.read_csv(tmp_path / downloads[1]["path"])) == len(value_table)
+    # the executive summary and the plan's sentence quote the same count and money
+    summary = story.investment_summary(
+        revenue,
+        None,
+        None,
+        None,
+        currency="$",
+        campaign_payback=payback,
+        targets=targets,
+        targeting=targeting,
+        segment_plan=plan,
+    )
+    assert summary[0] == payback.sentence() and "paid back 1.5 times" in summary[0]
+    money = custval._format.money(net, "$")
+    assert f"Contact next the {n:,} customers" in summary[1] and money in summary[1]
+    assert money.replace("$", "&#36;").replace(",", ",") in story.plan_from_targets(plan, targets)
+    assert f"{n:,} customers" in story.contact_list(targets, downloads)
+    # held-out check: targeting on response beats random and churn risk on the sample, whose
+    # responsive segment (non-members) is known
+    assert targeting.beats_random and targeting.beats_churn_risk
+
+
+def test_without_a_campaign_the_targets_say_the_save_rate_is_assumed(investment, sample_data):
+    value_table = investment[0]
+    targets, targeting = reports.contact_targets(
+        sample_data, value_table, None, margin=0.3, cost_per_contact=2.5, save_rate=0.1
+    )
+    assert targeting is None and targets.attrs["basis"] == "assumed"
+    roi = custval.invest.retention_roi(value_table, cost_per_contact=2.5, save_rate=0.1)
+    assert targets.attrs["n_contact"] == int((roi.scores["expected_net_value"] > 0).sum())
+    assert "assumed save rate" in targets["reason"].iloc[0]
+    summary = story.investment_summary(
+        None,
+        roi,
+        None,
+        None,
+        save_rate=0.1,
+        targets=targets,
+        segment_plan=reports.targets_by_segment(targets),
+    )
+    assert summary[0].startswith("No randomized campaign was given")
+    assert "assumed save rate, not measured" in summary[1]
+
+
+def test_csv_lists_cannot_run_formulas(tmp_path):
+    targets = pd.DataFrame(
+        {
+            "segment": ['=HYPERLINK("http://e")', "Champions"],
+            "clv": [1.0, 2.0],
+            "clv_lower": [0.5, 1.5],
+            "clv_upper": [1.5, 2.5],
+            "churn_probability": [0.2, 0.3],
+            "predicted_incremental_profit": [5.0, -1.0],
+            "net_value": [2.5, -3.5],
+            "contact": [True, False],
+            "reason": ["@SUM(A1)", "x"],
+        },
+        index=pd.Index(["+1", "2"], name="customer_id"),
+    )
+    reports.write_downloads(tmp_path, targets=targets, value_table=targets[["clv"]])
+    listed = pd.read_csv(tmp_path / "contact-list.csv", dtype=str)
+    assert listed.iloc[0].tolist()[:2] == ["'+1", '\'=HYPERLINK("http://e")']
+    assert listed["reason"].tolist() == ["'@SUM(A1)"]
+    assert listed["clv"].tolist() == ["1.0"]  # numbers stay numbers
+
+
+def test_report_links_its_downloads(rendered):
+    from bs4 import BeautifulSoup
+
+    for page in (
+        "index.html",
+        "04-relationship-investment.html",
+        "full/04-relationship-investment.html",
+    ):
+        soup = BeautifulSoup((rendered / page).read_text(encoding="utf-8"), "html.parser")
+        links = [a for a in soup.find_all("a") if a.get("href", "").endswith(".csv")]
+        assert len(links) == 2, page
+        for a in links:
+            target = (rendered / page).parent / a["href"]
+            assert target.is_file(), (page, a["href"])
+        n = sum(1 for _ in (rendered / "downloads" / "contact-list.csv").open()) - 1
+        assert links[0].get_text() == f"Download the {n:,} customers to contact (CSV)"

@@ -107,7 +107,7 @@ class CampaignPayback:
         r = self.summary.loc[row]
         what = "campaign" if self.design == "randomized" else "programme"
         if row != "all":
-            what += f" among {row} customers"
+            what += f" among {str(row).replace('_', ' ')} customers"
         level = percent(self.level)
         cost = money(r["cost_per_contact"], currency, decimals=2)
         brought = (

@@ -22,13 +22,16 @@ from custval.reports._data import (
     best_scoring_model,
     campaign_effects,
     cohort_retention,
+    contact_targets,
     customer_values,
     default_calibration_end,
     load_report_data,
     margin_to_apply,
     retention_assumptions,
     segment_summary,
+    targets_by_segment,
     value_table_with_ranges,
+    write_downloads,
 )
 from custval.reports._runner import (
     NOTEBOOKS,
@@ -50,6 +53,7 @@ __all__ = [
     "best_scoring_model",
     "campaign_effects",
     "cohort_retention",
+    "contact_targets",
     "customer_values",
     "default_calibration_end",
     "figures",
@@ -64,5 +68,7 @@ __all__ = [
     "setup_notebook",
     "story",
     "tables",
+    "targets_by_segment",
     "value_table_with_ranges",
+    "write_downloads",
 ]

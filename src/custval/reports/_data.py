@@ -26,13 +26,16 @@ __all__ = [
     "best_scoring_model",
     "campaign_effects",
     "cohort_retention",
+    "contact_targets",
     "customer_values",
     "default_calibration_end",
     "load_report_data",
     "margin_to_apply",
     "retention_assumptions",
     "segment_summary",
+    "targets_by_segment",
     "value_table_with_ranges",
+    "write_downloads",
 ]
 
 #: Named lists of product codes that are not product sales, for ``cleaning={"exclude_codes":
@@ -499,10 +502,10 @@ def customer_values(
     The churn and investment reports need expected value per customer but not the model
     comparison of the value report; this is the one place that builds it for them.
     """
-    from custval import BetaGeoModel, GammaGammaModel, customer_value_table, rfm_summary
+    from custval import BetaGeoModel, GammaGammaModel, rfm_summary
 
     summary = rfm_summary(data.transactions, freq=freq, observation_end=data.observation_end)
-    return customer_value_table(
+    return value_table_with_ranges(
         BetaGeoModel().fit(summary),
         GammaGammaModel().fit(summary),
         summary,
@@ -510,7 +513,6 @@ def customer_values(
         annual_discount_rate=annual_discount_rate,
         margin=margin,
         n_draws=n_draws,
-        progress=False,
     )
 
 
@@ -633,3 +635,222 @@ def retention_assumptions(
         else:
             cost_per_contact = assumed_cost_per_contact
     return float(save_rate), source, float(cost_per_contact)
+
+
+#: Columns of the list of customers to contact, in order.
+TARGET_COLUMNS = [
+    "segment",
+    "clv",
+    "clv_lower",
+    "clv_upper",
+    "churn_probability",
+    "predicted_incremental_profit",
+    "net_value",
+    "contact",
+    "reason",
+]
+
+
+def contact_targets(
+    data: ReportData,
+    value_table: pd.DataFrame,
+    revenue_effect: Any | None,
+    *,
+    margin: float,
+    cost_per_contact: float,
+    save_rate: float,
+    churn_horizon: str = "90D",
+    n_bootstrap: int = 200,
+    currency: str = "$",
+) -> tuple[pd.DataFrame, Any | None]:
+    """Whom to contact next, one row per customer of the value table, and how that targeting
+    did on the campaign's held-out customers.
+
+    With a randomized campaign the predicted incremental profit of a contact is the uplift in
+    spend predicted from each customer's recent history (models fitted on the campaign, see
+    :func:`custval.invest.estimate_uplift`) times the margin, over the campaign's outcome
+    window; the targeting is checked with :func:`custval.invest.uplift_targeting` against
+    contacting at random and by churn risk at the contact date. Without a campaign it is the
+    retention value of :func:`custval.invest.retention_roi` with the *assumed* save rate
+    (churn risk × save rate × value at stake), and the second value is None.
+
+    Returns
+    -------
+    (targets, targeting)
+        ``targets`` indexed by customer_id with :data:`TARGET_COLUMNS`, sorted by ``net_value``
+        (highest first); ``attrs``: ``basis`` ("measured" or "assumed"), ``cost_per_contact``,
+        ``n_contact``, ``net_return`` (of contacting those with ``contact``).
+    """
+    from custval._format import money, percent
+    from custval.churn import churn_scores
+    from custval.invest import history_features, retention_roi, uplift_targeting
+
+    cost = float(cost_per_contact)
+    targets = pd.DataFrame(index=value_table.index)
+    targets["segment"] = value_table["segment"].astype(str) if "segment" in value_table else ""
+    for column in ("clv", "clv_lower", "clv_upper", "churn_probability"):
+        targets[column] = value_table[column] if column in value_table else np.nan
+    targeting = None
+    if revenue_effect is not None:
+        frame = revenue_effect._frame
+        contact_date = pd.Timestamp(data.campaign["contact_date"].min())
+        at_contact = churn_scores(
+            data.transactions,
+            horizon=churn_horizon,
+            cutoff=contact_date,
+            customers=data.customers,
+            n_threads=1,
+        )
+        risk = at_contact.reindex(frame.index.astype(str)).fillna(1.0)
+        risk.index = frame.index
+        targeting = uplift_targeting(
+            revenue_effect,
+            margin=margin,
+            cost_per_contact=cost,
+            churn=risk,
+            n_bootstrap=n_bootstrap,
+        )
+        features = list(revenue_effect.assumptions["features"])
+        lookback = frame.attrs.get("lookback", "365D")
+        anchors = pd.Series(data.observation_end, index=value_table.index)
+        now = history_features(data.transactions, anchors, lookback=lookback)
+        for column in features:
+            if column not in now.columns and column in data.campaign.columns:
+                by_id = data.campaign.set_index(data.campaign["customer_id"].astype(str))[column]
+                now[column] = by_id.reindex(value_table.index.astype(str)).to_numpy()
+        uplift = revenue_effect.predict(now[features])
+        targets["predicted_incremental_profit"] = margin * uplift.to_numpy()
+        reasons = [
+            f"predicted to spend {money(u, currency)} more if contacted "
+            f"({money(margin * u, currency)} of profit against the {money(cost, currency)} "
+            "contact), as similar customers did in the randomized campaign"
+            for u in uplift.to_numpy()
+        ]
+        basis = "measured"
+    else:
+        roi = retention_roi(
+            value_table,
+            cost_per_contact=cost,
+            save_rate=save_rate,
+            margin=margin_to_apply(value_table, margin),
+        )
+        scores = roi.scores.reindex(value_table.index)
+        targets["predicted_incremental_profit"] = scores["expected_incremental_value"]
+        reasons = [
+            f"{percent(p)} chance of losing {money(v, currency)}; a contact is assumed to keep "
+            f"{percent(save_rate, decimals=1)} of such customers (an assumed save rate: no "
+            "campaign measured it)"
+            for p, v in zip(scores["churn_probability"], scores["value_at_stake"], strict=True)
+        ]
+        basis = "assumed"
+    targets["net_value"] = targets["predicted_incremental_profit"] - cost
+    targets["contact"] = targets["net_value"] > 0
+    targets["reason"] = reasons
+    targets = targets[TARGET_COLUMNS].sort_values("net_value", ascending=False, kind="stable")
+    contacted = targets[targets["contact"]]
+    targets.attrs.update(
+        basis=basis,
+        cost_per_contact=cost,
+        n_contact=len(contacted),
+        net_return=float(contacted["net_value"].sum()),
+        incremental_profit=float(contacted["predicted_incremental_profit"].sum()),
+        horizon=value_table.attrs.get("horizon"),
+        interval=value_table.attrs.get("interval", 0.8),
+    )
+    return targets, targeting
+
+
+def targets_by_segment(targets: pd.DataFrame) -> pd.DataFrame:
+    """The plan by segment from the same per-customer numbers as the contact list.
+
+    Returns one row per segment, most net return first: ``customers``, ``to_contact``,
+    ``incremental_profit`` and ``cost`` of contacting them, ``net_return`` (their sum of
+    ``net_value``) and ``action``. Summed over segments, ``to_contact`` and ``net_return``
+    equal the list's ``attrs["n_contact"]`` and ``attrs["net_return"]``.
+    """
+    cost = float(targets.attrs.get("cost_per_contact", 0.0))
+    chosen = targets["contact"].astype(bool)
+    data = targets.assign(
+        _profit=np.where(chosen, targets["predicted_incremental_profit"], 0.0),
+        _net=np.where(chosen, targets["net_value"], 0.0),
+    )
+    g = data.groupby("segment", sort=False, observed=True)
+    plan = pd.DataFrame(
+        {
+            "customers": g.size(),
+            "to_contact": g["contact"].sum().astype(int),
+            "incremental_profit": g["_profit"].sum(),
+        }
+    )
+    plan["cost"] = plan["to_contact"] * cost
+    plan["net_return"] = g["_net"].sum()
+    plan["action"] = [
+        f"contact {n:,} of them" if n else "no contact pays back"
+        for n in plan["to_contact"].to_numpy()
+    ]
+    plan.index.name = "segment"
+    return plan.sort_values(["net_return", "customers"], ascending=False, kind="stable")
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """Text cells that a spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@``) get a
+    leading apostrophe, so a list from a CRM cannot run code in whoever opens it."""
+    out = frame.copy()
+    for column in out.columns:
+        if out[column].dtype == object or pd.api.types.is_string_dtype(out[column]):
+            out[column] = [
+                f"'{v}" if isinstance(v, str) and v.startswith(_FORMULA_START) else v
+                for v in out[column]
+            ]
+    if out.index.dtype == object or pd.api.types.is_string_dtype(out.index):
+        out.index = pd.Index(
+            [
+                f"'{v}" if isinstance(v, str) and v.startswith(_FORMULA_START) else v
+                for v in out.index
+            ],
+            name=out.index.name,
+        )
+    return out
+
+
+def write_downloads(
+    folder: str | os.PathLike[str] | None,
+    *,
+    targets: pd.DataFrame,
+    value_table: pd.DataFrame,
+) -> list[dict[str, str]]:
+    """Write the CSV files a marketer downloads next to the reports.
+
+    ``contact-list.csv``: the customers to contact (``contact`` true), most net value first,
+    with segment, value and its range, churn risk, predicted incremental profit, net value and
+    the reason; ``customer-values.csv``: the full value table. Text cells that a spreadsheet
+    would read as a formula are prefixed with an apostrophe. Nothing is written when
+    ``folder`` is None (a notebook opened by hand).
+
+    Returns
+    -------
+    list of dict
+        One ``{"label": ..., "path": ...}`` per file, the path relative to the report folder
+        (``downloads/contact-list.csv``) and the label the link shows ("Download the 104
+        customers to contact (CSV)"); empty when nothing was written.
+    """
+    if folder is None:
+        return []
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    chosen = targets[targets["contact"].astype(bool)].drop(columns="contact")
+    _csv_safe(chosen).to_csv(folder / "contact-list.csv", index_label="customer_id")
+    _csv_safe(value_table).to_csv(folder / "customer-values.csv", index_label="customer_id")
+    return [
+        {
+            "label": f"Download the {len(chosen):,} customers to contact (CSV)",
+            "path": f"{folder.name}/contact-list.csv",
+        },
+        {
+            "label": f"Download the value table of all {len(value_table):,} customers (CSV)",
+            "path": f"{folder.name}/customer-values.csv",
+        },
+    ]

@@ -9,8 +9,9 @@ sentences a notebook records with :func:`custval.reports.record_findings` for th
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
+from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
@@ -21,6 +22,7 @@ __all__ = [
     "activity",
     "activity_title",
     "campaign",
+    "campaign_payback",
     "churn_backtest",
     "churn_risk",
     "churn_summary",
@@ -29,6 +31,7 @@ __all__ = [
     "cohorts",
     "concentration",
     "conditional_expectations",
+    "contact_list",
     "customer_base_summary",
     "customer_value_summary",
     "data_overview",
@@ -44,11 +47,13 @@ __all__ = [
     "payback_story",
     "period_words",
     "plain",
+    "plan_from_targets",
     "plan_story",
     "retention",
     "save_rate",
     "segments",
     "segments_title",
+    "targeting",
     "top_customers_title",
     "unit_words",
     "valuable_at_risk",
@@ -852,6 +857,114 @@ def plan_story(result: Any) -> str:
     return markdown(escape_markdown(result.headline) + ".")
 
 
+def campaign_payback(result: Any, *, currency: str = "$") -> str:
+    """Whether the campaign paid back, overall and in each segment, in money with intervals."""
+    sentences = [result.sentence(currency=currency)]
+    rows = [r for r in result.summary.index if r != "all"]
+    for row in rows:
+        sentences.append(result.sentence(row, currency=currency))
+    return markdown(" ".join(escape_markdown(t) for t in sentences))
+
+
+def _basis_words(targets: pd.DataFrame) -> str:
+    if targets.attrs.get("basis") == "measured":
+        return "measured on the randomized campaign"
+    return "on an assumed save rate, not measured: no randomized campaign was given"
+
+
+def targeting(result: Any, *, currency: str = "$") -> str:
+    """How targeting on measured response did on held-out customers, against random and churn
+    risk."""
+    c = result.comparison
+    up, rnd = c.loc["by uplift"], c.loc["at random"]
+    level = percent(1 - result.assumptions.get("alpha", 0.05))
+    cost = money(result.assumptions["cost_per_contact"], currency, decimals=2)
+    text = (
+        f"Had the campaign contacted only the {count(result.n_contact)} customers whose "
+        f"predicted extra profit exceeds the {cost} cost, it would have earned "
+        f"{money(up['net_profit'], currency)} net ({level} range "
+        f"{money(up['ci_lower'], currency)} to {money(up['ci_upper'], currency)}), against "
+        f"{money(rnd['net_profit'], currency)} contacting as many at random"
+    )
+    if "by churn risk" in c.index:
+        churn = money(c.loc["by churn risk", "net_profit"], currency)
+        text += f" and {churn} contacting those most at risk of churning"
+    text += (
+        ". This is measured on customers the models had not seen (cross-fitting), from what "
+        "contacted and held-back customers actually spent."
+    )
+    if result.beats_random:
+        text += " Targeting on measured response beats contacting at random"
+        text += " and targeting by churn risk." if result.beats_churn_risk else "."
+    else:
+        text += (
+            " Targeting on predicted response cannot be told apart from contacting at random "
+            "here: the campaign shows no clear difference in who responds."
+        )
+    return markdown(escape_markdown(text))
+
+
+def contact_list(
+    targets: pd.DataFrame,
+    downloads: Sequence[Mapping[str, str]] | None = None,
+    *,
+    currency: str = "$",
+) -> str:
+    """Who to contact next, what it is expected to bring, and the links to the CSV files."""
+    n = int(targets.attrs.get("n_contact", int(targets["contact"].sum())))
+    cost = float(targets.attrs.get("cost_per_contact", 0.0))
+    profit = float(targets.attrs.get("incremental_profit", 0.0))
+    net = float(targets.attrs.get("net_return", 0.0))
+    if n:
+        text = (
+            f"Contact next the {count(n)} customers whose predicted extra profit exceeds the "
+            f"{money(cost, currency, decimals=2)} a contact costs: together they are expected "
+            f"to bring {money(profit, currency)} of profit for {money(n * cost, currency)} of "
+            f"contacts, {money(net, currency)} net ({_basis_words(targets)})."
+        )
+    else:
+        text = (
+            f"No customer's predicted extra profit exceeds the {money(cost, currency, decimals=2)} "
+            f"a contact costs ({_basis_words(targets)}): contacting anyone is expected to lose "
+            "money."
+        )
+    parts = [escape_markdown(text)]
+    if downloads:
+        parts.append(
+            "\n".join(
+                f"- [{escape_markdown(d['label'])}]({quote(d['path'], safe='/')})"
+                for d in downloads
+            )
+        )
+    return markdown(parts)
+
+
+def plan_from_targets(plan: pd.DataFrame, targets: pd.DataFrame, *, currency: str = "$") -> str:
+    """The plan by segment in one sentence, from the same numbers as the contact list."""
+    chosen = plan[plan["to_contact"] > 0]
+    if chosen.empty:
+        return markdown(
+            escape_markdown(
+                f"No segment has a customer worth contacting ({_basis_words(targets)})."
+            )
+        )
+    text = (
+        f"By segment, contact {_segment_contacts(plan)}: "
+        f"{money(float(chosen['net_return'].sum()), currency)} net in all "
+        f"({_basis_words(targets)})."
+    )
+    return markdown(escape_markdown(text))
+
+
+def _segment_contacts(plan: pd.DataFrame) -> str:
+    """'545 Champions, 272 Loyal, 35 Potential loyalists and 10 more'."""
+    chosen = plan[plan["to_contact"] > 0]
+    named = ", ".join(f"{count(r['to_contact'])} {name}" for name, r in chosen.head(3).iterrows())
+    if len(chosen) > 3:
+        named += f" and {count(int(chosen['to_contact'].iloc[3:].sum()))} more"
+    return named
+
+
 def investment_summary(
     revenue: Any | None,
     roi: Any,
@@ -860,10 +973,22 @@ def investment_summary(
     *,
     save_rate: float | None = None,
     currency: str = "$",
+    campaign_payback: Any | None = None,
+    targets: pd.DataFrame | None = None,
+    targeting: Any | None = None,
+    segment_plan: pd.DataFrame | None = None,
 ) -> list[str]:
-    """The headline sentences of the investment report, for the index page."""
+    """The headline sentences of the investment report, for the index page (plain text).
+
+    Did the campaign pay back (in money, with its interval), whom to contact next and what it
+    returns, how that targeting did on held-out customers, acquisition payback, and the plan
+    by segment: with ``targets`` and ``segment_plan`` the summary, the plan and the list use
+    the same numbers.
+    """
     sentences = []
-    if revenue is not None:
+    if campaign_payback is not None:
+        sentences.append(campaign_payback.sentence(currency=currency))
+    elif revenue is not None:
         ate = revenue.ate.loc["difference in means"]
         sentences.append(
             f"The randomized campaign raised spend by {money(ate['estimate'], currency)} per "
@@ -873,16 +998,44 @@ def investment_summary(
     else:
         assumed = f" of {percent(save_rate)}" if save_rate is not None else ""
         sentences.append(
-            "No randomized campaign was given, so the retention numbers rest on an assumed "
-            f"save rate{assumed}."
+            "No randomized campaign was given, so whom to contact rests on an assumed "
+            f"save rate{assumed}, not on a measured response."
         )
-    sentences.append(roi.headline + ".")
+    if targets is not None:
+        n = int(targets.attrs["n_contact"])
+        cost = money(float(targets.attrs["cost_per_contact"]), currency, decimals=2)
+        if n:
+            sentences.append(
+                f"Contact next the {count(n)} customers whose predicted extra profit exceeds "
+                f"the {cost} cost: {money(float(targets.attrs['net_return']), currency)} net "
+                f"expected ({_basis_words(targets)})."
+            )
+        else:
+            sentences.append(
+                f"No customer's predicted extra profit exceeds the {cost} a contact costs "
+                f"({_basis_words(targets)})."
+            )
+    else:
+        sentences.append(roi.headline + ".")
+    if targeting is not None:
+        c = targeting.comparison
+        versus = f"{money(c.loc['at random', 'net_profit'], currency)} at random"
+        if "by churn risk" in c.index:
+            versus += f" and {money(c.loc['by churn risk', 'net_profit'], currency)} by churn risk"
+        sentences.append(
+            f"On held-out campaign customers, targeting on measured response earned "
+            f"{money(c.loc['by uplift', 'net_profit'], currency)} net against {versus}."
+        )
     if payback_result is not None:
         sentences.append(payback_result.headline + ".")
-    else:
+    elif targeting is None:
         sentences.append(
             "Payback by channel needs each customer's acquisition date, cost and channel, "
             "which this data does not include."
         )
-    sentences.append(plan.headline + ".")
+    if segment_plan is not None and targets is not None:
+        if int(segment_plan["to_contact"].sum()):
+            sentences.append(f"By segment, the contacts are {_segment_contacts(segment_plan)}.")
+    else:
+        sentences.append(plan.headline + ".")
     return sentences[:5]
