@@ -733,6 +733,14 @@ def test_report_renders_on_online_retail(online_retail_path, tmp_path):
             assert word not in text
         assert "£" in text or stem != "01-customer-base"
     assert "4,3" in reports.read_findings(out / "findings" / "01-customer-base.json")["summary"][0]
+    # no campaign: the investment report says so, and whom to contact rests on an assumption
+    investment = reports.read_findings(out / "findings" / "04-relationship-investment.json")
+    assert investment["summary"][0].startswith("No randomized campaign was given")
+    assert "assumed save rate, not measured" in investment["summary"][1]
+    text = visible_text((out / "04-relationship-investment.html").read_text(encoding="utf-8"))
+    assert "needs a randomized campaign table" in text and "£" in text
+    for download in investment["downloads"]:
+        assert (out / download["path"]).is_file()
 
 
 # --- nothing from the data or the options becomes markup --------------------------------------
