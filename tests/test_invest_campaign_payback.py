@@ -89,6 +89,8 @@ def test_sentence_says_what_a_contact_cost_brought_and_whether_it_paid_back():
     assert f"(95% range £{r['incremental_profit_lower']:.2f} to " in sentence
     assert sentence.endswith(f"paid back {r['payback_multiple']:.1f} times its cost.")
     assert result.paid_back is True
+    on_revenue = campaign_payback(effect, margin=1.0, cost_per_contact=2.5, by=None)
+    assert "of revenue (no margin applied) (95% range" in on_revenue.sentence()
     # a cost above the whole interval of the profit: did not pay back
     dear = campaign_payback(effect, margin=0.3, cost_per_contact=50.0, by=None)
     assert dear.paid_back is False and "did not pay back" in dear.sentence()

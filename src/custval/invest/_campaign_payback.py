@@ -109,16 +109,18 @@ class CampaignPayback:
         if row != "all":
             what += f" among {str(row).replace('_', ' ')} customers"
         level = percent(self.level)
+        # a margin of 1 counts revenue as the gain: say so rather than call it profit
+        gain = "profit" if self.assumptions["margin"] < 1 else "revenue (no margin applied)"
         cost = money(r["cost_per_contact"], currency, decimals=2)
         brought = (
             f"Each {cost} contact brought {money(r['incremental_profit'], currency, decimals=2)} "
-            f"of profit ({level} range {money(r['incremental_profit_lower'], currency, decimals=2)}"
+            f"of {gain} ({level} range {money(r['incremental_profit_lower'], currency, decimals=2)}"
             f" to {money(r['incremental_profit_upper'], currency, decimals=2)})"
         )
         if self.design != "randomized":
             brought = (
                 f"Each {cost} spent per member went with "
-                f"{money(r['incremental_profit'], currency, decimals=2)} of extra profit per "
+                f"{money(r['incremental_profit'], currency, decimals=2)} of extra {gain} per "
                 f"member ({level} range "
                 f"{money(r['incremental_profit_lower'], currency, decimals=2)} to "
                 f"{money(r['incremental_profit_upper'], currency, decimals=2)}; observational: "
