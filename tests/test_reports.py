@@ -994,6 +994,14 @@ def test_without_a_campaign_the_targets_say_the_save_rate_is_assumed(investment,
     )
     assert summary[0].startswith("No randomized campaign was given")
     assert "assumed save rate, not measured" in summary[1]
+    assert "in revenue, not profit" not in summary[1]  # the value table is at a 30% margin
+    revenue_table = value_table.copy()
+    revenue_table.attrs = {**value_table.attrs, "value_basis": "revenue", "margin": 1.0}
+    on_revenue, _ = reports.contact_targets(
+        sample_data, revenue_table, None, margin=1.0, cost_per_contact=2.5, save_rate=0.1
+    )
+    assert on_revenue.attrs["gain"] == "revenue"
+    assert "in revenue, not profit" in story.contact_list(on_revenue)
 
 
 def test_csv_lists_cannot_run_formulas(tmp_path):

@@ -727,6 +727,7 @@ def contact_targets(
             for u in uplift.to_numpy()
         ]
         basis = "measured"
+        gain = "revenue" if margin >= 1 else "profit"
     else:
         roi = retention_roi(
             value_table,
@@ -743,6 +744,7 @@ def contact_targets(
             for p, v in zip(scores["churn_probability"], scores["value_at_stake"], strict=True)
         ]
         basis = "assumed"
+        gain = "revenue" if value_table.attrs.get("value_basis") == "revenue" else "profit"
     targets["net_value"] = targets["predicted_incremental_profit"] - cost
     targets["contact"] = targets["net_value"] > 0
     targets["reason"] = reasons
@@ -750,6 +752,7 @@ def contact_targets(
     contacted = targets[targets["contact"]]
     targets.attrs.update(
         basis=basis,
+        gain=gain,
         cost_per_contact=cost,
         n_contact=len(contacted),
         net_return=float(contacted["net_value"].sum()),

@@ -868,8 +868,12 @@ def campaign_payback(result: Any, *, currency: str = "$") -> str:
 
 def _basis_words(targets: pd.DataFrame) -> str:
     if targets.attrs.get("basis") == "measured":
-        return "measured on the randomized campaign"
-    return "on an assumed save rate, not measured: no randomized campaign was given"
+        words = "measured on the randomized campaign"
+    else:
+        words = "on an assumed save rate, not measured: no randomized campaign was given"
+    if targets.attrs.get("gain") == "revenue":
+        words += "; in revenue, not profit, as no margin was given"
+    return words
 
 
 def targeting(result: Any, *, currency: str = "$") -> str:
@@ -893,6 +897,8 @@ def targeting(result: Any, *, currency: str = "$") -> str:
         ". This is measured on customers the models had not seen (cross-fitting), from what "
         "contacted and held-back customers actually spent."
     )
+    if result.assumptions.get("margin", 1.0) >= 1:
+        text += " These amounts are revenue, not profit: no margin was given."
     if result.beats_random:
         text += " Targeting on measured response beats contacting at random"
         text += " and targeting by churn risk." if result.beats_churn_risk else "."
