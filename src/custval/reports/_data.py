@@ -31,6 +31,7 @@ __all__ = [
     "default_calibration_end",
     "load_report_data",
     "margin_to_apply",
+    "programme_effect",
     "retention_assumptions",
     "segment_summary",
     "targets_by_segment",
@@ -857,3 +858,80 @@ def write_downloads(
             "path": f"{folder.name}/customer-values.csv",
         },
     ]
+
+
+def programme_effect(
+    data: ReportData,
+    *,
+    join_column: str = "loyalty_join_date",
+    join_window: str = "180D",
+    outcome_window: str = "365D",
+    n_bootstrap: int = 200,
+) -> tuple[Any | None, int]:
+    """The observational effect of a programme (loyalty membership) on spend, or ``(None, 0)``
+    when the customer table has no join dates.
+
+    A landmark comparison, so that nothing after joining leaks into the comparison: at the
+    landmark ``observation_end − outcome_window``, customers who joined during the
+    ``join_window`` before it are compared with customers who had not joined by then, both
+    acquired before the window and with a purchase inside it (members join at a purchase, so
+    both groups are known to be active). :func:`custval.invest.relationship_effect` weights
+    them on their purchasing before the window (orders, revenue, recency, tenure) and on
+    region and channel when present; the outcome is revenue in the ``outcome_window`` after the
+    landmark. It is observational: it holds only if these explain who joined.
+
+    Returns
+    -------
+    (effect, n_members)
+        The :class:`custval.invest.RelationshipEffect` (outcome ``revenue_after``) and the
+        number of members of the programme at the end of observation, for totals.
+    """
+    from custval._units import parse_duration
+    from custval.invest import history_features, relationship_effect
+
+    customers = data.customers
+    if customers is None or join_column not in customers.columns:
+        return None, 0
+    customers = customers.set_index(customers["customer_id"].astype(str))
+    join = pd.to_datetime(customers[join_column], errors="coerce")
+    window = pd.Timedelta(days=parse_duration(join_window, to="D"))
+    horizon = pd.Timedelta(days=parse_duration(outcome_window, to="D"))
+    landmark = (data.observation_end - horizon).normalize()
+    start = landmark - window
+    log = data.transactions
+    ids = log["customer_id"].astype(str)
+    first = log.groupby(ids)["timestamp"].min().reindex(customers.index)
+    active = log.loc[(log["timestamp"] >= start) & (log["timestamp"] < landmark)]
+    active_ids = set(active["customer_id"].astype(str))
+    member = (join >= start) & (join < landmark)
+    not_yet = join.isna() | (join >= landmark)
+    keep = (first < start) & customers.index.isin(list(active_ids)) & (member | not_yet)
+    frame = pd.DataFrame({"member": member[keep].astype(int)}, index=customers.index[keep])
+    if frame["member"].sum() < 20 or (1 - frame["member"]).sum() < 20:
+        return None, 0
+    history = history_features(log, pd.Series(start, index=frame.index), lookback="365D")
+    frame = frame.join(history)
+    for column in ("pre_recency_days", "pre_tenure_days"):
+        frame[column] = frame[column].fillna(frame[column].max())
+    covariates = ["pre_orders", "pre_revenue", "pre_recency_days", "pre_tenure_days"]
+    for column in ("region", "channel"):
+        if column in customers.columns:
+            frame[column] = customers.loc[frame.index, column].astype(str)
+            covariates.append(column)
+    after = log.loc[(log["timestamp"] >= landmark) & (log["timestamp"] < landmark + horizon)]
+    revenue = after.groupby(after["customer_id"].astype(str))["amount"].sum()
+    frame["revenue_after"] = revenue.reindex(frame.index).fillna(0.0).to_numpy()
+    effect = relationship_effect(
+        frame,
+        member="member",
+        outcome="revenue_after",
+        covariates=covariates,
+        n_bootstrap=n_bootstrap,
+        progress=False,
+    )
+    effect.assumptions.update(
+        landmark=landmark.date().isoformat(),
+        join_window=join_window,
+        outcome_window=outcome_window,
+    )
+    return effect, int(join.notna().sum())

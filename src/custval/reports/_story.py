@@ -49,6 +49,7 @@ __all__ = [
     "plain",
     "plan_from_targets",
     "plan_story",
+    "programme_payback",
     "retention",
     "save_rate",
     "segments",
@@ -864,6 +865,23 @@ def campaign_payback(result: Any, *, currency: str = "$") -> str:
     for row in rows:
         sentences.append(result.sentence(row, currency=currency))
     return markdown(" ".join(escape_markdown(t) for t in sentences))
+
+
+def programme_payback(result: Any, effect: Any, *, currency: str = "$") -> str:
+    """The programme's payback, labelled observational, with how the comparison was made."""
+    a = effect.assumptions
+    text = (
+        f"{result.sentence(currency=currency)} The cost of "
+        f"{money(result.assumptions['cost_per_contact'], currency, decimals=2)} a member a year "
+        "is an assumption of this report (set it with the programme_cost_per_member parameter). "
+        f"The comparison: customers who joined in the {horizon_words(a.get('join_window', ''))} "
+        f"before {date_words(a['landmark'])} against customers who were active then but had "
+        "not joined, weighted to buy alike before, and their spend over the "
+        f"{horizon_words(a.get('outcome_window', ''))} after. Members chose to join, so this "
+        "is an association that holds only if past purchasing, region and channel explain who "
+        "joined; a randomized offer of membership would measure it."
+    )
+    return markdown(escape_markdown(text))
 
 
 def _basis_words(targets: pd.DataFrame) -> str:
