@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import functools
 import html.parser
 import http.server
@@ -75,6 +76,8 @@ class PageReport:
     images: list[dict] = field(default_factory=list)
     title: str = ""
     screenshot: Path | None = None
+    dialogs: list[str] = field(default_factory=list)
+    downloads: list[list] = field(default_factory=list)  # [href, HTTP status] of CSV links
 
     @property
     def broken_images(self) -> list[dict]:
@@ -109,13 +112,27 @@ class _DevTools:
         self.ws = websocket.create_connection(ws_url, timeout=60, suppress_origin=True)
         self.next_id = 0
         self.events: list[dict] = []
+        self.dialogs: list[str] = []
+
+    def _post(self, method: str, **params: object) -> int:
+        self.next_id += 1
+        self.ws.send(json.dumps({"id": self.next_id, "method": method, "params": params}))
+        return self.next_id
+
+    def _receive(self) -> dict:
+        """The next message; a JavaScript dialog (alert, confirm, prompt) is recorded and
+        dismissed at once, so a page that opens one still finishes loading."""
+        message = json.loads(self.ws.recv())
+        if message.get("method") == "Page.javascriptDialogOpening":
+            params = message.get("params", {})
+            self.dialogs.append(f"{params.get('type')}: {params.get('message')}")
+            self._post("Page.handleJavaScriptDialog", accept=False)
+        return message
 
     def send(self, method: str, **params: object) -> dict:
-        self.next_id += 1
-        message_id = self.next_id
-        self.ws.send(json.dumps({"id": message_id, "method": method, "params": params}))
+        message_id = self._post(method, **params)
         while True:
-            message = json.loads(self.ws.recv())
+            message = self._receive()
             if message.get("id") == message_id:
                 if "error" in message:
                     raise RuntimeError(f"DevTools {method} failed: {message['error']}")
@@ -128,7 +145,7 @@ class _DevTools:
             if event.get("method") == method:
                 return event
         while time.monotonic() < deadline:
-            message = json.loads(self.ws.recv())
+            message = self._receive()
             self.events.append(message)
             if message.get("method") == method:
                 return message
@@ -140,7 +157,7 @@ class _DevTools:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             try:
-                self.events.append(json.loads(self.ws.recv()))
+                self.events.append(self._receive())
             except Exception:  # a timeout ends a quiet spell
                 continue
         self.ws.settimeout(60)
@@ -217,6 +234,14 @@ def inspect_page(
                 returnByValue=True,
             )["result"]["value"]
             report = PageReport(url=url, **json.loads(state))
+            report.downloads = tools.send(
+                "Runtime.evaluate",
+                expression="Promise.all(Array.from(document.querySelectorAll('a[href$=\".csv\"]'))"
+                ".map(a => fetch(a.href).then(r => r.text().then(t => [a.getAttribute('href'), "
+                "r.status, t.split('\\n')[0]]))))",
+                awaitPromise=True,
+                returnByValue=True,
+            )["result"]["value"]
             for event in tools.events:
                 method, params = event.get("method"), event.get("params", {})
                 if method == "Runtime.consoleAPICalled" and params.get("type") in {
@@ -254,6 +279,7 @@ def inspect_page(
                 )
                 screenshot.write_bytes(base64.b64decode(shot["data"]))
                 report.screenshot = screenshot
+            report.dialogs = list(tools.dialogs)
             return report
         finally:
             tools.close()
@@ -289,8 +315,9 @@ SECTION_TITLES = {
     ],
     "04-relationship-investment": [
         "Where relationship investment pays back",
-        "What the randomized campaign did",
-        "Retention: whom to contact and what it returns",
+        "Did the campaign pay back?",
+        "The loyalty programme (observational)",
+        "Whom to contact next",
         "Payback of acquisition by channel",
         "The plan by segment",
     ],
@@ -454,7 +481,7 @@ def test_horizon_words(horizon, words):
 def test_cleaning_story_and_table_reconcile(sample_data):
     report = sample_data.cleaning
     text = story.cleaning(report)
-    assert "\\$" in text and "accounted for" in text
+    assert "&#36;" in text and "accounted for" in text  # the currency, never maths
     table = tables.cleaning(report).data
     assert table.columns.tolist() == ["", "Lines", "Share of lines", "Revenue"]
     assert table.iloc[0, 0] == "In the file" and table.iloc[-1, 0] == "Used in the reports"
@@ -488,14 +515,7 @@ def test_people_table_formats_and_hides_index():
 
 
 def test_retention_assumptions_say_where_the_save_rate_comes_from(sample_data):
-    data = reports.ReportData(
-        transactions=sample_data.transactions,
-        cleaning=sample_data.cleaning,
-        customers=None,
-        campaign=None,
-        source="test",
-        observation_end=sample_data.observation_end,
-    )
+    data = dataclasses.replace(sample_data, customers=None, campaign=None, truth=None)
     assert reports.campaign_effects(data) == (None, None)
     rate, source, cost = reports.retention_assumptions(data, None, assumed_save_rate=0.2)
     assert (rate, cost) == (0.2, 2.5) and source.startswith("an assumption")
@@ -647,7 +667,9 @@ def chromium_path():
     return path
 
 
-@pytest.mark.parametrize("page", ["index.html", "02-customer-value.html"])
+@pytest.mark.parametrize(
+    "page", ["index.html", "02-customer-value.html", "04-relationship-investment.html"]
+)
 def test_reports_load_in_a_real_browser(rendered, chromium_path, tmp_path, page):
     screenshot = tmp_path / page.replace(".html", ".png")
     with serve(rendered) as base:
@@ -655,6 +677,11 @@ def test_reports_load_in_a_real_browser(rendered, chromium_path, tmp_path, page)
     assert result.console_errors == []
     assert result.failed_requests == []
     assert result.broken_images == []
+    assert result.dialogs == []
+    if page in ("index.html", "04-relationship-investment.html"):
+        # the download links resolve: the browser fetches each CSV
+        assert [status for _, status, _ in result.downloads] == [200, 200], result.downloads
+        assert all(head.startswith("customer_id,") for _, _, head in result.downloads)
     if page != "index.html":
         assert len(result.images) >= 3
     assert screenshot.stat().st_size > 10_000
@@ -701,3 +728,332 @@ def test_report_renders_on_online_retail(online_retail_path, tmp_path):
             assert word not in text
         assert "£" in text or stem != "01-customer-base"
     assert "4,3" in reports.read_findings(out / "findings" / "01-customer-base.json")["summary"][0]
+    # no campaign: the investment report says so, and whom to contact rests on an assumption
+    investment = reports.read_findings(out / "findings" / "04-relationship-investment.json")
+    assert investment["summary"][0].startswith("No randomized campaign was given")
+    assert "assumed save rate, not measured" in investment["summary"][1]
+    text = visible_text((out / "04-relationship-investment.html").read_text(encoding="utf-8"))
+    assert "needs a randomized campaign table" in text and "£" in text
+    for download in investment["downloads"]:
+        assert (out / download["path"]).is_file()
+
+
+# --- nothing from the data or the options becomes markup --------------------------------------
+
+PAYLOADS = (
+    "<script>alert(1)</script>",
+    '<b onmouseover="alert(2)">seg</b>',
+    "<img src=x onerror=alert(3)>",
+    "javascript:alert(4)",
+    "[click](javascript:alert(5))",
+    "![x](http://e/x.png)",
+)
+INJECTED_CURRENCY = "<i>$</i><script>alert(6)</script>"
+
+
+def _payload(i: int) -> str:
+    return PAYLOADS[i % len(PAYLOADS)]
+
+
+@pytest.fixture(scope="module")
+def injected(tmp_path_factory):
+    """The reports rendered from a log, customer and campaign tables whose every text field
+    (ids, product codes, channels, regions, campaign segments, the file names and the
+    currency) holds an HTML/JavaScript/Markdown payload."""
+    sample = custval.load_sample()
+    keep = sample.customers["customer_id"].iloc[:1500]
+    ids = {c: f"{_payload(int(c))}#{c}" for c in keep}
+    folder = tmp_path_factory.mktemp("injected")
+    log = sample.transactions
+    log = log[log["customer_id"].isin(keep)].copy()
+    log["customer_id"] = log["customer_id"].map(ids)
+    log["product_code"] = [
+        "POST" if code == "POST" else f"{_payload(i)}{code}"
+        for i, code in enumerate(log["product_code"])
+    ]
+    customers = sample.customers[sample.customers["customer_id"].isin(keep)].copy()
+    customers["customer_id"] = customers["customer_id"].map(ids)
+    for column, offset in (("channel", 0), ("region", 3)):
+        names = sorted(customers[column].unique())
+        mapping = {n: f"{_payload(offset + k)} {n}" for k, n in enumerate(names)}
+        customers[column] = customers[column].map(mapping)
+    campaign = sample.campaign[sample.campaign["customer_id"].isin(keep)].copy()
+    campaign["customer_id"] = campaign["customer_id"].map(ids)
+    campaign["segment"] = campaign["segment"].map(
+        {"member": PAYLOADS[1], "non_member": PAYLOADS[4]}
+    )
+    paths = {}
+    for name, frame in (("transactions", log), ("customers", customers), ("campaign", campaign)):
+        paths[name] = folder / f"{PAYLOADS[2]} {name}.csv"  # a file name with markup
+        frame.to_csv(paths[name], index=False)
+    out = folder / "reports"
+    small = {"n_draws": 20, "backtest_cutoffs": 2, "importance_samples": 300}
+    reports.render(
+        out,
+        transactions=paths["transactions"],
+        customers=paths["customers"],
+        campaign=paths["campaign"],
+        columns={"product_code": "product_code", "order_id": "order_id"},
+        cleaning={"exclude_codes": ["POST"]},
+        margin=0.3,
+        currency=INJECTED_CURRENCY,
+        parameters={**small, "n_bootstrap": 30, "n_folds": 3},
+        progress=False,
+    )
+    return out
+
+
+def _injected_markup(page: str) -> list[str]:
+    """Elements and attributes in ``page`` that came from a payload."""
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(page, "html.parser")
+    found = []
+    for tag in soup.find_all(True):
+        for name, value in tag.attrs.items():
+            text = " ".join(value) if isinstance(value, list) else str(value)
+            if name.lower().startswith("on"):
+                found.append(f"<{tag.name} {name}={text!r}>")
+            if name.lower() in {"href", "src", "action", "formaction"} and (
+                text.strip().lower().startswith("javascript:") or text in {"x", "http://e/x.png"}
+            ):
+                found.append(f"<{tag.name} {name}={text!r}>")
+        if tag.name == "script" and ("alert(" in (tag.string or "") or tag.get("src")):
+            found.append(f"<script>{tag.string}</script>")
+        if tag.name in {"b", "i"} and tag.get_text() in {"seg", "$"}:
+            found.append(f"<{tag.name}>{tag.get_text()}</{tag.name}>")
+        if tag.name == "a" and tag.get_text() in {"click", "javascript:alert(4)"}:
+            found.append(f"<a>{tag.get_text()}</a>")
+        if tag.name == "img" and tag.get("alt") == "x":
+            found.append("<img alt=x>")
+    return found
+
+
+def test_escape_helpers_leave_no_markup():
+    from nbconvert.filters.markdown import markdown2html
+
+    from custval._format import escape_html, escape_markdown
+
+    for payload in (*PAYLOADS, INJECTED_CURRENCY):
+        shown = markdown2html(f"Segment **{escape_markdown(payload)}** and $5")
+        assert _injected_markup(shown) == [], payload
+        assert payload in visible_text(shown)  # shown as the text it is, not dropped
+        assert _injected_markup(f"<p>{escape_html(payload)}</p>") == []
+    assert "<strong>" in markdown2html(f"**{escape_markdown('Champions')}**")
+    # The check itself finds each payload when it is not escaped.
+    for payload in (*PAYLOADS[:3], *PAYLOADS[4:], INJECTED_CURRENCY):
+        assert _injected_markup(markdown2html(f"Segment {payload}")), payload
+
+
+def test_people_table_escapes_cells_and_headers():
+    frame = pd.DataFrame({PAYLOADS[0]: [PAYLOADS[1], PAYLOADS[2]], "n": [1, 2]})
+    styler = tables.people_table(frame, {"n": str}, caption=PAYLOADS[4])
+    page = styler.to_html()
+    assert _injected_markup(page) == []
+    assert PAYLOADS[1] in visible_text(page) and PAYLOADS[0] in visible_text(page)
+    assert styler.data.iloc[0, 0] == PAYLOADS[1]  # the data stays as it is
+
+
+def test_key_findings_show_sentences_as_text():
+    from nbconvert.filters.markdown import markdown2html
+
+    shown = markdown2html(story.key_findings([f"Segment {p} grew." for p in PAYLOADS]))
+    assert _injected_markup(shown) == []
+    for payload in PAYLOADS:
+        assert payload in visible_text(shown)
+
+
+@pytest.mark.slow
+def test_reports_turn_no_user_text_into_markup(injected):
+    pages = sorted(injected.glob("*.html")) + sorted((injected / "full").glob("*.html"))
+    assert len(pages) == 1 + 2 * len(reports.NOTEBOOKS)
+    for path in pages:
+        page = path.read_text(encoding="utf-8")
+        assert _injected_markup(page) == [], path.name
+    investment = visible_text((injected / "04-relationship-investment.html").read_text())
+    assert PAYLOADS[1] in investment  # the campaign segment, shown as text
+    value = visible_text((injected / "02-customer-value.html").read_text())
+    assert "#" in value and any(p in value for p in PAYLOADS)  # customer ids, as text
+    index = visible_text((injected / "index.html").read_text())
+    assert f"{PAYLOADS[2]} transactions.csv" in index
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("page", ["index.html", "04-relationship-investment.html"])
+def test_injected_reports_open_no_dialog_in_a_real_browser(injected, chromium_path, page):
+    with serve(injected) as base:
+        result = inspect_page(chromium_path, f"{base}/{urllib.request.quote(page)}")
+    assert result.dialogs == []
+    assert result.console_errors == []
+
+
+# --- the investment report: payback, whom to contact, the lists, and that they agree ------------
+
+
+@pytest.fixture(scope="module")
+def investment(sample_data):
+    """The investment report's numbers on the sample, as notebook 04 computes them."""
+    data = sample_data
+    value_table = reports.customer_values(data, margin=0.3, n_draws=0)
+    churn = custval.churn_scores(data.transactions, horizon="90D", n_threads=1)
+    value_table["churn_probability"] = churn.reindex(value_table.index).fillna(1.0)
+    revenue, _ = reports.campaign_effects(data, n_bootstrap=0, n_folds=3)
+    targets, targeting = reports.contact_targets(
+        data,
+        value_table,
+        revenue,
+        margin=0.3,
+        cost_per_contact=2.5,
+        save_rate=0.1,
+        n_bootstrap=30,
+    )
+    return value_table, revenue, targets, targeting
+
+
+def test_summary_plan_and_list_agree_in_signs_and_totals(investment, tmp_path):
+    value_table, revenue, targets, targeting = investment
+    payback = custval.invest.campaign_payback(revenue, margin=0.3, cost_per_contact=2.5)
+    plan = reports.targets_by_segment(targets)
+    n, net = targets.attrs["n_contact"], targets.attrs["net_return"]
+    assert targets.attrs["basis"] == "measured" and n > 0
+    # the list: every contacted customer's predicted profit exceeds the cost, no other's does
+    assert (targets.loc[targets["contact"], "net_value"] > 0).all()
+    assert (targets.loc[~targets["contact"], "net_value"] <= 0).all()
+    assert targets["net_value"].to_numpy() == pytest.approx(
+        (targets["predicted_incremental_profit"] - 2.5).to_numpy()
+    )
+    # the plan: the same customers and the same money, segment by segment
+    assert int(plan["to_contact"].sum()) == n == int(targets["contact"].sum())
+    assert float(plan["net_return"].sum()) == pytest.approx(net)
+    assert (plan.loc[plan["to_contact"] > 0, "net_return"] > 0).all()
+    by_segment = targets[targets["contact"]].groupby("segment")["net_value"].sum()
+    assert plan.loc[by_segment.index, "net_return"].to_numpy() == pytest.approx(by_segment)
+    # the downloaded list: the same rows and total
+    downloads = reports.write_downloads(
+        tmp_path / "downloads", targets=targets, value_table=value_table
+    )
+    assert downloads[0]["label"] == f"Download the {n:,} customers to contact (CSV)"
+    listed = pd.read_csv(tmp_path / downloads[0]["path"])
+    assert len(listed) == n and listed["net_value"].sum() == pytest.approx(net)
+    assert listed.columns.tolist() == [
+        "customer_id",
+        "segment",
+        "clv",
+        "clv_lower",
+        "clv_upper",
+        "churn_probability",
+        "predicted_incremental_profit",
+        "net_value",
+        "reason",
+    ]
+    assert len(pd.read_csv(tmp_path / downloads[1]["path"])) == len(value_table)
+    # the executive summary and the plan's sentence quote the same count and money
+    summary = story.investment_summary(
+        revenue,
+        None,
+        None,
+        None,
+        currency="$",
+        campaign_payback=payback,
+        targets=targets,
+        targeting=targeting,
+        segment_plan=plan,
+    )
+    assert summary[0] == payback.sentence() and "paid back 1.5 times" in summary[0]
+    money = custval._format.money(net, "$")
+    assert f"Contact next the {n:,} customers" in summary[1] and money in summary[1]
+    assert money.replace("$", "&#36;").replace(",", ",") in story.plan_from_targets(plan, targets)
+    assert f"{n:,} customers" in story.contact_list(targets, downloads)
+    # held-out check: targeting on response beats random and churn risk on the sample, whose
+    # responsive segment (non-members) is known
+    assert targeting.beats_random and targeting.beats_churn_risk
+
+
+def test_without_a_campaign_the_targets_say_the_save_rate_is_assumed(investment, sample_data):
+    value_table = investment[0]
+    targets, targeting = reports.contact_targets(
+        sample_data, value_table, None, margin=0.3, cost_per_contact=2.5, save_rate=0.1
+    )
+    assert targeting is None and targets.attrs["basis"] == "assumed"
+    roi = custval.invest.retention_roi(value_table, cost_per_contact=2.5, save_rate=0.1)
+    assert targets.attrs["n_contact"] == int((roi.scores["expected_net_value"] > 0).sum())
+    assert "assumed save rate" in targets["reason"].iloc[0]
+    summary = story.investment_summary(
+        None,
+        roi,
+        None,
+        None,
+        save_rate=0.1,
+        targets=targets,
+        segment_plan=reports.targets_by_segment(targets),
+    )
+    assert summary[0].startswith("No randomized campaign was given")
+    assert "assumed save rate, not measured" in summary[1]
+    assert "in revenue, not profit" not in summary[1]  # the value table is at a 30% margin
+    revenue_table = value_table.copy()
+    revenue_table.attrs = {**value_table.attrs, "value_basis": "revenue", "margin": 1.0}
+    on_revenue, _ = reports.contact_targets(
+        sample_data, revenue_table, None, margin=1.0, cost_per_contact=2.5, save_rate=0.1
+    )
+    assert on_revenue.attrs["gain"] == "revenue"
+    assert "in revenue, not profit" in story.contact_list(on_revenue)
+
+
+def test_csv_lists_cannot_run_formulas(tmp_path):
+    targets = pd.DataFrame(
+        {
+            "segment": ['=HYPERLINK("http://e")', "Champions"],
+            "clv": [1.0, 2.0],
+            "clv_lower": [0.5, 1.5],
+            "clv_upper": [1.5, 2.5],
+            "churn_probability": [0.2, 0.3],
+            "predicted_incremental_profit": [5.0, -1.0],
+            "net_value": [2.5, -3.5],
+            "contact": [True, False],
+            "reason": ["@SUM(A1)", "x"],
+        },
+        index=pd.Index(["+1", "2"], name="customer_id"),
+    )
+    reports.write_downloads(tmp_path, targets=targets, value_table=targets[["clv"]])
+    listed = pd.read_csv(tmp_path / "contact-list.csv", dtype=str)
+    assert listed.iloc[0].tolist()[:2] == ["'+1", '\'=HYPERLINK("http://e")']
+    assert listed["reason"].tolist() == ["'@SUM(A1)"]
+    assert listed["clv"].tolist() == ["1.0"]  # numbers stay numbers
+
+
+def test_report_links_its_downloads(rendered):
+    from bs4 import BeautifulSoup
+
+    for page in (
+        "index.html",
+        "04-relationship-investment.html",
+        "full/04-relationship-investment.html",
+    ):
+        soup = BeautifulSoup((rendered / page).read_text(encoding="utf-8"), "html.parser")
+        links = [a for a in soup.find_all("a") if a.get("href", "").endswith(".csv")]
+        assert len(links) == 2, page
+        for a in links:
+            target = (rendered / page).parent / a["href"]
+            assert target.is_file(), (page, a["href"])
+        n = sum(1 for _ in (rendered / "downloads" / "contact-list.csv").open()) - 1
+        assert links[0].get_text() == f"Download the {n:,} customers to contact (CSV)"
+
+
+def test_programme_effect_is_observational_and_covers_the_known_effect(sample_data):
+    effect, members = reports.programme_effect(sample_data, n_bootstrap=100)
+    truth = sample_data.truth["loyalty"]
+    assert members == truth["n_members_at_end"]
+    weighted = effect.estimates.loc["propensity weighted"]
+    # the truth: members buy 1.7 more orders in the year after joining, at about $40 an order
+    known = truth["att_orders_365d"] * sample_data.truth["spend"]["population_mean_order_value"]
+    assert weighted["ci_lower"] < known < weighted["ci_upper"]
+    # frequent buyers join more: the naive comparison overstates, weighting corrects part of it
+    assert effect.estimates.loc["naive difference", "estimate"] > weighted["estimate"]
+    payback = custval.invest.campaign_payback(
+        effect, margin=0.3, cost_per_contact=10.0, n_members=members
+    )
+    text = story.programme_payback(payback, effect)
+    assert payback.design == "observational" and "observational" in text
+    assert "is an assumption of this report" in text
+    without = dataclasses.replace(sample_data, customers=None, campaign=None, truth=None)
+    assert reports.programme_effect(without) == (None, 0)

@@ -3,7 +3,8 @@
 Lorenz curve (:func:`~custval.invest.value_concentration`), profit curve
 (:func:`~custval.invest.retention_roi`), uplift curve and uplift by decile
 (:func:`~custval.invest.estimate_uplift`), payback curves (:func:`~custval.invest.payback`) and
-the segment plan (:func:`~custval.invest.investment_plan`).
+the segment plan (:func:`~custval.invest.investment_plan`) and targeting on measured response
+(:func:`~custval.invest.uplift_targeting`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ __all__ = [
     "plot_payback_curves",
     "plot_profit_curve",
     "plot_qini_curve",
+    "plot_targeting_curves",
     "plot_uplift_by_decile",
 ]
 
@@ -406,4 +408,54 @@ def plot_investment_plan(plan, *, currency: str = "$", ax: Axes | None = None) -
         fontsize=8,
     )
     _title(ax, plan.headline.replace("$", currency), fontsize=10)
+    return ax
+
+
+def plot_targeting_curves(targeting, *, currency: str = "$", ax: Axes | None = None) -> Axes:
+    """Net profit of contacting the top customers by predicted response, at random and by churn
+    risk, measured on the campaign's held-out customers.
+
+    Parameters
+    ----------
+    targeting : UpliftTargeting
+        From :func:`custval.invest.uplift_targeting`.
+    currency : str, default "$"
+        Currency of the money axis.
+    ax : Axes, optional
+        Axes to draw on; a new figure when None.
+
+    Returns
+    -------
+    Axes
+
+    Examples
+    --------
+    >>> ax = plot_targeting_curves(targeting)  # doctest: +SKIP
+    """
+    _require(targeting, ("curves", "comparison", "n_contact"), "uplift_targeting")
+    ax = get_ax(ax)
+    c = targeting.curves
+    x = c["n_targeted"].to_numpy()
+    ax.plot(x, c["by_uplift"], color="C0", linewidth=2, label="By predicted response")
+    if c["by_uplift_lower"].notna().any():
+        ax.fill_between(
+            x, c["by_uplift_lower"], c["by_uplift_upper"], color="C0", alpha=0.15, linewidth=0
+        )
+    ax.plot(x, c["at_random"], color="0.5", linestyle="--", label="At random")
+    if "by_churn_risk" in c:
+        ax.plot(x, c["by_churn_risk"], color="C1", label="By churn risk")
+    ax.axhline(0.0, color="0.3", linewidth=0.6)
+    ax.axvline(targeting.n_contact, color="C0", linestyle=":", linewidth=1)
+    ax.set_xlabel("Customers contacted (most promising first)")
+    ax.set_ylabel("Net profit of the contacts")
+    money_axis(ax, "y", currency)
+    ax.legend(loc="lower left", fontsize=8)
+    row = targeting.comparison.loc["by uplift"]
+    random = targeting.comparison.loc["at random"]
+    _title(
+        ax,
+        f"Contacting the {count(targeting.n_contact)} most responsive earned "
+        f"{money(row['net_profit'], currency)} net, against "
+        f"{money(random['net_profit'], currency)} at random",
+    )
     return ax

@@ -26,13 +26,17 @@ __all__ = [
     "best_scoring_model",
     "campaign_effects",
     "cohort_retention",
+    "contact_targets",
     "customer_values",
     "default_calibration_end",
     "load_report_data",
     "margin_to_apply",
+    "programme_effect",
     "retention_assumptions",
     "segment_summary",
+    "targets_by_segment",
     "value_table_with_ranges",
+    "write_downloads",
 ]
 
 #: Named lists of product codes that are not product sales, for ``cleaning={"exclude_codes":
@@ -499,10 +503,10 @@ def customer_values(
     The churn and investment reports need expected value per customer but not the model
     comparison of the value report; this is the one place that builds it for them.
     """
-    from custval import BetaGeoModel, GammaGammaModel, customer_value_table, rfm_summary
+    from custval import BetaGeoModel, GammaGammaModel, rfm_summary
 
     summary = rfm_summary(data.transactions, freq=freq, observation_end=data.observation_end)
-    return customer_value_table(
+    return value_table_with_ranges(
         BetaGeoModel().fit(summary),
         GammaGammaModel().fit(summary),
         summary,
@@ -510,7 +514,6 @@ def customer_values(
         annual_discount_rate=annual_discount_rate,
         margin=margin,
         n_draws=n_draws,
-        progress=False,
     )
 
 
@@ -633,3 +636,302 @@ def retention_assumptions(
         else:
             cost_per_contact = assumed_cost_per_contact
     return float(save_rate), source, float(cost_per_contact)
+
+
+#: Columns of the list of customers to contact, in order.
+TARGET_COLUMNS = [
+    "segment",
+    "clv",
+    "clv_lower",
+    "clv_upper",
+    "churn_probability",
+    "predicted_incremental_profit",
+    "net_value",
+    "contact",
+    "reason",
+]
+
+
+def contact_targets(
+    data: ReportData,
+    value_table: pd.DataFrame,
+    revenue_effect: Any | None,
+    *,
+    margin: float,
+    cost_per_contact: float,
+    save_rate: float,
+    churn_horizon: str = "90D",
+    n_bootstrap: int = 200,
+    currency: str = "$",
+) -> tuple[pd.DataFrame, Any | None]:
+    """Whom to contact next, one row per customer of the value table, and how that targeting
+    did on the campaign's held-out customers.
+
+    With a randomized campaign the predicted incremental profit of a contact is the uplift in
+    spend predicted from each customer's recent history (models fitted on the campaign, see
+    :func:`custval.invest.estimate_uplift`) times the margin, over the campaign's outcome
+    window; the targeting is checked with :func:`custval.invest.uplift_targeting` against
+    contacting at random and by churn risk at the contact date. Without a campaign it is the
+    retention value of :func:`custval.invest.retention_roi` with the *assumed* save rate
+    (churn risk × save rate × value at stake), and the second value is None.
+
+    Returns
+    -------
+    (targets, targeting)
+        ``targets`` indexed by customer_id with :data:`TARGET_COLUMNS`, sorted by ``net_value``
+        (highest first); ``attrs``: ``basis`` ("measured" or "assumed"), ``cost_per_contact``,
+        ``n_contact``, ``net_return`` (of contacting those with ``contact``).
+    """
+    from custval._format import money, percent
+    from custval.churn import churn_scores
+    from custval.invest import history_features, retention_roi, uplift_targeting
+
+    cost = float(cost_per_contact)
+    targets = pd.DataFrame(index=value_table.index)
+    targets["segment"] = value_table["segment"].astype(str) if "segment" in value_table else ""
+    for column in ("clv", "clv_lower", "clv_upper", "churn_probability"):
+        targets[column] = value_table[column] if column in value_table else np.nan
+    targeting = None
+    if revenue_effect is not None:
+        frame = revenue_effect._frame
+        contact_date = pd.Timestamp(data.campaign["contact_date"].min())
+        at_contact = churn_scores(
+            data.transactions,
+            horizon=churn_horizon,
+            cutoff=contact_date,
+            customers=data.customers,
+            n_threads=1,
+        )
+        risk = at_contact.reindex(frame.index.astype(str)).fillna(1.0)
+        risk.index = frame.index
+        targeting = uplift_targeting(
+            revenue_effect,
+            margin=margin,
+            cost_per_contact=cost,
+            churn=risk,
+            n_bootstrap=n_bootstrap,
+        )
+        features = list(revenue_effect.assumptions["features"])
+        lookback = frame.attrs.get("lookback", "365D")
+        anchors = pd.Series(data.observation_end, index=value_table.index)
+        now = history_features(data.transactions, anchors, lookback=lookback)
+        for column in features:
+            if column not in now.columns and column in data.campaign.columns:
+                by_id = data.campaign.set_index(data.campaign["customer_id"].astype(str))[column]
+                now[column] = by_id.reindex(value_table.index.astype(str)).to_numpy()
+        uplift = revenue_effect.predict(now[features])
+        targets["predicted_incremental_profit"] = margin * uplift.to_numpy()
+        reasons = [
+            f"predicted to spend {money(u, currency)} more if contacted "
+            f"({money(margin * u, currency)} of profit against the {money(cost, currency)} "
+            "contact), as similar customers did in the randomized campaign"
+            for u in uplift.to_numpy()
+        ]
+        basis = "measured"
+        gain = "revenue" if margin >= 1 else "profit"
+    else:
+        roi = retention_roi(
+            value_table,
+            cost_per_contact=cost,
+            save_rate=save_rate,
+            margin=margin_to_apply(value_table, margin),
+        )
+        scores = roi.scores.reindex(value_table.index)
+        targets["predicted_incremental_profit"] = scores["expected_incremental_value"]
+        reasons = [
+            f"{percent(p)} chance of losing {money(v, currency)}; a contact is assumed to keep "
+            f"{percent(save_rate, decimals=1)} of such customers (an assumed save rate: no "
+            "campaign measured it)"
+            for p, v in zip(scores["churn_probability"], scores["value_at_stake"], strict=True)
+        ]
+        basis = "assumed"
+        gain = "revenue" if value_table.attrs.get("value_basis") == "revenue" else "profit"
+    targets["net_value"] = targets["predicted_incremental_profit"] - cost
+    targets["contact"] = targets["net_value"] > 0
+    targets["reason"] = reasons
+    targets = targets[TARGET_COLUMNS].sort_values("net_value", ascending=False, kind="stable")
+    contacted = targets[targets["contact"]]
+    targets.attrs.update(
+        basis=basis,
+        gain=gain,
+        cost_per_contact=cost,
+        n_contact=len(contacted),
+        net_return=float(contacted["net_value"].sum()),
+        incremental_profit=float(contacted["predicted_incremental_profit"].sum()),
+        horizon=value_table.attrs.get("horizon"),
+        interval=value_table.attrs.get("interval", 0.8),
+    )
+    return targets, targeting
+
+
+def targets_by_segment(targets: pd.DataFrame) -> pd.DataFrame:
+    """The plan by segment from the same per-customer numbers as the contact list.
+
+    Returns one row per segment, most net return first: ``customers``, ``to_contact``,
+    ``incremental_profit`` and ``cost`` of contacting them, ``net_return`` (their sum of
+    ``net_value``) and ``action``. Summed over segments, ``to_contact`` and ``net_return``
+    equal the list's ``attrs["n_contact"]`` and ``attrs["net_return"]``.
+    """
+    cost = float(targets.attrs.get("cost_per_contact", 0.0))
+    chosen = targets["contact"].astype(bool)
+    data = targets.assign(
+        _profit=np.where(chosen, targets["predicted_incremental_profit"], 0.0),
+        _net=np.where(chosen, targets["net_value"], 0.0),
+    )
+    g = data.groupby("segment", sort=False, observed=True)
+    plan = pd.DataFrame(
+        {
+            "customers": g.size(),
+            "to_contact": g["contact"].sum().astype(int),
+            "incremental_profit": g["_profit"].sum(),
+        }
+    )
+    plan["cost"] = plan["to_contact"] * cost
+    plan["net_return"] = g["_net"].sum()
+    plan["action"] = [
+        f"contact {n:,} of them" if n else "no contact pays back"
+        for n in plan["to_contact"].to_numpy()
+    ]
+    plan.index.name = "segment"
+    return plan.sort_values(["net_return", "customers"], ascending=False, kind="stable")
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """Text cells that a spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@``) get a
+    leading apostrophe, so a list from a CRM cannot run code in whoever opens it."""
+    out = frame.copy()
+    for column in out.columns:
+        if out[column].dtype == object or pd.api.types.is_string_dtype(out[column]):
+            out[column] = [
+                f"'{v}" if isinstance(v, str) and v.startswith(_FORMULA_START) else v
+                for v in out[column]
+            ]
+    if out.index.dtype == object or pd.api.types.is_string_dtype(out.index):
+        out.index = pd.Index(
+            [
+                f"'{v}" if isinstance(v, str) and v.startswith(_FORMULA_START) else v
+                for v in out.index
+            ],
+            name=out.index.name,
+        )
+    return out
+
+
+def write_downloads(
+    folder: str | os.PathLike[str] | None,
+    *,
+    targets: pd.DataFrame,
+    value_table: pd.DataFrame,
+) -> list[dict[str, str]]:
+    """Write the CSV files a marketer downloads next to the reports.
+
+    ``contact-list.csv``: the customers to contact (``contact`` true), most net value first,
+    with segment, value and its range, churn risk, predicted incremental profit, net value and
+    the reason; ``customer-values.csv``: the full value table. Text cells that a spreadsheet
+    would read as a formula are prefixed with an apostrophe. Nothing is written when
+    ``folder`` is None (a notebook opened by hand).
+
+    Returns
+    -------
+    list of dict
+        One ``{"label": ..., "path": ...}`` per file, the path relative to the report folder
+        (``downloads/contact-list.csv``) and the label the link shows ("Download the 104
+        customers to contact (CSV)"); empty when nothing was written.
+    """
+    if folder is None:
+        return []
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    chosen = targets[targets["contact"].astype(bool)].drop(columns="contact")
+    _csv_safe(chosen).to_csv(folder / "contact-list.csv", index_label="customer_id")
+    _csv_safe(value_table).to_csv(folder / "customer-values.csv", index_label="customer_id")
+    return [
+        {
+            "label": f"Download the {len(chosen):,} customers to contact (CSV)",
+            "path": f"{folder.name}/contact-list.csv",
+        },
+        {
+            "label": f"Download the value table of all {len(value_table):,} customers (CSV)",
+            "path": f"{folder.name}/customer-values.csv",
+        },
+    ]
+
+
+def programme_effect(
+    data: ReportData,
+    *,
+    join_column: str = "loyalty_join_date",
+    join_window: str = "180D",
+    outcome_window: str = "365D",
+    n_bootstrap: int = 200,
+) -> tuple[Any | None, int]:
+    """The observational effect of a programme (loyalty membership) on spend, or ``(None, 0)``
+    when the customer table has no join dates.
+
+    A landmark comparison, so that nothing after joining leaks into the comparison: at the
+    landmark ``observation_end − outcome_window``, customers who joined during the
+    ``join_window`` before it are compared with customers who had not joined by then, both
+    acquired before the window and with a purchase inside it (members join at a purchase, so
+    both groups are known to be active). :func:`custval.invest.relationship_effect` weights
+    them on their purchasing before the window (orders, revenue, recency, tenure) and on
+    region and channel when present; the outcome is revenue in the ``outcome_window`` after the
+    landmark. It is observational: it holds only if these explain who joined.
+
+    Returns
+    -------
+    (effect, n_members)
+        The :class:`custval.invest.RelationshipEffect` (outcome ``revenue_after``) and the
+        number of members of the programme at the end of observation, for totals.
+    """
+    from custval._units import parse_duration
+    from custval.invest import history_features, relationship_effect
+
+    customers = data.customers
+    if customers is None or join_column not in customers.columns:
+        return None, 0
+    customers = customers.set_index(customers["customer_id"].astype(str))
+    join = pd.to_datetime(customers[join_column], errors="coerce")
+    window = pd.Timedelta(days=parse_duration(join_window, to="D"))
+    horizon = pd.Timedelta(days=parse_duration(outcome_window, to="D"))
+    landmark = (data.observation_end - horizon).normalize()
+    start = landmark - window
+    log = data.transactions
+    ids = log["customer_id"].astype(str)
+    first = log.groupby(ids)["timestamp"].min().reindex(customers.index)
+    active = log.loc[(log["timestamp"] >= start) & (log["timestamp"] < landmark)]
+    active_ids = set(active["customer_id"].astype(str))
+    member = (join >= start) & (join < landmark)
+    not_yet = join.isna() | (join >= landmark)
+    keep = (first < start) & customers.index.isin(list(active_ids)) & (member | not_yet)
+    frame = pd.DataFrame({"member": member[keep].astype(int)}, index=customers.index[keep])
+    if frame["member"].sum() < 20 or (1 - frame["member"]).sum() < 20:
+        return None, 0
+    history = history_features(log, pd.Series(start, index=frame.index), lookback="365D")
+    frame = frame.join(history)
+    for column in ("pre_recency_days", "pre_tenure_days"):
+        frame[column] = frame[column].fillna(frame[column].max())
+    covariates = ["pre_orders", "pre_revenue", "pre_recency_days", "pre_tenure_days"]
+    for column in ("region", "channel"):
+        if column in customers.columns:
+            frame[column] = customers.loc[frame.index, column].astype(str)
+            covariates.append(column)
+    after = log.loc[(log["timestamp"] >= landmark) & (log["timestamp"] < landmark + horizon)]
+    revenue = after.groupby(after["customer_id"].astype(str))["amount"].sum()
+    frame["revenue_after"] = revenue.reindex(frame.index).fillna(0.0).to_numpy()
+    effect = relationship_effect(
+        frame,
+        member="member",
+        outcome="revenue_after",
+        covariates=covariates,
+        n_bootstrap=n_bootstrap,
+        progress=False,
+    )
+    effect.assumptions.update(
+        landmark=landmark.date().isoformat(),
+        join_window=join_window,
+        outcome_window=outcome_window,
+    )
+    return effect, int(join.notna().sum())

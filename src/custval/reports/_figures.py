@@ -15,7 +15,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from custval._format import money
+from custval._format import chart_text, money
 from custval.plotting._common import get_ax, percent_axis
 from custval.reports import _story as story
 
@@ -74,8 +74,8 @@ def _figure_of(artist: Any) -> Figure:
 
 
 def _text(text: str) -> str:
-    """Chart text with dollar signs escaped (matplotlib reads $...$ as math)."""
-    return text.replace("$", r"\$")
+    """Chart text shown as it is (matplotlib would read $...$ as math)."""
+    return chart_text(text)
 
 
 def _money_ticks(ax: Axes, axis: str = "y", currency: str = "$") -> None:

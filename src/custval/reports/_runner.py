@@ -10,7 +10,6 @@ every number on it was computed by a notebook.
 
 from __future__ import annotations
 
-import html
 import json
 import os
 import tempfile
@@ -18,7 +17,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
+from custval._format import escape_html
 from custval.errors import DataError
 
 __all__ = [
@@ -104,6 +105,9 @@ def setup_notebook(*, dpi: int = 110) -> None:
             "axes.spines.right": False,
             "axes.grid": False,
             "legend.frameon": False,
+            # Chart text comes partly from the data (segment and channel names, the
+            # currency): show it as it is, never as mathtext.
+            "text.parse_math": False,
         }
     )
     pd.set_option("display.max_rows", 30)
@@ -237,7 +241,11 @@ def render(
             executed = out / "notebooks" / f"{stem}.ipynb"
             source = source_dir / f"{stem}.ipynb"
             known = set(papermill.inspect_notebook(str(source)))
-            params = {**base_parameters, "findings_path": str(findings_path.resolve())}
+            params = {
+                **base_parameters,
+                "findings_path": str(findings_path.resolve()),
+                "downloads_dir": str((out / "downloads").resolve()),
+            }
             params = {k: v for k, v in params.items() if k in known}
             kernel_log = out / "notebooks" / f"{stem}.kernel.log"
             try:
@@ -324,6 +332,8 @@ def _export_html(notebook_path: Path, target: Path, *, code: bool) -> Path:
             "custval_other_label": "The same report without code",
         }
     body, _ = exporter.from_notebook_node(notebook, resources=resources)
+    if code:  # the full version sits in full/: its links to the CSV files go up one level
+        body = body.replace('href="downloads/', 'href="../downloads/')
     target.write_text(body, encoding="utf-8")
     return target
 
@@ -370,8 +380,8 @@ def _write_index(result: ReportResult, parameters: Mapping[str, Any]) -> None:
     path = parameters["transactions_path"]
     data = Path(path).name if path else "the simulated sample retailer (data/sample)"
     assumptions = (
-        f"Data: {html.escape(str(data))}. Customer value over "
-        f"{html.escape(horizon_words(parameters['horizon']))}, "
+        f"Data: {escape_html(str(data))}. Customer value over "
+        f"{escape_html(horizon_words(parameters['horizon']))}, "
         f"discounted at {percent(parameters['annual_discount_rate'])} a year, "
         + (
             f"as profit at a margin of {percent(parameters['margin'])} of revenue."
@@ -383,14 +393,30 @@ def _write_index(result: ReportResult, parameters: Mapping[str, Any]) -> None:
     for stem, report_path in result.reports.items():
         findings = result.findings.get(stem, {})
         bullets = findings.get("summary", [])
-        items = "\n".join(f"    <li>{html.escape(str(b))}</li>" for b in bullets)
+        items = "\n".join(f"    <li>{escape_html(str(b))}</li>" for b in bullets)
         full = result.full_reports[stem].relative_to(result.out_dir).as_posix()
+        downloads = "".join(
+            f'<br><a href="{escape_html(quote(str(d["path"]), safe="/"))}">'
+            f"{escape_html(str(d['label']))}</a>"
+            for d in findings.get("downloads", [])
+            if _inside(result.out_dir, str(d.get("path", "")))
+        )
         cards.append(
             f'  <section class="card">\n    <h2><a href="{report_path.name}">'
-            f"{html.escape(NOTEBOOKS[stem])}</a></h2>\n    <ul>\n{items}\n    </ul>\n"
+            f"{escape_html(NOTEBOOKS[stem])}</a></h2>\n    <ul>\n{items}\n    </ul>\n"
             f'    <div class="links"><a href="{report_path.name}">Read the report</a> · '
-            f'<a href="{full}">with code</a></div>\n  </section>'
+            f'<a href="{full}">with code</a>{downloads}</div>\n  </section>'
         )
     result.index.write_text(
         _INDEX_TEMPLATE.format(assumptions=assumptions, cards="\n".join(cards)), encoding="utf-8"
     )
+
+
+def _inside(folder: Path, relative: str) -> bool:
+    """Whether ``relative`` names an existing file inside ``folder`` (links on the index only
+    point at files the reports wrote)."""
+    if not relative or relative.startswith(("/", "\\")) or ":" in relative:
+        return False
+    base = folder.resolve()
+    target = (base / relative).resolve()
+    return target.is_file() and base in target.parents

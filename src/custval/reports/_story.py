@@ -9,18 +9,20 @@ sentences a notebook records with :func:`custval.reports.record_findings` for th
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
+from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
 
-from custval._format import count, money, number, percent
+from custval._format import count, escape_markdown, money, number, percent
 
 __all__ = [
     "activity",
     "activity_title",
     "campaign",
+    "campaign_payback",
     "churn_backtest",
     "churn_risk",
     "churn_summary",
@@ -29,6 +31,7 @@ __all__ = [
     "cohorts",
     "concentration",
     "conditional_expectations",
+    "contact_list",
     "customer_base_summary",
     "customer_value_summary",
     "data_overview",
@@ -43,11 +46,15 @@ __all__ = [
     "model_name",
     "payback_story",
     "period_words",
+    "plain",
+    "plan_from_targets",
     "plan_story",
+    "programme_payback",
     "retention",
     "save_rate",
     "segments",
     "segments_title",
+    "targeting",
     "top_customers_title",
     "unit_words",
     "valuable_at_risk",
@@ -62,10 +69,25 @@ _UNITS = {"D": "day", "W": "week", "M": "month", "Y": "year", "h": "hour", "Q": 
 
 
 def markdown(text: str | Iterable[str]) -> str:
-    """Join sentences or paragraphs into Markdown, escaping dollar signs (not math)."""
+    """Join sentences or paragraphs into Markdown, escaping dollar signs (not math).
+
+    Text from the data or the options inside them must already have passed
+    :func:`custval._format.escape_markdown` (the section functions here do that).
+    """
     if not isinstance(text, str):
         text = "\n\n".join(t for t in text if t)
     return text.replace("\\$", "$").replace("$", "\\$")
+
+
+def plain(text: str) -> str:
+    """Plain text (a chart title, a headline) as Markdown that shows exactly that text.
+
+    Examples
+    --------
+    >>> plain("<b>x</b> costs $5")
+    '&#60;b&#62;x&#60;&#47;b&#62; costs &#36;5'
+    """
+    return markdown(escape_markdown(text))
 
 
 def unit_words(freq: str, n: float | None = None) -> str:
@@ -111,8 +133,9 @@ def _signed_change(new: float, old: float) -> str:
 
 
 def key_findings(sentences: Iterable[str], *, title: str = "In short") -> str:
-    """The headline sentences as a Markdown list under a small heading."""
-    items = "\n".join(f"- {s}" for s in sentences)
+    """The headline sentences (plain text) as a Markdown list under a small heading; each
+    sentence is escaped, so nothing in it becomes markup."""
+    items = "\n".join(f"- {escape_markdown(s)}" for s in sentences)
     return markdown(f"**{title}**\n\n{items}")
 
 
@@ -126,6 +149,7 @@ def missing_data(what: str, needs: str) -> str:
 
 def data_overview(data: Any, activity: pd.DataFrame, *, currency: str = "$") -> str:
     """Opening paragraph: the data, its period and its size."""
+    currency = escape_markdown(currency)  # user text in Markdown
     clean = data.transactions
     customers = clean["customer_id"].nunique()
     orders = int(activity["orders"].sum())
@@ -134,13 +158,14 @@ def data_overview(data: Any, activity: pd.DataFrame, *, currency: str = "$") -> 
     return markdown(
         f"This report describes **{count(customers)} customers** who placed "
         f"**{count(orders)} orders** worth **{money(revenue, currency)}** between "
-        f"{date_words(start)} and {date_words(end)}, in {data.source}. Revenue is net of "
-        "returns throughout."
+        f"{date_words(start)} and {date_words(end)}, in {escape_markdown(data.source)}. "
+        "Revenue is net of returns throughout."
     )
 
 
 def cleaning(report: Any, *, currency: str = "$") -> str:
     """What cleaning kept and removed, and that every line and amount is accounted for."""
+    currency = escape_markdown(currency)  # user text in Markdown
     labels = {
         "missing_customer_id": "had no customer id (guest orders cannot be followed over time)",
         "invalid_timestamp": "had no readable date",
@@ -239,6 +264,7 @@ def activity_title(activity: pd.DataFrame, *, currency: str = "$") -> str:
 
 def activity(activity: pd.DataFrame, *, currency: str = "$") -> str:
     """Revenue and customers over time in sentences."""
+    currency = escape_markdown(currency)  # user text in Markdown
     period = activity.attrs.get("period", "M")
     unit = "month" if period == "M" else "quarter"
     per_year = 4 if period.startswith("Q") else 12
@@ -385,6 +411,7 @@ def segments_title(table: pd.DataFrame) -> str:
 
 def segments(table: pd.DataFrame, *, currency: str = "$") -> str:
     """RFM segments in sentences: the best, the ones slipping away, the ones gone."""
+    currency = escape_markdown(currency)  # user text in Markdown
     freq = table.attrs.get("freq", "W")
     unit = unit_words(freq)
     sentences = [
@@ -524,6 +551,7 @@ def _value_basis(value_table: pd.DataFrame) -> str:
 
 def value_overview(value_table: pd.DataFrame, *, currency: str = "$") -> str:
     """The value table in sentences: total expected value, who is still active."""
+    currency = escape_markdown(currency)  # user text in Markdown
     horizon = horizon_words(value_table.attrs.get("horizon", "12M"))
     rate = value_table.attrs.get("annual_discount_rate", 0.1)
     total = float(value_table["clv"].sum())
@@ -550,6 +578,7 @@ def top_customers_title(value_table: pd.DataFrame, n: int = 10, *, currency: str
 
 def concentration(result: Any, *, currency: str = "$") -> str:
     """How concentrated value is, and how much of the top customers' value is at risk."""
+    currency = escape_markdown(currency)  # user text in Markdown
     shares = result.shares.set_index("top_share")["value_share"]
     parts = [f"the top {percent(k)} hold {percent(v)}" for k, v in shares.items()]
     listed = ", ".join(parts[:-1]) + f" and {parts[-1]}" if len(parts) > 1 else parts[0]
@@ -574,6 +603,7 @@ def concentration(result: Any, *, currency: str = "$") -> str:
 
 def intervals(value_table: pd.DataFrame, n: int = 100, *, currency: str = "$") -> str:
     """How certain the customer values are."""
+    currency = escape_markdown(currency)  # user text in Markdown
     interval = value_table.attrs.get("interval", 0.8)
     if value_table["clv_lower"].isna().all():
         reason = value_table.attrs.get("ranges_note", "no parameter draws were made")
@@ -690,6 +720,7 @@ def value_risk_title(
 
 def valuable_at_risk(result: Any, *, currency: str = "$") -> str:
     """The valuable-and-at-risk group in sentences."""
+    currency = escape_markdown(currency)  # user text in Markdown
     at_risk = result.at_risk
     high = result.assumptions.get("high_value_share", 0.2)
     threshold = result.assumptions.get("churn_threshold", 0.5)
@@ -745,6 +776,7 @@ def churn_summary(
 
 def campaign(revenue: Any, purchase: Any, *, window: str = "90D", currency: str = "$") -> str:
     """What the randomized campaign did, in money and in buyers, with its uncertainty."""
+    currency = escape_markdown(currency)  # user text in Markdown
     ate = revenue.ate.loc["difference in means"]
     buy = purchase.ate.loc["difference in means"]
     treated = int(revenue.groups.loc["treated", "n"]) if "treated" in revenue.groups.index else 0
@@ -794,8 +826,9 @@ def save_rate(
 
 def retention(roi: Any, *, currency: str = "$") -> str:
     """The retention budget in sentences: best target size, return, break-even."""
+    currency = escape_markdown(currency)  # user text in Markdown
     best = roi.best
-    sentences = [roi.headline + "."]
+    sentences = [escape_markdown(roi.headline) + "."]
     if best["n_targeted"] > 0:
         sentences.append(
             f"That budget of {money(best['budget'], currency)} is expected to bring "
@@ -810,7 +843,8 @@ def retention(roi: Any, *, currency: str = "$") -> str:
 
 def payback_story(result: Any, *, margin: float = 1.0, currency: str = "$") -> str:
     """Acquisition payback by channel in sentences (saying when it is measured on revenue)."""
-    text = result.headline + "."
+    currency = escape_markdown(currency)  # user text in Markdown
+    text = escape_markdown(result.headline) + "."
     if margin >= 1.0:
         text += (
             " This is measured on revenue because no margin was given; on profit every channel "
@@ -821,7 +855,138 @@ def payback_story(result: Any, *, margin: float = 1.0, currency: str = "$") -> s
 
 def plan_story(result: Any) -> str:
     """The segment plan in one sentence, from the plan's own headline."""
-    return markdown(result.headline + ".")
+    return markdown(escape_markdown(result.headline) + ".")
+
+
+def campaign_payback(result: Any, *, currency: str = "$") -> str:
+    """Whether the campaign paid back, overall and in each segment, in money with intervals."""
+    sentences = [result.sentence(currency=currency)]
+    rows = [r for r in result.summary.index if r != "all"]
+    for row in rows:
+        sentences.append(result.sentence(row, currency=currency))
+    return markdown(" ".join(escape_markdown(t) for t in sentences))
+
+
+def programme_payback(result: Any, effect: Any, *, currency: str = "$") -> str:
+    """The programme's payback, labelled observational, with how the comparison was made."""
+    a = effect.assumptions
+    text = (
+        f"{result.sentence(currency=currency)} The cost of "
+        f"{money(result.assumptions['cost_per_contact'], currency, decimals=2)} a member a year "
+        "is an assumption of this report (set it with the programme_cost_per_member parameter). "
+        f"The comparison: customers who joined in the {horizon_words(a.get('join_window', ''))} "
+        f"before {date_words(a['landmark'])} against customers who were active then but had "
+        "not joined, weighted to buy alike before, and their spend over the "
+        f"{horizon_words(a.get('outcome_window', ''))} after. Members chose to join, so this "
+        "is an association that holds only if past purchasing, region and channel explain who "
+        "joined; a randomized offer of membership would measure it."
+    )
+    return markdown(escape_markdown(text))
+
+
+def _basis_words(targets: pd.DataFrame) -> str:
+    if targets.attrs.get("basis") == "measured":
+        words = "measured on the randomized campaign"
+    else:
+        words = "on an assumed save rate, not measured: no randomized campaign was given"
+    if targets.attrs.get("gain") == "revenue":
+        words += "; in revenue, not profit, as no margin was given"
+    return words
+
+
+def targeting(result: Any, *, currency: str = "$") -> str:
+    """How targeting on measured response did on held-out customers, against random and churn
+    risk."""
+    c = result.comparison
+    up, rnd = c.loc["by uplift"], c.loc["at random"]
+    level = percent(1 - result.assumptions.get("alpha", 0.05))
+    cost = money(result.assumptions["cost_per_contact"], currency, decimals=2)
+    text = (
+        f"Had the campaign contacted only the {count(result.n_contact)} customers whose "
+        f"predicted extra profit exceeds the {cost} cost, it would have earned "
+        f"{money(up['net_profit'], currency)} net ({level} range "
+        f"{money(up['ci_lower'], currency)} to {money(up['ci_upper'], currency)}), against "
+        f"{money(rnd['net_profit'], currency)} contacting as many at random"
+    )
+    if "by churn risk" in c.index:
+        churn = money(c.loc["by churn risk", "net_profit"], currency)
+        text += f" and {churn} contacting those most at risk of churning"
+    text += (
+        ". This is measured on customers the models had not seen (cross-fitting), from what "
+        "contacted and held-back customers actually spent."
+    )
+    if result.assumptions.get("margin", 1.0) >= 1:
+        text += " These amounts are revenue, not profit: no margin was given."
+    if result.beats_random:
+        text += " Targeting on measured response beats contacting at random"
+        text += " and targeting by churn risk." if result.beats_churn_risk else "."
+    else:
+        text += (
+            " Targeting on predicted response cannot be told apart from contacting at random "
+            "here: the campaign shows no clear difference in who responds."
+        )
+    return markdown(escape_markdown(text))
+
+
+def contact_list(
+    targets: pd.DataFrame,
+    downloads: Sequence[Mapping[str, str]] | None = None,
+    *,
+    currency: str = "$",
+) -> str:
+    """Who to contact next, what it is expected to bring, and the links to the CSV files."""
+    n = int(targets.attrs.get("n_contact", int(targets["contact"].sum())))
+    cost = float(targets.attrs.get("cost_per_contact", 0.0))
+    profit = float(targets.attrs.get("incremental_profit", 0.0))
+    net = float(targets.attrs.get("net_return", 0.0))
+    if n:
+        text = (
+            f"Contact next the {count(n)} customers whose predicted extra profit exceeds the "
+            f"{money(cost, currency, decimals=2)} a contact costs: together they are expected "
+            f"to bring {money(profit, currency)} of profit for {money(n * cost, currency)} of "
+            f"contacts, {money(net, currency)} net ({_basis_words(targets)})."
+        )
+    else:
+        text = (
+            f"No customer's predicted extra profit exceeds the {money(cost, currency, decimals=2)} "
+            f"a contact costs ({_basis_words(targets)}): contacting anyone is expected to lose "
+            "money."
+        )
+    parts = [escape_markdown(text)]
+    if downloads:
+        parts.append(
+            "\n".join(
+                f"- [{escape_markdown(d['label'])}]({quote(d['path'], safe='/')})"
+                for d in downloads
+            )
+        )
+    return markdown(parts)
+
+
+def plan_from_targets(plan: pd.DataFrame, targets: pd.DataFrame, *, currency: str = "$") -> str:
+    """The plan by segment in one sentence, from the same numbers as the contact list."""
+    chosen = plan[plan["to_contact"] > 0]
+    if chosen.empty:
+        return markdown(
+            escape_markdown(
+                f"No segment has a customer worth contacting ({_basis_words(targets)})."
+            )
+        )
+    text = (
+        f"By segment, contact {_segment_contacts(plan)}: "
+        f"{money(float(chosen['net_return'].sum()), currency)} net in all "
+        f"({_basis_words(targets)})."
+    )
+    return markdown(escape_markdown(text))
+
+
+def _segment_contacts(plan: pd.DataFrame) -> str:
+    """'545 Champions, 272 Loyal, 35 Potential loyalists and 10 more'."""
+    chosen = plan[plan["to_contact"] > 0]
+    named = ", ".join(f"{count(r['to_contact'])} {name}" for name, r in chosen.head(3).iterrows())
+    if len(chosen) > 3:
+        named += f" and {count(int(chosen['to_contact'].iloc[3:].sum()))} more"
+    return named
 
 
 def investment_summary(
@@ -832,10 +997,22 @@ def investment_summary(
     *,
     save_rate: float | None = None,
     currency: str = "$",
+    campaign_payback: Any | None = None,
+    targets: pd.DataFrame | None = None,
+    targeting: Any | None = None,
+    segment_plan: pd.DataFrame | None = None,
 ) -> list[str]:
-    """The headline sentences of the investment report, for the index page."""
+    """The headline sentences of the investment report, for the index page (plain text).
+
+    Did the campaign pay back (in money, with its interval), whom to contact next and what it
+    returns, how that targeting did on held-out customers, acquisition payback, and the plan
+    by segment: with ``targets`` and ``segment_plan`` the summary, the plan and the list use
+    the same numbers.
+    """
     sentences = []
-    if revenue is not None:
+    if campaign_payback is not None:
+        sentences.append(campaign_payback.sentence(currency=currency))
+    elif revenue is not None:
         ate = revenue.ate.loc["difference in means"]
         sentences.append(
             f"The randomized campaign raised spend by {money(ate['estimate'], currency)} per "
@@ -845,16 +1022,44 @@ def investment_summary(
     else:
         assumed = f" of {percent(save_rate)}" if save_rate is not None else ""
         sentences.append(
-            "No randomized campaign was given, so the retention numbers rest on an assumed "
-            f"save rate{assumed}."
+            "No randomized campaign was given, so whom to contact rests on an assumed "
+            f"save rate{assumed}, not on a measured response."
         )
-    sentences.append(roi.headline + ".")
+    if targets is not None:
+        n = int(targets.attrs["n_contact"])
+        cost = money(float(targets.attrs["cost_per_contact"]), currency, decimals=2)
+        if n:
+            sentences.append(
+                f"Contact next the {count(n)} customers whose predicted extra profit exceeds "
+                f"the {cost} cost: {money(float(targets.attrs['net_return']), currency)} net "
+                f"expected ({_basis_words(targets)})."
+            )
+        else:
+            sentences.append(
+                f"No customer's predicted extra profit exceeds the {cost} a contact costs "
+                f"({_basis_words(targets)})."
+            )
+    else:
+        sentences.append(roi.headline + ".")
+    if targeting is not None:
+        c = targeting.comparison
+        versus = f"{money(c.loc['at random', 'net_profit'], currency)} at random"
+        if "by churn risk" in c.index:
+            versus += f" and {money(c.loc['by churn risk', 'net_profit'], currency)} by churn risk"
+        sentences.append(
+            f"On held-out campaign customers, targeting on measured response earned "
+            f"{money(c.loc['by uplift', 'net_profit'], currency)} net against {versus}."
+        )
     if payback_result is not None:
         sentences.append(payback_result.headline + ".")
-    else:
+    elif targeting is None:
         sentences.append(
             "Payback by channel needs each customer's acquisition date, cost and channel, "
             "which this data does not include."
         )
-    sentences.append(plan.headline + ".")
+    if segment_plan is not None and targets is not None:
+        if int(segment_plan["to_contact"].sum()):
+            sentences.append(f"By segment, the contacts are {_segment_contacts(segment_plan)}.")
+    else:
+        sentences.append(plan.headline + ".")
     return sentences[:5]

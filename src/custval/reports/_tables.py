@@ -12,18 +12,22 @@ from typing import Any
 import pandas as pd
 from pandas.io.formats.style import Styler
 
-from custval._format import count, money, number, percent
+from custval._format import count, escape_html, money, number, percent
 from custval.reports._story import period_words, unit_words
 
 __all__ = [
     "at_risk_customers",
     "campaign_by_segment",
+    "campaign_payback",
     "churn_models",
     "cleaning",
+    "contact_list",
+    "contact_plan",
     "investment_plan",
     "model_comparison",
     "people_table",
     "segments",
+    "targeting_comparison",
     "top_customers",
     "value_by_segment",
     "years",
@@ -57,7 +61,10 @@ def people_table(
             for column in frame.columns
         }
     )
+    # Cells and headers may hold text from the data (ids, segment, channel and product names):
+    # the Styler writes them as HTML unless told to escape.
     styler = shown.style.hide(axis="index")
+    styler = styler.format(escape="html").format_index(escape="html", axis="columns")
     styles = []
     for position, column in enumerate(frame.columns):
         align = "right" if column in formats else "left"
@@ -65,7 +72,7 @@ def people_table(
         styles.append({"selector": f"td.col{position}", "props": [("text-align", align)]})
     styler = styler.set_table_styles(styles, overwrite=False)
     if caption:
-        styler = styler.set_caption(caption)
+        styler = styler.set_caption(escape_html(caption))
     return styler
 
 
@@ -364,5 +371,129 @@ def investment_plan(plan: Any, *, currency: str = "$") -> Styler:
             "Chance of losing them (average)": percent,
             "Return of contacting all, net of cost": lambda v: money(v, currency),
             "Worth contacting one by one": count,
+        },
+    )
+
+
+def _range(lo: float, hi: float, currency: str, decimals: int | None = None) -> str:
+    if pd.isna(lo) or pd.isna(hi):
+        return ""
+    return f"{money(lo, currency, decimals=decimals)} to {money(hi, currency, decimals=decimals)}"
+
+
+def campaign_payback(result: Any, *, currency: str = "$") -> Styler:
+    """Did the campaign pay back: profit per contact against its cost, overall and by segment."""
+    table = result.summary
+    level = percent(result.level)
+    names = ["All contacted" if n == "all" else str(n).replace("_", " ") for n in table.index]
+    frame = pd.DataFrame(
+        {
+            "Customers": names,
+            "Contacted": table["n_contacted"].to_numpy(),
+            "Extra profit per contact": table["incremental_profit"].to_numpy(),
+            f"{level} range": [
+                _range(lo, hi, currency, 2)
+                for lo, hi in zip(
+                    table["incremental_profit_lower"],
+                    table["incremental_profit_upper"],
+                    strict=True,
+                )
+            ],
+            "Cost per contact": table["cost_per_contact"].to_numpy(),
+            "Net return per contact": table["net_return"].to_numpy(),
+            "Return on cost": table["roi"].to_numpy(),
+            "Net return in total": table["total_net_return"].to_numpy(),
+            "Paid back?": [
+                {"paid back": "Yes", "did not pay back": "No"}.get(v, "Not clear")
+                for v in table["verdict"]
+            ],
+        }
+    )
+    return people_table(
+        frame,
+        {
+            "Contacted": count,
+            "Extra profit per contact": lambda v: money(v, currency, decimals=2),
+            "Cost per contact": lambda v: money(v, currency, decimals=2),
+            "Net return per contact": lambda v: money(v, currency, decimals=2),
+            "Return on cost": lambda v: ("+" if v > 0 else "") + percent(v),
+            "Net return in total": lambda v: money(v, currency),
+        },
+    )
+
+
+def targeting_comparison(result: Any, *, currency: str = "$") -> Styler:
+    """Net profit of three ways of choosing whom to contact, on held-out campaign customers."""
+    c = result.comparison
+    labels = {
+        "by uplift": "By predicted response (recommended)",
+        "at random": "At random",
+        "by churn risk": "Those most at risk of churning",
+    }
+    level = percent(1 - result.assumptions.get("alpha", 0.05))
+    frame = pd.DataFrame(
+        {
+            "Whom to contact": [labels.get(n, str(n)) for n in c.index],
+            "Customers contacted": c["n_targeted"].to_numpy(),
+            "Net profit": c["net_profit"].to_numpy(),
+            f"{level} range": [
+                _range(lo, hi, currency)
+                for lo, hi in zip(c["ci_lower"], c["ci_upper"], strict=True)
+            ],
+        }
+    )
+    return people_table(
+        frame, {"Customers contacted": count, "Net profit": lambda v: money(v, currency)}
+    )
+
+
+def contact_plan(plan: pd.DataFrame, *, currency: str = "$") -> Styler:
+    """The plan by segment, from the same per-customer numbers as the contact list."""
+    frame = pd.DataFrame(
+        {
+            "Segment": plan.index.astype(str),
+            "Customers": plan["customers"].to_numpy(),
+            "To contact": plan["to_contact"].to_numpy(),
+            "Extra profit expected": plan["incremental_profit"].to_numpy(),
+            "Cost of the contacts": plan["cost"].to_numpy(),
+            "Net return": plan["net_return"].to_numpy(),
+            "Action": plan["action"].astype(str).str.capitalize().to_numpy(),
+        }
+    )
+    return people_table(
+        frame,
+        {
+            "Customers": count,
+            "To contact": count,
+            "Extra profit expected": lambda v: money(v, currency),
+            "Cost of the contacts": lambda v: money(v, currency),
+            "Net return": lambda v: money(v, currency),
+        },
+    )
+
+
+def contact_list(targets: pd.DataFrame, n: int = 10, *, currency: str = "$") -> Styler:
+    """The first ``n`` customers of the contact list (the CSV holds them all)."""
+    chosen = targets[targets["contact"].astype(bool)].head(n)
+    interval = percent(targets.attrs.get("interval", 0.8))
+    frame = pd.DataFrame(
+        {
+            "Customer": chosen.index.astype(str),
+            "Segment": chosen["segment"].astype(str).to_numpy(),
+            "Expected value": chosen["clv"].to_numpy(),
+            f"{interval} range": [
+                _range(lo, hi, currency)
+                for lo, hi in zip(chosen["clv_lower"], chosen["clv_upper"], strict=True)
+            ],
+            "Chance of no purchase": chosen["churn_probability"].to_numpy(),
+            "Extra profit of a contact": chosen["predicted_incremental_profit"].to_numpy(),
+        }
+    )
+    return people_table(
+        frame,
+        {
+            "Expected value": lambda v: money(v, currency),
+            "Chance of no purchase": percent,
+            "Extra profit of a contact": lambda v: money(v, currency, decimals=2),
         },
     )
