@@ -145,7 +145,7 @@ def _cohorts(rng: np.random.Generator, case: str) -> list[list[float]]:
     return [np.round(n * survival).tolist()]
 
 
-MODELS = {
+MODELS: dict[str, Callable[[], object]] = {
     "BG/NBD": BetaGeoModel,
     "MBG/NBD": ModifiedBetaGeoModel,
     "Pareto/NBD": ParetoNBDModel,
@@ -153,13 +153,21 @@ MODELS = {
     "Gamma-Gamma": GammaGammaModel,
     "sBG": ShiftedBetaGeoModel,
 }
+COHORT_MODELS = {"sBG", "BdW"}
+#: models still to list (not yet passing on every case): "BdW": BetaDiscreteWeibullModel,
+#: "GGom/NBD": GammaGompertzNBDModel, "BG/CNBD-2": lambda: BetaGeoCNBDModel(k=2),
+#: "MBG/CNBD-2": lambda: ModifiedBetaGeoCNBDModel(k=2)
 
 
 def _data(model_name: str, case: str, seed: int):
     rng = np.random.default_rng([seed, len(case), sum(map(ord, model_name + case))])
-    if model_name == "sBG":
+    if model_name in COHORT_MODELS:
         return _cohorts(rng, case)
     frame = TRANSACTION_CASES[case](rng)[["frequency", "recency", "T"]]
+    if "CNBD" in model_name:  # the sum of log inter-purchase times: any value up to its bound
+        x, t_x = frame["frequency"].to_numpy(), frame["recency"].to_numpy()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            frame = frame.assign(litt=np.where(x > 0, x * np.log(t_x / x) - 0.5 * x, 0.0))
     if model_name == "BG/BB":
         return _discrete(frame)
     if model_name == "Gamma-Gamma":
@@ -170,14 +178,24 @@ def _data(model_name: str, case: str, seed: int):
 # --------------------------------------------------------------------------------- the oracle
 def _objective_and_patterns(model, data):
     """The model's own (unpenalized) objective on the compressed data, as the fitter sees it."""
+    if hasattr(model, "k_"):  # CNBD-k: the objective at the fitted shape k
+        model._k_fit = model.k_
     arrays, weights = model._prepare_fit(data, None)
     patterns, pattern_weights, _ = compress_rows(arrays, weights)
     patterns = model._prepare_patterns(patterns)
     return patterns, pattern_weights, float(pattern_weights.sum())
 
 
+def _loglik_at(model, data, params: np.ndarray) -> float:
+    """The objective's log-likelihood at ``params`` (for every model the same quantity the
+    oracle maximises; CNBD-k adds a constant ``litt`` term to ``log_likelihood_``)."""
+    patterns, weights, _ = _objective_and_patterns(model, data)
+    return float(weights @ model._loglik(np.asarray(params, dtype=float), patterns))
+
+
 def _best_of_random_restarts(model, data, seed: int) -> float:
-    """The best log-likelihood that L-BFGS-B reaches from ``RESTARTS`` random points."""
+    """The best log-likelihood that L-BFGS-B reaches from ``RESTARTS`` random points (on the
+    objective of ``model``, fitted on ``data``: its fitted values are not used)."""
     patterns, weights, total = _objective_and_patterns(model, data)
     k = len(model._param_names)
     rng = np.random.default_rng(seed)
@@ -206,6 +224,7 @@ CASES = [
     for case in TRANSACTION_CASES
     for seed in SEEDS
     if not (model == "Gamma-Gamma" and case == "everyone buys every period")  # = simulated
+    and not (model in COHORT_MODELS - {"sBG"} and case == "ties")  # = simulated for cohorts
 ]
 
 
@@ -225,9 +244,10 @@ def test_fit_reaches_the_best_restart_or_says_why(model_name: str, case: str, se
             assert re.search(WARNINGS, str(warning.message)), str(warning.message)
     assert np.all(np.isfinite(model.params_)) and np.isfinite(model.log_likelihood_)
     assert model.convergence_ in {"optimum", "ridge", "boundary"}
-    best = _best_of_random_restarts(MODELS[model_name](), data, seed)
-    assert model.log_likelihood_ >= best - REL_TOL * max(abs(best), 1.0), (
-        f"fit {model.log_likelihood_!r} vs best restart {best!r} ({model.convergence_})"
+    fitted = _loglik_at(model, data, model.params_[list(model._param_names)].to_numpy())
+    best = _best_of_random_restarts(model, data, seed)
+    assert fitted >= best - REL_TOL * max(abs(best), 1.0), (
+        f"fit {fitted!r} vs best restart {best!r} ({model.convergence_})"
     )
 
 
@@ -252,7 +272,7 @@ def _fit_all() -> dict[str, float | str]:
 
 def _kernels() -> list[str | None]:
     """OPENBLAS_CORETYPE unset, and two kernels every x86-64 CPU of the last decade runs."""
-    return [None, "Haswell", "Prescott"] if platform.machine() in {"x86_64", "AMD64"} else [None]
+    return [None, "Haswell", "Sandybridge"] if platform.machine() in {"x86_64", "AMD64"} else [None]
 
 
 @pytest.mark.slow

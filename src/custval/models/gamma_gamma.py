@@ -20,12 +20,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
-from scipy.special import digamma, gammaln
+from scipy.special import gammaln
 from sklearn.utils.validation import check_is_fitted
 
 from custval._validation import bad_values_message, require_columns, require_numeric
 from custval.errors import CustvalWarning, DataError
 from custval.models._base import BaseModel, unique_index
+from custval.models._special import digamma_rising, log_rising
 
 __all__ = ["GammaGammaModel", "frequency_spend_correlation"]
 
@@ -63,23 +64,26 @@ def _loglik_grad(
     x = data["frequency"]
     x_u, inverse = d["_x_unique"], d["_x_inverse"]
     px_u = p * x_u
-    log_ratio_u = gammaln(px_u + q) - gammaln(px_u)
-    psi_sum_u = digamma(px_u + q)
-    psi_diff_u = psi_sum_u - digamma(px_u)
-    log_g_mx = np.log(gamma + d["_mx"])
-    px = p * x
-    ll = (
-        log_ratio_u[inverse]
-        - gammaln(q)
-        + q * np.log(gamma)
-        - d["_log_m"]
-        + px * d["_log_mx"]
-        - (px + q) * log_g_mx
+    # log G(px+q) - log G(px) - log G(q) as a rising factorial from the larger argument, and
+    # q log(gamma/(gamma+mx)), px log(mx/(gamma+mx)) as log1p: exact also where p or q, gamma
+    # grow without bound (custval.models._special)
+    log_ratio_u = np.where(
+        q >= px_u,
+        log_rising(q, px_u) - gammaln(px_u),
+        log_rising(px_u, q) - gammaln(q),
     )
+    psi_diff_u = digamma_rising(px_u, q)  # digamma(px+q) - digamma(px)
+    psi_q_u = digamma_rising(q, px_u)  # digamma(px+q) - digamma(q)
+    mx = d["_mx"]
+    log1p_mg = np.log1p(mx / gamma)  # log((gamma + mx) / gamma)
+    log1p_gm = np.log1p(gamma / mx)  # log((gamma + mx) / mx)
+    px = p * x
+    ll = log_ratio_u[inverse] - d["_log_m"] - q * log1p_mg - px * log1p_gm
+    inv_g_mx = 1.0 / (gamma + mx)
     grad = np.empty((len(x), 3))
-    grad[:, 0] = x * (psi_diff_u[inverse] + d["_log_mx"] - log_g_mx)
-    grad[:, 1] = psi_sum_u[inverse] - digamma(q) + np.log(gamma) - log_g_mx
-    grad[:, 2] = q / gamma - (px + q) / (gamma + d["_mx"])
+    grad[:, 0] = x * (psi_diff_u[inverse] - log1p_gm)
+    grad[:, 1] = psi_q_u[inverse] - log1p_mg
+    grad[:, 2] = q * mx * inv_g_mx / gamma - px * inv_g_mx
     return ll, grad
 
 
