@@ -1053,9 +1053,10 @@ def _log_normal_draws(model: Any, n_draws: int, rng: np.random.Generator) -> np.
     if variance is None or not np.all(np.isfinite(np.asarray(variance, dtype=float))):
         raise DataError(
             f"the {_model_name(model)} has no variance matrix (variance_matrix_ is missing or "
-            "not finite: a model from from_params, or a fit whose Hessian was singular), so its "
-            "parameter uncertainty is unknown; fit it on data, or pass n_draws=0 for no "
-            "intervals"
+            "not finite: a model from from_params, a fit on a ridge or boundary of the "
+            "likelihood (convergence_ 'ridge' or 'boundary', named in the fit's warning), or a "
+            "fit whose Hessian was singular), so its parameter uncertainty is unknown; fit it "
+            "with a small penalizer_coef, or pass n_draws=0 for no intervals"
         )
     cov = np.asarray(variance, dtype=float) / np.outer(theta, theta)
     cov = 0.5 * (cov + cov.T)
