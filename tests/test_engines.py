@@ -1,0 +1,183 @@
+"""rfm_summary and calibration_holdout_split on DuckDB equal the pandas path, bit for bit."""
+
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+from _engine_data import generated_log
+from conftest import shared_file
+from custval import (
+    BetaGeoModel,
+    DataError,
+    EngineSummary,
+    GammaGammaModel,
+    ParetoNBDModel,
+    calibration_holdout_split,
+    load_cdnow,
+    rfm_summary,
+    summary_patterns,
+)
+
+
+@pytest.fixture(scope="module")
+def cdnow() -> pd.DataFrame:
+    return load_cdnow(shared_file("cdnow", "CDNOW_master.txt"))
+
+
+@pytest.fixture(scope="module")
+def log() -> pd.DataFrame:
+    return generated_log()
+
+
+@pytest.fixture(scope="module")
+def parquet_glob(log, tmp_path_factory) -> str:
+    """The generated log in three Parquet files whose sorted names keep the row order."""
+    folder = tmp_path_factory.mktemp("orders")
+    for part, rows in enumerate(np.array_split(np.arange(len(log)), 3)):
+        log.iloc[rows].to_parquet(folder / f"part-{part:02d}.parquet", index=False)
+    return str(folder / "*.parquet")
+
+
+def assert_same(expected: pd.DataFrame, engine: EngineSummary) -> None:
+    assert isinstance(engine, EngineSummary)
+    got = engine.to_pandas()
+    pd.testing.assert_frame_equal(got, expected, check_exact=True)
+    assert got.attrs == expected.attrs
+
+
+def test_order_of_additions_matters_in_the_generated_log(log):
+    """The data can tell an ordered sum from another one: reversing the rows changes the
+    pandas path's monetary values in the last bits, and the engine follows the row order."""
+    forward = rfm_summary(log)
+    backward_log = log.iloc[::-1].reset_index(drop=True)
+    backward = rfm_summary(backward_log)
+    differ = (forward["monetary_value"] != backward["monetary_value"]).sum()
+    assert differ > 10
+    assert_same(backward, rfm_summary(duckdb.from_df(backward_log)))
+
+
+@pytest.mark.parametrize("freq", ["D", "W", "M", "h", "W-WED", "Y"])
+@pytest.mark.parametrize("amount", ["amount", None])
+@pytest.mark.parametrize("end", [None, "2022-01-15 13:30"])
+def test_summary_of_a_relation_equals_pandas(log, freq, amount, end):
+    expected = rfm_summary(log, freq=freq, amount=amount, observation_end=end)
+    assert_same(
+        expected, rfm_summary(duckdb.from_df(log), freq=freq, amount=amount, observation_end=end)
+    )
+
+
+@pytest.mark.parametrize("freq", ["D", "W", "M"])
+@pytest.mark.parametrize("amount", ["amount", None])
+def test_summary_of_a_parquet_glob_equals_pandas(log, parquet_glob, freq, amount):
+    assert_same(
+        rfm_summary(log, freq=freq, amount=amount),
+        rfm_summary(parquet_glob, freq=freq, amount=amount),
+    )
+
+
+def test_parquet_folder_and_single_file(log, parquet_glob, tmp_path):
+    folder = parquet_glob.rsplit("/", 1)[0]
+    assert_same(rfm_summary(log, freq="W"), rfm_summary(folder, freq="W"))
+    log.to_parquet(tmp_path / "one.parquet")
+    assert_same(rfm_summary(log), rfm_summary(tmp_path / "one.parquet"))
+
+
+@pytest.mark.parametrize("freq", ["D", "W", "M"])
+@pytest.mark.parametrize("amount", ["amount", None])
+@pytest.mark.parametrize("end", [None, "2022-06-30 12:00"])
+def test_split_equals_pandas(log, parquet_glob, freq, amount, end):
+    kwargs = dict(calibration_end="2021-12-31 18:00", observation_end=end, freq=freq, amount=amount)
+    expected = calibration_holdout_split(log, **kwargs)
+    assert_same(expected, calibration_holdout_split(duckdb.from_df(log), **kwargs))
+    assert_same(expected, calibration_holdout_split(parquet_glob, **kwargs))
+
+
+@pytest.mark.parametrize("freq", ["D", "W", "M"])
+def test_cdnow_summary_and_split_equal_pandas(cdnow, freq):
+    relation = duckdb.from_df(cdnow)
+    for end in (None, "1997-09-30"):
+        assert_same(
+            rfm_summary(cdnow, freq=freq, observation_end=end),
+            rfm_summary(relation, freq=freq, observation_end=end),
+        )
+    assert_same(
+        rfm_summary(cdnow, freq=freq, amount=None), rfm_summary(relation, freq=freq, amount=None)
+    )
+    kwargs = dict(calibration_end="1997-09-30", freq=freq)
+    assert_same(
+        calibration_holdout_split(cdnow, **kwargs), calibration_holdout_split(relation, **kwargs)
+    )
+
+
+def test_string_and_integer_ids_keep_their_pandas_dtypes(cdnow):
+    for frame in (cdnow, cdnow.assign(customer_id=cdnow["customer_id"].astype("str"))):
+        assert_same(rfm_summary(frame), rfm_summary(duckdb.from_df(frame)))
+
+
+def test_errors_name_the_column_and_the_fix(log):
+    with pytest.raises(DataError, match=r"missing required column\(s\) 'spend'.*amount="):
+        rfm_summary(duckdb.from_df(log), amount="spend")
+    bad = log.copy()
+    bad.loc[3, "amount"] = np.nan
+    with pytest.raises(DataError, match=r"amount column has 1 missing or infinite amounts"):
+        rfm_summary(duckdb.from_df(bad))
+    text = log.assign(timestamp=log["timestamp"].astype(str))
+    with pytest.raises(DataError, match=r"'timestamp' holds VARCHAR values.*CAST"):
+        rfm_summary(duckdb.from_df(text))
+    with pytest.raises(DataError, match="no Parquet file found"):
+        rfm_summary("/nonexistent/folder/*.parquet")
+    with pytest.raises(DataError, match="must be after calibration_end"):
+        calibration_holdout_split(
+            duckdb.from_df(log), calibration_end="2022-01-01", observation_end="2021-06-01"
+        )
+    with pytest.raises(DataError, match="no transaction on or before calibration_end"):
+        calibration_holdout_split(duckdb.from_df(log), calibration_end="2000-01-01")
+
+
+def test_write_parquet_round_trips(log, tmp_path):
+    summary = rfm_summary(duckdb.from_df(log), freq="W")
+    summary.write_parquet(tmp_path / "summary.parquet")
+    back = pd.read_parquet(tmp_path / "summary.parquet").set_index("customer_id").sort_index()
+    expected = rfm_summary(log, freq="W")
+    pd.testing.assert_frame_equal(back, expected, check_exact=True, check_index_type=False)
+
+
+# --- fitting from patterns ------------------------------------------------------------------
+
+
+def test_patterns_count_every_customer_once(log):
+    engine = rfm_summary(duckdb.from_df(log))
+    patterns = summary_patterns(engine)
+    expected = summary_patterns(rfm_summary(log))
+    pd.testing.assert_frame_equal(patterns, expected, check_exact=True)
+    assert patterns["weight"].sum() == log["customer_id"].nunique()
+    assert len(patterns) < patterns["weight"].sum()
+    assert patterns.attrs["freq"] == "D"
+
+
+@pytest.mark.parametrize("model", [BetaGeoModel, ParetoNBDModel])
+def test_fit_on_an_engine_summary_equals_a_pandas_fit(cdnow, model):
+    pandas_fit = model().fit(rfm_summary(cdnow, freq="W", observation_end="1997-09-30"))
+    engine_fit = model().fit(
+        rfm_summary(duckdb.from_df(cdnow), freq="W", observation_end="1997-09-30")
+    )
+    np.testing.assert_allclose(engine_fit.params_, pandas_fit.params_, rtol=1e-6)
+    np.testing.assert_allclose(engine_fit.log_likelihood_, pandas_fit.log_likelihood_, rtol=1e-10)
+    assert engine_fit.freq_ == "W"
+
+
+def test_gamma_gamma_fit_from_engine_patterns(cdnow):
+    paid = cdnow[cdnow["amount"] > 0]  # one CDNOW repeat buyer spent nothing
+    summary = rfm_summary(paid, observation_end="1997-09-30")
+    engine = rfm_summary(duckdb.from_df(paid), observation_end="1997-09-30")
+    pandas_fit = GammaGammaModel().fit(summary)
+    engine_fit = GammaGammaModel().fit(engine)
+    np.testing.assert_allclose(engine_fit.params_, pandas_fit.params_, rtol=1e-6)
+
+
+def test_fit_refuses_weights_with_an_engine_summary(log):
+    with pytest.raises(DataError, match="weights"):
+        BetaGeoModel().fit(rfm_summary(duckdb.from_df(log)), weights=np.ones(3))

@@ -1,0 +1,113 @@
+"""rfm_summary, calibration_holdout_split, fitting and scoring on Spark (local[2]) equal pandas.
+
+One Spark session serves the whole module (they take seconds to start); all Spark tests live
+here and share one xdist group, so a run on two workers starts one JVM.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from _engine_data import generated_log
+from conftest import shared_file
+from custval import (
+    BetaGeoModel,
+    EngineSummary,
+    calibration_holdout_split,
+    load_cdnow,
+    rfm_summary,
+    summary_patterns,
+)
+
+pytestmark = pytest.mark.xdist_group("spark")
+
+
+@pytest.fixture(scope="module")
+def spark():
+    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        pytest.skip("Spark needs a Java runtime (17 or newer) and none is installed here")
+    from pyspark.sql import SparkSession
+
+    session = (
+        SparkSession.builder.master("local[2]")
+        .appName("custval-tests")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.shuffle.partitions", "4")
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .getOrCreate()
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()
+
+
+def to_spark(spark, frame: pd.DataFrame):
+    with warnings.catch_warnings():  # pyspark warns that it does not yet "fully" support pandas 3
+        warnings.simplefilter("ignore", FutureWarning)
+        return spark.createDataFrame(frame)
+
+
+@pytest.fixture(scope="module")
+def log() -> pd.DataFrame:
+    return generated_log(n_customers=800, seed=1)
+
+
+@pytest.fixture(scope="module")
+def spark_log(spark, log):
+    return to_spark(spark, log).cache()
+
+
+def assert_same(expected: pd.DataFrame, engine: EngineSummary) -> None:
+    assert isinstance(engine, EngineSummary) and engine.engine == "spark"
+    got = engine.to_pandas()
+    pd.testing.assert_frame_equal(got, expected, check_exact=True)
+    assert got.attrs == expected.attrs
+
+
+@pytest.mark.parametrize("freq", ["D", "W", "M", "h"])
+def test_summary_equals_pandas(log, spark_log, freq):
+    for amount in ("amount", None):
+        for end in (None, "2022-01-15 13:30"):
+            expected = rfm_summary(log, freq=freq, amount=amount, observation_end=end)
+            engine = rfm_summary(spark_log, freq=freq, amount=amount, observation_end=end)
+            assert_same(expected, engine)
+
+
+@pytest.mark.parametrize("freq", ["D", "W", "M"])
+def test_split_equals_pandas(log, spark_log, freq):
+    for amount in ("amount", None):
+        kwargs = dict(calibration_end="2021-12-31 18:00", freq=freq, amount=amount)
+        assert_same(
+            calibration_holdout_split(log, **kwargs),
+            calibration_holdout_split(spark_log, **kwargs),
+        )
+    kwargs = dict(calibration_end="2021-12-31", observation_end="2022-06-30 12:00", freq=freq)
+    assert_same(
+        calibration_holdout_split(log, **kwargs), calibration_holdout_split(spark_log, **kwargs)
+    )
+
+
+@pytest.mark.slow
+def test_cdnow_summary_split_and_fit_equal_pandas(spark):
+    cdnow = load_cdnow(shared_file("cdnow", "CDNOW_master.txt"))
+    frame = to_spark(spark, cdnow).cache()
+    for freq in ("D", "W", "M"):
+        assert_same(rfm_summary(cdnow, freq=freq), rfm_summary(frame, freq=freq))
+    kwargs = dict(calibration_end="1997-09-30", freq="W")
+    expected = calibration_holdout_split(cdnow, **kwargs)
+    assert_same(expected, calibration_holdout_split(frame, **kwargs))
+    engine = rfm_summary(frame, freq="W", observation_end="1997-09-30")
+    pandas_summary = rfm_summary(cdnow, freq="W", observation_end="1997-09-30")
+    pd.testing.assert_frame_equal(
+        summary_patterns(engine), summary_patterns(pandas_summary), check_exact=True
+    )
+    fitted = BetaGeoModel().fit(engine)
+    reference = BetaGeoModel().fit(pandas_summary)
+    np.testing.assert_allclose(fitted.params_, reference.params_, rtol=1e-6)
