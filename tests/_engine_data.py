@@ -28,3 +28,19 @@ def generated_log(n_customers: int = 2_000, seed: int = 0) -> pd.DataFrame:
         }
     )
     return log.sample(frac=1.0, random_state=seed).reset_index(drop=True)
+
+
+def assert_same_table(got: pd.DataFrame, expected: pd.DataFrame) -> None:
+    """Equal, except ``clv`` to 1e-13 (the kernel's sums run over the distinct patterns of a
+    chunk, in chunk order) and so the ranks among customers whose ``clv`` ties up to that."""
+    exact = [c for c in expected.columns if c not in ("clv", "value_rank", "value_decile")]
+    pd.testing.assert_frame_equal(got[exact], expected[exact], check_exact=True)
+    np.testing.assert_allclose(got["clv"], expected["clv"], rtol=1e-13, atol=0)
+    assert got.attrs == expected.attrs
+    # the engine's ranks sort the pandas values (up to ties at 1e-13), each rank once
+    by_rank = expected["clv"].to_numpy()[np.argsort(got["value_rank"].to_numpy())]
+    assert np.all(by_rank[1:] <= by_rank[:-1] * (1 + 1e-12))
+    assert sorted(got["value_rank"]) == list(range(1, len(got) + 1))
+    n = len(got)
+    assert got["value_decile"].tolist() == ((got["value_rank"] - 1) * 10 // n + 1).tolist()
+    assert got["value_rank"].dtype == expected["value_rank"].dtype == np.int64

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from _engine_data import generated_log
+from _engine_data import assert_same_table, generated_log
 from conftest import shared_file
 from custval import (
     BetaGeoModel,
@@ -15,7 +15,9 @@ from custval import (
     EngineSummary,
     GammaGammaModel,
     ParetoNBDModel,
+    _engines,
     calibration_holdout_split,
+    customer_value_table,
     load_cdnow,
     rfm_summary,
     summary_patterns,
@@ -181,3 +183,71 @@ def test_gamma_gamma_fit_from_engine_patterns(cdnow):
 def test_fit_refuses_weights_with_an_engine_summary(log):
     with pytest.raises(DataError, match="weights"):
         BetaGeoModel().fit(rfm_summary(duckdb.from_df(log)), weights=np.ones(3))
+
+
+# --- scoring ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def fitted(cdnow):
+    paid = cdnow[cdnow["amount"] > 0]
+    summary = rfm_summary(paid, freq="W", observation_end="1997-09-30")
+    return summary, BetaGeoModel().fit(summary), GammaGammaModel().fit(summary), paid
+
+
+def test_value_table_scored_in_chunks_equals_pandas(fitted):
+    summary, bgnbd, gg, paid = fitted
+    expected = customer_value_table(bgnbd, gg, summary, progress=False)
+    engine = rfm_summary(duckdb.from_df(paid), freq="W", observation_end="1997-09-30")
+    got = _engines.customer_value_table(bgnbd, gg, engine, chunk_size=4_000).to_pandas()
+    assert_same_table(got, expected)
+    assert set(got["segment"]) > {"Champions", "Lost"}
+
+
+def test_value_table_dispatch_and_seed_rule(fitted):
+    summary, bgnbd, gg, paid = fitted
+    engine = rfm_summary(duckdb.from_df(paid), freq="W", observation_end="1997-09-30")
+    table = customer_value_table(bgnbd, gg, engine, horizon="52W", n_draws=50, random_state=3)
+    expected = customer_value_table(
+        bgnbd, gg, summary, horizon="52W", n_draws=50, random_state=3, progress=False
+    )
+    assert_same_table(table.to_pandas(), expected)
+    with pytest.raises(DataError, match="random_state must be an integer seed"):
+        customer_value_table(bgnbd, gg, engine, random_state=np.random.default_rng(0))
+
+
+def test_score_command_writes_the_value_table(fitted, tmp_path, capsys):
+    from custval.cli import main
+
+    summary, bgnbd, gg, paid = fitted
+    paid.to_parquet(tmp_path / "log.parquet")
+    paid.to_csv(tmp_path / "log.csv", index=False)
+    args = ["--freq", "W", "--observation-end", "1997-09-30", "--n-draws", "40"]
+    engine = rfm_summary(duckdb.from_df(paid), freq="W", observation_end="1997-09-30")
+    bgnbd, gg = BetaGeoModel().fit(engine), GammaGammaModel().fit(engine)  # as the command
+    expected = customer_value_table(bgnbd, gg, summary, n_draws=40, progress=False)
+    for source, out in (("log.parquet", "values.parquet"), ("log.csv", "values.csv")):
+        code = main(
+            ["score", "--transactions", str(tmp_path / source), "--out", str(tmp_path / out), *args]
+        )
+        assert code == 0
+        assert "Wrote the value table" in capsys.readouterr().out
+    parquet = pd.read_parquet(tmp_path / "values.parquet").set_index("customer_id")
+    parquet = parquet.sort_index()
+    assert list(parquet.columns) == list(expected.columns)
+    np.testing.assert_allclose(parquet["clv"], expected["clv"], rtol=1e-13)
+    np.testing.assert_array_equal(parquet["clv_lower"], expected["clv_lower"])
+    assert (parquet["segment"] == expected["segment"]).all()
+    csv = pd.read_csv(tmp_path / "values.csv").set_index("customer_id").sort_index()
+    np.testing.assert_allclose(csv["clv"], expected["clv"], rtol=1e-12)
+    assert (csv["segment"].to_numpy() == expected["segment"].to_numpy()).all()
+
+
+def test_score_command_reports_bad_columns(tmp_path, capsys, log):
+    from custval.cli import main
+
+    log.to_parquet(tmp_path / "log.parquet")
+    code = main(["score", "--transactions", str(tmp_path / "log.parquet"), "--out", "x.csv",
+                 "--amount", "revenue"])  # fmt: skip
+    assert code == 2
+    assert "missing required column(s) 'revenue'" in capsys.readouterr().err

@@ -8,18 +8,21 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from _engine_data import generated_log
+from _engine_data import assert_same_table, generated_log
 from conftest import shared_file
 from custval import (
     BetaGeoModel,
     EngineSummary,
+    GammaGammaModel,
     calibration_holdout_split,
+    customer_value_table,
     load_cdnow,
     rfm_summary,
     summary_patterns,
@@ -34,6 +37,7 @@ def spark():
         pytest.skip("Spark needs a Java runtime (17 or newer) and none is installed here")
     from pyspark.sql import SparkSession
 
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # workers run this interpreter
     session = (
         SparkSession.builder.master("local[2]")
         .appName("custval-tests")
@@ -111,3 +115,15 @@ def test_cdnow_summary_split_and_fit_equal_pandas(spark):
     fitted = BetaGeoModel().fit(engine)
     reference = BetaGeoModel().fit(pandas_summary)
     np.testing.assert_allclose(fitted.params_, reference.params_, rtol=1e-6)
+
+
+@pytest.mark.slow
+def test_value_table_scored_in_spark_equals_pandas(spark):
+    cdnow = load_cdnow(shared_file("cdnow", "CDNOW_master.txt"))
+    paid = cdnow[cdnow["amount"] > 0]
+    summary = rfm_summary(paid, freq="W", observation_end="1997-09-30")
+    bgnbd, gg = BetaGeoModel().fit(summary), GammaGammaModel().fit(summary)
+    engine = rfm_summary(to_spark(spark, paid), freq="W", observation_end="1997-09-30")
+    table = customer_value_table(bgnbd, gg, engine, n_draws=40)
+    expected = customer_value_table(bgnbd, gg, summary, n_draws=40, progress=False)
+    assert_same_table(table.to_pandas(), expected)

@@ -460,21 +460,30 @@ class EngineSummary:
 
     def to_pandas(self) -> pd.DataFrame:
         """Collect the summary: the frame the pandas path returns (index, dtypes and attrs)."""
-        table = self.to_arrow()
-        ids = table.column("customer_id").to_pandas()
-        data = {c: table.column(c).to_numpy().astype(np.float64) for c in self.columns}
-        index = pd.Index(ids, name="customer_id")
-        frame = pd.DataFrame(data, index=index, columns=list(self.columns))
-        frame = frame.sort_index(kind="stable")
+        table = self.to_arrow().select(["customer_id", *self.columns])
+        frame = table.to_pandas().set_index("customer_id").sort_index(kind="stable")
         frame.attrs.update(self.attrs)
         return frame
 
     def write_parquet(self, path: str | os.PathLike[str]) -> None:
-        """Write the summary (``customer_id`` and the columns) as Parquet, inside the engine."""
+        """Write ``customer_id`` and the columns as Parquet, inside the engine (DuckDB: one
+        file; Spark: a folder of part files)."""
+        frame = self._selected()
         if self.engine == "duckdb":
-            self.frame.write_parquet(os.fspath(path))
+            frame.write_parquet(os.fspath(path))
         else:
-            self.frame.write.mode("overwrite").parquet(os.fspath(path))
+            frame.write.mode("overwrite").parquet(os.fspath(path))
+
+    def write_csv(self, path: str | os.PathLike[str]) -> None:
+        """Write ``customer_id`` and the columns as CSV with a header, inside the engine."""
+        frame = self._selected()
+        if self.engine == "duckdb":
+            frame.write_csv(os.fspath(path), header=True)
+        else:
+            frame.write.mode("overwrite").option("header", True).csv(os.fspath(path))
+
+    def _selected(self) -> Any:
+        return self.frame.select(*["customer_id", *self.columns])
 
 
 def _engine_result(
@@ -677,3 +686,211 @@ def fit_arguments(
         )
     patterns = summary_patterns(summary, columns)
     return patterns, patterns["weight"].to_numpy()
+
+
+# --- scoring ------------------------------------------------------------------------------------
+
+_SUMMARY_INPUT = ("frequency", "recency", "T", "monetary_value")
+_VALUE_COLUMNS = (
+    "frequency",
+    "recency",
+    "T",
+    "monetary_value",
+    "p_alive",
+    "expected_purchases",
+    "expected_spend",
+    "clv",
+    "clv_lower",
+    "clv_median",
+    "clv_upper",
+)
+
+
+def _chunk_values(chunk: pd.DataFrame, attrs: dict[str, Any], models: tuple, options: dict):
+    """The per-customer columns of the value table for one chunk of a summary (pandas)."""
+    from custval.clv import customer_value_table
+
+    summary = chunk.set_index("customer_id")
+    summary.attrs.update(attrs)
+    table = customer_value_table(*models, summary, segments=False, progress=False, **options)
+    return table[list(_VALUE_COLUMNS)].reset_index(), table.attrs
+
+
+def _segment_sql(dialect: _Dialect, table: str) -> str:
+    """Rank, decile and RFM segment of every customer of ``table``, as the pandas value table.
+
+    Ranks order by ``clv`` descending, ties by customer id (the pandas table is sorted by id);
+    the R and F scores are those of :func:`custval.rfm_scores` (share of the customers with a
+    different value that a customer beats), computed per distinct value.
+    """
+    from custval.rfm import _SEGMENT_GRID_NAMES
+
+    div = "//" if dialect is _DUCKDB else "div"
+
+    def score(name: str, value: str) -> str:
+        return (
+            f"{name}_v AS (SELECT {value} AS v, count(*) AS c FROM {table} GROUP BY {value}), "
+            f"{name}_w AS (SELECT v, c, sum(c) OVER (ORDER BY v ROWS UNBOUNDED PRECEDING) - c "
+            f"AS worse, count(*) OVER () AS k FROM {name}_v), "
+            f"{name}_s AS (SELECT v, CASE WHEN k = 1 THEN 3 ELSE least(5 * worse {div} "
+            f"((SELECT count(*) FROM {table}) - c) + 1, 5) END AS s FROM {name}_w)"
+        )
+
+    cells = " ".join(
+        f"WHEN r_s.s = {r} AND f_s.s = {f} THEN '{name.replace(chr(39), chr(39) * 2)}'"
+        for r, row in enumerate(_SEGMENT_GRID_NAMES, start=1)
+        for f, name in enumerate(row, start=1)
+    )
+    since = "-(t.T - t.recency)"
+    return (
+        f"WITH {score('r', '-(T - recency)')}, {score('f', 'frequency')} "
+        f"SELECT t.*, CAST(row_number() OVER (ORDER BY t.clv DESC, t.customer_id) AS BIGINT) "
+        "AS value_rank, "
+        f"CAST((row_number() OVER (ORDER BY t.clv DESC, t.customer_id) - 1) * 10 {div} "
+        f"count(*) OVER () + 1 AS BIGINT) AS value_decile, CASE {cells} END AS segment "
+        f"FROM {table} t JOIN r_s ON {since} = r_s.v JOIN f_s ON t.frequency = f_s.v"
+    )
+
+
+def customer_value_table(
+    transaction_model: Any,
+    spend_model: Any,
+    summary: EngineSummary,
+    *,
+    chunk_size: int = 100_000,
+    segments: bool = True,
+    **options: Any,
+) -> EngineSummary:
+    """The value table of :func:`custval.customer_value_table` for an engine summary.
+
+    Scored in the engine: Spark runs the pandas computation on each partition
+    (``mapInPandas``, with the fitted parameters shipped to the executors); DuckDB streams the
+    summary in chunks of ``chunk_size`` customers, writing each chunk's values to a Parquet
+    file. Ranks, deciles and RFM segments need the whole customer base, so they are computed
+    afterwards by the engine (window functions over the scored table). The columns equal the
+    pandas table of the collected summary, ``clv`` to 1e-13 relative (the kernel's sums over a
+    chunk's distinct patterns round differently from those over all customers at once).
+    """
+    options.pop("progress", None)
+    seed = options.get("random_state", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
+        raise DataError(
+            f"random_state must be an integer seed when scoring in an engine (got {seed!r}): "
+            "every chunk draws the same parameter vectors from it, as the pandas table does"
+        )
+    models = (transaction_model, spend_model)
+    attrs = dict(summary.attrs)
+    columns = ["customer_id", *_SUMMARY_INPUT]
+    if summary.engine == "spark":
+        first = summary.frame.select(*columns).limit(1).toPandas()
+        _, table_attrs = _chunk_values(first, attrs, models, options)
+        id_type = summary.frame.schema["customer_id"].dataType.simpleString()
+        schema = f"customer_id {id_type}, " + ", ".join(f"{c} double" for c in _VALUE_COLUMNS)
+
+        def score_batches(batches):
+            for batch in batches:
+                if len(batch):
+                    yield _chunk_values(batch, attrs, models, options)[0]
+
+        # The summary is materialised first: planned together with the Python UDF, Spark 4.3
+        # miscompiles its aggregates (a long buffer fed a double) and returns wrong periods.
+        inputs = summary.frame.select(*columns).localCheckpoint()
+        scored = inputs.mapInPandas(score_batches, schema)
+        session = summary.frame.sparkSession
+        view = f"custval_scored_{os.getpid()}_{next(_counter)}"
+        scored.createOrReplaceTempView(view)
+        frame = session.sql(_segment_sql(_SPARK, view)) if segments else scored
+        keep = summary._keep
+    else:
+        import tempfile
+
+        import duckdb
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        folder = tempfile.TemporaryDirectory(prefix="custval-scores-")
+        path = os.path.join(folder.name, "values.parquet")
+        reader = summary.frame.select(*columns).to_arrow_reader(chunk_size)
+        writer = None
+        table_attrs: dict[str, Any] = {}
+        for batch in reader:
+            values, table_attrs = _chunk_values(batch.to_pandas(), attrs, models, options)
+            arrow = pa.Table.from_pandas(values, preserve_index=False)
+            if writer is None:
+                writer = pq.ParquetWriter(path, arrow.schema)
+            writer.write_table(arrow)
+        if writer is None:
+            raise DataError("the summary has no customers; there is nothing to score")
+        writer.close()
+        connection = duckdb.connect()
+        scored = connection.read_parquet(path)
+        frame = scored.query("scored", _segment_sql(_DUCKDB, "scored")) if segments else scored
+        keep = (folder, connection, scored)
+    table_columns = [*_VALUE_COLUMNS, "value_rank", "value_decile"] + (
+        ["segment"] if segments else []
+    )
+    return EngineSummary(
+        frame=frame,
+        attrs=dict(table_attrs),
+        engine=summary.engine,
+        columns=tuple(table_columns),
+        id_type=summary.id_type,
+        _keep=keep,
+    )
+
+
+def _open_log(path: str, engine: str, timestamp: str) -> Any:
+    """A Parquet path/glob as is; a CSV file as an engine frame with a parsed timestamp."""
+    csv = str(path).lower().endswith((".csv", ".csv.gz", ".tsv", ".txt"))
+    if engine == "spark":
+        from pyspark.sql import SparkSession
+        from pyspark.sql import functions as F
+
+        spark = SparkSession.builder.getOrCreate()
+        if not csv:
+            return spark.read.parquet(str(path))
+        frame = spark.read.option("header", True).option("inferSchema", True).csv(str(path))
+        return frame.withColumn(timestamp, F.to_timestamp(F.col(timestamp)))
+    if not csv:
+        return path
+    import duckdb
+
+    relation = duckdb.connect().read_csv(str(path))
+    column = _DUCKDB.quote(timestamp)
+    return relation.query(
+        "log", f"SELECT * REPLACE (CAST({column} AS TIMESTAMP) AS {column}) FROM log"
+    )
+
+
+def score_log(
+    path: str,
+    *,
+    engine: str = "duckdb",
+    customer_id: str = "customer_id",
+    timestamp: str = "timestamp",
+    amount: str = "amount",
+    freq: str = "W",
+    observation_end: Any = None,
+    model: str = "bgnbd",
+    **options: Any,
+) -> EngineSummary:
+    """Summary, pattern fits and value table of a Parquet/CSV log in one engine (``custval
+    score``): BG/NBD (or Pareto/NBD) and Gamma-Gamma fitted on the distinct patterns."""
+    from custval.clv import customer_value_table
+    from custval.models import BetaGeoModel, GammaGammaModel, ParetoNBDModel
+    from custval.rfm import rfm_summary
+
+    log = _open_log(path, engine, timestamp)
+    summary = rfm_summary(
+        log,
+        customer_id=customer_id,
+        timestamp=timestamp,
+        amount=amount,
+        freq=freq,
+        observation_end=observation_end,
+    )
+    if not isinstance(summary, EngineSummary):  # pragma: no cover - paths always route here
+        raise DataError(f"cannot read {path!r} as a Parquet or CSV transaction log")
+    transactions = (ParetoNBDModel if model == "pareto" else BetaGeoModel)().fit(summary)
+    spend = GammaGammaModel().fit(summary)
+    return customer_value_table(transactions, spend, summary, **options)
