@@ -251,3 +251,23 @@ def test_score_command_reports_bad_columns(tmp_path, capsys, log):
                  "--amount", "revenue"])  # fmt: skip
     assert code == 2
     assert "missing required column(s) 'revenue'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_readme_duckdb_example_runs(fitted, tmp_path, monkeypatch):
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.DOTALL)
+    (block,) = [b for b in blocks if '"orders/*.parquet"' in b]
+    paid = fitted[3]
+    (tmp_path / "orders").mkdir()
+    for part, rows in enumerate(np.array_split(np.arange(len(paid)), 2)):
+        paid.iloc[rows].to_parquet(tmp_path / "orders" / f"part-{part}.parquet")
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(block, "README.md", "exec"), namespace)
+    written = pd.read_parquet(tmp_path / "customer_value.parquet")
+    assert len(written) == paid["customer_id"].nunique()
+    assert namespace["summary"].attrs["freq"] == "W"

@@ -10,12 +10,12 @@ One definition, two dialects
 ----------------------------
 The aggregation is one SQL text (:func:`_summary_sql`), rendered for DuckDB and for Spark SQL;
 only a few expressions differ (:class:`_Dialect`: quoting, the day number of a timestamp and an
-ordered sum). Narwhals and Ibis were tried first: both express the grouped minimum, maximum and
-distinct count, but neither can state *the order in which a group's amounts are added*, and
-that order decides the last bit of a floating-point sum. The pandas path adds each customer's
-amounts in row order, so for results equal to it bit for bit the engines add them in row order
-too: DuckDB with an ordered aggregate ``sum(amount ORDER BY row)``, Spark by folding the
-row-ordered list of amounts (``aggregate(array_sort(collect_list(...)), 0D, ...)``).
+ordered sum). Narwhals was tried first: it expresses the grouped minimum, maximum and distinct
+count, but it cannot state *the order in which a group's amounts are added*, and that order
+decides the last bit of a floating-point sum (README, "At scale"). The pandas path adds each
+customer's amounts in row order, so for results equal to it bit for bit the engines add them
+in row order too: DuckDB with an ordered aggregate ``sum(amount ORDER BY row)``, Spark by
+folding the row-ordered list of amounts (``aggregate(array_sort(collect_list(...)), 0D, ...)``).
 
 Periods are the same integer arithmetic as :mod:`custval.rfm`: the day number of a timestamp
 (days since 1970-01-01, wall-clock time) for ``"D"``; ``floor((day + 3 - week_start) / 7)``
@@ -367,7 +367,9 @@ def _summary_sql(
         f"r_all AS (SELECT cid, ts, {period} AS p{carry} FROM {source.view} "
         f"WHERE ts <= {_literal(end)})",
         f"r AS (SELECT * FROM r_all WHERE ts <= {cut})",
-        "f AS (SELECT cid, min(p) AS p0, max(p) AS p1, count(DISTINCT p) AS n FROM r GROUP BY cid)",
+        # distinct (customer, period) pairs first: cheaper than count(DISTINCT p) per customer
+        "pr AS (SELECT cid, p FROM r GROUP BY cid, p)",
+        "f AS (SELECT cid, min(p) AS p0, max(p) AS p1, count(*) AS n FROM pr GROUP BY cid)",
     ]
     select = [
         "f.cid AS customer_id",
@@ -388,16 +390,20 @@ def _summary_sql(
             "END AS monetary_value"
         )
     if calibration_end is not None:
-        sums = f", {d.ordered_sum('r.amt', order)} AS spend" if amount else ""
         ctes.append(
-            f"h AS (SELECT r.cid, count(DISTINCT r.p) AS n{sums} FROM r_all r "
-            f"WHERE r.ts > {cut} GROUP BY r.cid)"
+            "h AS (SELECT cid, count(*) AS n FROM (SELECT cid, p FROM r_all "
+            f"WHERE ts > {cut} GROUP BY cid, p) hp GROUP BY cid)"
         )
         joins.append("LEFT JOIN h ON f.cid = h.cid")
         select.append("CAST(coalesce(h.n, 0) AS DOUBLE) AS frequency_holdout")
         if amount:
+            ctes.append(
+                f"hs AS (SELECT r.cid, {d.ordered_sum('r.amt', order)} AS spend FROM r_all r "
+                f"WHERE r.ts > {cut} GROUP BY r.cid)"
+            )
+            joins.append("LEFT JOIN hs ON f.cid = hs.cid")
             select.append(
-                "CASE WHEN h.n > 0 THEN h.spend / CAST(h.n AS DOUBLE) ELSE CAST(0 AS DOUBLE) "
+                "CASE WHEN h.n > 0 THEN hs.spend / CAST(h.n AS DOUBLE) ELSE CAST(0 AS DOUBLE) "
                 "END AS monetary_value_holdout"
             )
         select.append(f"CAST({holdout_duration} AS DOUBLE) AS duration_holdout")
