@@ -23,7 +23,7 @@ for weeks; ``(year - 1970) * 12 + month - 1`` for months; ``year - 1970`` for ye
 ``day * 24 + hour`` for hours.
 
 Row order is the order of the input: a Parquet glob is read file by file in sorted path order
-(DuckDB's ``filename`` and ``file_row_number``), a DuckDB relation in its scan order, a Spark
+(DuckDB's ``file_index`` and ``file_row_number``), a DuckDB relation in its scan order, a Spark
 DataFrame in partition order (``monotonically_increasing_id``). A pandas frame with the same
 rows in the same order gives the same summary, every bit of every column.
 
@@ -51,6 +51,7 @@ __all__ = ["EngineSummary", "summary_patterns"]
 
 _WEEKDAYS = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")
 _ORDER = "__custval_row"
+_FILE = "__custval_file"
 _counter = itertools.count()
 
 
@@ -189,7 +190,11 @@ def _source(transactions: Any, customer_id: str, timestamp: str, amount: str | N
         else:
             files = _parquet_files(transactions)
             keep = duckdb.connect()
-            frame = keep.read_parquet(files, filename=True, file_row_number=True)
+            listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+            frame = keep.sql(
+                f"SELECT *, CAST(file_index AS BIGINT) AS {_FILE} "
+                f"FROM read_parquet([{listed}], file_row_number = true)"
+            )
     columns = _columns_of(frame, engine)
     wanted = [customer_id, timestamp] + ([amount] if amount is not None else [])
     missing = [c for c in wanted if c not in columns]
@@ -226,9 +231,9 @@ def _source(transactions: Any, customer_id: str, timestamp: str, amount: str | N
         frame = frame.withColumn(_ORDER, F.monotonically_increasing_id())
         order: tuple[str, ...] = (_ORDER,)
         select.append(q(_ORDER))
-    elif keep is not None:  # Parquet: file by file, row by row
-        order = ("filename", "file_row_number")
-        select += ["filename", "file_row_number"]
+    elif keep is not None:  # Parquet: file by file (in sorted path order), row by row
+        order = (_ORDER,)
+        select.append(f"({_FILE} << 40) + file_row_number AS {_ORDER}")
     else:
         order = (_ORDER,)
         select.append(f"row_number() OVER () AS {_ORDER}")
