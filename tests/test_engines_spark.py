@@ -127,3 +127,22 @@ def test_value_table_scored_in_spark_equals_pandas(spark):
     table = customer_value_table(bgnbd, gg, engine, n_draws=40)
     expected = customer_value_table(bgnbd, gg, summary, n_draws=40, progress=False)
     assert_same_table(table.to_pandas(), expected)
+
+
+@pytest.mark.slow
+def test_score_command_on_spark(spark, tmp_path, capsys):
+    from custval.cli import main
+
+    cdnow = load_cdnow(shared_file("cdnow", "CDNOW_master.txt"))
+    paid = cdnow[(cdnow["amount"] > 0) & (cdnow["customer_id"] <= 5_000)]
+    # Spark reads microsecond timestamps from Parquet (pandas writes nanoseconds by default)
+    paid.to_parquet(tmp_path / "log.parquet", coerce_timestamps="us")
+    out = tmp_path / "values"
+    args = ["score", "--engine", "spark", "--transactions", str(tmp_path / "log.parquet")]
+    assert main([*args, "--out", str(out), "--n-draws", "30"]) == 0
+    assert "Wrote the value table (spark" in capsys.readouterr().out
+    written = pd.read_parquet(out).set_index("customer_id").sort_index()
+    summary = rfm_summary(paid, freq="W")
+    assert written.index.equals(summary.index)
+    assert (written["clv_lower"] <= written["clv_upper"]).all()
+    assert written["value_rank"].sort_values().tolist() == list(range(1, len(summary) + 1))
