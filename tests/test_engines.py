@@ -271,3 +271,49 @@ def test_readme_duckdb_example_runs(fitted, tmp_path, monkeypatch):
     written = pd.read_parquet(tmp_path / "customer_value.parquet")
     assert len(written) == paid["customer_id"].nunique()
     assert namespace["summary"].attrs["freq"] == "W"
+
+
+# --- cleaning -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def dirty(log) -> pd.DataFrame:
+    """The generated log with every problem the engine cleaning counts."""
+    rng = np.random.default_rng(5)
+    frame = log.head(4_000).copy()
+    frame.loc[rng.choice(4_000, 30, replace=False), "customer_id"] = None
+    frame.loc[rng.choice(4_000, 20, replace=False), "customer_id"] = "  "
+    frame.loc[rng.choice(4_000, 25, replace=False), "timestamp"] = pd.NaT
+    frame.loc[rng.choice(4_000, 25, replace=False), "amount"] = np.nan
+    frame.loc[rng.choice(4_000, 40, replace=False), "amount"] = 0.0
+    copies = frame.sample(60, random_state=1)
+    return pd.concat([frame, copies], ignore_index=True)
+
+
+@pytest.mark.parametrize("returns", ["drop", "keep"])
+@pytest.mark.parametrize("end", [None, "2022-03-01"])
+def test_cleaning_counts_every_row_as_pandas_does(dirty, returns, end):
+    from custval import clean_transactions
+
+    clean, report = clean_transactions(dirty, returns=returns, observation_end=end)
+    engine_clean, engine_report = clean_transactions(
+        duckdb.from_df(dirty), returns=returns, observation_end=end
+    )
+    assert dict(engine_report.rows_dropped) == dict(report.rows_dropped)
+    assert (engine_report.rows_in, engine_report.rows_kept) == (report.rows_in, report.rows_kept)
+    assert engine_report.reconciles
+    for key, amount in report.amount_dropped.items():
+        assert engine_report.amount_dropped[key] == pytest.approx(amount, rel=1e-12, abs=1e-9)
+    assert engine_report.amount_kept == pytest.approx(report.amount_kept, rel=1e-12)
+    assert engine_report.rows_dropped["duplicate"] > 0 and engine_report.rows_dropped["zero_amount"]
+    kept = engine_clean.df().sort_values(["customer_id", "timestamp", "amount"])
+    expected = clean.sort_values(["customer_id", "timestamp", "amount"])
+    np.testing.assert_array_equal(kept["amount"].to_numpy(), expected["amount"].to_numpy())
+    assert kept["customer_id"].tolist() == expected["customer_id"].tolist()
+
+
+def test_cleaning_on_engines_refuses_netting(log):
+    from custval import clean_transactions
+
+    with pytest.raises(DataError, match="returns='net' is not available on DuckDB or Spark"):
+        clean_transactions(duckdb.from_df(log), returns="net")
