@@ -452,6 +452,8 @@ def rfm_summary(
         Indexed by ``customer_id`` (sorted when the ids can be sorted), columns
         ``frequency, recency, T, monetary_value`` (float64). ``attrs["freq"]`` holds the unit
         ("D", "W", "M", "h" or "Y") and ``attrs["observation_end"]`` the end as an ISO string.
+        For an engine input, a lazy :class:`custval.EngineSummary` of the same columns and
+        ``attrs`` (``to_pandas()`` gives this frame).
 
     Raises
     ------
