@@ -68,15 +68,15 @@ def _is_spark(obj: Any) -> bool:
 
 
 def _is_parquet_path(obj: Any) -> bool:
-    if isinstance(obj, Path):
-        return True
-    if isinstance(obj, str):
-        return (
-            obj.lower().endswith((".parquet", ".pq", ".parq"))
-            or _glob.has_magic(obj)
-            or (os.path.isdir(obj))
-        )
-    return False
+    """A path or glob of Parquet files, or a folder (of Parquet files)."""
+    if not isinstance(obj, str | Path):
+        return False
+    text = os.fspath(obj)
+    return (
+        text.lower().endswith((".parquet", ".pq", ".parq"))
+        or _glob.has_magic(text)
+        or os.path.isdir(text)
+    )
 
 
 def is_engine_input(obj: Any) -> bool:
