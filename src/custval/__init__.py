@@ -39,6 +39,11 @@ from custval.rfm import calibration_holdout_split, rfm_scores, rfm_segments, rfm
 
 __all__ += ["calibration_holdout_split", "rfm_scores", "rfm_segments", "rfm_summary"]
 
+# --- engines (DuckDB, Spark) ---------------------------------------------------------------------
+from custval._engines import EngineSummary, summary_patterns
+
+__all__ += ["EngineSummary", "summary_patterns"]
+
 # --- datasets -----------------------------------------------------------------------------------
 from custval.datasets import (
     RetailerParameters,

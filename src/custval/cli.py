@@ -1,4 +1,4 @@
-"""The ``custval`` command line: ``custval simulate``, ``custval report``.
+"""The ``custval`` command line: ``custval simulate``, ``custval report``, ``custval score``.
 
 Each sub-command lives in a small ``_add_<name>`` / ``_run_<name>`` pair; the work itself is
 done by library functions, so the CLI only parses arguments and prints.
@@ -214,7 +214,68 @@ def _run_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
-_SUBCOMMANDS: list = [_add_report, _add_simulate]
+def _add_score(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "score",
+        help="write the customer value table of a Parquet/CSV log (DuckDB or Spark)",
+        description="Summarize a transaction log in DuckDB (out of core) or Spark, fit BG/NBD "
+        "(or Pareto/NBD) and Gamma-Gamma on the distinct patterns, and write one row per "
+        "customer: CLV with its interval, P(alive), expected purchases and spend, value rank "
+        "and decile, RFM segment. For CRM upload.",
+    )
+    parser.add_argument(
+        "--transactions",
+        required=True,
+        metavar="PATH",
+        help="Parquet file, folder or glob, or a CSV file (one row per transaction)",
+    )
+    parser.add_argument(
+        "--out", required=True, metavar="PATH", help="output .parquet or .csv (Spark: a folder)"
+    )
+    parser.add_argument("--engine", choices=["duckdb", "spark"], default="duckdb")
+    for option, default in [("customer-id", "customer_id"), ("timestamp", "timestamp")]:
+        parser.add_argument(f"--{option}", default=default, metavar="COLUMN")
+    parser.add_argument("--amount", default="amount", metavar="COLUMN")
+    parser.add_argument("--freq", default="W", help="analysis unit: D, W or M (default W)")
+    parser.add_argument("--observation-end", help="end of observation (default: last timestamp)")
+    parser.add_argument("--model", choices=["bgnbd", "pareto"], default="bgnbd")
+    parser.add_argument("--horizon", default="12M", help="CLV horizon with unit (default 12M)")
+    parser.add_argument("--discount-rate", type=float, default=0.10, help="annual (default 0.10)")
+    parser.add_argument("--margin", type=float, default=1.0, help="contribution margin (1.0)")
+    parser.add_argument("--interval", type=float, default=0.8, help="CLV interval (0.8)")
+    parser.add_argument("--n-draws", type=int, default=200, help="parameter draws (200)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the draws (0)")
+    parser.set_defaults(run=_run_score)
+
+
+def _run_score(args: argparse.Namespace) -> int:
+    from custval import _engines
+
+    table = _engines.score_log(
+        args.transactions,
+        engine=args.engine,
+        customer_id=args.customer_id,
+        timestamp=args.timestamp,
+        amount=args.amount,
+        freq=args.freq,
+        observation_end=args.observation_end,
+        model=args.model,
+        horizon=args.horizon,
+        annual_discount_rate=args.discount_rate,
+        margin=args.margin,
+        interval=args.interval,
+        n_draws=args.n_draws,
+        random_state=args.seed,
+    )
+    if str(args.out).lower().endswith((".csv", ".csv.gz")):
+        table.write_csv(args.out)
+    else:
+        table.write_parquet(args.out)
+    print(f"Wrote the value table ({table.engine}, unit {table.attrs['freq']}) to {args.out}")
+    return 0
+
+
+_SUBCOMMANDS: list = [_add_report, _add_simulate, _add_score]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -69,6 +69,7 @@ import numpy as np
 import pandas as pd
 from sklearn.utils.validation import check_is_fitted
 
+from custval import _engines
 from custval._units import annual_rate_to_period, normalize_freq, parse_duration, summary_freq
 from custval._validation import bad_values_message, require_columns, require_numeric
 from custval.errors import DataError
@@ -1538,6 +1539,10 @@ def customer_value_table(
         - ``value_decile``: 1 for the top 10% by ``clv`` ... 10 for the bottom 10%;
         - ``segment``: RFM segment name.
 
+        For an :class:`custval.EngineSummary` (DuckDB or Spark) the table is computed in the
+        engine and returned as an ``EngineSummary`` with these columns; its ``to_pandas()``
+        equals the table of the collected summary (``random_state`` must be an integer).
+
         ``attrs``: ``freq``, ``horizon``, ``annual_discount_rate``, ``margin``, ``interval``,
         ``value_basis`` ("contribution" or "revenue") and the other terms of
         :func:`clv_interval`.
@@ -1560,6 +1565,20 @@ def customer_value_table(
     >>> table.attrs["value_basis"], int(table["value_rank"].min())
     ('contribution', 1)
     """
+    if _engines.is_engine_summary(summary):  # DuckDB/Spark: scored in the engine, in chunks
+        return _engines.customer_value_table(
+            transaction_model,
+            spend_model,
+            summary,
+            segments=segments,
+            horizon=horizon,
+            annual_discount_rate=annual_discount_rate,
+            margin=margin,
+            interval=interval,
+            n_draws=n_draws,
+            random_state=random_state,
+            step=step,
+        )
     probabilities = _check_interval(interval)
     _check_draw_settings(n_draws, chunk_size)
     valuation = _valuation(

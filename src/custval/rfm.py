@@ -35,6 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from custval import _engines
 from custval._units import normalize_freq
 from custval._validation import bad_values_message, require_columns, require_numeric
 from custval.errors import CustvalWarning, DataError
@@ -290,8 +291,8 @@ def _timestamp_ticks(frame: pd.DataFrame, column: str) -> tuple[np.ndarray, str,
     return ticks, unit, tz
 
 
-def _moment_tick(value, log: _Log, name: str) -> tuple[int, pd.Timestamp]:
-    """``value`` as a tick of ``log`` (floored), and as a naive wall-clock Timestamp."""
+def _parse_moment(value, name: str) -> pd.Timestamp:
+    """``value`` as a Timestamp, or a DataError naming the argument ``name``."""
     try:
         moment = pd.Timestamp(value)
     except (TypeError, ValueError) as error:
@@ -301,6 +302,12 @@ def _moment_tick(value, log: _Log, name: str) -> tuple[int, pd.Timestamp]:
         ) from None
     if moment is pd.NaT:
         raise DataError(f"{name} is missing (NaT); pass a date such as '1997-09-30'")
+    return moment
+
+
+def _moment_tick(value, log: _Log, name: str) -> tuple[int, pd.Timestamp]:
+    """``value`` as a tick of ``log`` (floored), and as a naive wall-clock Timestamp."""
+    moment = _parse_moment(value, name)
     if moment.tz is not None:
         if log.tz is None:
             raise DataError(
@@ -436,8 +443,12 @@ def rfm_summary(
 
     Parameters
     ----------
-    transactions : pandas.DataFrame
-        One row per transaction (or order line). Not modified.
+    transactions : pandas.DataFrame, DuckDB relation, Parquet path or Spark DataFrame
+        One row per transaction (or order line). Not modified. A DuckDB relation, a path,
+        folder or glob of Parquet files (read by DuckDB, out of core) or a
+        ``pyspark.sql.DataFrame`` is summarized in its engine and gives a lazy
+        :class:`custval.EngineSummary` whose ``to_pandas()`` equals this function's result on
+        the same rows (see the README section "At scale").
     customer_id, timestamp : str, default "customer_id", "timestamp"
         Column names of the customer id and of the purchase time (datetime64, any resolution,
         with or without time zone; strings are parsed with ``pd.to_datetime``).
@@ -462,6 +473,8 @@ def rfm_summary(
         Indexed by ``customer_id`` (sorted when the ids can be sorted), columns
         ``frequency, recency, T, monetary_value`` (float64). ``attrs["freq"]`` holds the unit
         ("D", "W", "M", "h" or "Y") and ``attrs["observation_end"]`` the end as an ISO string.
+        For an engine input, a lazy :class:`custval.EngineSummary` of the same columns and
+        ``attrs`` (``to_pandas()`` gives this frame).
 
     Raises
     ------
@@ -504,6 +517,15 @@ def rfm_summary(
     >>> rfm_summary(log).attrs["observation_end"]
     '2024-01-11T00:00:00'
     """
+    if _engines.is_engine_input(transactions):  # DuckDB, Parquet or Spark: see custval._engines
+        return _engines.rfm_summary(
+            transactions,
+            customer_id=customer_id,
+            timestamp=timestamp,
+            amount=amount,
+            freq=freq,
+            observation_end=observation_end,
+        )
     parsed = _parse_freq(freq)
     log = _read_log(transactions, customer_id, timestamp, amount)
     end_tick, end = _resolve_end(log, observation_end, "observation_end")
@@ -562,8 +584,9 @@ def calibration_holdout_split(
 
     Parameters
     ----------
-    transactions : pandas.DataFrame
-        One row per transaction. Not modified.
+    transactions : pandas.DataFrame, DuckDB relation, Parquet path or Spark DataFrame
+        One row per transaction. Not modified. Engine inputs give an
+        :class:`custval.EngineSummary`, as in :func:`rfm_summary`.
     calibration_end : date-like
         Last moment of the calibration period (inclusive).
     observation_end : date-like, optional
@@ -611,6 +634,16 @@ def calibration_holdout_split(
     1                  1.0                1.0                    20.0
     2                  0.0                0.0                     0.0
     """
+    if _engines.is_engine_input(transactions):  # DuckDB, Parquet or Spark: see custval._engines
+        return _engines.calibration_holdout_split(
+            transactions,
+            calibration_end=calibration_end,
+            observation_end=observation_end,
+            freq=freq,
+            customer_id=customer_id,
+            timestamp=timestamp,
+            amount=amount,
+        )
     parsed = _parse_freq(freq)
     log = _read_log(transactions, customer_id, timestamp, amount)
     if calibration_end is None:

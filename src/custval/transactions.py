@@ -631,6 +631,22 @@ def clean_transactions(
     >>> report.rows_dropped["purchase_netted_to_zero"], report.rows_dropped["invalid_timestamp"]
     (1, 1)
     """
+    from custval import _engines
+
+    if _engines.is_engine_input(frame):  # DuckDB, Parquet or Spark: see custval._engines
+        if exclude_codes is not None or strict or timestamp_format is not None:
+            raise DataError(
+                "exclude_codes, strict and timestamp_format are not available on DuckDB or "
+                "Spark; filter or cast those columns in the engine first"
+            )
+        return _engines.clean_transactions(
+            frame,
+            observation_end=observation_end,
+            returns=returns,
+            cancellation_prefix=cancellation_prefix,
+            zero_amounts=zero_amounts,
+            duplicates=duplicates,
+        )
     return _clean(
         frame,
         labels={},

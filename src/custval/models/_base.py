@@ -41,6 +41,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
+from custval import _engines
 from custval._units import normalize_freq, parse_duration
 from custval._validation import bad_values_message, require_columns, require_numeric
 from custval.errors import ConvergenceError, CustvalWarning, DataError
@@ -583,8 +584,10 @@ class BaseModel(BaseEstimator):
 
         Parameters
         ----------
-        summary : DataFrame
+        summary : DataFrame or EngineSummary
             One row per customer (or per pattern, with ``weights``) with the model's columns.
+            An :class:`custval.EngineSummary` (DuckDB or Spark) is fitted on its distinct
+            patterns (:func:`custval.summary_patterns`), collected from the engine.
         weights : array-like, optional
             Number of customers each row stands for (default 1 each).
 
@@ -592,6 +595,8 @@ class BaseModel(BaseEstimator):
         -------
         self
         """
+        if _engines.is_engine_summary(summary):  # DuckDB/Spark: fit on the collected patterns
+            return self.fit(*_engines.fit_arguments(summary, self._data_columns, weights))
         data, w = self._prepare_fit(summary, weights)
         self.freq_ = None
         freq = getattr(summary, "attrs", {}).get("freq")

@@ -1,0 +1,309 @@
+"""The customer summary on DuckDB and Spark, side by side with pandas and lifetimes.
+
+Four measurements, each in this one run (ratios are against the reference measured here):
+
+1. **String ids in memory**: ``rfm_summary`` of a pandas log with string customer ids, through
+   DuckDB (``duckdb.from_df``, result collected to pandas), the pandas path and lifetimes'
+   ``summary_data_from_transaction_data``; the outputs are checked equal.
+2. **A Parquet log larger than the pandas path likes**: the log is generated *by DuckDB* into
+   one Parquet file, then summarized by DuckDB from the file; peak resident memory (VmHWM) of
+   each run is measured in a fresh process, for DuckDB and for the pandas path
+   (``pd.read_parquet`` + ``rfm_summary``), or the size at which pandas fails.
+3. **Spark local[2]** on the same Parquet log: the session start-up is timed on its own, then
+   the summary (collected to pandas), next to DuckDB and pandas.
+4. **Fitting from patterns**: a summary of many customers lives in DuckDB; BG/NBD is fitted
+   from its distinct (frequency, recency, T) patterns; the time to collect them and to fit.
+
+Usage::
+
+    .venv/bin/python benchmarks/bench_engines.py            # 10M, 100M, 10M, 50M
+    .venv/bin/python benchmarks/bench_engines.py --quick    # 1M, 5M, 1M, 2M
+
+The machine is shared: the load average is printed with the results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from bench_rfm import make_transactions  # noqa: E402
+from custval import BetaGeoModel, EngineSummary, rfm_summary  # noqa: E402
+
+
+def timed(function, *args, repeat: int = 1):
+    best, result = float("inf"), None
+    for _ in range(repeat):
+        gc.collect()
+        start = time.perf_counter()
+        result = function(*args)
+        best = min(best, time.perf_counter() - start)
+    return best, result
+
+
+def load() -> str:
+    return ", ".join(f"{value:.1f}" for value in os.getloadavg())
+
+
+# --- 1. string ids in memory --------------------------------------------------------------------
+
+
+def lifetimes_summary(frame: pd.DataFrame) -> pd.DataFrame:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from lifetimes.utils import summary_data_from_transaction_data
+
+        return summary_data_from_transaction_data(
+            frame, "customer_id", "timestamp", monetary_value_col="amount", freq="D"
+        )
+
+
+def string_ids(n_rows: int, repeat: int) -> None:
+    import duckdb
+
+    frame = make_transactions(n_rows, ids="str")
+    relation = duckdb.from_df(frame)
+    duck_s, duck = timed(lambda: rfm_summary(relation).to_pandas(), repeat=repeat)
+    connection = duckdb.connect()
+    connection.register("pandas_log", frame)
+    load_s, _ = timed(lambda: connection.execute("CREATE TABLE log AS SELECT * FROM pandas_log"))
+    table = connection.table("log")
+    table_s, in_table = timed(lambda: rfm_summary(table).to_pandas(), repeat=repeat)
+    pd.testing.assert_frame_equal(in_table, duck, check_exact=True)
+    pandas_s, reference = timed(rfm_summary, frame, repeat=repeat)
+    pd.testing.assert_frame_equal(duck, reference, check_exact=True)
+    life_s, life = timed(lifetimes_summary, frame)
+    pd.testing.assert_frame_equal(
+        duck, life.rename_axis("customer_id"), check_exact=False, rtol=1e-9, check_index_type=False
+    )
+    print(
+        f"1. {n_rows:,} rows, string ids, {len(duck):,} customers (load {load()}): "
+        f"DuckDB over the pandas frame {duck_s:.2f} s, over a DuckDB table {table_s:.2f} s "
+        f"(loaded in {load_s:.2f} s), pandas path {pandas_s:.2f} s, lifetimes {life_s:.2f} s "
+        f"-> DuckDB {life_s / duck_s:.1f}x / {life_s / table_s:.1f}x lifetimes, pandas path "
+        f"{life_s / pandas_s:.1f}x lifetimes (DuckDB equal to pandas bit for bit; to lifetimes "
+        "at 1e-9)",
+        flush=True,
+    )
+
+
+# --- 2. a Parquet log, out of core -----------------------------------------------------------
+
+
+def write_parquet_log(path: Path, n_rows: int, seed: int = 0) -> None:
+    """About 10 rows per customer, string ids, two years of timestamps, amounts in cents;
+    generated and written by DuckDB in parallel, so no Python process holds the rows."""
+    import duckdb
+
+    n_customers = max(n_rows // 10, 1)
+    connection = duckdb.connect()
+    connection.execute(f"SELECT setseed({0.5 / (seed + 1)})")
+    connection.execute(
+        f"""COPY (
+            SELECT 'C' || CAST(1000000 + (hash(i) % {n_customers}) AS VARCHAR) AS customer_id,
+                   TIMESTAMP '2022-01-01' + to_seconds(CAST(hash(i + 1) % (730 * 86400)
+                       AS BIGINT)) AS timestamp,
+                   round(exp(3.2 + 0.8 * (CAST(hash(i + 2) % 1000000 AS DOUBLE) / 1e6 - 0.5)
+                       * 3.4), 2) AS amount
+            FROM range({n_rows}) t(i)
+        ) TO '{path}' (FORMAT parquet, ROW_GROUP_SIZE 1000000)"""
+    )
+    connection.close()
+
+
+def _peak_child(kind: str, path: str) -> None:
+    """Run one summary of ``path`` and print the peak RSS of the process (VmHWM) as JSON."""
+    start = time.perf_counter()
+    if kind == "duckdb":
+        summary = rfm_summary(path)
+        summary.write_parquet(path + ".summary.parquet")
+        customers = None
+    else:
+        frame = pd.read_parquet(path)
+        customers = len(rfm_summary(frame))
+    seconds = time.perf_counter() - start
+    text = Path("/proc/self/status").read_text()
+    hwm = int(re.search(r"VmHWM:\s+(\d+)", text).group(1)) / 1024
+    print(json.dumps({"seconds": seconds, "peak_mb": hwm, "customers": customers}))
+
+
+def peak(kind: str, path: Path) -> dict:
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", kind, str(path)],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    if out.returncode != 0:
+        return {"failed": out.stderr.strip().splitlines()[-1] if out.stderr else out.returncode}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def parquet_out_of_core(path: Path, n_rows: int, pandas_too: bool) -> None:
+    start = time.perf_counter()
+    write_parquet_log(path, n_rows)
+    written = time.perf_counter() - start
+    size = path.stat().st_size / 2**30
+    duck = peak("duckdb", path)
+    line = (
+        f"2. {n_rows:,} rows of Parquet ({size:.2f} GiB, generated in {written:.0f} s; load "
+        f"{load()}): DuckDB {duck['seconds']:.1f} s, peak RSS {duck['peak_mb']:,.0f} MB"
+    )
+    if pandas_too:
+        result = peak("pandas", path)
+        if "failed" in result:
+            line += f"; pandas path failed: {result['failed']}"
+        else:
+            line += (
+                f"; pandas path (read_parquet + rfm_summary) {result['seconds']:.1f} s, "
+                f"peak RSS {result['peak_mb']:,.0f} MB"
+            )
+    print(line, flush=True)
+
+
+# --- 3. Spark local[2] -----------------------------------------------------------------------
+
+
+def spark_local(path: Path, n_rows: int) -> None:
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    start = time.perf_counter()
+    from pyspark.sql import SparkSession
+
+    spark = (
+        SparkSession.builder.master("local[2]")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.shuffle.partitions", "8")
+        .config("spark.driver.memory", "4g")
+        .config("spark.ui.showConsoleProgress", "false")
+        .getOrCreate()
+    )
+    spark.sparkContext.setLogLevel("ERROR")
+    spark.range(1).count()
+    startup = time.perf_counter() - start
+    frame = spark.read.parquet(str(path))
+    spark_s, via_spark = timed(lambda: rfm_summary(frame).to_pandas())
+    duck_s, via_duck = timed(lambda: rfm_summary(str(path)).to_pandas())
+    pandas_s, reference = timed(lambda: rfm_summary(pd.read_parquet(path)))
+    pd.testing.assert_frame_equal(via_spark, reference, check_exact=True)
+    pd.testing.assert_frame_equal(via_duck, reference, check_exact=True)
+    spark.stop()
+    print(
+        f"3. Spark local[2], {n_rows:,} rows of Parquet to a pandas summary (load {load()}): "
+        f"Spark {spark_s:.1f} s (+ {startup:.1f} s session start-up, once per process), "
+        f"DuckDB {duck_s:.1f} s, pandas path (read + summary) {pandas_s:.1f} s; "
+        "all three equal bit for bit",
+        flush=True,
+    )
+
+
+# --- 4. fitting from patterns ------------------------------------------------------------------
+
+
+def patterns_fit(n_customers: int) -> None:
+    """A weekly summary of ``n_customers`` in DuckDB (BG/NBD-like counts), fitted on patterns."""
+    import duckdb
+
+    connection = duckdb.connect()
+    connection.execute("SELECT setseed(0.25)")
+    connection.execute(
+        f"""CREATE TABLE summary AS
+        WITH c AS (
+            SELECT i, 1 + CAST(floor(random() * 78) AS BIGINT) AS T,
+                   -ln(1 - random()) * 0.25 * (1 + 3 * random()) AS rate, random() AS u
+            FROM range({n_customers}) t(i)),
+        x AS (SELECT i, T, u, least(CAST(floor(rate * T * (0.5 + u)) AS BIGINT), T - 1) AS n
+              FROM c)
+        SELECT 'C' || CAST(i AS VARCHAR) AS customer_id, CAST(n AS DOUBLE) AS frequency,
+               CAST(CASE WHEN n = 0 THEN 0 ELSE greatest(n, floor(T * (1 - 0.5 * u))) END
+                    AS DOUBLE) AS recency,
+               CAST(T AS DOUBLE) AS T
+        FROM x"""
+    )
+    relation = connection.table("summary")
+    summary = EngineSummary(
+        frame=relation,
+        attrs={"freq": "W", "observation_end": None},
+        engine="duckdb",
+        columns=("frequency", "recency", "T"),
+        id_type="VARCHAR",
+        _keep=connection,
+    )
+    from custval import summary_patterns
+
+    collect_s, patterns = timed(summary_patterns, summary)
+    fit_s, model = timed(
+        lambda: BetaGeoModel().fit(patterns, weights=patterns["weight"].to_numpy())
+    )
+    print(
+        f"4. BG/NBD from the patterns of {n_customers:,} customers in DuckDB (load {load()}): "
+        f"{len(patterns):,} distinct patterns collected in {collect_s:.2f} s, fitted in "
+        f"{fit_s:.2f} s (total {collect_s + fit_s:.2f} s); r, alpha, a, b = "
+        + ", ".join(f"{v:.3f}" for v in model.params_),
+        flush=True,
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes (a few minutes)")
+    parser.add_argument("--only", nargs="+", choices=["1", "2", "3", "4"], help="parts to run")
+    parser.add_argument("--no-pandas-memory", action="store_true", help="skip pandas in part 2")
+    parser.add_argument(
+        "--sizes", nargs=4, type=int, metavar="N", help="rows of parts 1-3, customers of part 4"
+    )
+    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        _peak_child(*args.child)
+        return
+    import duckdb
+    import lifetimes
+    import pyspark
+
+    sizes = (
+        (1_000_000, 5_000_000, 1_000_000, 2_000_000)
+        if args.quick
+        else (10_000_000, 100_000_000, 10_000_000, 50_000_000)
+    )
+    if args.sizes:
+        sizes = tuple(args.sizes)
+    parts = set(args.only or ["1", "2", "3", "4"])
+    print(
+        f"engines: DuckDB {duckdb.__version__}, PySpark {pyspark.__version__}, lifetimes "
+        f"{lifetimes.__version__}, pandas {pd.__version__}, numpy {np.__version__}, Python "
+        f"{platform.python_version()}, {os.cpu_count()} cores",
+        flush=True,
+    )
+    if "1" in parts:
+        string_ids(sizes[0], repeat=1 if not args.quick else 2)
+    with tempfile.TemporaryDirectory(prefix="custval-bench-") as folder:
+        if "2" in parts:
+            parquet_out_of_core(Path(folder) / "big.parquet", sizes[1], not args.no_pandas_memory)
+        if "3" in parts:
+            path = Path(folder) / "spark.parquet"
+            write_parquet_log(path, sizes[2], seed=1)
+            spark_local(path, sizes[2])
+    if "4" in parts:
+        patterns_fit(sizes[3])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1014 @@
+"""The customer summary on DuckDB (larger than memory) and Spark (a cluster).
+
+:func:`custval.rfm_summary` and :func:`custval.calibration_holdout_split` route a DuckDB
+relation, a path or glob of Parquet files (read by DuckDB, out of core) or a
+``pyspark.sql.DataFrame`` here. The result is an :class:`EngineSummary`: the summary as a lazy
+frame of the same engine (``.frame``), with the ``attrs`` of the pandas summary; ``to_pandas()``
+collects it into exactly the frame the pandas path returns for the same rows.
+
+One definition, two dialects
+----------------------------
+The aggregation is one SQL text (:func:`_summary_sql`), rendered for DuckDB and for Spark SQL;
+only a few expressions differ (:class:`_Dialect`: quoting, the day number of a timestamp and an
+ordered sum). Narwhals was tried first: it expresses the grouped minimum, maximum and distinct
+count, but it cannot state *the order in which a group's amounts are added*, and that order
+decides the last bit of a floating-point sum (README, "At scale"). The pandas path adds each
+customer's amounts in row order, so for results equal to it bit for bit the engines add them
+in row order too: DuckDB with an ordered aggregate ``sum(amount ORDER BY row)``, Spark by
+folding the row-ordered list of amounts (``aggregate(array_sort(collect_list(...)), 0D, ...)``).
+
+Periods are the same integer arithmetic as :mod:`custval.rfm`: the day number of a timestamp
+(days since 1970-01-01, wall-clock time) for ``"D"``; ``floor((day + 3 - week_start) / 7)``
+for weeks; ``(year - 1970) * 12 + month - 1`` for months; ``year - 1970`` for years and
+``day * 24 + hour`` for hours.
+
+Row order is the order of the input: a Parquet glob is read file by file in sorted path order
+(DuckDB's ``file_index`` and ``file_row_number``), a DuckDB relation in its scan order, a Spark
+DataFrame in partition order (``monotonically_increasing_id``). A pandas frame with the same
+rows in the same order gives the same summary, every bit of every column.
+
+Spark reads timestamps in its session time zone; keep ``spark.sql.session.timeZone`` the zone
+the log was written in (UTC in the tests) so wall-clock days are the days of the pandas path.
+"""
+
+from __future__ import annotations
+
+import glob as _glob
+import itertools
+import os
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from custval.errors import CustvalWarning, DataError
+
+__all__ = ["EngineSummary", "summary_patterns"]
+
+_WEEKDAYS = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")
+_ORDER = "__custval_row"
+_FILE = "__custval_file"
+_counter = itertools.count()
+
+
+# --- recognising engine inputs ------------------------------------------------------------------
+
+
+def _is_duckdb(obj: Any) -> bool:
+    return type(obj).__module__.split(".")[0] in ("duckdb", "_duckdb") and hasattr(obj, "query")
+
+
+def _is_spark(obj: Any) -> bool:
+    module = type(obj).__module__
+    return module.startswith("pyspark.sql") and type(obj).__name__ == "DataFrame"
+
+
+def _is_parquet_path(obj: Any) -> bool:
+    """A path or glob of Parquet files, or a folder (of Parquet files)."""
+    if not isinstance(obj, str | Path):
+        return False
+    text = os.fspath(obj)
+    return (
+        text.lower().endswith((".parquet", ".pq", ".parq"))
+        or _glob.has_magic(text)
+        or os.path.isdir(text)
+    )
+
+
+def is_engine_input(obj: Any) -> bool:
+    """True for a DuckDB relation, a Parquet path/glob or a Spark DataFrame."""
+    return _is_duckdb(obj) or _is_spark(obj) or _is_parquet_path(obj)
+
+
+def is_engine_summary(obj: Any) -> bool:
+    return isinstance(obj, EngineSummary)
+
+
+# --- dialects -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Dialect:
+    """The few expressions in which DuckDB and Spark SQL differ."""
+
+    name: str
+    quote: Callable[[str], str]
+    day: Callable[[str], str]  # days since 1970-01-01 of a timestamp expression
+    ordered_sum: Callable[[str, Sequence[str]], str]  # sum of a value in the order of columns
+    to_text: str  # type name for CAST(... AS <text>)
+
+
+def _duck_ordered_sum(value: str, order: Sequence[str]) -> str:
+    return f"sum({value} ORDER BY {', '.join(order)})"
+
+
+def _spark_ordered_sum(value: str, order: Sequence[str]) -> str:
+    # Fold the row-ordered list: aggregate() adds left to right, like the pandas path.
+    (column,) = order
+    pair = f"named_struct('o', {column}, 'a', {value})"
+    pairs = f"collect_list(CASE WHEN {value} IS NOT NULL THEN {pair} END)"
+    return f"aggregate(array_sort({pairs}), CAST(0 AS DOUBLE), (acc, x) -> acc + x.a)"
+
+
+_DUCKDB = _Dialect(
+    name="duckdb",
+    quote=lambda name: '"' + name.replace('"', '""') + '"',
+    day=lambda ts: f"date_diff('day', DATE '1970-01-01', CAST({ts} AS DATE))",
+    ordered_sum=_duck_ordered_sum,
+    to_text="VARCHAR",
+)
+_SPARK = _Dialect(
+    name="spark",
+    quote=lambda name: "`" + name.replace("`", "``") + "`",
+    day=lambda ts: f"datediff(CAST({ts} AS DATE), DATE '1970-01-01')",
+    ordered_sum=_spark_ordered_sum,
+    to_text="STRING",
+)
+
+
+def _period_sql(dialect: _Dialect, ts: str, freq) -> str:
+    """Integer period code of ``ts``, the same codes as ``custval.rfm._periods``."""
+    day = dialect.day(ts)
+    if freq.code == "D":
+        body = day
+    elif freq.code == "h":
+        body = f"({day}) * 24 + hour({ts})"
+    elif freq.code == "W":
+        # 1970-01-01 was a Thursday (weekday 3); exact: |day| is far below 2**50
+        body = f"floor((({day}) + {3 - freq.week_start}) / 7.0)"
+    elif freq.code == "M":
+        body = f"(year({ts}) - 1970) * 12 + month({ts}) - 1"
+    else:
+        body = f"year({ts}) - 1970"
+    return f"CAST({body} AS BIGINT)"
+
+
+# --- the source: an engine frame with the three columns and the row order -----------------------
+
+
+@dataclass
+class _Source:
+    """A registered engine frame: columns ``cid``, ``ts``, (``amt``) and the row-order columns."""
+
+    dialect: _Dialect
+    sql: Callable[[str], Any]  # run a query over the view, lazily; returns a native frame
+    view: str
+    order: tuple[str, ...]
+    id_type: str
+    keep: Any = None  # objects the lazy frames depend on (a DuckDB connection)
+
+    def collect(self, query: str) -> list[tuple]:
+        frame = self.sql(query)
+        return [
+            tuple(row) for row in (frame.fetchall() if self.dialect is _DUCKDB else frame.collect())
+        ]
+
+
+def _columns_of(frame: Any, engine: str) -> dict[str, str]:
+    if engine == "duckdb":
+        return {name: str(kind) for name, kind in zip(frame.columns, frame.types, strict=True)}
+    return {f.name: f.dataType.simpleString() for f in frame.schema.fields}
+
+
+def _source(transactions: Any, customer_id: str, timestamp: str, amount: str | None) -> _Source:
+    keep = None
+    if _is_spark(transactions):
+        from pyspark.sql import functions as F
+
+        frame = transactions
+        engine = "spark"
+    else:
+        import duckdb
+
+        engine = "duckdb"
+        if _is_duckdb(transactions):
+            frame = transactions
+        else:
+            files = _parquet_files(transactions)
+            keep = duckdb.connect()
+            listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+            frame = keep.sql(
+                f"SELECT *, CAST(file_index AS BIGINT) AS {_FILE} "
+                f"FROM read_parquet([{listed}], file_row_number = true)"
+            )
+    columns = _columns_of(frame, engine)
+    wanted = [customer_id, timestamp] + ([amount] if amount is not None else [])
+    missing = [c for c in wanted if c not in columns]
+    if missing:
+        present = ", ".join(repr(c) for c in columns)
+        raise DataError(
+            f"transactions is missing required column(s) {', '.join(repr(c) for c in missing)}; "
+            f"columns present: {present}. Pass the column names with customer_id=, timestamp= "
+            "and amount= (amount=None to skip monetary values)"
+        )
+    ts_type = columns[timestamp].upper()
+    if not ts_type.startswith(("TIMESTAMP", "DATE")):
+        raise DataError(
+            f"column {timestamp!r} holds {columns[timestamp]} values, not timestamps; cast it "
+            f"in the engine first, e.g. CAST({timestamp} AS TIMESTAMP) or to_timestamp(...)"
+        )
+    if "TIME ZONE" in ts_type:  # DuckDB's TIMESTAMPTZ (Spark's timestamp is read in session time)
+        raise DataError(
+            f"column {timestamp!r} is a timestamp with time zone; cast it to the local "
+            "wall-clock time (TIMESTAMP without time zone) first, as the pandas path reads it"
+        )
+    if amount is not None and not _is_numeric_type(columns[amount]):
+        raise DataError(
+            f"column {amount!r} holds {columns[amount]} values, not numbers; cast it in the "
+            f"engine first, e.g. CAST({amount} AS DOUBLE)"
+        )
+    dialect = _DUCKDB if engine == "duckdb" else _SPARK
+    q = dialect.quote
+    view = f"custval_src_{os.getpid()}_{next(_counter)}"
+    select = [f"{q(customer_id)} AS cid", f"{q(timestamp)} AS ts"]
+    if amount is not None:
+        select.append(f"CAST({q(amount)} AS DOUBLE) AS amt")
+    if engine == "spark":
+        frame = frame.withColumn(_ORDER, F.monotonically_increasing_id())
+        order: tuple[str, ...] = (_ORDER,)
+        select.append(q(_ORDER))
+    elif keep is not None:  # Parquet: file by file (in sorted path order), row by row
+        order = (_ORDER,)
+        select.append(f"({_FILE} << 40) + file_row_number AS {_ORDER}")
+    else:
+        order = (_ORDER,)
+        select.append(f"row_number() OVER () AS {_ORDER}")
+    base = f"SELECT {', '.join(select)} FROM {{table}}"
+    if engine == "spark":
+        inner = frame.sparkSession.sql(base.format(table="{df}"), df=frame)
+        inner.createOrReplaceTempView(view)
+        session = frame.sparkSession
+
+        def run(query: str) -> Any:
+            return session.sql(query)
+
+    else:
+        inner = frame.query(f"{view}_raw", base.format(table=f"{view}_raw"))
+
+        def run(query: str) -> Any:
+            return inner.query(view, query)
+
+    return _Source(dialect, run, view, order, columns[customer_id], keep=(keep, inner))
+
+
+def _is_numeric_type(kind: str) -> bool:
+    kind = kind.upper()
+    return kind.startswith(
+        (
+            "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
+            "UINTEGER", "UBIGINT", "FLOAT", "DOUBLE", "DECIMAL", "INT", "LONG", "SHORT", "BYTE",
+            "REAL",
+        )
+    )  # fmt: skip
+
+
+def _parquet_files(path: str | os.PathLike[str]) -> list[str]:
+    text = os.fspath(path)
+    if os.path.isdir(text):
+        files = sorted(
+            str(p)
+            for p in Path(text).rglob("*")
+            if p.suffix.lower() in (".parquet", ".pq", ".parq")
+        )
+    elif _glob.has_magic(text):
+        files = sorted(_glob.glob(text, recursive=True))
+    else:
+        files = [text] if os.path.exists(text) else []
+    if not files:
+        raise DataError(
+            f"no Parquet file found at {text!r}; pass a file, a folder of .parquet files or a "
+            "glob such as 'orders/*.parquet'"
+        )
+    return files
+
+
+# --- validation and the end of observation ------------------------------------------------------
+
+
+def _scan(source: _Source, amount: bool) -> tuple[int, str | None]:
+    """One pass: the row count and the last timestamp; raise on missing or non-finite values."""
+    checks = ["CASE WHEN cid IS NULL THEN 1 ELSE 0 END", "CASE WHEN ts IS NULL THEN 1 ELSE 0 END"]
+    if amount:
+        checks.append(
+            "CASE WHEN amt IS NULL OR isnan(amt) OR abs(amt) = CAST('Infinity' AS DOUBLE) "
+            "THEN 1 ELSE 0 END"
+        )
+    sums = ", ".join(f"CAST(sum({c}) AS BIGINT)" for c in checks)
+    text = source.dialect.to_text
+    (row,) = source.collect(f"SELECT count(*), CAST(max(ts) AS {text}), {sums} FROM {source.view}")
+    n, last, *bad = row
+    problems = [
+        ("customer id", "missing customer ids", "drop those rows or fill in the customer id"),
+        ("timestamp", "missing timestamps", "drop those rows or fill in the purchase time"),
+        ("amount", "missing or infinite amounts", "fill or drop those rows first"),
+    ]
+    conditions = [
+        "cid IS NULL",
+        "ts IS NULL",
+        "amt IS NULL OR isnan(amt) OR abs(amt) = CAST('Infinity' AS DOUBLE)",
+    ]
+    for count, (what, problem, fix), condition in zip(bad, problems, conditions, strict=False):
+        if count:
+            examples = source.collect(
+                f"SELECT cid, CAST(ts AS {text}) FROM {source.view} WHERE {condition} LIMIT 5"
+            )
+            shown = ", ".join(f"(customer_id={c!r}, timestamp={t!r})" for c, t in examples)
+            raise DataError(f"the {what} column has {count:,} {problem} ({shown}); {fix}")
+    return int(n), last
+
+
+def _moment(value: Any, name: str) -> pd.Timestamp:
+    from custval.rfm import _parse_moment
+
+    moment = _parse_moment(value, name)
+    if moment.tz is not None:
+        raise DataError(
+            f"{name}={value!r} has a time zone but the engine's timestamps are wall-clock "
+            "times; pass a time without time zone"
+        )
+    return moment
+
+
+def _literal(moment: pd.Timestamp) -> str:
+    # microseconds: the resolution of DuckDB's TIMESTAMP and Spark's timestamps
+    return f"TIMESTAMP '{moment.floor('us').strftime('%Y-%m-%d %H:%M:%S.%f')}'"
+
+
+def _period_of(moment: pd.Timestamp, freq) -> int:
+    from custval.rfm import _periods
+
+    tick = np.array([moment.as_unit("ns").value], dtype=np.int64)
+    return int(_periods(tick, "ns", freq)[0])
+
+
+# --- the aggregation, once ----------------------------------------------------------------------
+
+
+def _summary_sql(
+    source: _Source,
+    freq,
+    *,
+    end: pd.Timestamp,
+    end_period: int,
+    amount: bool,
+    calibration_end: pd.Timestamp | None = None,
+    holdout_duration: int = 0,
+) -> str:
+    """The summary (and, with ``calibration_end``, the holdout columns) as one SQL query.
+
+    The calibration part is the summary of the rows up to ``calibration_end``; with
+    ``calibration_end=None`` it is the summary of the rows up to ``end``.
+    """
+    d = source.dialect
+    period = _period_sql(d, "ts", freq)
+    order = [f"r.{c}" for c in source.order]
+    carry = (", amt, " + ", ".join(source.order)) if amount else ""
+    cut = _literal(calibration_end if calibration_end is not None else end)
+    ctes = [
+        f"r_all AS (SELECT cid, ts, {period} AS p{carry} FROM {source.view} "
+        f"WHERE ts <= {_literal(end)})",
+        f"r AS (SELECT * FROM r_all WHERE ts <= {cut})",
+        # distinct (customer, period) pairs first: cheaper than count(DISTINCT p) per customer
+        "pr AS (SELECT cid, p FROM r GROUP BY cid, p)",
+        "f AS (SELECT cid, min(p) AS p0, max(p) AS p1, count(*) AS n FROM pr GROUP BY cid)",
+    ]
+    select = [
+        "f.cid AS customer_id",
+        "CAST(f.n - 1 AS DOUBLE) AS frequency",
+        "CAST(f.p1 - f.p0 AS DOUBLE) AS recency",
+        f"CAST({end_period} - f.p0 AS DOUBLE) AS T",
+    ]
+    joins = []
+    if amount:
+        # Spend outside the first purchase period, added in row order (as the pandas path).
+        ctes.append(
+            f"m AS (SELECT r.cid, {d.ordered_sum('r.amt', order)} AS spend FROM r "
+            "JOIN f ON r.cid = f.cid WHERE r.p <> f.p0 GROUP BY r.cid)"
+        )
+        joins.append("LEFT JOIN m ON f.cid = m.cid")
+        select.append(
+            "CASE WHEN f.n > 1 THEN m.spend / CAST(f.n - 1 AS DOUBLE) ELSE CAST(0 AS DOUBLE) "
+            "END AS monetary_value"
+        )
+    if calibration_end is not None:
+        ctes.append(
+            "h AS (SELECT cid, count(*) AS n FROM (SELECT cid, p FROM r_all "
+            f"WHERE ts > {cut} GROUP BY cid, p) hp GROUP BY cid)"
+        )
+        joins.append("LEFT JOIN h ON f.cid = h.cid")
+        select.append("CAST(coalesce(h.n, 0) AS DOUBLE) AS frequency_holdout")
+        if amount:
+            ctes.append(
+                f"hs AS (SELECT r.cid, {d.ordered_sum('r.amt', order)} AS spend FROM r_all r "
+                f"WHERE r.ts > {cut} GROUP BY r.cid)"
+            )
+            joins.append("LEFT JOIN hs ON f.cid = hs.cid")
+            select.append(
+                "CASE WHEN h.n > 0 THEN hs.spend / CAST(h.n AS DOUBLE) ELSE CAST(0 AS DOUBLE) "
+                "END AS monetary_value_holdout"
+            )
+        select.append(f"CAST({holdout_duration} AS DOUBLE) AS duration_holdout")
+    return f"WITH {', '.join(ctes)} SELECT {', '.join(select)} FROM f {' '.join(joins)}"
+
+
+# --- the result ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, repr=False)
+class EngineSummary:
+    """A customer summary that lives in DuckDB or Spark.
+
+    Made by :func:`custval.rfm_summary` and :func:`custval.calibration_holdout_split` from a
+    DuckDB relation, a Parquet path or glob, or a Spark DataFrame. Nothing is computed until the
+    frame is used: ``to_pandas()`` collects it, :func:`summary_patterns` (and a model's ``fit``)
+    collects only its distinct patterns, ``write_parquet`` writes it where the data lives.
+
+    Attributes
+    ----------
+    frame : duckdb.DuckDBPyRelation or pyspark.sql.DataFrame
+        The summary: ``customer_id`` and the columns of the pandas summary, one row per
+        customer, in no particular order.
+    attrs : dict
+        As the pandas summary's ``attrs``: ``freq``, ``observation_end`` (and
+        ``calibration_end`` for a split).
+    engine : {"duckdb", "spark"}
+
+    Examples
+    --------
+    >>> import duckdb, pandas as pd
+    >>> from custval import rfm_summary
+    >>> log = pd.DataFrame({"customer_id": [1, 1, 2],
+    ...                     "timestamp": pd.to_datetime(["2024-01-01", "2024-01-11", "2024-01-05"]),
+    ...                     "amount": [10.0, 20.0, 8.0]})
+    >>> summary = rfm_summary(duckdb.from_df(log))
+    >>> summary.to_pandas().equals(rfm_summary(log))
+    True
+    """
+
+    frame: Any
+    attrs: dict[str, Any]
+    engine: str
+    columns: tuple[str, ...]
+    id_type: str
+    _keep: Any = field(default=None, compare=False)
+
+    def __repr__(self) -> str:
+        return (
+            f"EngineSummary(engine={self.engine!r}, columns={list(self.columns)}, "
+            f"attrs={self.attrs})"
+        )
+
+    def to_arrow(self) -> Any:
+        """The summary as a ``pyarrow.Table`` (collected to this process)."""
+        if self.engine == "duckdb":
+            table = self.frame.arrow()
+            return table.read_all() if hasattr(table, "read_all") else table
+        return self.frame.toArrow()
+
+    def to_pandas(self) -> pd.DataFrame:
+        """Collect the summary: the frame the pandas path returns (index, dtypes and attrs)."""
+        table = self.to_arrow().select(["customer_id", *self.columns])
+        frame = table.to_pandas().set_index("customer_id").sort_index(kind="stable")
+        frame.attrs.update(self.attrs)
+        return frame
+
+    def write_parquet(self, path: str | os.PathLike[str]) -> None:
+        """Write ``customer_id`` and the columns as Parquet, inside the engine (DuckDB: one
+        file; Spark: a folder of part files)."""
+        frame = self._selected()
+        if self.engine == "duckdb":
+            frame.write_parquet(os.fspath(path))
+        else:
+            frame.write.mode("overwrite").parquet(os.fspath(path))
+
+    def write_csv(self, path: str | os.PathLike[str]) -> None:
+        """Write ``customer_id`` and the columns as CSV with a header, inside the engine."""
+        frame = self._selected()
+        if self.engine == "duckdb":
+            frame.write_csv(os.fspath(path), header=True)
+        else:
+            frame.write.mode("overwrite").option("header", True).csv(os.fspath(path))
+
+    def _selected(self) -> Any:
+        return self.frame.select(*["customer_id", *self.columns])
+
+
+def _engine_result(
+    source: _Source, query: str, attrs: dict[str, Any], columns: Sequence[str]
+) -> EngineSummary:
+    return EngineSummary(
+        frame=source.sql(query),
+        attrs=attrs,
+        engine=source.dialect.name,
+        columns=tuple(columns),
+        id_type=source.id_type,
+        _keep=source.keep,
+    )
+
+
+def rfm_summary(
+    transactions: Any,
+    *,
+    customer_id: str,
+    timestamp: str,
+    amount: str | None,
+    freq: str,
+    observation_end: Any,
+) -> EngineSummary:
+    """The engine version of :func:`custval.rfm_summary` (same arguments, same meaning)."""
+    from custval.rfm import SUMMARY_COLUMNS, _parse_freq
+
+    parsed = _parse_freq(freq)
+    source = _source(transactions, customer_id, timestamp, amount)
+    _, last = _scan(source, amount is not None)
+    if observation_end is not None:
+        end = _moment(observation_end, "observation_end")
+    elif last is None:
+        raise DataError("the transaction log is empty; there is nothing to summarize")
+    else:
+        end = pd.Timestamp(last)
+    query = _summary_sql(
+        source, parsed, end=end, end_period=_period_of(end, parsed), amount=amount is not None
+    )
+    columns = SUMMARY_COLUMNS if amount is not None else SUMMARY_COLUMNS[:3]
+    attrs = {"freq": parsed.code, "observation_end": end.isoformat()}
+    return _engine_result(source, query, attrs, columns)
+
+
+def calibration_holdout_split(
+    transactions: Any,
+    *,
+    calibration_end: Any,
+    observation_end: Any,
+    freq: str,
+    customer_id: str,
+    timestamp: str,
+    amount: str | None,
+) -> EngineSummary:
+    """The engine version of :func:`custval.calibration_holdout_split`."""
+    from custval.rfm import SUMMARY_COLUMNS, _parse_freq
+
+    parsed = _parse_freq(freq)
+    source = _source(transactions, customer_id, timestamp, amount)
+    if calibration_end is None:
+        raise DataError(
+            "calibration_end is required; pass the last date of the calibration "
+            "period, e.g. '1997-09-30'"
+        )
+    cal = _moment(calibration_end, "calibration_end")
+    _, last = _scan(source, amount is not None)
+    if observation_end is not None:
+        end = _moment(observation_end, "observation_end")
+    else:
+        end = pd.Timestamp(last) if last is not None else None
+    if end is None or end.floor("us") <= cal.floor("us"):
+        raise DataError(
+            f"observation_end ({end.isoformat() if end is not None else 'no data'}) "
+            f"must be after calibration_end ({cal.isoformat()}); pass a later "
+            "observation_end or an earlier calibration_end"
+        )
+    (counts,) = source.collect(
+        f"SELECT CAST(sum(CASE WHEN ts <= {_literal(cal)} THEN 1 ELSE 0 END) AS BIGINT), "
+        f"CAST(sum(CASE WHEN ts > {_literal(cal)} AND ts <= {_literal(end)} THEN 1 ELSE 0 END) "
+        f"AS BIGINT), CAST(min(ts) AS {source.dialect.to_text}) FROM {source.view}"
+    )
+    in_calibration, in_holdout, first = counts
+    if not in_calibration:
+        raise DataError(
+            f"no transaction on or before calibration_end ({cal.isoformat()}); the "
+            f"first one is at {pd.Timestamp(first).isoformat()}: pass a later calibration_end"
+        )
+    if not in_holdout:
+        warnings.warn(
+            f"no transaction between calibration_end ({cal.isoformat()}) and "
+            f"observation_end ({end.isoformat()}); all holdout columns are 0",
+            CustvalWarning,
+            stacklevel=3,
+        )
+    query = _summary_sql(
+        source,
+        parsed,
+        end=end,
+        end_period=_period_of(cal, parsed),
+        amount=amount is not None,
+        calibration_end=cal,
+        holdout_duration=_period_of(end, parsed) - _period_of(cal, parsed),
+    )
+    columns = list(SUMMARY_COLUMNS if amount is not None else SUMMARY_COLUMNS[:3])
+    columns += ["frequency_holdout"] + (["monetary_value_holdout"] if amount else [])
+    columns += ["duration_holdout"]
+    attrs = {
+        "freq": parsed.code,
+        "calibration_end": cal.isoformat(),
+        "observation_end": end.isoformat(),
+    }
+    return _engine_result(source, query, attrs, columns)
+
+
+# --- patterns for fitting -----------------------------------------------------------------------
+
+
+def summary_patterns(
+    summary: EngineSummary | pd.DataFrame, columns: Sequence[str] | None = None
+) -> pd.DataFrame:
+    """The distinct rows of a summary's columns with the number of customers of each.
+
+    On an :class:`EngineSummary` the grouping runs in the engine and only the distinct patterns
+    come back to this process: a few thousand rows for a daily summary of millions of customers
+    (without ``monetary_value``). Every model's ``fit`` accepts the result with
+    ``weights=patterns["weight"]`` and gives the parameters of a fit on the full summary (and
+    ``fit(engine_summary)`` does exactly this).
+
+    Parameters
+    ----------
+    summary : EngineSummary or pandas.DataFrame
+        A summary from :func:`custval.rfm_summary` (or a split).
+    columns : sequence of str, optional
+        Columns that make a pattern; default ``frequency, recency, T``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The pattern columns (float64) and ``weight`` (float64, customers per pattern), sorted by
+        the pattern columns; ``attrs`` as the summary's.
+
+    Examples
+    --------
+    >>> import duckdb, pandas as pd
+    >>> from custval import BetaGeoModel, rfm_summary, summary_patterns
+    >>> log = pd.DataFrame({"customer_id": [1, 1, 2, 3],
+    ...                     "timestamp": pd.to_datetime(["2024-01-01", "2024-01-11", "2024-01-05",
+    ...                                                  "2024-01-05"]),
+    ...                     "amount": [10.0, 20.0, 8.0, 5.0]})
+    >>> summary_patterns(rfm_summary(duckdb.from_df(log)))  # doctest: +NORMALIZE_WHITESPACE
+       frequency  recency    T  weight
+    0        0.0      0.0  6.0     2.0
+    1        1.0     10.0 10.0     1.0
+    """
+    columns = list(columns) if columns is not None else ["frequency", "recency", "T"]
+    missing = [c for c in columns if c not in summary.columns]
+    if missing:
+        raise DataError(
+            f"summary is missing pattern column(s) {', '.join(map(repr, missing))}; columns "
+            f"present: {', '.join(map(repr, summary.columns))}"
+        )
+    if isinstance(summary, EngineSummary):
+        if summary.engine == "duckdb":
+            quoted = ", ".join(f'"{c}"' for c in columns)
+            table = summary.frame.query(
+                "custval_summary",
+                f"SELECT {quoted}, CAST(count(*) AS DOUBLE) AS weight FROM custval_summary "
+                f"GROUP BY {quoted} ORDER BY {quoted}",
+            ).df()
+        else:
+            from pyspark.sql import functions as F
+
+            grouped = summary.frame.groupBy(*columns).agg(
+                F.count("*").cast("double").alias("weight")
+            )
+            rows = grouped.collect()
+            table = pd.DataFrame([tuple(r) for r in rows], columns=[*columns, "weight"])
+            table = table.sort_values(columns, kind="stable")
+        patterns = table.astype(np.float64).reset_index(drop=True)
+    else:
+        patterns = (
+            summary.groupby(columns, sort=True)
+            .size()
+            .astype(np.float64)
+            .rename("weight")
+            .reset_index()
+        )
+    patterns.attrs.update(summary.attrs)
+    return patterns
+
+
+def fit_arguments(
+    summary: EngineSummary, columns: Sequence[str], weights: Any
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """``(patterns, weights)`` for a model's ``fit`` on an engine summary."""
+    if weights is not None:
+        raise DataError(
+            "weights cannot be given with an engine summary: its customers are counted in the "
+            "engine; fit the summary alone, or pass summary_patterns(summary) with its weights"
+        )
+    patterns = summary_patterns(summary, columns)
+    return patterns, patterns["weight"].to_numpy()
+
+
+# --- scoring ------------------------------------------------------------------------------------
+
+_SUMMARY_INPUT = ("frequency", "recency", "T", "monetary_value")
+_VALUE_COLUMNS = (
+    "frequency",
+    "recency",
+    "T",
+    "monetary_value",
+    "p_alive",
+    "expected_purchases",
+    "expected_spend",
+    "clv",
+    "clv_lower",
+    "clv_median",
+    "clv_upper",
+)
+
+
+def _chunk_values(chunk: pd.DataFrame, attrs: dict[str, Any], models: tuple, options: dict):
+    """The per-customer columns of the value table for one chunk of a summary (pandas)."""
+    from custval.clv import customer_value_table
+
+    summary = chunk.set_index("customer_id")
+    summary.attrs.update(attrs)
+    table = customer_value_table(*models, summary, segments=False, progress=False, **options)
+    return table[list(_VALUE_COLUMNS)].reset_index(), table.attrs
+
+
+def _segment_sql(dialect: _Dialect, table: str) -> str:
+    """Rank, decile and RFM segment of every customer of ``table``, as the pandas value table.
+
+    Ranks order by ``clv`` descending, ties by customer id (the pandas table is sorted by id);
+    the R and F scores are those of :func:`custval.rfm_scores` (share of the customers with a
+    different value that a customer beats), computed per distinct value.
+    """
+    from custval.rfm import _SEGMENT_GRID_NAMES
+
+    div = "//" if dialect is _DUCKDB else "div"
+
+    def score(name: str, value: str) -> str:
+        return (
+            f"{name}_v AS (SELECT {value} AS v, count(*) AS c FROM {table} GROUP BY {value}), "
+            f"{name}_w AS (SELECT v, c, sum(c) OVER (ORDER BY v ROWS UNBOUNDED PRECEDING) - c "
+            f"AS worse, count(*) OVER () AS k FROM {name}_v), "
+            f"{name}_s AS (SELECT v, CASE WHEN k = 1 THEN 3 ELSE least(5 * worse {div} "
+            f"((SELECT count(*) FROM {table}) - c) + 1, 5) END AS s FROM {name}_w)"
+        )
+
+    cells = " ".join(
+        f"WHEN r_s.s = {r} AND f_s.s = {f} THEN '{name.replace(chr(39), chr(39) * 2)}'"
+        for r, row in enumerate(_SEGMENT_GRID_NAMES, start=1)
+        for f, name in enumerate(row, start=1)
+    )
+    since = "-(t.T - t.recency)"
+    return (
+        f"WITH {score('r', '-(T - recency)')}, {score('f', 'frequency')} "
+        f"SELECT t.*, CAST(row_number() OVER (ORDER BY t.clv DESC, t.customer_id) AS BIGINT) "
+        "AS value_rank, "
+        f"CAST((row_number() OVER (ORDER BY t.clv DESC, t.customer_id) - 1) * 10 {div} "
+        f"count(*) OVER () + 1 AS BIGINT) AS value_decile, CASE {cells} END AS segment "
+        f"FROM {table} t JOIN r_s ON {since} = r_s.v JOIN f_s ON t.frequency = f_s.v"
+    )
+
+
+def customer_value_table(
+    transaction_model: Any,
+    spend_model: Any,
+    summary: EngineSummary,
+    *,
+    chunk_size: int = 100_000,
+    segments: bool = True,
+    **options: Any,
+) -> EngineSummary:
+    """The value table of :func:`custval.customer_value_table` for an engine summary.
+
+    Scored in the engine: Spark runs the pandas computation on each partition
+    (``mapInPandas``, with the fitted parameters shipped to the executors); DuckDB streams the
+    summary in chunks of ``chunk_size`` customers, writing each chunk's values to a Parquet
+    file. Ranks, deciles and RFM segments need the whole customer base, so they are computed
+    afterwards by the engine (window functions over the scored table). The columns equal the
+    pandas table of the collected summary, ``clv`` to 1e-13 relative (the kernel's sums over a
+    chunk's distinct patterns round differently from those over all customers at once).
+    """
+    options.pop("progress", None)
+    seed = options.get("random_state", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
+        raise DataError(
+            f"random_state must be an integer seed when scoring in an engine (got {seed!r}): "
+            "every chunk draws the same parameter vectors from it, as the pandas table does"
+        )
+    models = (transaction_model, spend_model)
+    attrs = dict(summary.attrs)
+    columns = ["customer_id", *_SUMMARY_INPUT]
+    if summary.engine == "spark":
+        first = summary.frame.select(*columns).limit(1).toPandas()
+        _, table_attrs = _chunk_values(first, attrs, models, options)
+        id_type = summary.frame.schema["customer_id"].dataType.simpleString()
+        schema = f"customer_id {id_type}, " + ", ".join(f"{c} double" for c in _VALUE_COLUMNS)
+
+        def score_batches(batches):
+            for batch in batches:
+                if len(batch):
+                    yield _chunk_values(batch, attrs, models, options)[0]
+
+        # The summary is materialised first: planned together with the Python UDF, Spark 4.3
+        # miscompiles its aggregates (a long buffer fed a double) and returns wrong periods.
+        inputs = summary.frame.select(*columns).localCheckpoint()
+        scored = inputs.mapInPandas(score_batches, schema)
+        session = summary.frame.sparkSession
+        view = f"custval_scored_{os.getpid()}_{next(_counter)}"
+        scored.createOrReplaceTempView(view)
+        frame = session.sql(_segment_sql(_SPARK, view)) if segments else scored
+        keep = summary._keep
+    else:
+        import tempfile
+
+        import duckdb
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        folder = tempfile.TemporaryDirectory(prefix="custval-scores-")
+        path = os.path.join(folder.name, "values.parquet")
+        reader = summary.frame.select(*columns).to_arrow_reader(chunk_size)
+        writer = None
+        table_attrs: dict[str, Any] = {}
+        for batch in reader:
+            values, table_attrs = _chunk_values(batch.to_pandas(), attrs, models, options)
+            arrow = pa.Table.from_pandas(values, preserve_index=False)
+            if writer is None:
+                writer = pq.ParquetWriter(path, arrow.schema)
+            writer.write_table(arrow)
+        if writer is None:
+            raise DataError("the summary has no customers; there is nothing to score")
+        writer.close()
+        connection = duckdb.connect()
+        scored = connection.read_parquet(path)
+        frame = scored.query("scored", _segment_sql(_DUCKDB, "scored")) if segments else scored
+        keep = (folder, connection, scored)
+    table_columns = [*_VALUE_COLUMNS, "value_rank", "value_decile"] + (
+        ["segment"] if segments else []
+    )
+    return EngineSummary(
+        frame=frame,
+        attrs=dict(table_attrs),
+        engine=summary.engine,
+        columns=tuple(table_columns),
+        id_type=summary.id_type,
+        _keep=keep,
+    )
+
+
+def _open_log(path: str, engine: str, timestamp: str) -> Any:
+    """A Parquet path/glob as is; a CSV file as an engine frame with a parsed timestamp."""
+    csv = str(path).lower().endswith((".csv", ".csv.gz", ".tsv", ".txt"))
+    if engine == "spark":
+        from pyspark.sql import SparkSession
+        from pyspark.sql import functions as F
+
+        spark = SparkSession.builder.getOrCreate()
+        if not csv:
+            return spark.read.parquet(str(path))
+        frame = spark.read.option("header", True).option("inferSchema", True).csv(str(path))
+        return frame.withColumn(timestamp, F.to_timestamp(F.col(timestamp)))
+    if not csv:
+        return path
+    import duckdb
+
+    relation = duckdb.connect().read_csv(str(path))
+    column = _DUCKDB.quote(timestamp)
+    return relation.query(
+        "log", f"SELECT * REPLACE (CAST({column} AS TIMESTAMP) AS {column}) FROM log"
+    )
+
+
+def score_log(
+    path: str,
+    *,
+    engine: str = "duckdb",
+    customer_id: str = "customer_id",
+    timestamp: str = "timestamp",
+    amount: str = "amount",
+    freq: str = "W",
+    observation_end: Any = None,
+    model: str = "bgnbd",
+    **options: Any,
+) -> EngineSummary:
+    """Summary, pattern fits and value table of a Parquet/CSV log in one engine (``custval
+    score``): BG/NBD (or Pareto/NBD) and Gamma-Gamma fitted on the distinct patterns."""
+    from custval.clv import customer_value_table
+    from custval.models import BetaGeoModel, GammaGammaModel, ParetoNBDModel
+    from custval.rfm import rfm_summary
+
+    log = _open_log(path, engine, timestamp)
+    summary = rfm_summary(
+        log,
+        customer_id=customer_id,
+        timestamp=timestamp,
+        amount=amount,
+        freq=freq,
+        observation_end=observation_end,
+    )
+    if not isinstance(summary, EngineSummary):  # pragma: no cover - paths always route here
+        raise DataError(f"cannot read {path!r} as a Parquet or CSV transaction log")
+    transactions = (ParetoNBDModel if model == "pareto" else BetaGeoModel)().fit(summary)
+    spend = GammaGammaModel().fit(summary)
+    return customer_value_table(transactions, spend, summary, **options)
+
+
+# --- cleaning -----------------------------------------------------------------------------------
+
+
+def clean_transactions(
+    frame: Any,
+    *,
+    observation_end: Any = None,
+    returns: str = "drop",
+    cancellation_prefix: str | None = "C",
+    zero_amounts: str = "drop",
+    duplicates: str = "drop",
+) -> tuple[Any, Any]:
+    """The engine version of :func:`custval.clean_transactions` (see its documentation).
+
+    Each row gets the first reason that applies, in the pandas order (missing customer id,
+    missing timestamp, missing or non-finite amount, after ``observation_end``, duplicate, zero
+    amount, return), in one pass of the engine; the report's counts and amounts come from one
+    grouped query (amounts summed exactly enough to reconcile: DuckDB's compensated ``fsum``,
+    Spark's sum of 38-digit decimals). The clean log is a lazy frame of the same engine
+    (``customer_id`` as trimmed text, ``timestamp``, ``amount``), ready for
+    :func:`custval.rfm_summary`. Not available on engines: netting returns (``returns="net"``,
+    the row-by-row matching of the pandas path), cancellation order ids (returns are the
+    negative amounts), ``exclude_codes``, ``strict`` and other columns.
+    """
+    from custval.transactions import _REASON_CODE, CleaningReport, _parse_end, _reasons_for
+
+    if returns not in ("drop", "keep"):
+        raise DataError(
+            f"returns={returns!r} is not available on DuckDB or Spark (netting matches each "
+            "return to earlier purchases row by row); pass returns='drop' or 'keep', or clean "
+            "the log in pandas"
+        )
+    for option, value in (("zero_amounts", zero_amounts), ("duplicates", duplicates)):
+        if value not in ("drop", "keep"):
+            raise DataError(f"{option} must be 'drop' or 'keep'; got {value!r}")
+    end = _parse_end(observation_end)
+    source = _source(frame, "customer_id", "timestamp", "amount")
+    d = source.dialect
+    text = d.to_text
+    bad_amount = "amt IS NULL OR isnan(amt) OR abs(amt) = CAST('Infinity' AS DOUBLE)"
+    cases = [
+        (f"cid IS NULL OR trim(CAST(cid AS {text})) = ''", "missing_customer_id"),
+        ("ts IS NULL", "invalid_timestamp"),
+        (bad_amount, "invalid_amount"),
+    ]
+    if end is not None:
+        cases.append((f"ts > {_literal(end)}", "after_observation_end"))
+    if duplicates == "drop":
+        cases.append(("dup > 1", "duplicate"))
+    if zero_amounts == "drop":
+        cases.append(("amt = 0", "zero_amount"))
+    if returns == "drop":
+        cases.append(("amt < 0", "return"))
+    reason = (
+        "CASE " + " ".join(f"WHEN {c} THEN {_REASON_CODE[k]}" for c, k in cases) + " ELSE -1 END"
+    )
+    order = ", ".join(source.order)
+    # identical rows: the earliest in row order is kept
+    dup = (
+        f", row_number() OVER (PARTITION BY cid, ts, amt ORDER BY {order}) AS dup"
+        if duplicates == "drop"
+        else ""
+    )
+    rows = (
+        f"SELECT cid, ts, amt, {order}, {reason} AS reason "
+        f"FROM (SELECT *{dup} FROM {source.view}) s"
+    )
+    total = "fsum" if d is _DUCKDB else None
+
+    def money(expression: str) -> str:
+        value = f"CASE WHEN NOT ({bad_amount}) THEN {expression} END"
+        if total:
+            return f"coalesce(fsum({value}), 0)"
+        return f"coalesce(CAST(sum(CAST({value} AS DECIMAL(38, 18))) AS DOUBLE), 0)"
+
+    grouped = source.collect(
+        f"SELECT reason, count(*), {money('amt')} FROM ({rows}) r GROUP BY reason"
+    )
+    (totals,) = source.collect(f"SELECT count(*), {money('amt')} FROM {source.view}")
+    by_code = {int(code): (int(n), float(amount)) for code, n, amount in grouped}
+    kept_rows, kept_amount = by_code.get(-1, (0, 0.0))
+    keys = _reasons_for(returns, zero_amounts, duplicates)
+    report = CleaningReport(
+        rows_in=int(totals[0]),
+        rows_kept=kept_rows,
+        amount_in=float(totals[1]),
+        amount_kept=kept_amount,
+        rows_dropped={k: by_code.get(_REASON_CODE[k], (0, 0.0))[0] for k in keys},
+        amount_dropped={k: by_code.get(_REASON_CODE[k], (0, 0.0))[1] for k in keys},
+        settings={
+            "returns": returns,
+            "cancellation_prefix": cancellation_prefix,
+            "zero_amounts": zero_amounts,
+            "duplicates": duplicates,
+            "exclude_codes": None,
+            "observation_end": None if end is None else end.isoformat(),
+            "strict": False,
+            "engine": d.name,
+        },
+    )
+    clean = source.sql(
+        f"SELECT trim(CAST(cid AS {text})) AS customer_id, ts AS timestamp, amt AS amount "
+        f"FROM ({rows}) r WHERE reason = -1"
+    )
+    return clean, report.check()

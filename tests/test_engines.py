@@ -1,0 +1,319 @@
+"""rfm_summary and calibration_holdout_split on DuckDB equal the pandas path, bit for bit."""
+
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+from _engine_data import assert_same_table, generated_log
+from conftest import shared_file
+from custval import (
+    BetaGeoModel,
+    DataError,
+    EngineSummary,
+    GammaGammaModel,
+    ParetoNBDModel,
+    _engines,
+    calibration_holdout_split,
+    customer_value_table,
+    load_cdnow,
+    rfm_summary,
+    summary_patterns,
+)
+
+
+@pytest.fixture(scope="module")
+def cdnow() -> pd.DataFrame:
+    return load_cdnow(shared_file("cdnow", "CDNOW_master.txt"))
+
+
+@pytest.fixture(scope="module")
+def log() -> pd.DataFrame:
+    return generated_log()
+
+
+@pytest.fixture(scope="module")
+def parquet_glob(log, tmp_path_factory) -> str:
+    """The generated log in three Parquet files whose sorted names keep the row order."""
+    folder = tmp_path_factory.mktemp("orders")
+    for part, rows in enumerate(np.array_split(np.arange(len(log)), 3)):
+        log.iloc[rows].to_parquet(folder / f"part-{part:02d}.parquet", index=False)
+    return str(folder / "*.parquet")
+
+
+def assert_same(expected: pd.DataFrame, engine: EngineSummary) -> None:
+    assert isinstance(engine, EngineSummary)
+    got = engine.to_pandas()
+    pd.testing.assert_frame_equal(got, expected, check_exact=True)
+    assert got.attrs == expected.attrs
+
+
+def test_order_of_additions_matters_in_the_generated_log(log):
+    """The data can tell an ordered sum from another one: reversing the rows changes the
+    pandas path's monetary values in the last bits, and the engine follows the row order."""
+    forward = rfm_summary(log)
+    backward_log = log.iloc[::-1].reset_index(drop=True)
+    backward = rfm_summary(backward_log)
+    differ = (forward["monetary_value"] != backward["monetary_value"]).sum()
+    assert differ > 10
+    assert_same(backward, rfm_summary(duckdb.from_df(backward_log)))
+
+
+@pytest.mark.parametrize("freq", ["D", "W", "M", "h", "W-WED", "Y"])
+@pytest.mark.parametrize("amount", ["amount", None])
+@pytest.mark.parametrize("end", [None, "2022-01-15 13:30"])
+def test_summary_of_a_relation_equals_pandas(log, freq, amount, end):
+    expected = rfm_summary(log, freq=freq, amount=amount, observation_end=end)
+    assert_same(
+        expected, rfm_summary(duckdb.from_df(log), freq=freq, amount=amount, observation_end=end)
+    )
+
+
+@pytest.mark.parametrize("freq", ["D", "W", "M"])
+@pytest.mark.parametrize("amount", ["amount", None])
+def test_summary_of_a_parquet_glob_equals_pandas(log, parquet_glob, freq, amount):
+    assert_same(
+        rfm_summary(log, freq=freq, amount=amount),
+        rfm_summary(parquet_glob, freq=freq, amount=amount),
+    )
+
+
+def test_parquet_folder_and_single_file(log, parquet_glob, tmp_path):
+    folder = parquet_glob.rsplit("/", 1)[0]
+    assert_same(rfm_summary(log, freq="W"), rfm_summary(folder, freq="W"))
+    log.to_parquet(tmp_path / "one.parquet")
+    assert_same(rfm_summary(log), rfm_summary(tmp_path / "one.parquet"))
+
+
+@pytest.mark.parametrize("freq", ["D", "W", "M"])
+@pytest.mark.parametrize("amount", ["amount", None])
+@pytest.mark.parametrize("end", [None, "2022-06-30 12:00"])
+def test_split_equals_pandas(log, parquet_glob, freq, amount, end):
+    kwargs = dict(calibration_end="2021-12-31 18:00", observation_end=end, freq=freq, amount=amount)
+    expected = calibration_holdout_split(log, **kwargs)
+    assert_same(expected, calibration_holdout_split(duckdb.from_df(log), **kwargs))
+    assert_same(expected, calibration_holdout_split(parquet_glob, **kwargs))
+
+
+@pytest.mark.parametrize("freq", ["D", "W", "M"])
+def test_cdnow_summary_and_split_equal_pandas(cdnow, freq):
+    relation = duckdb.from_df(cdnow)
+    for end in (None, "1997-09-30"):
+        assert_same(
+            rfm_summary(cdnow, freq=freq, observation_end=end),
+            rfm_summary(relation, freq=freq, observation_end=end),
+        )
+    assert_same(
+        rfm_summary(cdnow, freq=freq, amount=None), rfm_summary(relation, freq=freq, amount=None)
+    )
+    kwargs = dict(calibration_end="1997-09-30", freq=freq)
+    assert_same(
+        calibration_holdout_split(cdnow, **kwargs), calibration_holdout_split(relation, **kwargs)
+    )
+
+
+def test_string_and_integer_ids_keep_their_pandas_dtypes(cdnow):
+    for frame in (cdnow, cdnow.assign(customer_id=cdnow["customer_id"].astype("str"))):
+        assert_same(rfm_summary(frame), rfm_summary(duckdb.from_df(frame)))
+
+
+def test_errors_name_the_column_and_the_fix(log):
+    with pytest.raises(DataError, match=r"missing required column\(s\) 'spend'.*amount="):
+        rfm_summary(duckdb.from_df(log), amount="spend")
+    bad = log.copy()
+    bad.loc[3, "amount"] = np.nan
+    with pytest.raises(DataError, match=r"amount column has 1 missing or infinite amounts"):
+        rfm_summary(duckdb.from_df(bad))
+    text = log.assign(timestamp=log["timestamp"].astype(str))
+    with pytest.raises(DataError, match=r"'timestamp' holds VARCHAR values.*CAST"):
+        rfm_summary(duckdb.from_df(text))
+    with pytest.raises(DataError, match="no Parquet file found"):
+        rfm_summary("/nonexistent/folder/*.parquet")
+    with pytest.raises(DataError, match="must be after calibration_end"):
+        calibration_holdout_split(
+            duckdb.from_df(log), calibration_end="2022-01-01", observation_end="2021-06-01"
+        )
+    with pytest.raises(DataError, match="no transaction on or before calibration_end"):
+        calibration_holdout_split(duckdb.from_df(log), calibration_end="2000-01-01")
+
+
+def test_write_parquet_round_trips(log, tmp_path):
+    summary = rfm_summary(duckdb.from_df(log), freq="W")
+    summary.write_parquet(tmp_path / "summary.parquet")
+    back = pd.read_parquet(tmp_path / "summary.parquet").set_index("customer_id").sort_index()
+    expected = rfm_summary(log, freq="W")
+    pd.testing.assert_frame_equal(back, expected, check_exact=True, check_index_type=False)
+
+
+# --- fitting from patterns ------------------------------------------------------------------
+
+
+def test_patterns_count_every_customer_once(log):
+    engine = rfm_summary(duckdb.from_df(log))
+    patterns = summary_patterns(engine)
+    expected = summary_patterns(rfm_summary(log))
+    pd.testing.assert_frame_equal(patterns, expected, check_exact=True)
+    assert patterns["weight"].sum() == log["customer_id"].nunique()
+    assert len(patterns) < patterns["weight"].sum()
+    assert patterns.attrs["freq"] == "D"
+
+
+@pytest.mark.parametrize("model", [BetaGeoModel, ParetoNBDModel])
+def test_fit_on_an_engine_summary_equals_a_pandas_fit(cdnow, model):
+    pandas_fit = model().fit(rfm_summary(cdnow, freq="W", observation_end="1997-09-30"))
+    engine_fit = model().fit(
+        rfm_summary(duckdb.from_df(cdnow), freq="W", observation_end="1997-09-30")
+    )
+    np.testing.assert_allclose(engine_fit.params_, pandas_fit.params_, rtol=1e-6)
+    np.testing.assert_allclose(engine_fit.log_likelihood_, pandas_fit.log_likelihood_, rtol=1e-10)
+    assert engine_fit.freq_ == "W"
+
+
+def test_gamma_gamma_fit_from_engine_patterns(cdnow):
+    paid = cdnow[cdnow["amount"] > 0]  # one CDNOW repeat buyer spent nothing
+    summary = rfm_summary(paid, observation_end="1997-09-30")
+    engine = rfm_summary(duckdb.from_df(paid), observation_end="1997-09-30")
+    pandas_fit = GammaGammaModel().fit(summary)
+    engine_fit = GammaGammaModel().fit(engine)
+    np.testing.assert_allclose(engine_fit.params_, pandas_fit.params_, rtol=1e-6)
+
+
+def test_fit_refuses_weights_with_an_engine_summary(log):
+    with pytest.raises(DataError, match="weights"):
+        BetaGeoModel().fit(rfm_summary(duckdb.from_df(log)), weights=np.ones(3))
+
+
+# --- scoring ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def fitted(cdnow):
+    paid = cdnow[cdnow["amount"] > 0]
+    summary = rfm_summary(paid, freq="W", observation_end="1997-09-30")
+    return summary, BetaGeoModel().fit(summary), GammaGammaModel().fit(summary), paid
+
+
+def test_value_table_scored_in_chunks_equals_pandas(fitted):
+    summary, bgnbd, gg, paid = fitted
+    expected = customer_value_table(bgnbd, gg, summary, progress=False)
+    engine = rfm_summary(duckdb.from_df(paid), freq="W", observation_end="1997-09-30")
+    got = _engines.customer_value_table(bgnbd, gg, engine, chunk_size=4_000).to_pandas()
+    assert_same_table(got, expected)
+    assert set(got["segment"]) > {"Champions", "Lost"}
+
+
+def test_value_table_dispatch_and_seed_rule(fitted):
+    summary, bgnbd, gg, paid = fitted
+    engine = rfm_summary(duckdb.from_df(paid), freq="W", observation_end="1997-09-30")
+    table = customer_value_table(bgnbd, gg, engine, horizon="52W", n_draws=50, random_state=3)
+    expected = customer_value_table(
+        bgnbd, gg, summary, horizon="52W", n_draws=50, random_state=3, progress=False
+    )
+    assert_same_table(table.to_pandas(), expected)
+    with pytest.raises(DataError, match="random_state must be an integer seed"):
+        customer_value_table(bgnbd, gg, engine, random_state=np.random.default_rng(0))
+
+
+def test_score_command_writes_the_value_table(fitted, tmp_path, capsys):
+    from custval.cli import main
+
+    summary, bgnbd, gg, paid = fitted
+    paid.to_parquet(tmp_path / "log.parquet")
+    paid.to_csv(tmp_path / "log.csv", index=False)
+    args = ["--freq", "W", "--observation-end", "1997-09-30", "--n-draws", "40"]
+    engine = rfm_summary(duckdb.from_df(paid), freq="W", observation_end="1997-09-30")
+    bgnbd, gg = BetaGeoModel().fit(engine), GammaGammaModel().fit(engine)  # as the command
+    expected = customer_value_table(bgnbd, gg, summary, n_draws=40, progress=False)
+    for source, out in (("log.parquet", "values.parquet"), ("log.csv", "values.csv")):
+        code = main(
+            ["score", "--transactions", str(tmp_path / source), "--out", str(tmp_path / out), *args]
+        )
+        assert code == 0
+        assert "Wrote the value table" in capsys.readouterr().out
+    parquet = pd.read_parquet(tmp_path / "values.parquet").set_index("customer_id")
+    parquet = parquet.sort_index()
+    assert list(parquet.columns) == list(expected.columns)
+    np.testing.assert_allclose(parquet["clv"], expected["clv"], rtol=1e-13)
+    np.testing.assert_array_equal(parquet["clv_lower"], expected["clv_lower"])
+    assert (parquet["segment"] == expected["segment"]).all()
+    csv = pd.read_csv(tmp_path / "values.csv").set_index("customer_id").sort_index()
+    np.testing.assert_allclose(csv["clv"], expected["clv"], rtol=1e-12)
+    assert (csv["segment"].to_numpy() == expected["segment"].to_numpy()).all()
+
+
+def test_score_command_reports_bad_columns(tmp_path, capsys, log):
+    from custval.cli import main
+
+    log.to_parquet(tmp_path / "log.parquet")
+    code = main(["score", "--transactions", str(tmp_path / "log.parquet"), "--out", "x.csv",
+                 "--amount", "revenue"])  # fmt: skip
+    assert code == 2
+    assert "missing required column(s) 'revenue'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_readme_duckdb_example_runs(fitted, tmp_path, monkeypatch):
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.DOTALL)
+    (block,) = [b for b in blocks if '"orders/*.parquet"' in b]
+    paid = fitted[3]
+    (tmp_path / "orders").mkdir()
+    for part, rows in enumerate(np.array_split(np.arange(len(paid)), 2)):
+        paid.iloc[rows].to_parquet(tmp_path / "orders" / f"part-{part}.parquet")
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(block, "README.md", "exec"), namespace)
+    written = pd.read_parquet(tmp_path / "customer_value.parquet")
+    assert len(written) == paid["customer_id"].nunique()
+    assert namespace["summary"].attrs["freq"] == "W"
+
+
+# --- cleaning -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def dirty(log) -> pd.DataFrame:
+    """The generated log with every problem the engine cleaning counts."""
+    rng = np.random.default_rng(5)
+    frame = log.head(4_000).copy()
+    frame.loc[rng.choice(4_000, 30, replace=False), "customer_id"] = None
+    frame.loc[rng.choice(4_000, 20, replace=False), "customer_id"] = "  "
+    frame.loc[rng.choice(4_000, 25, replace=False), "timestamp"] = pd.NaT
+    frame.loc[rng.choice(4_000, 25, replace=False), "amount"] = np.nan
+    frame.loc[rng.choice(4_000, 40, replace=False), "amount"] = 0.0
+    copies = frame.sample(60, random_state=1)
+    return pd.concat([frame, copies], ignore_index=True)
+
+
+@pytest.mark.parametrize("returns", ["drop", "keep"])
+@pytest.mark.parametrize("end", [None, "2022-03-01"])
+def test_cleaning_counts_every_row_as_pandas_does(dirty, returns, end):
+    from custval import clean_transactions
+
+    clean, report = clean_transactions(dirty, returns=returns, observation_end=end)
+    engine_clean, engine_report = clean_transactions(
+        duckdb.from_df(dirty), returns=returns, observation_end=end
+    )
+    assert dict(engine_report.rows_dropped) == dict(report.rows_dropped)
+    assert (engine_report.rows_in, engine_report.rows_kept) == (report.rows_in, report.rows_kept)
+    assert engine_report.reconciles
+    for key, amount in report.amount_dropped.items():
+        assert engine_report.amount_dropped[key] == pytest.approx(amount, rel=1e-12, abs=1e-9)
+    assert engine_report.amount_kept == pytest.approx(report.amount_kept, rel=1e-12)
+    assert engine_report.rows_dropped["duplicate"] > 0 and engine_report.rows_dropped["zero_amount"]
+    kept = engine_clean.df().sort_values(["customer_id", "timestamp", "amount"])
+    expected = clean.sort_values(["customer_id", "timestamp", "amount"])
+    np.testing.assert_array_equal(kept["amount"].to_numpy(), expected["amount"].to_numpy())
+    assert kept["customer_id"].tolist() == expected["customer_id"].tolist()
+
+
+def test_cleaning_on_engines_refuses_netting(log):
+    from custval import clean_transactions
+
+    with pytest.raises(DataError, match="returns='net' is not available on DuckDB or Spark"):
+        clean_transactions(duckdb.from_df(log), returns="net")
