@@ -285,6 +285,86 @@ def split_coefficient_names(
     return tuple(base) + tuple(extra)
 
 
+class CovariateModelMixin:
+    """Fit-time and saved state of a model with covariates (mixed into a ``BaseModel``).
+
+    The model's class declares ``_covariate_groups`` (e.g. ``("purchase", "dropout")``); a fit
+    with covariates sets the instance's ``_param_names`` to the class's plus the coefficient
+    names, ``covariates_`` (a :class:`CovariateSpec`) and ``covariate_penalty_``.
+    """
+
+    _covariate_groups: tuple[str, ...] = ()
+
+    def _begin_covariate_fit(
+        self,
+        summary: pd.DataFrame,
+        customers: pd.DataFrame | None,
+        groups: Mapping[str, Sequence[str]],
+        equal_effects: Sequence[str],
+        covariate_penalty: float,
+    ) -> dict[str, np.ndarray] | None:
+        """Reset the covariate state; with covariates, set it up and return the design
+        columns (``"cov:<j>"``) of ``summary``'s customers; ``None`` without covariates."""
+        for name in ("_param_names", "covariates_", "covariate_penalty_"):
+            self.__dict__.pop(name, None)
+        groups = {g: list(v) for g, v in groups.items()}
+        if not any(groups.values()):
+            if customers is not None or equal_effects:
+                listed = " and/or ".join(f"{g}_covariates=[...]" for g in groups)
+                raise DataError(
+                    f"customers= and equal_effects= need {listed} naming the covariate columns"
+                )
+            return None
+        penalty = float(covariate_penalty)
+        if not np.isfinite(penalty) or penalty < 0:
+            raise DataError(f"covariate_penalty must be >= 0 and finite, got {covariate_penalty!r}")
+        table = covariate_table(summary, customers, [c for v in groups.values() for c in v])
+        spec = CovariateSpec.build(table, groups, list(equal_effects))
+        self.covariates_ = spec
+        self.covariate_penalty_ = penalty
+        self._param_names = type(self)._param_names + tuple(spec.coefficient_names)
+        return spec.design(table)
+
+    def _n_base(self) -> int:
+        return len(type(self)._param_names)
+
+    def _group_design(self, matrix: np.ndarray | None, n: int, group: str) -> np.ndarray:
+        """The design mapped to the coefficients of ``group``'s linear predictor, ``(n, k)``."""
+        names = list(self._param_names[self._n_base() :])
+        if matrix is None:
+            matrix = np.zeros((n, 0))
+        return matrix @ self.covariates_.selection(group, names)
+
+    def _pattern_matrix(self, data: Mapping[str, np.ndarray]) -> np.ndarray | None:
+        """The design columns ``"cov:<j>"`` of (compressed) fitting data as a matrix."""
+        columns = sorted((k for k in data if k.startswith("cov:")), key=lambda k: int(k[4:]))
+        return np.column_stack([data[k] for k in columns]) if columns else None
+
+    def _customer_matrix(self, summary: pd.DataFrame, customers: pd.DataFrame | None) -> np.ndarray:
+        spec = self.covariates_
+        table = covariate_table(summary, customers, spec.covariates)
+        return spec.encoding.matrix(table, spec.covariates)
+
+    @classmethod
+    def _param_names_for(cls, params: Mapping[str, Any]) -> tuple[str, ...]:
+        allowed = cls._covariate_groups + (("both",) if len(cls._covariate_groups) > 1 else ())
+        return split_coefficient_names(cls.__name__, cls._param_names, params, allowed)
+
+    def _with_covariate_state(self, state: dict[str, Any]) -> dict[str, Any]:
+        spec = getattr(self, "covariates_", None)
+        if spec is None:
+            return state
+        return {**state, "covariates": spec.state(), "covariate_penalty": self.covariate_penalty_}
+
+    def _restore_covariate_state(self, state: Mapping[str, Any]) -> None:
+        if "covariates" in state:
+            self.covariates_ = CovariateSpec.from_state(state["covariates"])
+            self.covariate_penalty_ = float(state.get("covariate_penalty", 0.0))
+        elif len(self._param_names) > self._n_base():  # from_params with coefficients
+            self.covariates_ = CovariateSpec.from_names(self._param_names[self._n_base() :], {})
+            self.covariate_penalty_ = 0.0
+
+
 # --------------------------------------------------------------------------------------------
 # The marketer-facing effect table
 # --------------------------------------------------------------------------------------------

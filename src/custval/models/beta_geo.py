@@ -33,7 +33,7 @@ from sklearn.utils.validation import check_is_fitted
 from custval._units import normalize_freq
 from custval.errors import DataError
 from custval.models._base import BaseModel, _unique_rows, unique_index
-from custval.models._covariates import CovariateSpec, covariate_table, split_coefficient_names
+from custval.models._covariates import CovariateModelMixin
 from custval.models._special import digamma_rising, log_rising
 
 __all__ = ["BetaGeoModel"]
@@ -647,10 +647,11 @@ def _if_alive_rows(kind: str, r, alpha, a, b, x, big_t, t, m: float) -> np.ndarr
 # ---------------------------------------------------------------------------------------------
 # The model classes
 # ---------------------------------------------------------------------------------------------
-class _BetaGeoFamily(BaseModel):
+class _BetaGeoFamily(CovariateModelMixin, BaseModel):
     """Fitting and predictions shared by BG/NBD and MBG/NBD (not used directly)."""
 
     #: how covariate_effects words a dropout multiplier (CLVTools: it scales a and b alike)
+    _covariate_groups: ClassVar[tuple[str, ...]] = ("purchase", "dropout")
     _dropout_effect_words: ClassVar[str] = (
         "shape parameters a and b (same mean dropout probability)"
     )
@@ -673,13 +674,9 @@ class _BetaGeoFamily(BaseModel):
     def _prepare_patterns(self, data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         if getattr(self, "covariates_", None) is None:
             return _index_columns(data, ("frequency", "recency", "T"))
-        columns = sorted((k for k in data if k.startswith("cov:")), key=lambda k: int(k[4:]))
-        prepared = _index_columns(
-            {k: v for k, v in data.items() if k in columns or k in self._data_columns},
-            ("frequency",),
-        )
+        prepared = _index_columns({c: data[c] for c in self._data_columns}, ("frequency",))
         prepared["_Zp"], prepared["_Zd"] = self._covariate_design(
-            np.column_stack([data[k] for k in columns]) if columns else None, len(data["T"])
+            self._pattern_matrix(data), len(data["T"])
         )
         return prepared
 
@@ -747,74 +744,35 @@ class _BetaGeoFamily(BaseModel):
         ...     summary, customers=attributes, purchase_covariates=["channel"])
         >>> custval.covariate_effects(model)  # doctest: +SKIP
         """
-        self.__dict__.pop("_param_names", None)
-        self.__dict__.pop("covariates_", None)
-        self.__dict__.pop("covariate_penalty_", None)
-        if not purchase_covariates and not dropout_covariates:
-            if customers is not None or equal_effects:
-                raise DataError(
-                    "customers= and equal_effects= need purchase_covariates=[...] and/or "
-                    "dropout_covariates=[...] naming the covariate columns"
-                )
+        groups = {"purchase": purchase_covariates, "dropout": dropout_covariates}
+        design = self._begin_covariate_fit(
+            summary, customers, groups, equal_effects, covariate_penalty
+        )
+        if design is None:
             return super().fit(summary, weights)
-        penalty = float(covariate_penalty)
-        if not np.isfinite(penalty) or penalty < 0:
-            raise DataError(f"covariate_penalty must be >= 0 and finite, got {covariate_penalty!r}")
-        groups = {"purchase": list(purchase_covariates), "dropout": list(dropout_covariates)}
-        names = [c for v in groups.values() for c in v]
-        table = covariate_table(summary, customers, names)
-        spec = CovariateSpec.build(table, groups, list(equal_effects))
-        self.covariates_ = spec
-        self.covariate_penalty_ = penalty
-        self._param_names = type(self)._param_names + tuple(spec.coefficient_names)
         data, w = self._prepare_fit(summary, weights)
-        data.update(spec.design(table))
+        data.update(design)
         freq = getattr(summary, "attrs", {}).get("freq")
         self.freq_ = None if freq is None else normalize_freq(freq)
         return self._fit_arrays(data, w)
 
     def _covariate_design(self, matrix: np.ndarray | None, n: int) -> tuple[np.ndarray, np.ndarray]:
         """``(Z_purchase, Z_dropout)``: the design mapped to the coefficients (``n, k``)."""
-        spec, names = self.covariates_, list(self._param_names[4:])
-        if matrix is None:
-            matrix = np.zeros((n, 0))
-        return matrix @ spec.selection("purchase", names), matrix @ spec.selection("dropout", names)
+        return self._group_design(matrix, n, "purchase"), self._group_design(matrix, n, "dropout")
 
     def _customer_params(
         self, summary: pd.DataFrame, customers: pd.DataFrame | None
     ) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
         """``r, alpha_i, a_i, b_i`` of the customers of ``summary`` with their covariates."""
-        spec = self.covariates_
-        table = covariate_table(summary, customers, spec.covariates)
-        matrix = spec.encoding.matrix(table, spec.covariates)
-        zp, zd = self._covariate_design(matrix, len(summary))
+        zp, zd = self._covariate_design(self._customer_matrix(summary, customers), len(summary))
         return _covariate_rows(self.params_.to_numpy(dtype=float), zp, zd)
 
-    @classmethod
-    def _param_names_for(cls, params: Mapping[str, Any]) -> tuple[str, ...]:
-        return split_coefficient_names(
-            cls.__name__, cls._param_names, params, ("purchase", "dropout", "both")
-        )
-
     def _extra_state(self) -> dict[str, Any]:
-        spec = getattr(self, "covariates_", None)
-        state = super()._extra_state()
-        if spec is not None:
-            state = {
-                **state,
-                "covariates": spec.state(),
-                "covariate_penalty": self.covariate_penalty_,
-            }
-        return state
+        return self._with_covariate_state(super()._extra_state())
 
     def _set_extra_state(self, state: Mapping[str, Any]) -> None:
         super()._set_extra_state(state)
-        if "covariates" in state:
-            self.covariates_ = CovariateSpec.from_state(state["covariates"])
-            self.covariate_penalty_ = float(state.get("covariate_penalty", 0.0))
-        elif len(self._param_names) > 4:  # from_params with coefficients: numeric columns
-            self.covariates_ = CovariateSpec.from_names(self._param_names[4:], {})
-            self.covariate_penalty_ = 0.0
+        self._restore_covariate_state(state)
 
     # ------------------------------------------------------------------ predictions
     def _params(self) -> np.ndarray:
