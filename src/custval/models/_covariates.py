@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from custval._units import normalize_freq
 from custval.errors import DataError
 
 __all__ = ["covariate_effects"]
@@ -324,6 +325,22 @@ class CovariateModelMixin:
         self.covariate_penalty_ = penalty
         self._param_names = type(self)._param_names + tuple(spec.coefficient_names)
         return spec.design(table)
+
+    def _fit_with_design(
+        self, summary: pd.DataFrame, weights: Any, design: dict[str, np.ndarray]
+    ) -> Any:
+        """Fit on the model's columns of ``summary`` plus the design columns (the rows the
+        model's ``_prepare_fit`` keeps; Gamma-Gamma keeps the repeat buyers)."""
+        data, w = self._prepare_fit(summary, weights)
+        keep = self._fitted_rows(summary)
+        data.update({k: v if keep is None else v[keep] for k, v in design.items()})
+        freq = getattr(summary, "attrs", {}).get("freq")
+        self.freq_ = None if freq is None else normalize_freq(freq)
+        return self._fit_arrays(data, w)
+
+    def _fitted_rows(self, summary: pd.DataFrame) -> np.ndarray | None:
+        """Mask of the rows of ``summary`` that ``_prepare_fit`` keeps (``None``: all)."""
+        return None
 
     def _n_base(self) -> int:
         return len(type(self)._param_names)

@@ -30,7 +30,6 @@ import pandas as pd
 from scipy.special import betainc, betaln, expit, gammaln, hyp2f1, xlogy
 from sklearn.utils.validation import check_is_fitted
 
-from custval._units import normalize_freq
 from custval.errors import DataError
 from custval.models._base import BaseModel, _unique_rows, unique_index
 from custval.models._covariates import CovariateModelMixin
@@ -750,11 +749,7 @@ class _BetaGeoFamily(CovariateModelMixin, BaseModel):
         )
         if design is None:
             return super().fit(summary, weights)
-        data, w = self._prepare_fit(summary, weights)
-        data.update(design)
-        freq = getattr(summary, "attrs", {}).get("freq")
-        self.freq_ = None if freq is None else normalize_freq(freq)
-        return self._fit_arrays(data, w)
+        return self._fit_with_design(summary, weights, design)
 
     def _covariate_design(self, matrix: np.ndarray | None, n: int) -> tuple[np.ndarray, np.ndarray]:
         """``(Z_purchase, Z_dropout)``: the design mapped to the coefficients (``n, k``)."""

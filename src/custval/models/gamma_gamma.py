@@ -23,7 +23,6 @@ import pandas as pd
 from scipy.special import digamma, gammaln
 from sklearn.utils.validation import check_is_fitted
 
-from custval._units import normalize_freq
 from custval._validation import bad_values_message, require_columns, require_numeric
 from custval.errors import CustvalWarning, DataError
 from custval.models._base import BaseModel, unique_index
@@ -295,12 +294,10 @@ class GammaGammaModel(CovariateModelMixin, BaseModel):
         )
         if design is None:
             return super().fit(summary, weights)
-        data, w = self._prepare_fit(summary, weights)
-        repeat = summary["frequency"].to_numpy(dtype=float) > 0
-        data.update({k: v[repeat] for k, v in design.items()})
-        freq = getattr(summary, "attrs", {}).get("freq")
-        self.freq_ = None if freq is None else normalize_freq(freq)
-        return self._fit_arrays(data, w)
+        return self._fit_with_design(summary, weights, design)
+
+    def _fitted_rows(self, summary: pd.DataFrame) -> np.ndarray:
+        return summary["frequency"].to_numpy(dtype=float) > 0
 
     def _validate_data(self, data: dict[str, np.ndarray], frame: pd.DataFrame) -> None:
         _check_spend(data, frame)
