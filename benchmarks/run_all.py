@@ -24,6 +24,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "bench_pareto_nbd.py": ([], ["--full"]),
     "bench_clv.py": (["--quick"], []),
     "bench_churn.py": (["--quick"], []),
+    "bench_covariates.py": (["--quick"], []),
 }
 
 

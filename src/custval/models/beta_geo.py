@@ -538,6 +538,17 @@ def _covariate_rows(
     return r, alpha * np.exp(-(zp @ coefficients)), a * scale_d, b * scale_d
 
 
+def _where_counted(function: Any, z: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """``function(z, n)`` (a rising-factorial term, 0 at ``n = 0``), evaluated only where
+    ``n > 0`` (customers without repeat purchases make half of most bases)."""
+    counted = n > 0
+    if np.all(counted):
+        return function(z, n)
+    out = np.zeros(n.shape)
+    out[counted] = function(z[counted], n[counted])
+    return out
+
+
 def _loglik_grad_covariates(
     params: np.ndarray,
     data: Mapping[str, np.ndarray],
@@ -562,9 +573,9 @@ def _loglik_grad_covariates(
     with np.errstate(divide="ignore", invalid="ignore"):
         log_odds = np.where(has_second, np.log(a) - np.log(k), -np.inf)
         inv_k = np.where(has_second, 1.0 / k, 0.0)
-    d_ab = digamma_rising(a + b, x + m)
+    d_ab = _where_counted(digamma_rising, a + b, x + m)
     base = _on_unique(data, "frequency", lambda v: log_rising(r, v))
-    base = base + log_rising(b, x + m) - log_rising(a + b, x + m)
+    base = base + _where_counted(log_rising, b, x + m) - _where_counted(log_rising, a + b, x + m)
     inv_t = 1.0 / (alpha + big_t)
     inv_tx = 1.0 / (alpha + t_x)
     log1p_t = np.log1p(big_t / alpha)
@@ -579,7 +590,7 @@ def _loglik_grad_covariates(
     g_r = _on_unique(data, "frequency", lambda v: digamma_rising(r, v)) - log1p_t + w * log_ratio
     g_alpha = r * big_t * inv_t / alpha - x * inv_t - w * r_x * gap * inv_t * inv_tx
     g_a = w / a - d_ab
-    g_b = digamma_rising(b, x + m) - d_ab - w * inv_k
+    g_b = _where_counted(digamma_rising, b, x + m) - d_ab - w * inv_k
     g_eta_p = -alpha * g_alpha
     g_eta_d = a * g_a + b * g_b
     scale = np.array([1.0, 1.0 / params[1], 1.0 / params[2], 1.0 / params[3]])
