@@ -269,3 +269,20 @@ def test_wald_intervals_cover_the_truth_at_the_nominal_rate():
     rate = np.mean(covered)
     # 80 intervals at 95%: a binomial 99.9% band is about [0.86, 1.0]
     assert 0.86 <= rate <= 1.0, rate
+
+
+@pytest.mark.slow
+def test_readme_covariates_example_runs():
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Covariates: why customers differ", 1)[1]
+    block = re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)[0]
+    namespace: dict = {}
+    exec(compile(block, "README.md", "exec"), namespace)
+    effects = covariate_effects(namespace["bgnbd"])
+    assert "purchase:loyalty_member[True]" in effects.index
+    # the simulated retailer gives loyalty members a higher purchase rate
+    assert effects.at["purchase:loyalty_member[True]", "lower_95"] > 1.0
+    assert namespace["spend"].summary.index[3].startswith("spend:region[")

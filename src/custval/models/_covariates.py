@@ -6,7 +6,7 @@ process), ``both:`` (one coefficient for both processes, CLVTools' ``constrain``
 ``spend:`` (Gamma-Gamma). The base class optimises them as themselves (identity transform) and
 reports Wald tests for them (:attr:`custval.models._base.BaseModel.summary`).
 
-Numeric and boolean columns enter as they are; categorical, string and object columns are
+Numeric columns enter as they are; boolean, categorical, string and object columns are
 one-hot encoded with the first level (sorted, or the categorical's own order) as the baseline,
 so ``channel`` with levels ``direct, referral, social`` gives design columns
 ``channel[referral]`` and ``channel[social]``. The encoding is stored with the model (JSON) and
@@ -32,9 +32,12 @@ _Z95 = 1.959963984540054
 
 
 def _is_categorical(series: pd.Series) -> bool:
-    return not (
-        pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series)
-    ) or isinstance(series.dtype, pd.CategoricalDtype)
+    """Categorical, string, object and boolean columns are one-hot encoded."""
+    return (
+        not pd.api.types.is_numeric_dtype(series)
+        or pd.api.types.is_bool_dtype(series)
+        or isinstance(series.dtype, pd.CategoricalDtype)
+    )
 
 
 class CovariateEncoding:
@@ -161,6 +164,11 @@ def covariate_table(
     if not source.index.is_unique:
         raise DataError("customers has duplicate index values; give one row per customer")
     positions = source.index.get_indexer(summary.index)
+    if np.any(positions < 0) and source.index.dtype != summary.index.dtype:
+        # the same ids read as numbers in one table and as text in the other
+        as_text = source.index.astype(str)
+        if as_text.is_unique:
+            positions = as_text.get_indexer(summary.index.astype(str))
     if np.any(positions < 0):
         absent_ids = list(summary.index[positions < 0][:3])
         raise DataError(
