@@ -350,6 +350,26 @@ class CovariateModelMixin:
         """Mask of the rows of ``summary`` that ``_prepare_fit`` keeps (``None``: all)."""
         return None
 
+    def _profiles(
+        self, matrix: np.ndarray | None, n: int, limit: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Distinct covariate profiles (rows of the design) and each row's profile index.
+
+        For models whose numerics take scalar parameters (Pareto/NBD): the likelihood and the
+        predictions are evaluated once per profile, so the covariates must be discrete.
+        """
+        if matrix is None or matrix.shape[1] == 0:
+            return np.zeros((1, 0)), np.zeros(n, dtype=np.int64)
+        profiles, inverse = np.unique(matrix, axis=0, return_inverse=True)
+        if len(profiles) > limit:
+            raise DataError(
+                f"{self._name()} takes discrete covariates: the customers have "
+                f"{len(profiles):,} distinct covariate profiles, more than {limit:,}; use "
+                "categorical covariates or bin the continuous ones (e.g. pd.qcut into "
+                "quintiles), or fit BG/NBD, which takes continuous covariates"
+            )
+        return profiles, inverse.ravel()
+
     def _n_base(self) -> int:
         return len(type(self)._param_names)
 
