@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
-from scipy.special import betainc, betaln, expit, gammaln, hyp2f1, xlogy
+from scipy.special import betainc, betaln, digamma, expit, gammaln, hyp2f1, xlogy
 from sklearn.utils.validation import check_is_fitted
 
 from custval.errors import DataError
@@ -40,6 +40,7 @@ __all__ = ["BetaGeoModel"]
 _A_NEAR_ONE = 1e-7  # |a - 1| below which the removable singularity at a = 1 is stepped around
 _A_STEP = 1e-6  # ... by averaging the values at a = 1 -/+ _A_STEP
 _SOFTPLUS_LINEAR = 30.0  # log(1 + e^d) = d + log1p(e^-d) = d within 1e-13 above this
+_PLAIN_SPECIAL_MAX = 30.0  # below this, gammaln/digamma differences are exact (_special)
 _LEGENDRE = np.polynomial.legendre.leggauss(256)  # quadrature fallback (_beta_expectation)
 
 
@@ -538,15 +539,34 @@ def _covariate_rows(
     return r, alpha * np.exp(-(zp @ coefficients)), a * scale_d, b * scale_d
 
 
-def _where_counted(function: Any, z: np.ndarray, n: np.ndarray) -> np.ndarray:
-    """``function(z, n)`` (a rising-factorial term, 0 at ``n = 0``), evaluated only where
-    ``n > 0`` (customers without repeat purchases make half of most bases)."""
-    counted = n > 0
-    if np.all(counted):
-        return function(z, n)
-    out = np.zeros(n.shape)
-    out[counted] = function(z[counted], n[counted])
-    return out
+def _beta_rising_terms(
+    a: np.ndarray, b: np.ndarray, n: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per row ``log B(a, b+n) - log B(a, b)`` and its derivatives in ``a`` and ``b``, i.e.
+    ``log_rising(b, n) - log_rising(a+b, n)``, ``-digamma_rising(a+b, n)`` and
+    ``digamma_rising(b, n) - digamma_rising(a+b, n)``; zero where ``n = 0`` (customers without
+    repeat purchases, half of most bases), evaluated only on the other rows."""
+    counted = np.flatnonzero(n > 0)
+    all_counted = counted.size == n.size
+    if all_counted:
+        ac, bc, nc = a, b, n
+    else:
+        ac, bc, nc = a[counted], b[counted], n[counted]
+    abc = ac + bc
+    if abc.size and float(abc.max()) < _PLAIN_SPECIAL_MAX:
+        # small shapes: the plain differences are exact (what log_rising does below 30)
+        d_ab = digamma(abc) - digamma(abc + nc)
+        log_beta = gammaln(bc + nc) - gammaln(bc) - gammaln(abc + nc) + gammaln(abc)
+        d_b = digamma(bc + nc) - digamma(bc) + d_ab
+    else:
+        d_ab = -digamma_rising(abc, nc)
+        log_beta = log_rising(bc, nc) - log_rising(abc, nc)
+        d_b = digamma_rising(bc, nc) + d_ab
+    if all_counted:
+        return log_beta, d_ab, d_b
+    out = np.zeros((3, n.size))
+    out[0, counted], out[1, counted], out[2, counted] = log_beta, d_ab, d_b
+    return out[0], out[1], out[2]
 
 
 def _loglik_grad_covariates(
@@ -573,9 +593,8 @@ def _loglik_grad_covariates(
     with np.errstate(divide="ignore", invalid="ignore"):
         log_odds = np.where(has_second, np.log(a) - np.log(k), -np.inf)
         inv_k = np.where(has_second, 1.0 / k, 0.0)
-    d_ab = _where_counted(digamma_rising, a + b, x + m)
-    base = _on_unique(data, "frequency", lambda v: log_rising(r, v))
-    base = base + _where_counted(log_rising, b, x + m) - _where_counted(log_rising, a + b, x + m)
+    log_beta, d_a, d_b = _beta_rising_terms(a, b, x + m)
+    base = _on_unique(data, "frequency", lambda v: log_rising(r, v)) + log_beta
     inv_t = 1.0 / (alpha + big_t)
     inv_tx = 1.0 / (alpha + t_x)
     log1p_t = np.log1p(big_t / alpha)
@@ -589,8 +608,8 @@ def _loglik_grad_covariates(
     ll = base - r * log1p_t - x * np.log(alpha + big_t) + softplus
     g_r = _on_unique(data, "frequency", lambda v: digamma_rising(r, v)) - log1p_t + w * log_ratio
     g_alpha = r * big_t * inv_t / alpha - x * inv_t - w * r_x * gap * inv_t * inv_tx
-    g_a = w / a - d_ab
-    g_b = _where_counted(digamma_rising, b, x + m) - d_ab - w * inv_k
+    g_a = w / a + d_a
+    g_b = d_b - w * inv_k
     g_eta_p = -alpha * g_alpha
     g_eta_d = a * g_a + b * g_b
     scale = np.array([1.0, 1.0 / params[1], 1.0 / params[2], 1.0 / params[3]])
