@@ -261,7 +261,8 @@ class _Optimality:
 
     def describe(self, names: tuple[str, ...]) -> str:
         """A sentence for the warning: which parameters the data cannot pin, and why."""
-        params = np.exp(self.theta)
+        # regression coefficients ("group:covariate") are optimised as themselves
+        params = np.where([":" not in n for n in names], np.exp(self.theta), self.theta)
         parts = []
         for i in np.flatnonzero(self.fixed):
             edge = "grows" if self.theta[i] > 0 else "shrinks towards 0"
