@@ -25,6 +25,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "bench_clv.py": (["--quick"], []),
     "bench_churn.py": (["--quick"], []),
     "bench_engines.py": (["--quick"], []),
+    "bench_covariates.py": (["--quick"], []),
 }
 
 

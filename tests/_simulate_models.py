@@ -142,3 +142,49 @@ def simulate_cnbd(
         }
     ).sort_values(["customer_id", "t"], kind="stable", ignore_index=True)
     return summary, log
+
+
+def simulate_beta_geo_covariates(
+    r: float,
+    alpha: float,
+    a: float,
+    b: float,
+    purchase: dict[str, float],
+    dropout: dict[str, float],
+    n: int,
+    *,
+    modified: bool = False,
+    random_state: int = 0,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """BG/NBD (MBG/NBD) customers with static covariates (CLVTools' parametrisation).
+
+    Covariates: ``x_num`` standard normal, ``channel`` in ``direct, referral, social`` (one-hot
+    ``channel[referral]``, ``channel[social]``). Per customer ``alpha_i = alpha exp(-x'beta)``,
+    ``a_i = a exp(x'gamma)``, ``b_i = b exp(x'gamma)`` with ``beta = purchase``,
+    ``gamma = dropout`` keyed by design-column name. Returns ``(summary, customers)``.
+    """
+    rng = np.random.default_rng(random_state)
+    channel = rng.choice(["direct", "referral", "social"], size=n, p=[0.5, 0.3, 0.2])
+    customers = pd.DataFrame(
+        {"x_num": rng.normal(size=n), "channel": channel},
+        index=pd.RangeIndex(n, name="customer_id"),
+    )
+    design = {
+        "x_num": customers["x_num"].to_numpy(),
+        "channel[referral]": (channel == "referral").astype(float),
+        "channel[social]": (channel == "social").astype(float),
+    }
+    eta_p = sum(c * design[k] for k, c in purchase.items()) + np.zeros(n)
+    eta_d = sum(c * design[k] for k, c in dropout.items()) + np.zeros(n)
+    big_t = rng.uniform(26, 52, size=n).round()
+    summary = simulate_beta_geo(
+        r,
+        alpha * np.exp(-eta_p),
+        a * np.exp(eta_d),
+        b * np.exp(eta_d),
+        big_t,
+        modified=modified,
+        random_state=random_state + 1,
+    )
+    summary.index = customers.index
+    return summary[["frequency", "recency", "T"]], customers

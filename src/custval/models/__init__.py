@@ -7,6 +7,7 @@ the summary table and save/load.
 from __future__ import annotations
 
 from custval.models._base import load_model
+from custval.models._covariates import covariate_effects
 from custval.models.beta_discrete_weibull import BetaDiscreteWeibullModel
 from custval.models.beta_geo import BetaGeoModel
 from custval.models.beta_geo_beta_binom import BetaGeoBetaBinomModel
@@ -29,6 +30,7 @@ __all__ = [
     "ModifiedBetaGeoModel",
     "ParetoNBDModel",
     "ShiftedBetaGeoModel",
+    "covariate_effects",
     "estimate_regularity",
     "frequency_spend_correlation",
     "load_model",

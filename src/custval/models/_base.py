@@ -262,7 +262,8 @@ class _Optimality:
 
     def describe(self, names: tuple[str, ...]) -> str:
         """A sentence for the warning: which parameters the data cannot pin, and why."""
-        params = np.exp(self.theta)
+        # regression coefficients ("group:covariate") are optimised as themselves
+        params = np.where([":" not in n for n in names], np.exp(self.theta), self.theta)
         parts = []
         for i in np.flatnonzero(self.fixed):
             edge = "grows" if self.theta[i] > 0 else "shrinks towards 0"
@@ -629,7 +630,7 @@ class BaseModel(BaseEstimator):
         best: optimize.OptimizeResult | None = None
         check: _Optimality | None = None
         for start in self._starting_points(patterns, pattern_weights):
-            theta0 = np.clip(np.log(start), -_LOG_BOUND + 1, _LOG_BOUND - 1)
+            theta0 = np.clip(self._to_theta(start), -_LOG_BOUND + 1, _LOG_BOUND - 1)
             result = self._minimize(theta0, args)
             finite = np.isfinite(result.fun) and np.all(np.isfinite(result.x))
             attempts.append(_describe_attempt(start, result, finite))
@@ -660,7 +661,7 @@ class BaseModel(BaseEstimator):
                 + "\n"
                 + _CONVERGENCE_ADVICE
             )
-        params = np.exp(best.x)
+        params = self._to_natural(best.x)
         self.params_ = pd.Series(params, index=list(self._param_names), name="estimate")
         ll = self._loglik(params, patterns)
         self.log_likelihood_ = float(np.dot(pattern_weights, ll))
@@ -790,13 +791,17 @@ class BaseModel(BaseEstimator):
             for i, name in enumerate(self._param_names):
                 if name in self.initial_params:
                     guess[i] = float(self.initial_params[name])
-            if np.any(~np.isfinite(guess)) or np.any(guess <= 0):
+            positive = self._positive_mask()
+            if np.any(~np.isfinite(guess)) or np.any(
+                guess[positive] <= 0 if positive is not None else guess <= 0
+            ):
                 raise DataError(
                     f"initial_params must be positive and finite, got {dict(self.initial_params)}"
                 )
             starts.append(guess)
         starts.append(np.asarray(self._initial_params(data, weights), dtype=float))
-        starts.append(np.ones(k))
+        positive = self._positive_mask()
+        starts.append(np.ones(k) if positive is None else positive.astype(float))
         rng = np.random.default_rng(0)
         starts.extend(starts[0] * np.exp(rng.normal(0, 1, size=k)) for _ in range(3))
         return starts
@@ -804,7 +809,14 @@ class BaseModel(BaseEstimator):
     def _objective(
         self, theta: np.ndarray, data: Mapping[str, np.ndarray], weights: np.ndarray, total: float
     ) -> tuple[float, np.ndarray]:
-        """Penalized mean negative log-likelihood and its gradient in log-parameters."""
+        """Penalized mean negative log-likelihood and its gradient in log-parameters.
+
+        With regression coefficients (see :meth:`_positive_mask`), those enter as themselves
+        (identity transform) and carry ``covariate_penalty_`` instead of ``penalizer_coef``.
+        """
+        positive = self._positive_mask()
+        if positive is not None:
+            return self._objective_mixed(theta, data, weights, total, positive)
         params = np.exp(theta)
         with np.errstate(all="ignore"):
             ll_sum, grad_sum = self._weighted_loglik_grad(params, data, weights)
@@ -813,6 +825,57 @@ class BaseModel(BaseEstimator):
         if not np.isfinite(value) or not np.all(np.isfinite(grad_params)):
             return math.inf, np.zeros_like(theta)
         return float(value), grad_params * params
+
+    def _objective_mixed(
+        self,
+        theta: np.ndarray,
+        data: Mapping[str, np.ndarray],
+        weights: np.ndarray,
+        total: float,
+        positive: np.ndarray,
+    ) -> tuple[float, np.ndarray]:
+        """:meth:`_objective` for log-parameters mixed with unconstrained coefficients."""
+        params = self._to_natural(theta)
+        with np.errstate(all="ignore"):
+            ll_sum, grad_sum = self._weighted_loglik_grad(params, data, weights)
+        penalty = np.where(positive, self.penalizer_coef, getattr(self, "covariate_penalty_", 0.0))
+        value = -ll_sum / total + np.sum(penalty * params**2)
+        grad_params = -grad_sum / total + 2 * penalty * params
+        if not np.isfinite(value) or not np.all(np.isfinite(grad_params)):
+            return math.inf, np.zeros_like(theta)
+        return float(value), grad_params * self._natural_jacobian(params)
+
+    # ------------------------------------------------------------------ parameter transforms
+    def _positive_mask(self) -> np.ndarray | None:
+        """Which parameters are positive (optimised on the log scale): ``None`` when all are.
+
+        Parameters named ``"<group>:<covariate>"`` (e.g. ``"purchase:age"``) are regression
+        coefficients: any real number, optimised as themselves (identity transform).
+        """
+        names = self._param_names
+        if not any(":" in name for name in names):
+            return None
+        return np.array([":" not in name for name in names])
+
+    def _to_natural(self, theta: np.ndarray) -> np.ndarray:
+        """Natural parameters from the optimiser's coordinates (exp, or identity)."""
+        positive = self._positive_mask()
+        if positive is None:
+            return np.exp(theta)
+        return np.where(positive, np.exp(np.where(positive, theta, 0.0)), theta)
+
+    def _to_theta(self, params: np.ndarray) -> np.ndarray:
+        """The optimiser's coordinates of natural parameters (log, or identity)."""
+        positive = self._positive_mask()
+        if positive is None:
+            return np.log(params)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(positive, np.log(np.where(positive, params, 1.0)), params)
+
+    def _natural_jacobian(self, params: np.ndarray) -> np.ndarray:
+        """``d params / d theta`` (diagonal): ``params`` for log-parameters, 1 otherwise."""
+        positive = self._positive_mask()
+        return params if positive is None else np.where(positive, params, 1.0)
 
     def _hessian(self, theta: np.ndarray, args: tuple[Any, ...]) -> np.ndarray:
         """Hessian of the mean objective in log-parameters, by central differences of the
@@ -833,8 +896,9 @@ class BaseModel(BaseEstimator):
 
         ``hessian`` is that of the (penalized) total negative log-likelihood in log-parameters;
         at the optimum the gradient is zero, so ``H_natural = D^-1 H_log D^-1`` with
-        ``D = diag(params)``. The covariance is NaN where the Hessian is not positive definite
-        (with a warning) and where it is ``None`` (a ridge or boundary, reported already).
+        ``D = diag(params)`` (the delta method; ``D`` has 1 for regression coefficients, which
+        are optimised as themselves). The covariance is NaN where the Hessian is not positive
+        definite (with a warning) and where it is ``None`` (a ridge or boundary, reported already).
         """
         k = len(theta)
         names = list(self._param_names)
@@ -852,8 +916,8 @@ class BaseModel(BaseEstimator):
                     CustvalWarning,
                     stacklevel=4,
                 )
-        params = np.exp(theta)
-        cov = cov_log * np.outer(params, params)
+        jacobian = self._natural_jacobian(self._to_natural(theta))
+        cov = cov_log * np.outer(jacobian, jacobian)
         return pd.DataFrame(cov, index=names, columns=names)
 
     # ------------------------------------------------------------------ fitted views
@@ -865,7 +929,11 @@ class BaseModel(BaseEstimator):
         """Estimates with standard errors and 95% intervals, one row per parameter.
 
         Intervals are Wald intervals on the log scale, ``exp(log(est) +/- 1.96 se/est)``, so
-        they stay positive like the parameters.
+        they stay positive like the parameters. Models with covariates add ``z`` and
+        ``p_value`` columns: for each regression coefficient (named ``"group:covariate"``) the
+        Wald test of a zero effect, ``z = est/se`` with a two-sided normal p-value, and its
+        interval is ``est +/- 1.96 se`` on the natural scale (NaN in those columns for the
+        positive parameters).
         """
         check_is_fitted(self, "params_")
         estimate = self.params_.to_numpy()
@@ -875,6 +943,9 @@ class BaseModel(BaseEstimator):
             else np.full(len(estimate), np.nan)
         )
         se = np.sqrt(variance)
+        positive = self._positive_mask()
+        if positive is not None:
+            return _summary_with_coefficients(estimate, se, positive, self.params_.index)
         spread = np.exp(_Z95 * se / estimate)
         return pd.DataFrame(
             {
@@ -909,18 +980,22 @@ class BaseModel(BaseEstimator):
         >>> float(model.params_["r"])
         0.243
         """
-        missing = [p for p in cls._param_names if p not in params]
-        unknown = [p for p in params if p not in cls._param_names]
+        names = cls._param_names_for(params)
+        missing = [p for p in names if p not in params]
+        unknown = [p for p in params if p not in names]
         if missing or unknown:
             raise DataError(
                 f"{cls.__name__}.from_params needs exactly the parameters "
-                f"{list(cls._param_names)}; missing {missing}, unknown {unknown}"
+                f"{list(names)}; missing {missing}, unknown {unknown}"
             )
-        values = np.array([float(params[p]) for p in cls._param_names])
-        if np.any(~np.isfinite(values)) or np.any(values <= 0):
+        values = np.array([float(params[p]) for p in names])
+        positive = np.array([":" not in p for p in names])
+        if np.any(~np.isfinite(values)) or np.any(values[positive] <= 0):
             raise DataError(f"{cls.__name__} parameters must be positive and finite, got {params}")
         model = cls()
-        model.params_ = pd.Series(values, index=list(cls._param_names), name="estimate")
+        if tuple(names) != cls._param_names:
+            model._param_names = tuple(names)
+        model.params_ = pd.Series(values, index=list(names), name="estimate")
         model.log_likelihood_ = math.nan
         model.n_customers_ = math.nan
         model.n_patterns_ = 0
@@ -930,6 +1005,14 @@ class BaseModel(BaseEstimator):
         model.freq_ = normalize_freq(freq) if freq is not None else None
         model._set_extra_state({})
         return model
+
+    @classmethod
+    def _param_names_for(cls, params: Mapping[str, Any]) -> tuple[str, ...]:
+        """The parameter names of a model holding ``params`` (``from_params``, ``load``).
+
+        Default: the class's; models with covariates add the coefficients named in ``params``.
+        """
+        return cls._param_names
 
     # ------------------------------------------------------------------ persistence
     def _extra_state(self) -> dict[str, Any]:
@@ -995,6 +1078,29 @@ class BaseModel(BaseEstimator):
         return model
 
 
+def _summary_with_coefficients(
+    estimate: np.ndarray, se: np.ndarray, positive: np.ndarray, index: pd.Index
+) -> pd.DataFrame:
+    """Summary rows: log-scale Wald intervals for positive parameters; natural-scale intervals
+    and Wald tests (``z``, two-sided ``p_value``) for the regression coefficients."""
+    from scipy.stats import norm
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        spread = np.exp(_Z95 * se / np.where(positive, estimate, 1.0))
+        z = np.where(positive, np.nan, estimate / se)
+    return pd.DataFrame(
+        {
+            "estimate": estimate,
+            "std_error": se,
+            "lower_95": np.where(positive, estimate / spread, estimate - _Z95 * se),
+            "upper_95": np.where(positive, estimate * spread, estimate + _Z95 * se),
+            "z": z,
+            "p_value": 2.0 * norm.sf(np.abs(z)),
+        },
+        index=index,
+    )
+
+
 def _json_float(value: float) -> float | None:
     return None if value is None or not math.isfinite(value) else float(value)
 
@@ -1031,9 +1137,10 @@ def load_model(path: str | Path) -> BaseModel:
             f"{sorted(_REGISTRY)}"
         )
     model = cls(**state["init_params"])
-    model.params_ = pd.Series(
-        {k: float(state["params"][k]) for k in cls._param_names}, name="estimate"
-    )
+    names = list(cls._param_names_for(state["params"]))
+    if tuple(names) != cls._param_names:
+        model._param_names = tuple(names)
+    model.params_ = pd.Series({k: float(state["params"][k]) for k in names}, name="estimate")
     nan = math.nan
     model.log_likelihood_ = nan if state["log_likelihood"] is None else state["log_likelihood"]
     model.n_customers_ = nan if state["n_customers"] is None else state["n_customers"]
@@ -1042,7 +1149,6 @@ def load_model(path: str | Path) -> BaseModel:
     model.converged_ = state["converged"]
     model.freq_ = state["freq"]
     variance = state["variance_matrix"]
-    names = list(cls._param_names)
     model.variance_matrix_ = (
         None
         if variance is None

@@ -27,10 +27,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
-from scipy.special import betainc, betaln, expit, gammaln, hyp2f1, xlogy
+from scipy.special import betainc, betaln, digamma, expit, gammaln, hyp2f1, xlogy
 from sklearn.utils.validation import check_is_fitted
 
+from custval.errors import DataError
 from custval.models._base import BaseModel, _unique_rows, unique_index
+from custval.models._covariates import CovariateModelMixin
 from custval.models._special import digamma_rising, log_rising
 
 __all__ = ["BetaGeoModel"]
@@ -38,6 +40,7 @@ __all__ = ["BetaGeoModel"]
 _A_NEAR_ONE = 1e-7  # |a - 1| below which the removable singularity at a = 1 is stepped around
 _A_STEP = 1e-6  # ... by averaging the values at a = 1 -/+ _A_STEP
 _SOFTPLUS_LINEAR = 30.0  # log(1 + e^d) = d + log1p(e^-d) = d within 1e-13 above this
+_PLAIN_SPECIAL_MAX = 30.0  # below this, gammaln/digamma differences are exact (_special)
 _LEGENDRE = np.polynomial.legendre.leggauss(256)  # quadrature fallback (_beta_expectation)
 
 
@@ -520,10 +523,167 @@ def _probability_of_purchases(
 
 
 # ---------------------------------------------------------------------------------------------
+# Time-invariant covariates (CLVTools' static covariates for BG/NBD)
+# ---------------------------------------------------------------------------------------------
+def _covariate_rows(
+    params: np.ndarray, zp: np.ndarray, zd: np.ndarray
+) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
+    """Per-customer ``r, alpha_i, a_i, b_i`` with static covariates (CLVTools'
+    ``bgnbd_staticcov``; Fader & Hardie's note on covariates in BG/NBD and Pareto/NBD):
+    ``alpha_i = alpha exp(-x_p' beta)`` (a larger ``x_p' beta`` means a higher purchase rate)
+    and ``a_i = a exp(x_d' gamma)``, ``b_i = b exp(x_d' gamma)`` (one dropout coefficient
+    vector scales both shapes). ``zp``/``zd`` map the coefficients to the linear predictors."""
+    r, alpha, a, b = (float(v) for v in params[:4])
+    coefficients = np.asarray(params[4:], dtype=float)
+    scale_d = np.exp(zd @ coefficients)
+    return r, alpha * np.exp(-(zp @ coefficients)), a * scale_d, b * scale_d
+
+
+def _beta_rising_terms(
+    a: np.ndarray, b: np.ndarray, n: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per row ``log B(a, b+n) - log B(a, b)`` and its derivatives in ``a`` and ``b``, i.e.
+    ``log_rising(b, n) - log_rising(a+b, n)``, ``-digamma_rising(a+b, n)`` and
+    ``digamma_rising(b, n) - digamma_rising(a+b, n)``; zero where ``n = 0`` (customers without
+    repeat purchases, half of most bases), evaluated only on the other rows."""
+    counted = np.flatnonzero(n > 0)
+    all_counted = counted.size == n.size
+    if all_counted:
+        ac, bc, nc = a, b, n
+    else:
+        ac, bc, nc = a[counted], b[counted], n[counted]
+    abc = ac + bc
+    if abc.size and float(abc.max()) < _PLAIN_SPECIAL_MAX:
+        # small shapes: the plain differences are exact (what log_rising does below 30)
+        d_ab = digamma(abc) - digamma(abc + nc)
+        log_beta = gammaln(bc + nc) - gammaln(bc) - gammaln(abc + nc) + gammaln(abc)
+        d_b = digamma(bc + nc) - digamma(bc) + d_ab
+    else:
+        d_ab = -digamma_rising(abc, nc)
+        log_beta = log_rising(bc, nc) - log_rising(abc, nc)
+        d_b = digamma_rising(bc, nc) + d_ab
+    if all_counted:
+        return log_beta, d_ab, d_b
+    out = np.zeros((3, n.size))
+    out[0, counted], out[1, counted], out[2, counted] = log_beta, d_ab, d_b
+    return out[0], out[1], out[2]
+
+
+def _loglik_grad_covariates(
+    params: np.ndarray,
+    data: Mapping[str, np.ndarray],
+    *,
+    modified: bool,
+    weights: np.ndarray | None = None,
+) -> tuple[Any, np.ndarray]:
+    """Log-likelihood (FHL eq. 6 / Batislam et al. 2007 with per-customer ``alpha_i, a_i,
+    b_i``, see :func:`_covariate_rows`) and its gradient in ``(r, alpha, a, b, coefficients)``.
+
+    The same terms as :class:`_Pieces`, evaluated per row (the shapes differ by customer);
+    the gradient in the coefficients follows by the chain rule,
+    ``d/d eta_p = -alpha_i d/d alpha_i`` and ``d/d eta_d = a_i d/d a_i + b_i d/d b_i``.
+    Without ``weights``: per-row values and gradient ``(n, k)``; with them: their weighted sums.
+    """
+    zp, zd = data["_Zp"], data["_Zd"]
+    r, alpha, a, b = _covariate_rows(params, zp, zd)
+    m = 1.0 if modified else 0.0
+    x, t_x, big_t = data["frequency"], data["recency"], data["T"]
+    k = (x + (m - 1.0)) + b
+    has_second = np.ones(x.shape, dtype=bool) if modified else x > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_odds = np.where(has_second, np.log(a) - np.log(k), -np.inf)
+        inv_k = np.where(has_second, 1.0 / k, 0.0)
+    log_beta, d_a, d_b = _beta_rising_terms(a, b, x + m)
+    base = _on_unique(data, "frequency", lambda v: log_rising(r, v)) + log_beta
+    inv_t = 1.0 / (alpha + big_t)
+    inv_tx = 1.0 / (alpha + t_x)
+    log1p_t = np.log1p(big_t / alpha)
+    gap = big_t - t_x
+    log_ratio = np.log1p(gap * inv_tx)
+    r_x = r + x
+    d = r_x * log_ratio + log_odds
+    e_d = np.exp(np.minimum(d, _SOFTPLUS_LINEAR))
+    softplus = np.log1p(e_d) + np.maximum(d - _SOFTPLUS_LINEAR, 0.0)
+    w = e_d / (1.0 + e_d)
+    ll = base - r * log1p_t - x * np.log(alpha + big_t) + softplus
+    g_r = _on_unique(data, "frequency", lambda v: digamma_rising(r, v)) - log1p_t + w * log_ratio
+    g_alpha = r * big_t * inv_t / alpha - x * inv_t - w * r_x * gap * inv_t * inv_tx
+    g_a = w / a + d_a
+    g_b = d_b - w * inv_k
+    g_eta_p = -alpha * g_alpha
+    g_eta_d = a * g_a + b * g_b
+    scale = np.array([1.0, 1.0 / params[1], 1.0 / params[2], 1.0 / params[3]])
+    if weights is None:
+        grad = np.empty((len(x), len(params)))
+        grad[:, 0] = g_r
+        grad[:, 1] = -g_eta_p * scale[1]
+        grad[:, 2] = a * g_a * scale[2]
+        grad[:, 3] = b * g_b * scale[3]
+        grad[:, 4:] = zp * g_eta_p[:, None] + zd * g_eta_d[:, None]
+        return ll, grad
+    wp, wd = weights * g_eta_p, weights * g_eta_d
+    head = np.array([weights @ g_r, -wp.sum(), weights @ (a * g_a), weights @ (b * g_b)])
+    return float(weights @ ll), np.concatenate([head * scale, wp @ zp + wd @ zd])
+
+
+def _alive_rows(r, alpha, a, b, x, t_x, big_t, m: float) -> np.ndarray:
+    """P(alive at T) per customer with per-customer shapes (Hardie's note 021)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_odds = np.log(a / ((x + (m - 1.0)) + b)) + (r + x) * np.log(
+            (alpha + big_t) / (alpha + t_x)
+        )
+    if m == 0.0:
+        log_odds = np.where(x > 0, log_odds, -np.inf)
+    return _expit_negative(log_odds)
+
+
+def _if_alive_rows(kind: str, r, alpha, a, b, x, big_t, t, m: float) -> np.ndarray:
+    """:func:`_purchases_if_alive` (``kind="purchases"``) or :func:`_survival_if_alive`
+    (``"survival"``) with per-customer ``alpha, a, b`` (same transformed hypergeometric forms,
+    the removable singularity at ``a = 1`` stepped around, quadrature where they overflow)."""
+    n = np.broadcast_shapes(np.shape(alpha), np.shape(x), np.shape(big_t), np.shape(t))
+    alpha, a, b, x, big_t, t = (
+        np.broadcast_to(v, n).astype(float) for v in (alpha, a, b, x, big_t, t)
+    )
+    near = np.abs(a - 1.0) < _A_NEAR_ONE
+    if kind == "purchases" and np.any(near):
+        low, high = np.where(near, 1.0 - _A_STEP, a), np.where(near, 1.0 + _A_STEP, a)
+        return 0.5 * (
+            _if_alive_rows(kind, r, alpha, low, b, x, big_t, t, m)
+            + _if_alive_rows(kind, r, alpha, high, b, x, big_t, t, m)
+        )
+    log_1mz = np.log(alpha + big_t) - np.log(alpha + big_t + t)
+    z = -np.expm1(log_1mz)
+    with np.errstate(all="ignore"):
+        if kind == "purchases":
+            c0 = a + b - 1.0 + m
+            hyp = hyp2f1(a - 1.0, c0 - r, c0 + x, z)
+            values = (c0 + x) / (a - 1.0) * (1.0 - np.exp((a - 1.0) * log_1mz) * hyp)
+            function = _purchases_given_p
+        else:
+            values = np.exp(a * log_1mz) * hyp2f1(a, a + b + m - r, a + b + m + x, z)
+            function = _survival_given_p
+    bad = ~np.isfinite(values)
+    if np.any(bad):
+        u = t / (alpha + big_t)
+        with np.errstate(all="ignore"):
+            values[bad] = _beta_expectation(
+                function, a[bad], (b + m + x)[bad], (r + x)[bad], u[bad]
+            )
+    return values
+
+
+# ---------------------------------------------------------------------------------------------
 # The model classes
 # ---------------------------------------------------------------------------------------------
-class _BetaGeoFamily(BaseModel):
+class _BetaGeoFamily(CovariateModelMixin, BaseModel):
     """Fitting and predictions shared by BG/NBD and MBG/NBD (not used directly)."""
+
+    #: how covariate_effects words a dropout multiplier (CLVTools: it scales a and b alike)
+    _covariate_groups: ClassVar[tuple[str, ...]] = ("purchase", "dropout")
+    _dropout_effect_words: ClassVar[str] = (
+        "shape parameters a and b (same mean dropout probability)"
+    )
 
     _data_columns: ClassVar[tuple[str, ...]] = ("frequency", "recency", "T")
     #: False for BG/NBD, True for MBG/NBD (drop-out also possible right after the first purchase)
@@ -535,27 +695,120 @@ class _BetaGeoFamily(BaseModel):
 
     def _initial_params(self, data: Mapping[str, np.ndarray], weights: np.ndarray) -> np.ndarray:
         rate = max(np.dot(weights, data["frequency"]), 1.0) / max(np.dot(weights, data["T"]), 1e-9)
-        return np.array([1.0, 1.0 / rate, 1.0, 1.0])
+        start = np.array([1.0, 1.0 / rate, 1.0, 1.0])
+        if len(self._param_names) > 4:  # covariate coefficients start at 0 (no effect)
+            return np.concatenate([start, np.zeros(len(self._param_names) - 4)])
+        return start
 
     def _prepare_patterns(self, data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return _index_columns(data, ("frequency", "recency", "T"))
+        if getattr(self, "covariates_", None) is None:
+            return _index_columns(data, ("frequency", "recency", "T"))
+        prepared = _index_columns({c: data[c] for c in self._data_columns}, ("frequency",))
+        prepared["_Zp"], prepared["_Zd"] = self._covariate_design(
+            self._pattern_matrix(data), len(data["T"])
+        )
+        return prepared
 
     def _loglik_grad(
         self, params: np.ndarray, data: Mapping[str, np.ndarray]
     ) -> tuple[np.ndarray, np.ndarray]:
+        if "_Zp" in data:
+            return _loglik_grad_covariates(params, data, modified=self._modified)
         return _loglik_grad(params, data, modified=self._modified)
 
     def _weighted_loglik_grad(
         self, params: np.ndarray, data: Mapping[str, np.ndarray], weights: np.ndarray
     ) -> tuple[float, np.ndarray]:
+        if "_Zp" in data:
+            return _loglik_grad_covariates(params, data, modified=self._modified, weights=weights)
         return _weighted_loglik_grad(params, data, weights, modified=self._modified)
 
     def _loglik(self, params: np.ndarray, data: Mapping[str, np.ndarray]) -> np.ndarray:
-        return _loglik_grad(params, data, modified=self._modified)[0]
+        return self._loglik_grad(params, data)[0]
+
+    # ------------------------------------------------------------------ covariates
+    def fit(
+        self,
+        summary: pd.DataFrame,
+        weights: Any = None,
+        *,
+        customers: pd.DataFrame | None = None,
+        purchase_covariates: list[str] | tuple[str, ...] = (),
+        dropout_covariates: list[str] | tuple[str, ...] = (),
+        equal_effects: list[str] | tuple[str, ...] = (),
+        covariate_penalty: float = 0.0,
+    ) -> Any:
+        """Fit the model by maximum likelihood, optionally with time-invariant covariates.
+
+        Parameters
+        ----------
+        summary : DataFrame
+            One row per customer (or per pattern, with ``weights``): ``frequency``,
+            ``recency``, ``T`` (and the covariate columns when ``customers`` is not given).
+        weights : array-like, optional
+            Number of customers each row stands for (default 1 each).
+        customers : DataFrame, optional
+            Customer attributes indexed like ``summary`` (by ``customer_id``).
+        purchase_covariates, dropout_covariates : list of str
+            Columns acting on the purchase rate (``alpha_i = alpha exp(-x'beta)``, so
+            ``exp(beta)`` multiplies the expected rate ``r / alpha_i``) and on dropout
+            (``a_i = a exp(x'gamma)``, ``b_i = b exp(x'gamma)``), as CLVTools' static
+            covariates. Categorical/string columns are one-hot encoded (first level dropped).
+            Coefficients appear in ``params_`` as ``"purchase:<col>"`` / ``"dropout:<col>"``.
+        equal_effects : list of str
+            Covariates (in both lists) whose purchase and dropout coefficients are one
+            parameter ``"both:<col>"`` (CLVTools' ``constrain``).
+        covariate_penalty : float, default 0
+            L2 penalty on the coefficients only, added like ``penalizer_coef`` to the mean
+            negative log-likelihood per customer: ``covariate_penalty * sum(coef**2)``.
+
+        Returns
+        -------
+        self
+
+        Examples
+        --------
+        >>> import custval
+        >>> model = custval.BetaGeoModel().fit(  # doctest: +SKIP
+        ...     summary, customers=attributes, purchase_covariates=["channel"])
+        >>> custval.covariate_effects(model)  # doctest: +SKIP
+        """
+        groups = {"purchase": purchase_covariates, "dropout": dropout_covariates}
+        design = self._begin_covariate_fit(
+            summary, customers, groups, equal_effects, covariate_penalty
+        )
+        if design is None:
+            return super().fit(summary, weights)
+        return self._fit_with_design(summary, weights, design)
+
+    def _covariate_design(self, matrix: np.ndarray | None, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(Z_purchase, Z_dropout)``: the design mapped to the coefficients (``n, k``)."""
+        return self._group_design(matrix, n, "purchase"), self._group_design(matrix, n, "dropout")
+
+    def _customer_params(
+        self, summary: pd.DataFrame, customers: pd.DataFrame | None
+    ) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
+        """``r, alpha_i, a_i, b_i`` of the customers of ``summary`` with their covariates."""
+        zp, zd = self._covariate_design(self._customer_matrix(summary, customers), len(summary))
+        return _covariate_rows(self.params_.to_numpy(dtype=float), zp, zd)
+
+    def _extra_state(self) -> dict[str, Any]:
+        return self._with_covariate_state(super()._extra_state())
+
+    def _set_extra_state(self, state: Mapping[str, Any]) -> None:
+        super()._set_extra_state(state)
+        self._restore_covariate_state(state)
 
     # ------------------------------------------------------------------ predictions
     def _params(self) -> np.ndarray:
         check_is_fitted(self, "params_")
+        if getattr(self, "covariates_", None) is not None:
+            raise DataError(
+                f"this {self._name()} has covariates: give each customer's covariates "
+                "(customers=...) to expected_purchases, probability_alive or "
+                "expected_purchases_new_customer; other uses of the model need one without "
+                "covariates"
+            )
         return self.params_[list(self._param_names)].to_numpy(dtype=float)
 
     @staticmethod
@@ -566,7 +819,9 @@ class _BetaGeoFamily(BaseModel):
             data["_row_index"] = _RowIndex(data["frequency"], data["recency"], data["T"])
         return data["_row_index"]
 
-    def expected_purchases(self, summary: pd.DataFrame, t: float | str) -> pd.Series:
+    def expected_purchases(
+        self, summary: pd.DataFrame, t: float | str, customers: pd.DataFrame | None = None
+    ) -> pd.Series:
         """Expected number of repeat purchases of each customer in the next ``t`` periods.
 
         The conditional expectation ``E[Y(t) | frequency, recency, T]`` (FHL 2005, eq. 10 for
@@ -580,6 +835,9 @@ class _BetaGeoFamily(BaseModel):
         t : float or str
             Horizon: a duration with unit (``"39W"``, ``"365D"``), or a number of periods of
             the model's unit.
+        customers : DataFrame, optional
+            For a model with covariates: the customers' covariates, indexed like ``summary``
+            (default: columns of ``summary``).
 
         Returns
         -------
@@ -597,6 +855,13 @@ class _BetaGeoFamily(BaseModel):
         """
         data = self._prediction_data(summary)
         horizon = self._duration(t)
+        if getattr(self, "covariates_", None) is not None:
+            r, alpha, a, b = self._customer_params(summary, customers)
+            m = 1.0 if self._modified else 0.0
+            x, t_x, big_t = data["frequency"], data["recency"], data["T"]
+            values = _if_alive_rows("purchases", r, alpha, a, b, x, big_t, horizon, m)
+            values *= _alive_rows(r, alpha, a, b, x, t_x, big_t, m)
+            return self._series(values, summary, "expected_purchases")
         values = _expected_purchases(
             self._params(),
             data["frequency"],
@@ -608,7 +873,12 @@ class _BetaGeoFamily(BaseModel):
         )
         return self._series(values, summary, "expected_purchases")
 
-    def probability_alive(self, summary: pd.DataFrame, t: float | str | None = None) -> pd.Series:
+    def probability_alive(
+        self,
+        summary: pd.DataFrame,
+        t: float | str | None = None,
+        customers: pd.DataFrame | None = None,
+    ) -> pd.Series:
         """Probability that each customer is alive (has not dropped out), now or ``t`` later.
 
         With ``t=None`` (or 0) this is ``P(alive at T | frequency, recency, T)`` (Hardie's note
@@ -626,6 +896,9 @@ class _BetaGeoFamily(BaseModel):
             Customers with ``frequency``, ``recency`` and ``T`` in the unit of the fit.
         t : float or str, optional
             Horizon after ``T``: a duration with unit or a number of periods.
+        customers : DataFrame, optional
+            For a model with covariates: the customers' covariates, indexed like ``summary``
+            (default: columns of ``summary``).
 
         Returns
         -------
@@ -645,6 +918,14 @@ class _BetaGeoFamily(BaseModel):
         """
         data = self._prediction_data(summary)
         horizon = 0.0 if t is None else self._duration(t)
+        if getattr(self, "covariates_", None) is not None:
+            r, alpha, a, b = self._customer_params(summary, customers)
+            m = 1.0 if self._modified else 0.0
+            x, t_x, big_t = data["frequency"], data["recency"], data["T"]
+            values = _alive_rows(r, alpha, a, b, x, t_x, big_t, m)
+            if horizon > 0:
+                values *= _if_alive_rows("survival", r, alpha, a, b, x, big_t, horizon, m)
+            return self._series(values, summary, "probability_alive")
         values = _probability_alive(
             self._params(),
             data["frequency"],
@@ -687,7 +968,9 @@ class _BetaGeoFamily(BaseModel):
         values = _probability_of_purchases(params, counts, horizon, modified=self._modified)
         return self._by_count(counts, values)
 
-    def expected_purchases_new_customer(self, t: float | str | Any) -> float | pd.Series:
+    def expected_purchases_new_customer(
+        self, t: float | str | Any, customers: pd.DataFrame | None = None
+    ) -> float | pd.Series:
         """Expected repeat purchases of a newly acquired customer in their first ``t`` periods.
 
         FHL 2005, eq. (9) for BG/NBD; ``b/(a-1) [1 - (alpha/(alpha+t))^r 2F1(r, b+1; a+b;
@@ -697,6 +980,10 @@ class _BetaGeoFamily(BaseModel):
         ----------
         t : float, str or array-like of them
             Horizon(s): durations with unit or numbers of periods.
+        customers : DataFrame, optional
+            For a model with covariates (required there): covariate profiles, one row each
+            (e.g. ``pd.DataFrame({"channel": ["direct", "referral"]})``); ``t`` is then one
+            horizon and the result a Series aligned with ``customers.index``.
 
         Returns
         -------
@@ -710,6 +997,22 @@ class _BetaGeoFamily(BaseModel):
         >>> round(model.expected_purchases_new_customer("78W"), 4)
         1.858
         """
+        if getattr(self, "covariates_", None) is not None:
+            check_is_fitted(self, "params_")
+            if customers is None:
+                raise DataError(
+                    f"this {self._name()} has covariates: give the profiles of the new "
+                    "customers, e.g. customers=pd.DataFrame({'channel': ['referral']})"
+                )
+            horizon = self._duration(t)
+            if np.ndim(horizon) != 0:
+                raise DataError("with covariate profiles, t must be one horizon")
+            r, alpha, a, b = self._customer_params(customers, None)
+            m = 1.0 if self._modified else 0.0
+            zero = np.zeros(len(customers))
+            values = _if_alive_rows("purchases", r, alpha, a, b, zero, zero, horizon, m)
+            values *= _alive_rows(r, alpha, a, b, zero, zero, zero, m)
+            return self._series(values, customers, "expected_purchases")
         params = self._params()
         horizon = self._duration(t)
         values = _expected_purchases_new_customer(params, horizon, modified=self._modified)

@@ -26,6 +26,7 @@ from sklearn.utils.validation import check_is_fitted
 from custval._validation import bad_values_message, require_columns, require_numeric
 from custval.errors import CustvalWarning, DataError
 from custval.models._base import BaseModel, unique_index
+from custval.models._covariates import CovariateModelMixin
 from custval.models._special import digamma_rising, log_rising
 
 __all__ = ["GammaGammaModel", "frequency_spend_correlation"]
@@ -60,6 +61,14 @@ def _loglik_grad(
     Special functions of ``p x`` are evaluated once per distinct frequency.
     """
     p, q, gamma = (float(v) for v in params)
+    return _loglik_grad_at(p, q, gamma, data)
+
+
+def _loglik_grad_at(
+    p: float, q: float, gamma: Any, data: Mapping[str, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_loglik_grad` at ``gamma`` (a float, or one value per row with covariates);
+    the third gradient column is ``d/d gamma`` (per row)."""
     d = _derived(data)
     x = data["frequency"]
     x_u, inverse = d["_x_unique"], d["_x_inverse"]
@@ -87,6 +96,26 @@ def _loglik_grad(
     return ll, grad
 
 
+def _loglik_grad_covariates(
+    params: np.ndarray, data: Mapping[str, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Note 025 eq. (1a) with a per-customer scale ``gamma_i = gamma exp(x_i' delta)``.
+
+    ``gamma`` is the rate of ``nu ~ Gamma(q, gamma)``, and the expected value of a transaction
+    is ``p gamma_i / (q - 1)``: ``exp(delta)`` multiplies it (the spend scale). Gradient in
+    ``(p, q, gamma, delta)`` by the chain rule: ``d/d eta = gamma_i d/d gamma_i``.
+    """
+    p, q, gamma = (float(v) for v in params[:3])
+    gamma_i = gamma * np.exp(data["_Zs"] @ np.asarray(params[3:], dtype=float))
+    ll, grad3 = _loglik_grad_at(p, q, gamma_i, data)
+    d_eta = gamma_i * grad3[:, 2]
+    grad = np.empty((len(ll), len(params)))
+    grad[:, :2] = grad3[:, :2]
+    grad[:, 2] = d_eta / gamma
+    grad[:, 3:] = data["_Zs"] * d_eta[:, None]
+    return ll, grad
+
+
 def _expected_spend(params: np.ndarray, frequency: Any, monetary_value: Any) -> np.ndarray:
     """Conditional expected average transaction value, note 025 eq. (5) (FHL 2005, eq. 5)::
 
@@ -96,7 +125,8 @@ def _expected_spend(params: np.ndarray, frequency: Any, monetary_value: Any) -> 
     For ``x = 0`` this is the population mean ``p gamma / (q - 1)``; it is infinite where
     ``p x + q <= 1`` (only possible when ``q <= 1``).
     """
-    p, q, gamma = (float(v) for v in params)
+    p, q = float(params[0]), float(params[1])
+    gamma = params[2] if np.ndim(params[2]) else float(params[2])
     x, m = np.asarray(frequency, dtype=float), np.asarray(monetary_value, dtype=float)
     m = np.where(x > 0, m, 0.0)  # the monetary value of non-repeat buyers is not used
     denominator = p * x + q - 1.0
@@ -179,7 +209,7 @@ def frequency_spend_correlation(summary: pd.DataFrame) -> pd.Series:
     )
 
 
-class GammaGammaModel(BaseModel):
+class GammaGammaModel(CovariateModelMixin, BaseModel):
     """Gamma-Gamma model of the average value of a customer's repeat transactions.
 
     Fader, Hardie & Lee (2005, "RFM and CLV") and Hardie's note 025. Fitted by maximum likelihood
@@ -224,6 +254,54 @@ class GammaGammaModel(BaseModel):
     _param_names: ClassVar[tuple[str, ...]] = ("p", "q", "gamma")
     _data_columns: ClassVar[tuple[str, ...]] = _COLUMNS
     _display_name: ClassVar[str] = "Gamma-Gamma model"
+    _covariate_groups: ClassVar[tuple[str, ...]] = ("spend",)
+
+    def fit(
+        self,
+        summary: pd.DataFrame,
+        weights: Any = None,
+        *,
+        customers: pd.DataFrame | None = None,
+        spend_covariates: list[str] | tuple[str, ...] = (),
+        covariate_penalty: float = 0.0,
+    ) -> Any:
+        """Fit by maximum likelihood on the repeat buyers, optionally with covariates.
+
+        Parameters
+        ----------
+        summary : DataFrame
+            ``frequency`` and ``monetary_value`` per customer (and the covariate columns
+            when ``customers`` is not given).
+        weights : array-like, optional
+            Number of customers each row stands for.
+        customers : DataFrame, optional
+            Customer attributes indexed like ``summary``.
+        spend_covariates : list of str
+            Columns scaling spend: ``gamma_i = gamma exp(x'delta)``, so ``exp(delta)``
+            multiplies the expected value per transaction ``p gamma_i / (q - 1)``;
+            coefficients ``"spend:<col>"``; categorical columns one-hot encoded.
+        covariate_penalty : float, default 0
+            L2 penalty on the coefficients (mean negative log-likelihood scale).
+
+        Returns
+        -------
+        self
+
+        Examples
+        --------
+        >>> import custval
+        >>> model = custval.GammaGammaModel().fit(  # doctest: +SKIP
+        ...     summary, customers=attributes, spend_covariates=["channel"])
+        """
+        design = self._begin_covariate_fit(
+            summary, customers, {"spend": spend_covariates}, (), covariate_penalty
+        )
+        if design is None:
+            return super().fit(summary, weights)
+        return self._fit_with_design(summary, weights, design)
+
+    def _fitted_rows(self, summary: pd.DataFrame) -> np.ndarray:
+        return summary["frequency"].to_numpy(dtype=float) > 0
 
     def _validate_data(self, data: dict[str, np.ndarray], frame: pd.DataFrame) -> None:
         _check_spend(data, frame)
@@ -245,28 +323,43 @@ class GammaGammaModel(BaseModel):
 
     def _initial_params(self, data: Mapping[str, np.ndarray], weights: np.ndarray) -> np.ndarray:
         mean_spend = np.dot(weights, data["monetary_value"]) / weights.sum()
-        return np.array([2.0, 3.0, max(mean_spend, 1e-9)])  # population mean p gamma/(q-1)
+        start = np.array([2.0, 3.0, max(mean_spend, 1e-9)])  # population mean p gamma/(q-1)
+        if len(self._param_names) > 3:
+            return np.concatenate([start, np.zeros(len(self._param_names) - 3)])
+        return start
 
     def _prepare_patterns(self, data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return _derived(data)
+        if getattr(self, "covariates_", None) is None:
+            return _derived(data)
+        prepared = _derived({c: data[c] for c in self._data_columns})
+        prepared["_Zs"] = self._group_design(
+            self._pattern_matrix(data), len(data["frequency"]), "spend"
+        )
+        return prepared
 
     def _loglik_grad(
         self, params: np.ndarray, data: Mapping[str, np.ndarray]
     ) -> tuple[np.ndarray, np.ndarray]:
+        if "_Zs" in data:
+            return _loglik_grad_covariates(params, data)
         return _loglik_grad(params, data)
 
     def _loglik(self, params: np.ndarray, data: Mapping[str, np.ndarray]) -> np.ndarray:
-        return _loglik_grad(params, data)[0]
+        return self._loglik_grad(params, data)[0]
 
     def _extra_state(self) -> dict[str, Any]:
         value = getattr(self, "n_excluded_", math.nan)
-        return {"n_excluded": None if not math.isfinite(value) else float(value)}
+        state = {"n_excluded": None if not math.isfinite(value) else float(value)}
+        return self._with_covariate_state(state)
 
     def _set_extra_state(self, state: Mapping[str, Any]) -> None:
         value = state.get("n_excluded")
         self.n_excluded_ = math.nan if value is None else float(value)
+        self._restore_covariate_state(state)
 
-    def expected_spend(self, summary: pd.DataFrame) -> pd.Series:
+    def expected_spend(
+        self, summary: pd.DataFrame, customers: pd.DataFrame | None = None
+    ) -> pd.Series:
         """Conditional expected average value of each customer's future transactions.
 
         Note 025, eq. (5): a weighted average of the customer's observed ``monetary_value``
@@ -279,6 +372,9 @@ class GammaGammaModel(BaseModel):
         ----------
         summary : DataFrame
             Customers with ``frequency`` and ``monetary_value``.
+        customers : DataFrame, optional
+            For a model with covariates: the customers' covariates, indexed like ``summary``
+            (default: columns of ``summary``); each gets ``gamma_i = gamma exp(x'delta)``.
 
         Returns
         -------
@@ -296,11 +392,12 @@ class GammaGammaModel(BaseModel):
         """
         data = self._prediction_data(summary)
         check_is_fitted(self, "params_")
-        values = _expected_spend(
-            self.params_[list(self._param_names)].to_numpy(dtype=float),
-            data["frequency"],
-            data["monetary_value"],
-        )
+        params = self.params_[list(self._param_names)].to_numpy(dtype=float)
+        if getattr(self, "covariates_", None) is not None:
+            matrix = self._customer_matrix(summary, customers)
+            scale = np.exp(self._group_design(matrix, len(summary), "spend") @ params[3:])
+            params = [params[0], params[1], params[2] * scale]
+        values = _expected_spend(params, data["frequency"], data["monetary_value"])
         if np.any(np.isinf(values)):
             warnings.warn(
                 f"{self._name()}: q = {self.params_['q']:.4g} <= 1, so the population mean spend "

@@ -52,6 +52,7 @@ from sklearn.utils.validation import check_is_fitted
 from custval._units import annual_rate_to_period
 from custval.errors import DataError
 from custval.models._base import BaseModel
+from custval.models._covariates import CovariateModelMixin
 from custval.models._special import digamma_rising, log_rising
 
 __all__ = ["ParetoNBDModel"]
@@ -634,7 +635,32 @@ def _discounted_expected_residual_transactions(
 # ---------------------------------------------------------------------------------------------
 # The model class
 # ---------------------------------------------------------------------------------------------
-class ParetoNBDModel(BaseModel):
+def _prepare_plain(data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The patterns indexed once per fit: distinct frequencies and ``(x, t)`` endpoint pairs."""
+    inverse, uniques = pd.factorize(data["frequency"], sort=False)
+    pairs = _endpoint_pairs(data["frequency"], data["recency"], data["T"])
+    return {
+        **data,
+        "_x_unique": np.asarray(uniques, dtype=float),
+        "_x_inverse": inverse,
+        **dict(zip(_PAIR_KEYS, pairs, strict=True)),
+    }
+
+
+#: most distinct covariate profiles a Pareto/NBD with covariates evaluates one by one
+_MAX_PROFILES = 500
+
+
+def _profile_params(params: np.ndarray, eta_p: float, eta_d: float) -> np.ndarray:
+    """``(r, alpha_g, s, beta_g)`` of one covariate profile, CLVTools' static covariates for
+    the Pareto/NBD: ``alpha_g = alpha exp(-x'beta_p)``, ``beta_g = beta exp(-x'beta_d)``, so
+    ``exp(beta_p)`` multiplies the expected purchase rate ``r/alpha_g`` and ``exp(beta_d)``
+    the expected dropout rate ``s/beta_g``."""
+    r, alpha, s, beta = (float(v) for v in params[:4])
+    return np.array([r, alpha * np.exp(-eta_p), s, beta * np.exp(-eta_d)])
+
+
+class ParetoNBDModel(CovariateModelMixin, BaseModel):
     """Pareto/NBD model of repeat purchasing in non-contractual settings.
 
     Schmittlein, Morrison & Colombo (1987): while alive a customer buys at Poisson rate
@@ -668,45 +694,168 @@ class ParetoNBDModel(BaseModel):
     _param_names: ClassVar[tuple[str, ...]] = ("r", "alpha", "s", "beta")
     _data_columns: ClassVar[tuple[str, ...]] = ("frequency", "recency", "T")
     _display_name: ClassVar[str] = "Pareto/NBD model"
+    _covariate_groups: ClassVar[tuple[str, ...]] = ("purchase", "dropout")
+    _dropout_effect_words: ClassVar[str] = "rate"
+
+    def fit(
+        self,
+        summary: pd.DataFrame,
+        weights: Any = None,
+        *,
+        customers: pd.DataFrame | None = None,
+        purchase_covariates: list[str] | tuple[str, ...] = (),
+        dropout_covariates: list[str] | tuple[str, ...] = (),
+        equal_effects: list[str] | tuple[str, ...] = (),
+        covariate_penalty: float = 0.0,
+    ) -> Any:
+        """Fit by maximum likelihood, optionally with discrete time-invariant covariates.
+
+        As :meth:`custval.BetaGeoModel.fit`, with CLVTools' Pareto/NBD parametrisation:
+        ``alpha_i = alpha exp(-x'beta_p)`` (``exp(beta_p)`` multiplies the purchase rate) and
+        ``beta_i = beta exp(-x'beta_d)`` (``exp(beta_d)`` multiplies the dropout rate). The
+        likelihood is evaluated once per distinct covariate profile with the exact series and
+        quadrature of the model without covariates, so the covariates must be discrete (at
+        most 500 profiles): categorical columns, or continuous ones binned.
+
+        Returns
+        -------
+        self
+
+        Examples
+        --------
+        >>> import custval
+        >>> model = custval.ParetoNBDModel().fit(  # doctest: +SKIP
+        ...     summary, customers=attributes, purchase_covariates=["channel"])
+        """
+        groups = {"purchase": purchase_covariates, "dropout": dropout_covariates}
+        design = self._begin_covariate_fit(
+            summary, customers, groups, equal_effects, covariate_penalty
+        )
+        if design is None:
+            return super().fit(summary, weights)
+        matrix = np.column_stack(list(design.values()))
+        self._profiles(matrix, len(summary), _MAX_PROFILES)  # refuse continuous covariates early
+        return self._fit_with_design(summary, weights, design)
+
+    def _profile_design(self, matrix: np.ndarray | None, n: int) -> tuple[Any, ...]:
+        profiles, inverse = self._profiles(matrix, n, _MAX_PROFILES)
+        zp = self._group_design(profiles, len(profiles), "purchase")
+        zd = self._group_design(profiles, len(profiles), "dropout")
+        return zp, zd, inverse
+
+    def _covariate_terms(
+        self, params: np.ndarray, data: Mapping[str, Any], weights: np.ndarray | None
+    ) -> tuple[Any, np.ndarray]:
+        """Per-row (``weights=None``) or weighted log-likelihood and gradient with covariates:
+        the model's own likelihood per profile, chained to ``(r, alpha, s, beta, coef)``:
+        ``d/d eta_p = -alpha_g d/d alpha_g``, ``d/d eta_d = -beta_g d/d beta_g``."""
+        zp, zd = data["_Zp"], data["_Zd"]
+        coefficients = np.asarray(params[4:], dtype=float)
+        eta_p, eta_d = zp @ coefficients, zd @ coefficients
+        n = len(data["frequency"])
+        ll = np.empty(n) if weights is None else 0.0
+        grad = np.empty((n, len(params))) if weights is None else np.zeros(len(params))
+        for g, (rows, group) in enumerate(data["_profiles"]):
+            pg = _profile_params(params, eta_p[g], eta_d[g])
+            if weights is None:
+                ll_g, gr = _loglik_grad(pg, group)
+                gr = gr.T
+            else:
+                ll_g, gr = _weighted_loglik_grad(pg, group, weights[rows])
+            d_eta_p, d_eta_d = -pg[1] * gr[1], -pg[3] * gr[3]
+            head = [gr[0], gr[1] * pg[1] / params[1], gr[2], gr[3] * pg[3] / params[3]]
+            if weights is None:
+                ll[rows] = ll_g
+                grad[rows, :4] = np.column_stack(head)
+                grad[rows, 4:] = np.outer(d_eta_p, zp[g]) + np.outer(d_eta_d, zd[g])
+            else:
+                ll += ll_g
+                grad[:4] += np.array(head)
+                grad[4:] += d_eta_p * zp[g] + d_eta_d * zd[g]
+        return ll, grad
+
+    def _by_profile(
+        self, summary: pd.DataFrame, customers: pd.DataFrame | None, function: Any
+    ) -> np.ndarray:
+        """``function(profile_params, rows)`` for the customers of each covariate profile."""
+        matrix = self._customer_matrix(summary, customers)
+        zp, zd, inverse = self._profile_design(matrix, len(summary))
+        params = self.params_.to_numpy(dtype=float)
+        coefficients = params[4:]
+        out = np.empty(len(summary))
+        for g in range(len(zp)):
+            rows = np.flatnonzero(inverse == g)
+            if rows.size:
+                pg = _profile_params(params, zp[g] @ coefficients, zd[g] @ coefficients)
+                out[rows] = function(pg, rows)
+        return out
 
     def _validate_data(self, data: dict[str, np.ndarray], frame: pd.DataFrame) -> None:
         self._check_frequency_recency(data, frame)
 
-    def _initial_params(self, data: Mapping[str, np.ndarray], weights: np.ndarray) -> np.ndarray:
+    def _initial_base(self, data: Mapping[str, np.ndarray], weights: np.ndarray) -> np.ndarray:
         total_t = max(_wsum(weights, data["T"]), 1e-9)
         rate = max(_wsum(weights, data["frequency"]), 1.0) / total_t
         # beta = alpha: the series for J then converges fastest (z = 0) at the start
         return np.array([1.0, 1.0 / rate, 1.0, 1.0 / rate])
 
     def _prepare_patterns(self, data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        inverse, uniques = pd.factorize(data["frequency"], sort=False)
-        pairs = _endpoint_pairs(data["frequency"], data["recency"], data["T"])
-        return {
-            **data,
-            "_x_unique": np.asarray(uniques, dtype=float),
-            "_x_inverse": inverse,
-            **dict(zip(_PAIR_KEYS, pairs, strict=True)),
-        }
+        if getattr(self, "covariates_", None) is None:
+            return _prepare_plain(data)
+        plain = {c: data[c] for c in self._data_columns}
+        zp, zd, inverse = self._profile_design(self._pattern_matrix(data), len(data["T"]))
+        groups = []
+        for g in range(len(zp)):
+            rows = np.flatnonzero(inverse == g)
+            groups.append((rows, _prepare_plain({c: v[rows] for c, v in plain.items()})))
+        return {**plain, "_Zp": zp, "_Zd": zd, "_profiles": groups}
 
     def _loglik_grad(
         self, params: np.ndarray, data: Mapping[str, np.ndarray]
     ) -> tuple[np.ndarray, np.ndarray]:
+        if "_profiles" in data:
+            return self._covariate_terms(params, data, None)
         return _loglik_grad(params, data)
 
     def _weighted_loglik_grad(
         self, params: np.ndarray, data: Mapping[str, np.ndarray], weights: np.ndarray
     ) -> tuple[float, np.ndarray]:
+        if "_profiles" in data:
+            return self._covariate_terms(params, data, weights)
         return _weighted_loglik_grad(params, data, weights)
 
     def _loglik(self, params: np.ndarray, data: Mapping[str, np.ndarray]) -> np.ndarray:
+        if "_profiles" in data:
+            return self._covariate_terms(params, data, None)[0]
         return _loglik_core(params, data)["ll"]
+
+    def _initial_params(self, data: Mapping[str, np.ndarray], weights: np.ndarray) -> np.ndarray:
+        start = self._initial_base(data, weights)
+        if len(self._param_names) > 4:  # covariate coefficients start at 0 (no effect)
+            return np.concatenate([start, np.zeros(len(self._param_names) - 4)])
+        return start
+
+    def _extra_state(self) -> dict[str, Any]:
+        return self._with_covariate_state(super()._extra_state())
+
+    def _set_extra_state(self, state: Mapping[str, Any]) -> None:
+        super()._set_extra_state(state)
+        self._restore_covariate_state(state)
 
     # ------------------------------------------------------------------ predictions
     def _params(self) -> np.ndarray:
         check_is_fitted(self, "params_")
+        if getattr(self, "covariates_", None) is not None:
+            raise DataError(
+                f"this {self._name()} has covariates: give each customer's covariates "
+                "(customers=...) to expected_purchases or probability_alive; other uses of "
+                "the model need one without covariates"
+            )
         return self.params_[list(self._param_names)].to_numpy(dtype=float)
 
-    def expected_purchases(self, summary: pd.DataFrame, t: float | str) -> pd.Series:
+    def expected_purchases(
+        self, summary: pd.DataFrame, t: float | str, customers: pd.DataFrame | None = None
+    ) -> pd.Series:
         """Expected number of repeat purchases of each customer in the next ``t`` periods.
 
         ``E[X(T, T+t) | frequency, recency, T]`` (Hardie's note 009, eq. 41), evaluated in log
@@ -736,12 +885,22 @@ class ParetoNBDModel(BaseModel):
         """
         data = self._prediction_data(summary)
         horizon = self._duration(t)
+        if getattr(self, "covariates_", None) is not None:
+            x, t_x, big_t = data["frequency"], data["recency"], data["T"]
+            values = self._by_profile(
+                summary,
+                customers,
+                lambda p, i: _expected_purchases(p, x[i], t_x[i], big_t[i], horizon),
+            )
+            return self._series(values, summary, "expected_purchases")
         values = _expected_purchases(
             self._params(), data["frequency"], data["recency"], data["T"], horizon
         )
         return self._series(values, summary, "expected_purchases")
 
-    def probability_alive(self, summary: pd.DataFrame) -> pd.Series:
+    def probability_alive(
+        self, summary: pd.DataFrame, customers: pd.DataFrame | None = None
+    ) -> pd.Series:
         """Probability that each customer is alive at the end of observation, ``T``.
 
         ``P(alive | frequency, recency, T)`` (Hardie's note 009, eq. 36-37).
@@ -766,6 +925,12 @@ class ParetoNBDModel(BaseModel):
         [0.295]
         """
         data = self._prediction_data(summary)
+        if getattr(self, "covariates_", None) is not None:
+            x, t_x, big_t = data["frequency"], data["recency"], data["T"]
+            values = self._by_profile(
+                summary, customers, lambda p, i: _probability_alive(p, x[i], t_x[i], big_t[i])
+            )
+            return self._series(values, summary, "probability_alive")
         values = _probability_alive(self._params(), data["frequency"], data["recency"], data["T"])
         return self._series(values, summary, "probability_alive")
 

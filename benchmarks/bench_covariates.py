@@ -1,0 +1,178 @@
+"""BG/NBD with static covariates: custval's fit next to pymc-marketing's MAP fit.
+
+Simulates a seeded customer base (weekly units, ``T`` uniform in 26..104 weeks) with five
+covariates (three standard normal, two binary) acting on both the purchase rate and dropout in
+CLVTools' parametrisation (``alpha_i = alpha exp(-x'beta)``, ``a_i = a exp(x'gamma)``,
+``b_i = b exp(x'gamma)``), and fits it with ``custval.BetaGeoModel().fit(...,
+purchase_covariates=..., dropout_covariates=...)`` (best of ``--repeat``, one BLAS thread).
+
+pymc-marketing is never a dependency of custval: if ``/tmp/pymc-venv/bin/python`` (or
+``--pymc-python``) exists with pymc-marketing installed, the same data is written to a
+temporary file and fitted there with ``pymc_marketing.clv.BetaGeoModel(...).fit(method="map")``
+in a subprocess (its time includes building the model, not starting Python); otherwise the
+script says that it is absent. pymc-marketing's covariate BG/NBD is close to, not the same as,
+custval's: it gives ``a`` and ``b`` separate dropout coefficients (custval, like CLVTools, one
+for both) and MAP includes its default priors. Create it with::
+
+    python3 -m venv /tmp/pymc-venv && /tmp/pymc-venv/bin/pip install pymc-marketing==0.19.2
+
+Usage::
+
+    .venv/bin/python benchmarks/bench_covariates.py            # 1,000,000 customers
+    .venv/bin/python benchmarks/bench_covariates.py --quick    # 100,000 customers
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from threadpoolctl import threadpool_limits
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from _simulate_models import simulate_beta_geo  # noqa: E402
+from custval import BetaGeoModel  # noqa: E402
+
+BASE = {"r": 0.5, "alpha": 5.0, "a": 0.8, "b": 2.5}
+COVARIATES = ["x1", "x2", "x3", "d1", "d2"]
+PURCHASE = np.array([0.3, -0.2, 0.1, 0.4, -0.3])
+DROPOUT = np.array([-0.3, 0.2, 0.0, -0.4, 0.3])
+PYMC_PYTHON = Path("/tmp/pymc-venv/bin/python")
+
+_PYMC_SCRIPT = """
+import json, sys, time, warnings
+warnings.filterwarnings("ignore")
+import pandas as pd
+from pymc_marketing.clv import BetaGeoModel
+data = pd.read_csv(sys.argv[1])
+cols = json.loads(sys.argv[2])
+start = time.perf_counter()
+model = BetaGeoModel(
+    data=data,
+    model_config={"purchase_covariate_cols": cols, "dropout_covariate_cols": cols},
+)
+model.build_model()
+model.fit(method="map", progressbar=False)
+elapsed = time.perf_counter() - start
+post = model.idata.posterior
+names = ("r", "alpha_scale", "a_scale", "b_scale")
+out = {k: float(post[k].values.ravel()[0]) for k in names if k in post}
+print(json.dumps({"seconds": elapsed, "params": out}))
+"""
+
+
+def simulate(n: int, seed: int = 0) -> pd.DataFrame:
+    """``n`` customers with ``frequency, recency, T`` and the five covariates."""
+    rng = np.random.default_rng(seed)
+    x = np.column_stack(
+        [rng.normal(size=(n, 3)), rng.random((n, 2)) < np.array([0.3, 0.5])]
+    ).astype(float)
+    eta_p, eta_d = x @ PURCHASE, x @ DROPOUT
+    big_t = rng.uniform(26, 104, size=n).round()
+    summary = simulate_beta_geo(
+        BASE["r"],
+        BASE["alpha"] * np.exp(-eta_p),
+        BASE["a"] * np.exp(eta_d),
+        BASE["b"] * np.exp(eta_d),
+        big_t,
+        random_state=seed + 1,
+    )[["frequency", "recency", "T"]]
+    return summary.assign(**{c: x[:, j] for j, c in enumerate(COVARIATES)})
+
+
+def fit_custval(data: pd.DataFrame, repeat: int) -> tuple[float, BetaGeoModel]:
+    best, model = np.inf, None
+    for _ in range(repeat):
+        with threadpool_limits(limits=1):
+            start = time.perf_counter()
+            model = BetaGeoModel().fit(
+                data, purchase_covariates=COVARIATES, dropout_covariates=COVARIATES
+            )
+            best = min(best, time.perf_counter() - start)
+    return best, model
+
+
+def fit_pymc(data: pd.DataFrame, python: Path, timeout: float) -> dict | str:
+    if not python.exists():
+        return f"absent ({python} not found; see the module docstring to create it)"
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "customers.csv"
+        data.rename_axis("customer_id").reset_index().to_csv(path, index=False)
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+        try:
+            done = subprocess.run(
+                [str(python), "-c", _PYMC_SCRIPT, str(path), json.dumps(COVARIATES)],
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                env=env,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            return f"did not finish within {timeout:.0f} s"
+    if done.returncode != 0:
+        return "failed: " + (done.stderr.strip().splitlines() or ["?"])[-1]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="100,000 customers")
+    parser.add_argument("--n", type=int, default=None, help="number of customers")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--pymc-python", type=Path, default=PYMC_PYTHON)
+    parser.add_argument("--pymc-timeout", type=float, default=1800.0)
+    parser.add_argument("--no-pymc", action="store_true", help="skip pymc-marketing")
+    args = parser.parse_args(argv)
+    n = args.n or (100_000 if args.quick else 1_000_000)
+    data = simulate(n)
+    print(
+        f"BG/NBD with {len(COVARIATES)} static covariates on {n:,} customers "
+        f"(load average {os.getloadavg()[0]:.2f})"
+    )
+    seconds, model = fit_custval(data, args.repeat)
+    table = model.summary
+    truth = dict(
+        zip(
+            [f"purchase:{c}" for c in COVARIATES] + [f"dropout:{c}" for c in COVARIATES],
+            np.concatenate([PURCHASE, DROPOUT]),
+            strict=True,
+        )
+    )
+    covered = sum(table.at[k, "lower_95"] <= v <= table.at[k, "upper_95"] for k, v in truth.items())
+    print(
+        f"custval:        {seconds:8.2f} s  (target < 5 s; {model.n_patterns_:,} patterns, "
+        f"{covered}/{len(truth)} true coefficients inside their 95% intervals)"
+    )
+    print("  " + ", ".join(f"{k}={v:.4g}" for k, v in model.params_.iloc[:4].items()))
+    if args.no_pymc:
+        return 0
+    result = fit_pymc(data, args.pymc_python, args.pymc_timeout)
+    if isinstance(result, str):
+        print(f"pymc-marketing: {result}")
+        return 0
+    print(
+        f"pymc-marketing: {result['seconds']:8.2f} s  (MAP, same data)  ratio "
+        f"{result['seconds'] / seconds:.1f}x"
+    )
+    print("  " + ", ".join(f"{k}={v:.4g}" for k, v in result["params"].items()))
+    print(
+        "  (its BG/NBD gives a and b separate dropout coefficients, 15 instead of 10, and MAP "
+        "includes its default priors: close to, not the same as, the maximum likelihood)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
