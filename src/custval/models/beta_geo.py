@@ -719,6 +719,16 @@ class _BetaGeoFamily(BaseModel):
             values, index=pd.Index(np.asarray(t).ravel(), name="t"), name="expected_purchases"
         )
 
+    # -- the value-kernel contract of custval.clv (README "Design notes") ----------------------
+    def _value_kernel(self, terms: Any) -> Any:
+        """The BG/NBD family's kernel for :func:`custval.customer_lifetime_value` (None, the
+        generic quadrature of :meth:`expected_purchases`, for other parameters)."""
+        if tuple(self.params_.index) != ("r", "alpha", "a", "b"):
+            return None
+        from custval.models._beta_geo_clv import BetaGeoKernel
+
+        return BetaGeoKernel(self, terms)
+
 
 class BetaGeoModel(_BetaGeoFamily):
     """BG/NBD model of repeat purchasing in non-contractual settings.

@@ -898,3 +898,13 @@ class ParetoNBDModel(BaseModel):
             self._params(), data["frequency"], data["recency"], data["T"], delta
         )
         return self._series(values, summary, "dert")
+
+    # -- the value-kernel contract of custval.clv (README "Design notes") ----------------------
+    def _value_kernel(self, terms: Any) -> Any:
+        """The Pareto/NBD's kernel for :func:`custval.customer_lifetime_value` (None, the
+        generic quadrature of :meth:`expected_purchases`, for other parameters)."""
+        if tuple(self.params_.index) != ("r", "alpha", "s", "beta"):
+            return None
+        from custval.models._pareto_nbd_clv import ParetoNBDKernel
+
+        return ParetoNBDKernel(self, terms)

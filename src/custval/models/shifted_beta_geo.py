@@ -500,3 +500,14 @@ class ShiftedBetaGeoModel(BaseModel):
                 f"{discount_rate!r}; for undiscounted lifetimes use expected_lifetime"
             )
         return d
+
+    # -- the value-kernel contract of custval.clv (README "Design notes") ----------------------
+    def _value_kernel(self, terms: Any) -> Any:
+        """Refuses :func:`custval.customer_lifetime_value`: a subscription model values
+        renewals, not purchases (also for its subclasses, e.g. the BdW)."""
+        raise DataError(
+            f"{self._name()} has no expected_purchases(summary, t): it is a model of "
+            "subscriptions (renewals in discrete periods), not of purchases in continuous time; "
+            "customer_lifetime_value needs a model such as BetaGeoModel, ModifiedBetaGeoModel "
+            "or ParetoNBDModel (value subscribers with discounted_expected_residual_lifetime)"
+        )
