@@ -40,6 +40,7 @@ __all__ = [
     "ExpectedPurchasesKernel",
     "Kernel",
     "SpendTables",
+    "TabulatedKernel",
     "Terms",
     "barycentric_basis",
     "chebyshev_points",
@@ -393,7 +394,21 @@ class AliveFactorKernel(Kernel):
         return out
 
 
-class ExpectedPurchasesKernel(Kernel):
+class TabulatedKernel(Kernel):
+    """A kernel whose draws are :meth:`values` at every draw over all rows, evaluated once
+    (for models without a per-draw table of their own); memory grows with ``n_rows * n_draws``
+    float32 values."""
+
+    def prepare_draws(self, thetas: np.ndarray, rows: dict[str, np.ndarray]) -> None:
+        self._table = np.empty((len(rows["frequency"]), len(thetas)), dtype=np.float32)
+        for d, theta in enumerate(thetas):
+            self._table[:, d] = self.values(theta, rows)
+
+    def values_draws(self, thetas: np.ndarray, sl: slice) -> np.ndarray:
+        return self._table[sl].copy()
+
+
+class ExpectedPurchasesKernel(TabulatedKernel):
     """Any other model: quadrature of its public ``expected_purchases`` (finite horizons)."""
 
     def __init__(self, model: Any, terms: Terms) -> None:
@@ -410,16 +425,6 @@ class ExpectedPurchasesKernel(Kernel):
                 "cannot value customers; use a transaction model such as BetaGeoModel, "
                 "ModifiedBetaGeoModel or ParetoNBDModel"
             )
-
-    def prepare_draws(self, thetas: np.ndarray, rows: dict[str, np.ndarray]) -> None:
-        """Evaluate every draw over all rows once (the public methods are called per draw);
-        memory grows with ``n_rows * n_draws`` float32 values."""
-        self._table = np.empty((len(rows["frequency"]), len(thetas)), dtype=np.float32)
-        for d, theta in enumerate(thetas):
-            self._table[:, d] = self.values(theta, rows)
-
-    def values_draws(self, thetas: np.ndarray, sl: slice) -> np.ndarray:
-        return self._table[sl].copy()
 
     def expected_at(
         self, params: np.ndarray, rows: dict[str, np.ndarray], times: np.ndarray
@@ -438,10 +443,14 @@ class ExpectedPurchasesKernel(Kernel):
             out[:, j] = model.expected_purchases(frame, float(t)).to_numpy(dtype=float)
         return out
 
+    def scale(self, params: np.ndarray) -> float:
+        """Time scale of the first quadrature panel: ``H / 256`` (nothing is known of the
+        model's own scale; a model's kernel may give it)."""
+        return self.terms.horizon / 256.0
+
     def values(self, params: np.ndarray, rows: dict[str, np.ndarray]) -> np.ndarray:
-        """:func:`quadrature_rule` applied to :meth:`expected_at` (time scale ``H / 256``:
-        nothing is known of the model's own scale)."""
-        t, weights = quadrature_rule(self.terms, self.terms.horizon / 256.0, GL_NODES)
+        """:func:`quadrature_rule` applied to :meth:`expected_at`."""
+        t, weights = quadrature_rule(self.terms, self.scale(params), GL_NODES)
         return np.einsum("ij,j->i", self.expected_at(params, rows, t), weights)
 
 

@@ -207,6 +207,9 @@ def _future_series(
     while start < len(order):
         width = int(sorted_terms[start])
         stop = start + max(1, _CHUNK // max(width * k, 1))
+        # the block's widest row sets its width: halve the block while that wastes most of it
+        while stop - start > 1 and sorted_terms[min(stop, len(order)) - 1] > 2 * width:
+            stop = start + (stop - start) // 2
         width = int(sorted_terms[min(stop, len(order)) - 1])
         block = order[start:stop]
         size = width * k + 1  # event counts i = 0 .. width k
@@ -661,6 +664,14 @@ class _CNBDFamily(BaseModel):
         return pd.Series(
             values, index=pd.Index(np.asarray(t).ravel(), name="t"), name="expected_purchases"
         )
+
+    # -- the value-kernel contract of custval.clv (README "Design notes") ----------------------
+    def _value_kernel(self, terms: Any) -> Any:
+        """The CNBD-k kernel for :func:`custval.customer_lifetime_value`: the generic
+        quadrature with every time's expected purchases in one vectorized call."""
+        from custval.models._cnbd_clv import CNBDKernel
+
+        return CNBDKernel(self, terms)
 
 
 class BetaGeoCNBDModel(_CNBDFamily):

@@ -690,6 +690,16 @@ class GammaGompertzNBDModel(BaseModel):
             raise DataError(f"the discount rate must be finite and >= 0, got {delta!r} per period")
         return self._expected(summary, np.inf if t is None else self._duration(t), delta, "dert")
 
+    # -- the value-kernel contract of custval.clv (README "Design notes") ----------------------
+    def _value_kernel(self, terms: Any) -> Any:
+        """The GGom/NBD's kernel for :func:`custval.customer_lifetime_value`: its DERT, for
+        finite and infinite horizons (None, the generic path, for a ``step=`` grid)."""
+        if terms.step is not None:
+            return None
+        from custval.models._gamma_gompertz_nbd_clv import GammaGompertzNBDKernel
+
+        return GammaGompertzNBDKernel(self, terms)
+
     def expected_purchases_new_customer(self, t: float | str | Any) -> float | pd.Series:
         """Expected repeat purchases of a newly acquired customer in their first ``t`` periods.
 
