@@ -51,6 +51,7 @@ from sklearn.utils.validation import check_is_fitted
 from custval._units import annual_rate_to_period
 from custval.errors import ConvergenceError, CustvalWarning, DataError
 from custval.models._base import BaseModel, unique_index
+from custval.models._log_quadrature import gauss_legendre as _gauss_legendre
 from custval.models.pareto_nbd import ParetoNBDModel
 
 __all__ = ["GammaGompertzNBDModel"]
@@ -62,12 +63,6 @@ _EXPM1_SWITCH = 1.0  # b u above which log(g + e^(b u) - 1) is written around b 
 _S_BOUND = 50.0  # bound on s in the fit that finds the start (see _initial_params)
 _LOG_BOUND = 30.0  # log-parameters stay in [-30, 30], as in the base's optimiser
 _EXPM1_LIMIT = 700.0  # b tau above which e^(b tau) would overflow
-
-
-def _gauss_legendre(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Gauss-Legendre nodes and weights on [0, 1]."""
-    x, w = np.polynomial.legendre.leggauss(n)
-    return 0.5 * (x + 1.0), 0.5 * w
 
 
 #: the likelihood's rule: 32 nodes reach ~1e-14 against high-precision quadrature (64: the same)

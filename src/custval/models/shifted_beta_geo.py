@@ -29,8 +29,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from custval.errors import DataError
 from custval.models._base import BaseModel
+from custval.models._log_quadrature import GL256, concave_log_quadrature
 from custval.models._special import digamma_rising, log_rising
-from custval.models.pareto_nbd import _GL256, _concave_log_quadrature
 
 __all__ = ["ShiftedBetaGeoModel"]
 
@@ -111,7 +111,7 @@ def _log_discounted_sum(alpha: float, b: np.ndarray, d: float) -> np.ndarray:
         up = slope(mid, rows) > 0
         left, right = np.where(up, mid, left), np.where(up, right, mid)
     peak = 0.5 * (left + right)
-    log_int, _, _ = _concave_log_quadrature(log_f, slope, lo, hi, peak, _GL256)
+    log_int, _, _ = concave_log_quadrature(log_f, slope, lo, hi, peak, GL256)
     return np.log1p(d) + log_int - betaln(alpha, b)
 
 
