@@ -167,3 +167,48 @@ def test_gamma_gamma_affine_form_equals_its_expected_spend() -> None:
     np.testing.assert_array_equal(coef_b[x == 0], 0.0)
     draws = np.array([theta, [6.0, 0.9, 15.0]])
     np.testing.assert_array_equal(model._affine_spend().admissible(draws), [True, False])
+
+
+@pytest.mark.parametrize("model_class", [BetaGeoModel, ModifiedBetaGeoModel])
+def test_conditional_probability_of_purchases_sums_to_one_with_the_expected_mean(model_class):
+    """Two closed-form checks: the pmf sums to one and its mean is expected_purchases (the
+    Gaussian hypergeometric formula, computed independently)."""
+    model = model_class.from_params(r=0.243, alpha=4.414, a=0.793, b=2.426, freq="W")
+    summary = _customers(40)
+    pmf = model.probability_of_purchases(summary, np.arange(600), "52W")
+    np.testing.assert_allclose(pmf.sum(axis=1), 1.0, rtol=1e-10)
+    mean = pmf.to_numpy() @ np.arange(600)
+    np.testing.assert_allclose(mean, model.expected_purchases(summary, "52W"), rtol=1e-9)
+    one = model.probability_of_purchases(summary, 2, 52.0)
+    np.testing.assert_allclose(one, pmf[2], rtol=1e-12)
+    assert one.name == "probability" and one.index.equals(summary.index)
+
+
+def test_conditional_probability_of_purchases_matches_simulation_of_the_posterior():
+    """BG/NBD: alive with P(alive); then lambda ~ Gamma(r+x, alpha+T), p ~ Beta(a, b+x), and
+    the count is min(Poisson(lambda t), Geometric(p)) (the customer drops out after a
+    purchase with probability p)."""
+    params = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
+    model = BetaGeoModel.from_params(**params, freq="W")
+    customers = pd.DataFrame({"frequency": [0, 2, 7], "recency": [0.0, 30.0, 20.0], "T": 39.0})
+    customers.attrs["freq"] = "W"
+    pmf = model.probability_of_purchases(customers, np.arange(4), 26.0).to_numpy()
+    alive = model.probability_alive(customers).to_numpy()
+    rng = np.random.default_rng(11)
+    draws = 400_000
+    for i, row in enumerate(customers.itertuples()):
+        lam = rng.gamma(params["r"] + row.frequency, 1.0 / (params["alpha"] + row.T), draws)
+        p = rng.beta(params["a"], params["b"] + row.frequency, draws)
+        count = np.minimum(rng.poisson(lam * 26.0), rng.geometric(p))
+        count = np.where(rng.random(draws) < alive[i], count, 0)
+        simulated = np.array([(count == n).mean() for n in range(4)])
+        se = np.sqrt(pmf[i] * (1 - pmf[i]) / draws)
+        assert np.all(np.abs(simulated - pmf[i]) < 5 * se + 1e-4), (simulated, pmf[i])
+
+
+def test_old_probability_of_purchases_call_warns_and_keeps_its_value():
+    model = BetaGeoModel.from_params(r=0.2426, alpha=4.4135, a=0.7929, b=2.4258, freq="W")
+    with pytest.warns(FutureWarning, match="probability_of_purchases_new_customer"):
+        old = model.probability_of_purchases(0, "39W")
+    assert old == model.probability_of_purchases_new_customer(0, "39W")
+    assert round(old, 4) == 0.5743  # the published value of the new-customer call
