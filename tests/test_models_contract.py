@@ -212,3 +212,37 @@ def test_old_probability_of_purchases_call_warns_and_keeps_its_value():
         old = model.probability_of_purchases(0, "39W")
     assert old == model.probability_of_purchases_new_customer(0, "39W")
     assert round(old, 4) == 0.5743  # the published value of the new-customer call
+
+
+def test_log_likelihood_per_customer_equals_lifetimes_and_sums_to_the_fit():
+    from lifetimes import BetaGeoFitter, ParetoNBDFitter
+
+    summary = _customers(300)
+    x, t_x, big_t = (summary[c].to_numpy() for c in ("frequency", "recency", "T"))
+    bg = BetaGeoModel().fit(summary)
+    ours = bg.log_likelihood(summary)
+    assert ours.name == "log_likelihood" and ours.index.equals(summary.index)
+    assert ours.sum() == pytest.approx(bg.log_likelihood_, rel=1e-12)
+    # lifetimes at published parameters (at the fit's ridge, a and b ~1e8, its gammaln
+    # differences lose digits to cancellation)
+    published = TRANSACTION_MODELS["BG/NBD"]()
+    log_params = np.log(published.params_.to_numpy())
+    theirs = [
+        -BetaGeoFitter._negative_log_likelihood(
+            log_params, x[i : i + 1], t_x[i : i + 1], big_t[i : i + 1], np.ones(1), 0.0
+        )
+        for i in range(25)
+    ]
+    np.testing.assert_allclose(published.log_likelihood(summary).iloc[:25], theirs, rtol=1e-10)
+    pareto = ParetoNBDModel.from_params(**PARETO, freq="W")
+    theirs = ParetoNBDFitter._conditional_log_likelihood(list(PARETO.values()), x, t_x, big_t)
+    np.testing.assert_allclose(pareto.log_likelihood(summary), theirs, rtol=1e-9)
+
+
+def test_gamma_gamma_log_likelihood_covers_repeat_buyers_only():
+    summary = _customers(300)
+    model = GammaGammaModel().fit(summary)
+    ll = model.log_likelihood(summary)
+    repeat = summary["frequency"] > 0
+    assert ll[~repeat].isna().all() and ll[repeat].notna().all()
+    assert ll[repeat].sum() == pytest.approx(model.log_likelihood_, rel=1e-12)

@@ -307,6 +307,9 @@ class GammaGammaModel(BaseModel):
             )
         return self._series(values, summary, "expected_spend")
 
+    def _likelihood_rows(self, data: Mapping[str, np.ndarray]) -> np.ndarray:
+        return data["frequency"] > 0  # fitted on repeat buyers only (note 025)
+
     # -- the spend contract of custval.clv (README "Design notes") -----------------------------
     def _affine_spend(self) -> _AffineSpend | None:
         """The expected spend as ``A(x) + B(x) * monetary_value`` for parameter draws in
