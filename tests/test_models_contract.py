@@ -246,3 +246,18 @@ def test_gamma_gamma_log_likelihood_covers_repeat_buyers_only():
     repeat = summary["frequency"] > 0
     assert ll[~repeat].isna().all() and ll[repeat].notna().all()
     assert ll[repeat].sum() == pytest.approx(model.log_likelihood_, rel=1e-12)
+
+
+def test_cnbd_log_likelihood_at_k_1_is_the_bg_nbd_one_and_sums_to_the_fit():
+    summary = _customers(300)
+    published = TRANSACTION_MODELS["BG/NBD"]()
+    cnbd = BetaGeoCNBDModel.from_params(k=1, **published.params_.to_dict(), freq="W")
+    np.testing.assert_allclose(
+        cnbd.log_likelihood(summary), published.log_likelihood(summary), rtol=1e-12
+    )
+    fitted = BetaGeoCNBDModel(k=1, penalizer_coef=0.001).fit(summary)
+    assert fitted.log_likelihood(summary).sum() == pytest.approx(fitted.log_likelihood_, rel=1e-12)
+    with pytest.raises(DataError, match="needs 'litt'"):
+        TRANSACTION_MODELS["BG/CNBD-2"]().log_likelihood(summary)
+    with pytest.raises(DataError, match="no per-customer log-likelihood"):
+        ShiftedBetaGeoModel.from_params(alpha=0.7, beta=1.2).log_likelihood(summary)

@@ -501,6 +501,14 @@ class ShiftedBetaGeoModel(BaseModel):
             )
         return d
 
+    def log_likelihood(self, summary: Any) -> pd.Series:
+        """Not per customer: the sBG likelihood is over cohorts' counts (``log_likelihood_``)."""
+        raise DataError(
+            f"{self._name()} is fitted on cohorts' active counts, not on a summary of "
+            "customers, so it has no per-customer log-likelihood; its fitted total is "
+            "log_likelihood_"
+        )
+
     # -- the value-kernel contract of custval.clv (README "Design notes") ----------------------
     def _value_kernel(self, terms: Any) -> Any:
         """Refuses :func:`custval.customer_lifetime_value`: a subscription model values
