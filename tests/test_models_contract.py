@@ -261,3 +261,28 @@ def test_cnbd_log_likelihood_at_k_1_is_the_bg_nbd_one_and_sums_to_the_fit():
         TRANSACTION_MODELS["BG/CNBD-2"]().log_likelihood(summary)
     with pytest.raises(DataError, match="no per-customer log-likelihood"):
         ShiftedBetaGeoModel.from_params(alpha=0.7, beta=1.2).log_likelihood(summary)
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        ShiftedBetaGeoModel.from_params(alpha=0.704, beta=1.182, freq="M"),
+        BetaDiscreteWeibullModel.from_params(alpha=0.7, beta=1.2, c=1.3, freq="M"),
+    ],
+)
+def test_subscription_discount_rates_take_the_shared_names(model):
+    """The per-period rate is period_discount_rate (old name: discount_rate, with a
+    FutureWarning); annual_discount_rate converts as customer_lifetime_value does."""
+    per_period = 1.10 ** (1 / 12) - 1.0  # 10% a year in months (Gregorian year, 12 months)
+    by_annual = model.discounted_expected_residual_lifetime(
+        annual_discount_rate=0.10, renewals_so_far=3
+    )
+    assert by_annual == pytest.approx(
+        model.discounted_expected_residual_lifetime(per_period, renewals_so_far=3), rel=1e-12
+    )
+    with pytest.warns(FutureWarning, match="period_discount_rate"):
+        old = model.discounted_expected_lifetime(discount_rate=0.1)
+    assert old == model.discounted_expected_lifetime(period_discount_rate=0.1)
+    assert old == model.discounted_expected_lifetime(0.1)
+    with pytest.raises(DataError, match="exactly one of period_discount_rate"):
+        model.discounted_expected_lifetime(0.1, annual_discount_rate=0.1)
