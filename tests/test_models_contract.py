@@ -286,3 +286,33 @@ def test_subscription_discount_rates_take_the_shared_names(model):
     assert old == model.discounted_expected_lifetime(0.1)
     with pytest.raises(DataError, match="exactly one of period_discount_rate"):
         model.discounted_expected_lifetime(0.1, annual_discount_rate=0.1)
+
+
+def test_ggom_probability_alive_later_integrates_to_expected_purchases():
+    """Given the history, the purchase rate u after T is (r+x)/(alpha+T) P(alive at T+u), so
+    the quadrature of probability_alive(summary, u) is expected_purchases (an independent
+    computation); in the b -> 0 limit it is the Pareto/NBD's ((beta+T)/(beta+T+t))^s P(alive)."""
+    model = TRANSACTION_MODELS["GGom/NBD"]()
+    summary = _customers(30)
+    assert model.probability_alive(summary, 0.0).equals(model.probability_alive(summary))
+    nodes, weights = np.polynomial.legendre.leggauss(40)
+    horizon = 26.0
+    u = (nodes + 1.0) * horizon / 2.0
+    alive = np.column_stack([model.probability_alive(summary, float(v)) for v in u])
+    r, alpha = model.params_["r"], model.params_["alpha"]
+    rate = (r + summary["frequency"].to_numpy()) / (alpha + summary["T"].to_numpy())
+    integral = rate * (alive @ weights) * horizon / 2.0
+    np.testing.assert_allclose(integral, model.expected_purchases(summary, horizon), rtol=1e-8)
+    b = 1e-10
+    limit = GammaGompertzNBDModel.from_params(
+        **dict(PARETO, b=b, beta=PARETO["beta"] * b), freq="W"
+    )
+    pareto = ParetoNBDModel.from_params(**PARETO, freq="W")
+    survive = ((PARETO["beta"] + summary["T"]) / (PARETO["beta"] + summary["T"] + 20.0)) ** (
+        PARETO["s"]
+    )
+    np.testing.assert_allclose(
+        limit.probability_alive(summary, "20W"),
+        pareto.probability_alive(summary) * survive,
+        rtol=1e-6,
+    )

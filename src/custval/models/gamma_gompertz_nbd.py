@@ -563,8 +563,9 @@ class GammaGompertzNBDModel(BaseModel):
         )
         return self._series(values, summary, name)
 
-    def probability_alive(self, summary: pd.DataFrame) -> pd.Series:
-        """Probability that each customer is alive at the end of observation, ``T``.
+    def probability_alive(self, summary: pd.DataFrame, t: float | str | None = None) -> pd.Series:
+        """Probability that each customer is alive now (``T``, for ``t=None``) or ``t`` periods
+        later.
 
         The share of the likelihood from lifetimes longer than ``T`` (BG12 section 3).
 
@@ -572,6 +573,11 @@ class GammaGompertzNBDModel(BaseModel):
         ----------
         summary : DataFrame
             Customers with ``frequency``, ``recency`` and ``T`` in the unit of the fit.
+        t : float or str, optional
+            Periods after ``T`` (a duration with unit or a number of periods): alive at ``T``
+            times ``P(tau > T+t | tau > T) = ((beta + e^(bT) - 1) / (beta + e^(b(T+t)) -
+            1))^s``, the survival under the posterior ``Gamma(s, beta + e^(bT) - 1)`` of
+            ``eta`` (BG12 section 3).
 
         Returns
         -------
@@ -590,7 +596,17 @@ class GammaGompertzNBDModel(BaseModel):
         [0.316]
         """
         data = self._prediction_data(summary)
-        return self._series(np.exp(self._log_alive(data)), summary, "probability_alive")
+        log_alive = self._log_alive(data)
+        if t is not None:
+            horizon = self._duration(t)
+            if np.ndim(horizon) != 0:
+                raise DataError(f"t must be one horizon (a number or a duration), got {t!r}")
+            _, _, b, s, beta = self._params()
+            big_t = data["T"]
+            log_alive = log_alive + s * (
+                _log_base(b, beta, big_t) - _log_base(b, beta, big_t + float(horizon))
+            )
+        return self._series(np.exp(log_alive), summary, "probability_alive")
 
     def expected_purchases(self, summary: pd.DataFrame, t: float | str) -> pd.Series:
         """Expected number of repeat purchases of each customer in the next ``t`` periods.
