@@ -24,8 +24,10 @@ from custval import (
     customer_lifetime_value,
     customer_value_table,
 )
-from custval.clv import _BetaGeoKernel, _ChebyshevOverT, _resolve_terms
+from custval._quadrature import ChebyshevOverT
+from custval.clv import _resolve_terms
 from custval.models import beta_geo
+from custval.models._beta_geo_clv import BetaGeoKernel
 from custval.models.pareto_nbd import ParetoNBDModel
 
 PUBLISHED_BG = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}  # FHL 2005, CDNOW, weeks
@@ -203,7 +205,7 @@ def test_grid_converges_to_the_exact_integral_as_the_step_shrinks():
 def test_chebyshev_interpolation_over_t_matches_exact_evaluation():
     model, _ = _published()
     terms = _resolve_terms(model, None, _summary(), "12M", 0.1, None)
-    kernel = _BetaGeoKernel(model, terms)
+    kernel = BetaGeoKernel(model, terms)
     rng = np.random.default_rng(3)
     x = rng.integers(0, 30, 4000).astype(float)
     big_t = rng.uniform(0.1, 78.0, 4000)
@@ -212,7 +214,7 @@ def test_chebyshev_interpolation_over_t_matches_exact_evaluation():
     def exact(xx, tt):
         return kernel.discounted_if_alive(theta, xx, tt)
 
-    interpolate = _ChebyshevOverT(x, big_t, min_scale=3.0)
+    interpolate = ChebyshevOverT(x, big_t, min_scale=3.0)
     assert interpolate.by_grid.any()  # the interpolation path is exercised
     np.testing.assert_allclose(interpolate(exact, 3.0), exact(x, big_t), rtol=1e-7)
     # the table the draws use (fewer quadrature nodes, interpolation, float32) vs exact
@@ -229,7 +231,7 @@ def test_vectorized_p_alive_over_draws_equals_the_model_module(modified):
     model_class = ModifiedBetaGeoModel if modified else BetaGeoModel
     model = model_class.from_params(**PUBLISHED_BG, freq="W")
     terms = _resolve_terms(model, None, _summary(), "12M", 0.1, None)
-    kernel = _BetaGeoKernel(model, terms)
+    kernel = BetaGeoKernel(model, terms)
     rng = np.random.default_rng(0)
     n = 500
     x = rng.integers(0, 12, n).astype(float)

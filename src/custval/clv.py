@@ -33,8 +33,15 @@ doubly-exponentially decaying integrand (~1e-12). This is a numerically exact va
 month-by-month approximation; for Pareto/NBD it reproduces the closed-form DERT of Fader, Hardie
 & Lee (2005, "RFM and CLV", eq. 2). With ``step="1M"`` (or any duration) the value is instead a
 sum over a grid, each step's expected purchases discounted at the step's end as lifetimes does;
-it converges to the exact value as the step shrinks. Other transaction models use the same
-quadrature on their public ``expected_purchases`` (finite horizons only).
+it converges to the exact value as the step shrinks. The rule is written once
+(:func:`custval._quadrature.quadrature_rule`).
+
+This module never imports a model: it gets each transaction model's kernel through
+``model._value_kernel(terms)`` (the BG/NBD family's in :mod:`custval.models._beta_geo_clv`,
+the Pareto/NBD's in :mod:`custval.models._pareto_nbd_clv`); a model without one is valued by
+the same quadrature on its public ``expected_purchases`` (finite horizons only), and a spend
+model offers its affine form for parameter draws through ``spend_model._affine_spend()``
+(README "Design notes").
 
 Uncertainty
 -----------
@@ -59,9 +66,8 @@ values use the same device at rounding-level accuracy.
 
 from __future__ import annotations
 
-import copy
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,10 +76,18 @@ import pandas as pd
 from sklearn.utils.validation import check_is_fitted
 
 from custval import _engines
+from custval._quadrature import (
+    AliveFactorKernel,
+    ExpectedPurchasesKernel,
+    Kernel,
+    Terms,
+    model_name,
+    unique_rows,
+)
 from custval._units import annual_rate_to_period, normalize_freq, parse_duration, summary_freq
 from custval._validation import bad_values_message, require_columns, require_numeric
 from custval.errors import DataError
-from custval.models._base import compress_rows, unique_index
+from custval.models._base import unique_index
 
 __all__ = ["clv_interval", "customer_lifetime_value", "customer_value_table"]
 
@@ -94,34 +108,12 @@ _TABLE_COLUMNS = (
     "value_decile",
     "segment",
 )
-_GL_NODES = 8  # Gauss-Legendre nodes per panel (finite horizons); error < 1e-12
-_GL_NODES_DRAWS = 5  # for parameter draws; error < 1e-6, far below the draws' own noise
-_LOG_STEP = 0.3  # trapezoid step in log t (infinite horizon)
-_CHEB_TOL = 1e-7  # accuracy of the Chebyshev interpolation over T (draws only; their noise ~1e-2)
-_EXACT_TOL = 1e-13  # interpolation of E_alive in log v for point values: at rounding level
 _MAX_REDRAW = 20
-
-_GAUSS_LEGENDRE = {n: np.polynomial.legendre.leggauss(n) for n in (_GL_NODES, _GL_NODES_DRAWS)}
 
 
 # ---------------------------------------------------------------------------------------------
 # Terms: unit, horizon, discount rate, margin
 # ---------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class _Terms:
-    freq: str
-    horizon: float  # in periods of freq; math.inf for an infinite horizon
-    horizon_label: str
-    annual_rate: float
-    rate_per_period: float
-    delta: float  # continuously compounded rate per period
-    step: float | None  # grid step in periods, None for the exact integral
-    step_label: str | None
-
-
-def _model_name(model: Any) -> str:
-    name = getattr(model, "_display_name", "") or type(model).__name__
-    return name
 
 
 def _check_fitted(model: Any) -> None:
@@ -130,7 +122,7 @@ def _check_fitted(model: Any) -> None:
         check_is_fitted(model, "params_")
     elif not isinstance(getattr(model, "params_", None), pd.Series):
         raise DataError(
-            f"{_model_name(model)} has no fitted params_ (a Series of parameters); fit it first"
+            f"{model_name(model)} has no fitted params_ (a Series of parameters); fit it first"
         )
 
 
@@ -141,19 +133,19 @@ def _resolve_terms(
     horizon: Any,
     annual_discount_rate: float,
     step: Any,
-) -> _Terms:
+) -> Terms:
     freq = summary_freq(summary)
     model_freq = getattr(transaction_model, "freq_", None)
     if model_freq is None:
         raise DataError(
-            f"the {_model_name(transaction_model)} does not record the time unit it was fitted "
+            f"the {model_name(transaction_model)} does not record the time unit it was fitted "
             "in (freq_ is None), so its rates cannot be matched to the summary's unit "
             f"{freq!r}; fit it on a summary from custval.rfm_summary (which sets "
             "attrs['freq']), or create it with from_params(..., freq=...)"
         )
     if normalize_freq(model_freq) != freq:
         raise DataError(
-            f"the {_model_name(transaction_model)} was fitted in unit {model_freq!r} but the "
+            f"the {model_name(transaction_model)} was fitted in unit {model_freq!r} but the "
             f"summary is in unit {freq!r}; its parameters (e.g. alpha) are rates per "
             f"{model_freq!r} period, so rebuild the summary with freq={model_freq!r} or refit "
             "the model on this summary"
@@ -161,7 +153,7 @@ def _resolve_terms(
     spend_freq = getattr(spend_model, "freq_", None)
     if spend_freq is not None and normalize_freq(spend_freq) != freq:
         raise DataError(
-            f"the {_model_name(spend_model)} was fitted on a summary in unit {spend_freq!r} but "
+            f"the {model_name(spend_model)} was fitted on a summary in unit {spend_freq!r} but "
             f"the summary is in unit {freq!r}; frequency and monetary_value depend on the "
             "period length, so fit both models on summaries in the same unit"
         )
@@ -208,7 +200,7 @@ def _resolve_terms(
             raise DataError(f"step must be a positive duration such as '1M' or '1W', got {step!r}")
         step_label = str(step)
     label = "inf" if math.isinf(h) else str(horizon)
-    return _Terms(freq, h, label, annual, per_period, delta, step_periods, step_label)
+    return Terms(freq, h, label, annual, per_period, delta, step_periods, step_label)
 
 
 def _resolve_margin(margin: Any, summary: pd.DataFrame) -> tuple[np.ndarray | float, Any, str]:
@@ -290,683 +282,15 @@ def _check_summary(summary: pd.DataFrame, *, monetary: bool = True) -> dict[str,
 
 
 # ---------------------------------------------------------------------------------------------
-# Time quadrature
+# Transaction models: the value kernel hook (custval._quadrature; README "Design notes")
 # ---------------------------------------------------------------------------------------------
-def _time_nodes(
-    scale: float, horizon: float, delta: float, nodes_per_panel: int = _GL_NODES
-) -> tuple[np.ndarray, np.ndarray]:
-    """Nodes and weights for ``integral_0^horizon f(t) dt`` (finite) or of
-    ``integral_0^inf f(t) dt`` (infinite; weights include the Jacobian of ``t = e^y``)."""
-    if math.isinf(horizon):
-        low = math.log(1e-6 * scale)
-        high = math.log(50.0 / delta)
-        y = np.arange(low, high + _LOG_STEP, _LOG_STEP)
-        t = np.exp(y)
-        return t, _LOG_STEP * t
-    edges = [0.0]
-    edge = scale
-    while edge < horizon:
-        edges.append(edge)
-        edge = min(4.0 * edge, edge + 2.0 / delta) if delta > 0 else 4.0 * edge
-    edges.append(horizon)
-    e = np.asarray(edges)
-    lo, hi = e[:-1, None], e[1:, None]
-    gl_x, gl_w = _GAUSS_LEGENDRE[nodes_per_panel]
-    t = (lo + (hi - lo) * (gl_x + 1.0) / 2.0).ravel()
-    w = ((hi - lo) * gl_w / 2.0).ravel()
-    return t, w
-
-
-def _quadrature_rule(
-    terms: _Terms, scale: float, nodes_per_panel: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Points ``t_i`` and weights ``w_i`` with ``sum_i w_i E(t_i)`` equal to what
-    :func:`_discounted_integral` computes for a function ``E`` with ``E(0) = 0``: the quadrature
-    of the integral by parts (boundary term included), the undiscounted ``E(H)``, or the grid
-    sum ``sum_k (E(s_k) - E(s_k-1)) exp(-delta s_k) = sum_k E(s_k) (e_k - e_k+1)``."""
-    horizon, delta = terms.horizon, terms.delta
-    if terms.step is not None:
-        steps = np.arange(1, math.ceil(horizon / terms.step - 1e-9) + 1) * terms.step
-        steps = np.minimum(steps, horizon)
-        discount = np.exp(-delta * steps)
-        return steps, discount - np.append(discount[1:], 0.0)
-    if delta == 0.0:
-        return np.array([horizon]), np.array([1.0])
-    t, w = _time_nodes(scale, horizon, delta, nodes_per_panel)
-    weights = delta * w * np.exp(-delta * t)
-    if math.isfinite(horizon):
-        t = np.append(t, horizon)
-        weights = np.append(weights, math.exp(-delta * horizon))
-    return t, weights
-
-
-def _discounted_integral(
-    if_alive: Callable[[np.ndarray, np.ndarray, Any], np.ndarray],
-    x: np.ndarray,
-    big_t: np.ndarray,
-    terms: _Terms,
-    scale: float,
-    nodes_per_panel: int = _GL_NODES,
-) -> np.ndarray:
-    """``integral_0^H exp(-delta t) dE_alive(t)`` for each (x, T), by parts (module docstring).
-
-    ``if_alive(x, T, t)`` broadcasts; with ``terms.step`` set, the grid sum instead.
-    """
-    horizon, delta = terms.horizon, terms.delta
-    if terms.step is not None:
-        steps = np.arange(1, math.ceil(horizon / terms.step - 1e-9) + 1) * terms.step
-        steps = np.minimum(steps, horizon)
-        cumulative = if_alive(x[:, None], big_t[:, None], steps[None, :])
-        increments = np.diff(cumulative, axis=1, prepend=0.0)
-        return np.einsum("ij,j->i", increments, np.exp(-delta * steps))
-    if delta == 0.0:
-        return if_alive(x, big_t, horizon)
-    t, w = _time_nodes(scale, horizon, delta, nodes_per_panel)
-    weights = delta * w * np.exp(-delta * t)
-    if math.isfinite(horizon):  # the boundary term exp(-delta H) E_alive(H), as one more node
-        t = np.append(t, horizon)
-        weights = np.append(weights, math.exp(-delta * horizon))
-    out = np.empty(len(x))
-    block = max(1, 2_000_000 // len(t))  # bound memory: block x n_nodes values at a time
-    for start in range(0, len(x), block):
-        sl = slice(start, start + block)
-        out[sl] = np.einsum("ij,j->i", if_alive(x[sl, None], big_t[sl, None], t[None, :]), weights)
-    return out
-
-
-def _chebyshev_size(half_width: float, tol: float, most: int = 64) -> int:
-    """Chebyshev points giving ``tol`` for a function analytic in the strip ``|Im s| < pi``
-    around an interval of ``half_width`` (Bernstein ellipse ``rho = pi/h + sqrt((pi/h)^2 + 1)``
-    after mapping the interval to ``[-1, 1]``), with two points to spare; 8 to ``most``."""
-    ratio = math.pi / half_width
-    rho = ratio + math.sqrt(ratio * ratio + 1.0)
-    return int(min(most, max(8, math.ceil(-math.log(tol) / math.log(rho)) + 2)))
-
-
-def _chebyshev_points(k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Chebyshev points of the first kind on ``[-1, 1]`` and their barycentric weights."""
-    j = np.arange(k)
-    angle = (2 * j + 1) * math.pi / (2 * k)
-    return np.cos(angle), (-1.0) ** j * np.sin(angle)
-
-
-def _barycentric_basis(s: np.ndarray, nodes: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Matrix ``B`` with ``f(s) = B @ f(nodes)`` for the interpolating polynomial (rows: ``s``)."""
-    diff = s[:, None] - nodes[None, :]
-    hit = np.abs(diff) < 1e-14
-    diff[hit] = 1.0
-    basis = weights[None, :] / diff
-    basis /= basis.sum(axis=1, keepdims=True)
-    rows = hit.any(axis=1)
-    basis[rows] = hit[rows]  # s exactly at a node: that node's value
-    return basis
-
-
-def _chebyshev_tail(values: np.ndarray) -> float:
-    """Size of the last three Chebyshev coefficients of the interpolants through ``values``
-    (rows) at :func:`_chebyshev_points`, relative to each row's largest value: near rounding
-    level once the interpolation has converged, large for functions it cannot follow."""
-    k = values.shape[-1]
-    angle = (2 * np.arange(k) + 1) * math.pi / (2 * k)
-    last = np.cos(np.outer(np.arange(max(k - 3, 0), k), angle)) * (2.0 / k)
-    with np.errstate(all="ignore"):
-        tail = np.abs(np.einsum("xk,jk->xj", values, last)).max(axis=1)
-        ratio = tail / np.abs(values).max(axis=1)
-    ratio = np.where(tail == 0.0, 0.0, ratio)
-    return float(ratio.max()) if np.all(np.isfinite(ratio)) else math.inf
-
-
-def _sample_converged(
-    function: Callable[[np.ndarray], np.ndarray], lo: float, half: float, k: int, tol: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """``function`` (rows of values at given points) at ``k`` Chebyshev points of
-    ``[lo, lo + 2 half]``, doubling ``k`` (at most 64) until :func:`_chebyshev_tail` is below
-    ``tol``: the points mapped to ``[-1, 1]``, their barycentric weights and the values; None
-    if it does not converge."""
-    while True:
-        nodes, weights = _chebyshev_points(k)
-        values = function(lo + (nodes + 1.0) * half)
-        if _chebyshev_tail(values) <= tol:
-            return nodes, weights, values
-        if k >= 64:
-            return None
-        k = min(64, 2 * k)
-
-
-class _ChebyshevOverT:
-    """Values of ``function(x, T)`` at many (x, T) pairs by Chebyshev interpolation in
-    ``s = log(scale + T)``, for each frequency separately.
-
-    The discounted purchases given alive are analytic in ``s`` within ``|Im s| < pi`` (their
-    singularities sit at negative ``scale + T``), so interpolation at Chebyshev points of the
-    first kind converges geometrically; the number of points ``k`` is chosen from that strip for
-    ``_CHEB_TOL`` accuracy at the smallest ``scale`` given. Used for the parameter draws, where
-    exact quadrature at every distinct (x, T) would dominate the run time. Frequencies with at
-    most ``k`` distinct ``T`` are evaluated exactly instead.
-    """
-
-    def __init__(self, x: np.ndarray, big_t: np.ndarray, min_scale: float) -> None:
-        self.x, self.big_t = x, big_t
-        self.t_lo, self.t_hi = float(big_t.min()), float(big_t.max())
-        self.k = 0
-        if self.t_hi - self.t_lo > 1e-9 * (min_scale + self.t_hi):
-            half = math.log((min_scale + self.t_hi) / (min_scale + self.t_lo)) / 2.0
-            self.k = _chebyshev_size(half, _CHEB_TOL)
-        x_unique, x_index, counts = np.unique(x, return_inverse=True, return_counts=True)
-        interpolated = counts > self.k if self.k else np.zeros(len(x_unique), dtype=bool)
-        self.by_grid = interpolated[x_index]  # pairs whose value is interpolated
-        self.direct = ~self.by_grid
-        if self.by_grid.any():
-            k = self.k
-            grid_x = x_unique[interpolated]
-            position = np.cumsum(interpolated) - 1
-            self.grid_row = position[x_index[self.by_grid]]
-            # barycentric weights depend on T only: computed per distinct T of these pairs
-            self.t_unique, self.t_index = np.unique(big_t[self.by_grid], return_inverse=True)
-            self.nodes, self.weights = _chebyshev_points(k)
-            self.grid_x = np.repeat(grid_x, k)
-            self.n_grid = len(grid_x)
-
-    def __call__(
-        self, function: Callable[[np.ndarray, np.ndarray], np.ndarray], scale: float
-    ) -> np.ndarray:
-        values = np.empty(len(self.x))
-        if self.direct.any():
-            values[self.direct] = function(self.x[self.direct], self.big_t[self.direct])
-        if not self.by_grid.any():
-            return values
-        s_lo, s_hi = math.log(scale + self.t_lo), math.log(scale + self.t_hi)
-        half = (s_hi - s_lo) / 2.0
-        t_nodes = np.clip(np.exp(s_lo + (self.nodes + 1.0) * half) - scale, self.t_lo, self.t_hi)
-        grid = function(self.grid_x, np.tile(t_nodes, self.n_grid)).reshape(-1, self.k)
-        s = (np.log(scale + self.t_unique) - s_lo) / half - 1.0
-        basis = _barycentric_basis(s, self.nodes, self.weights)
-        # row-wise dot products (einsum: no BLAS call, whose threads stall on a busy machine)
-        values[self.by_grid] = np.einsum("ij,ij->i", basis[self.t_index], grid[self.grid_row])
-        return values
-
-
-# ---------------------------------------------------------------------------------------------
-# Transaction models
-# ---------------------------------------------------------------------------------------------
-class _Kernel:
-    """Discounted expected purchases of a transaction model at given parameters.
-
-    ``values(params, rows)`` returns ``integral exp(-delta t) dE[X(t) | history]`` per row
-    (``rows`` holds arrays ``frequency``, ``recency``, ``T``). For parameter draws,
-    ``prepare_draws(thetas, rows)`` is called once with every row, then
-    ``values_draws(thetas, rows_slice)`` per chunk returns shape ``(n_rows_in_slice, n_draws)``.
-    """
-
-    #: whether :meth:`values` should get the distinct customer patterns rather than every
-    #: customer (False where the per-customer work is as cheap as finding the patterns)
-    dedupe_customers: bool = True
-
-    def __init__(self, model: Any, terms: _Terms) -> None:
-        self.model = model
-        self.terms = terms
-        self.names = list(model.params_.index)
-        self.theta = model.params_.to_numpy(dtype=float)
-
-    def values(self, params: np.ndarray, rows: dict[str, np.ndarray]) -> np.ndarray:
-        raise NotImplementedError
-
-    def prepare_draws(self, thetas: np.ndarray, rows: dict[str, np.ndarray]) -> None:
-        self._rows = rows
-
-    def _slice(self, sl: slice) -> dict[str, np.ndarray]:
-        return {k: v[sl] for k, v in self._rows.items()}
-
-    def values_draws(self, thetas: np.ndarray, sl: slice) -> np.ndarray:
-        rows = self._slice(sl)
-        return np.stack([self.values(theta, rows) for theta in thetas], axis=1).astype(np.float32)
-
-
-class _AliveFactorKernel(_Kernel):
-    """Models with ``E[X(t) | history] = P(alive | x, t_x, T) * E_alive(t | x, T)``.
-
-    The discounted ``E_alive`` is computed once per distinct ``(x, T)`` pair (for draws: per
-    draw, by Chebyshev interpolation over ``T`` when there are many pairs).
-    """
-
-    def scale(self, params: np.ndarray) -> float:
-        raise NotImplementedError
-
-    def if_alive(self, params: np.ndarray, x: Any, big_t: Any, t: Any) -> np.ndarray:
-        raise NotImplementedError
-
-    def log_p_alive(self, params: np.ndarray, x: Any, t_x: Any, big_t: Any) -> np.ndarray:
-        raise NotImplementedError
-
-    def discounted_if_alive(
-        self,
-        params: np.ndarray,
-        x: np.ndarray,
-        big_t: np.ndarray,
-        nodes_per_panel: int = _GL_NODES,
-    ) -> np.ndarray:
-        def if_alive(xx: Any, tt: Any, t: Any) -> np.ndarray:
-            return self.if_alive(params, xx, tt, t)
-
-        return _discounted_integral(
-            if_alive, x, big_t, self.terms, self.scale(params), nodes_per_panel
-        )
-
-    def values(self, params: np.ndarray, rows: dict[str, np.ndarray]) -> np.ndarray:
-        pairs, inverse = _unique_rows({"frequency": rows["frequency"], "T": rows["T"]})
-        discounted = self.discounted_if_alive(params, pairs["frequency"], pairs["T"])[inverse]
-        log_alive = self.log_p_alive(params, rows["frequency"], rows["recency"], rows["T"])
-        return np.exp(log_alive) * discounted
-
-    def prepare_draws(
-        self,
-        thetas: np.ndarray,
-        rows: dict[str, np.ndarray],
-        spend: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
-    ) -> None:
-        """Tables for :meth:`values_draws` and :meth:`value_draws`.
-
-        ``spend``: ``(x_unique, A, B)``, the spend per purchase ``A(x) + B(x) * spend_key`` at
-        every draw (``A``, ``B`` of shape ``(len(x_unique), n_draws)``), folded into the pair
-        table (``DE * A`` and ``DE * B``); None for a fixed spend, ``spend_key`` itself.
-        """
-        self._rows = rows
-        pairs, self._pair_of_row = _unique_rows({"frequency": rows["frequency"], "T": rows["T"]})
-        x, big_t = pairs["frequency"], pairs["T"]
-        table = np.empty((len(x), len(thetas)))
-        scales = [self.scale(theta) for theta in thetas]
-        interpolate = _ChebyshevOverT(x, big_t, min(scales))
-        for d, theta in enumerate(thetas):
-
-            def function(xx: np.ndarray, tt: np.ndarray, theta: np.ndarray = theta) -> np.ndarray:
-                return self.discounted_if_alive(theta, xx, tt, _GL_NODES_DRAWS)
-
-            table[:, d] = interpolate(function, scales[d])
-        self._pair_table = table.astype(np.float32)
-        self._spend_a, self._spend_b = None, self._pair_table
-        if spend is not None:
-            x_unique, coef_a, coef_b = spend
-            code = np.searchsorted(x_unique, x)
-            self._spend_a = (table * coef_a[code]).astype(np.float32)
-            self._spend_b = (table * coef_b[code]).astype(np.float32)
-
-    def _spend_of_pairs(self, sl: slice) -> np.ndarray:
-        """``DE * (A + B * spend_key)`` of the rows in ``sl``, float32 ``(rows, n_draws)``."""
-        pair = self._pair_of_row[sl]
-        value = np.take(self._spend_b, pair, axis=0)
-        value *= self._rows["spend_key"][sl].astype(np.float32)[:, None]
-        if self._spend_a is not None:
-            value += np.take(self._spend_a, pair, axis=0)
-        return value
-
-    def value_draws(self, thetas: np.ndarray, sl: slice) -> np.ndarray:
-        """CLV per unit of margin of the rows in ``sl`` for every draw, float32
-        ``(rows, n_draws)``: ``P(alive) * DE * (A + B * spend_key)``."""
-        value = self._spend_of_pairs(sl)
-        value *= self.p_alive_draws(thetas, sl)
-        return value
-
-    def p_alive_draws(self, thetas: np.ndarray, sl: slice) -> np.ndarray:
-        rows = self._slice(sl)
-        return np.stack(
-            [
-                np.exp(self.log_p_alive(theta, rows["frequency"], rows["recency"], rows["T"]))
-                for theta in thetas
-            ],
-            axis=1,
-        ).astype(np.float32)
-
-    def values_draws(self, thetas: np.ndarray, sl: slice) -> np.ndarray:
-        out = self.p_alive_draws(thetas, sl)
-        out *= self._pair_table[self._pair_of_row[sl]]
-        return out
-
-
-class _BetaGeoKernel(_AliveFactorKernel):
-    """BG/NBD and MBG/NBD (:mod:`custval.models.beta_geo`)."""
-
-    dedupe_customers = False  # :meth:`values` indexes the customers itself (``_RowIndex``)
-
-    def __init__(self, model: Any, terms: _Terms) -> None:
-        super().__init__(model, terms)
-        from custval.models import beta_geo
-
-        self._bg = beta_geo
-        self.modified = bool(getattr(model, "_modified", False))
-
-    def scale(self, params: np.ndarray) -> float:
-        return float(params[1])
-
-    def if_alive(self, params: np.ndarray, x: Any, big_t: Any, t: Any) -> np.ndarray:
-        t = np.asarray(t, dtype=float)
-        value = self._bg._purchases_if_alive(params, x, big_t, t, modified=self.modified)
-        return np.where(t > 0, value, 0.0)
-
-    def log_p_alive(self, params: np.ndarray, x: Any, t_x: Any, big_t: Any) -> np.ndarray:
-        odds = self._bg._log_dropout_odds(params, x, t_x, big_t, modified=self.modified)
-        return -np.logaddexp(0.0, odds)
-
-    def values(self, params: np.ndarray, rows: dict[str, np.ndarray]) -> np.ndarray:
-        """Per row: P(alive) (:class:`custval.models.beta_geo._RowIndex`, the model's own
-        computation) times the exact discounted purchases given alive per ``(x, T)`` pair."""
-        index = self._bg._RowIndex(rows["frequency"], rows["recency"], rows["T"])
-        value = index.on_pairs(lambda x, big_t: self._discounted_pairs(params, x, big_t))
-        value *= index.alive_now(params, modified=self.modified)
-        return value
-
-    def _if_alive_at_log_v(self, params: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        """``h_x(y)``: expected purchases given alive as a function of ``y = log v``, ``v =
-        (alpha+T)/(alpha+T+t)`` (:meth:`_grid_draws`), shape ``(len(x), len(y))``; evaluated at
-        ``T = 0`` and ``t = alpha (1/v - 1)``, which give that ``v``."""
-        return self.if_alive(params, x[:, None], 0.0, float(params[1]) * np.expm1(-y)[None, :])
-
-    def _discounted_pairs(self, params: np.ndarray, x: np.ndarray, big_t: np.ndarray) -> np.ndarray:
-        """:meth:`discounted_if_alive` at distinct ``(x, T)`` pairs, with ``2F1`` evaluated at
-        Chebyshev points of ``y = log v`` only (see :meth:`_grid_draws`): the same quadrature,
-        with ``h_x(y)`` interpolated to the rounding level of its formula (``_EXACT_TOL``,
-        checked on the interpolant's last coefficients). Directly where that saves nothing or
-        does not converge within 64 points (``a`` near 1, very large ``a`` and ``b``)."""
-        if len(x) == 0:
-            return np.empty(0)
-        t_rule, w_rule = _quadrature_rule(self.terms, self.scale(params), _GL_NODES)
-        alpha = float(params[1])
-        x_u, x_of_pair = unique_index(x)
-        t_u, t_of_pair = unique_index(big_t)
-        y = np.log(alpha + t_u)[:, None] - np.log(alpha + t_u[:, None] + t_rule[None, :])
-        y_lo, y_hi = float(y.min()), float(y.max())
-        half = (y_hi - y_lo) / 2.0
-        k = _chebyshev_size(half, _EXACT_TOL) if half > 1e-12 else 64
-        sample = None
-        if len(x) * len(t_rule) > 2 * len(x_u) * k:  # else the quadrature itself is as cheap
-
-            def h(at: np.ndarray) -> np.ndarray:
-                return self._if_alive_at_log_v(params, x_u, at)
-
-            sample = _sample_converged(h, y_lo, half, k, _EXACT_TOL)
-        if sample is None:
-            return self.discounted_if_alive(params, x, big_t)
-        nodes, weights, values = sample
-        basis = _barycentric_basis((y.ravel() - y_lo) / half - 1.0, nodes, weights)
-        to_nodes = np.einsum("tik,i->tk", basis.reshape(len(t_u), len(t_rule), -1), w_rule)
-        return np.einsum("pk,pk->p", to_nodes[t_of_pair], values[x_of_pair])
-
-    def prepare_draws(
-        self,
-        thetas: np.ndarray,
-        rows: dict[str, np.ndarray],
-        spend: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
-    ) -> None:
-        """Pair tables of discounted purchases given alive (times the spend coefficients, see
-        the base class), plus per-draw lookup tables for P(alive).
-
-        P(alive) is the formula of :func:`custval.models.beta_geo._log_dropout_odds` (Hardie's
-        note 021; Batislam et al. 2007, eq. 8), vectorized over parameter vectors (tested equal
-        to it): ``1 / (1 + exp(d))``, ``d = log(a / (b+x+m-1)) + (r+x) (log(alpha+T) -
-        log(alpha+t_x))``. Every term depends on one column only, so it is tabulated on that
-        column's distinct values (float64, stored as float32) and looked up per customer. The
-        pair tables come from :meth:`_grid_draws`.
-        """
-        self._rows = rows
-        x_u, self._x_code = unique_index(rows["frequency"])
-        t_u, self._t_code = unique_index(rows["T"])
-        tx_u, self._tx_code = unique_index(rows["recency"])
-        pair_key, self._pair_of_row = unique_index(self._x_code * len(t_u) + self._t_code)
-        pair_x, pair_t = np.divmod(pair_key, len(t_u))
-        grid, basis_t = self._grid_draws(thetas, x_u, t_u)
-        if spend is None:
-            self._pair_table = _interpolate_pairs(grid, basis_t, pair_x, pair_t)
-            self._spend_a, self._spend_b = None, self._pair_table
-        else:  # the spend coefficients depend on x only: folded into the grid
-            x_spend, coef_a, coef_b = spend
-            code = np.searchsorted(x_spend, x_u)
-            self._pair_table = None
-            self._spend_a = _interpolate_pairs(
-                grid * coef_a[code][:, None, :], basis_t, pair_x, pair_t
-            )
-            self._spend_b = _interpolate_pairs(
-                grid * coef_b[code][:, None, :], basis_t, pair_x, pair_t
-            )
-        r, alpha, a, b = (thetas[:, i][None, :] for i in range(4))
-        m = 1.0 if self.modified else 0.0
-        xx = x_u[:, None]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            odds = np.log(a) - np.log(b + xx + (m - 1.0))
-        if not self.modified:
-            odds = np.where(xx > 0, odds, -np.inf)
-        self._odds_table = odds.astype(np.float32)
-        self._rx_table = (r + xx).astype(np.float32)
-        self._log_t_table = np.log(alpha + t_u[:, None]).astype(np.float32)
-        self._log_tx_table = np.log(alpha + tx_u[:, None]).astype(np.float32)
-
-    def _grid_draws(
-        self, thetas: np.ndarray, x_u: np.ndarray, t_u: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Discounted purchases given alive at every frequency ``x_u``, Chebyshev point of
-        ``T`` and draw, shape ``(len(x_u), k_t, n_draws)``, and the basis interpolating it at
-        ``t_u``, ``(len(t_u), k_t)`` (:func:`_interpolate_pairs`); few hypergeometric
-        evaluations.
-
-        ``E_alive(t | x, T)`` depends on ``T`` and ``t`` only through ``v = (alpha+T) /
-        (alpha+T+t)`` (:func:`custval.models.beta_geo._purchases_if_alive`): per frequency and
-        draw it is one function ``h_x(log v)``, analytic for ``|Im log v| < pi`` (branch cut of
-        ``2F1`` and ``v^(a-1)`` at ``v <= 0``). So, per draw:
-
-        1. ``h_x`` is evaluated at Chebyshev points of ``y = log v`` covering every ``y`` the
-           quadrature needs (the only ``2F1`` evaluations: ``n_x * k_y``);
-        2. the discounted integral at Chebyshev points ``T_j`` of ``log(c + T)`` (``c``: the
-           smallest ``alpha`` of the draws, so the ``T_j`` and the time nodes are shared by all
-           draws, as in :class:`_ChebyshevOverT`) is ``sum_i w_i h_x(y_ij)``, a fixed linear map
-           of those values (barycentric interpolation in ``y``);
-        3. (:func:`_interpolate_pairs`) each pair is interpolated over ``T`` from the ``T_j``.
-
-        Accuracy: ``_CHEB_TOL`` per interpolation plus the ``_GL_NODES_DRAWS`` quadrature, below
-        1e-6 relative (``tests/test_clv.py``), far below the spread of the draws.
-        """
-        alphas = thetas[:, 1]
-        c = float(alphas.min())
-        t_lo, t_hi = float(t_u.min()), float(t_u.max())
-        if t_hi - t_lo <= 1e-9 * (c + t_hi):  # one T: no interpolation over T
-            t_nodes = np.array([t_lo])
-            return self._grid_at(thetas, x_u, t_nodes), np.ones((len(t_u), 1))
-        s_lo, s_hi = math.log(c + t_lo), math.log(c + t_hi)
-        half = (s_hi - s_lo) / 2.0
-        k_t = _chebyshev_size(half, _CHEB_TOL)
-        while True:  # more points over T if the grid is not resolved (e.g. very large a, b)
-            nodes, weights = _chebyshev_points(k_t)
-            t_nodes = np.clip(np.exp(s_lo + (nodes + 1.0) * half) - c, t_lo, t_hi)
-            grid = self._grid_at(thetas, x_u, t_nodes)
-            resolved = _chebyshev_tail(np.moveaxis(grid, 1, 2).reshape(-1, k_t)) <= _CHEB_TOL
-            if resolved or k_t >= 64:
-                break
-            k_t = min(64, 2 * k_t)
-        basis_t = _barycentric_basis((np.log(c + t_u) - s_lo) / half - 1.0, nodes, weights)
-        return grid, basis_t
-
-    def _grid_at(self, thetas: np.ndarray, x_u: np.ndarray, t_nodes: np.ndarray) -> np.ndarray:
-        """Discounted purchases given alive at ``(x_u, t_nodes)`` for every draw, shape
-        ``(len(x_u), len(t_nodes), n_draws)``: steps 1 and 2 of :meth:`_grid_draws`."""
-        n_draws, n_x, k_t = len(thetas), len(x_u), len(t_nodes)
-        alphas = thetas[:, 1]
-        t_rule, w_rule = _quadrature_rule(self.terms, float(alphas.min()), _GL_NODES_DRAWS)
-        # y = log v at every (draw, T node, time node); all < 0
-        base = alphas[:, None, None] + t_nodes[None, :, None]
-        y = np.log(base) - np.log(base + t_rule[None, None, :])
-        y_lo, y_hi = y.min(axis=(1, 2)), y.max(axis=(1, 2))
-        y_half = (y_hi - y_lo) / 2.0
-        grid = np.empty((n_x, k_t, n_draws))
-        for d, theta in enumerate(thetas):
-            sample = None
-            if y_half[d] > 1e-12:
-                k_y = _chebyshev_size(float(y_half[d]), _CHEB_TOL)
-
-                def h(at: np.ndarray, theta: np.ndarray = theta) -> np.ndarray:
-                    return self._if_alive_at_log_v(theta, x_u, at)
-
-                sample = _sample_converged(h, float(y_lo[d]), float(y_half[d]), k_y, _CHEB_TOL)
-            if sample is None:  # one y only, or h_x not resolved: the quadrature itself
-                at_nodes = self.discounted_if_alive(
-                    theta, np.repeat(x_u, k_t), np.tile(t_nodes, n_x), _GL_NODES_DRAWS
-                )
-                grid[:, :, d] = at_nodes.reshape(n_x, k_t)
-                continue
-            nodes, weights, values = sample
-            points = (y[d].ravel() - y_lo[d]) / y_half[d] - 1.0
-            basis_y = _barycentric_basis(points, nodes, weights).reshape(k_t, -1, len(nodes))
-            to_t_nodes = np.einsum("jik,i->jk", basis_y, w_rule)  # (k_t, k_y)
-            grid[:, :, d] = np.einsum("xk,jk->xj", values, to_t_nodes)
-        return grid
-
-    def p_alive_draws(self, thetas: np.ndarray, sl: slice) -> np.ndarray:
-        d = self._one_over_p_alive_draws(sl)
-        np.reciprocal(d, out=d)
-        return d
-
-    def _one_over_p_alive_draws(self, sl: slice) -> np.ndarray:
-        """``1 + exp(d) = 1 / P(alive)`` of the rows in ``sl`` for every draw (float32)."""
-        xc = self._x_code[sl]
-        d = np.take(self._log_t_table, self._t_code[sl], axis=0)
-        d -= np.take(self._log_tx_table, self._tx_code[sl], axis=0)
-        d *= np.take(self._rx_table, xc, axis=0)
-        d += np.take(self._odds_table, xc, axis=0)
-        with np.errstate(over="ignore", invalid="ignore"):
-            np.exp(d, out=d)
-        d += 1.0
-        return d
-
-    def value_draws(self, thetas: np.ndarray, sl: slice) -> np.ndarray:
-        value = self._spend_of_pairs(sl)
-        value /= self._one_over_p_alive_draws(sl)  # one pass less than multiplying by P(alive)
-        return value
-
-
-def _interpolate_pairs(
-    grid: np.ndarray, basis_t: np.ndarray, pair_x: np.ndarray, pair_t: np.ndarray
-) -> np.ndarray:
-    """``grid[x, :, d]`` interpolated over ``T`` at each pair ``(pair_x, pair_t)``: float32
-    ``(n_pairs, n_draws)``, one ``(pairs, k_t) @ (k_t, draws)`` product per frequency."""
-    table = np.empty((len(pair_x), grid.shape[2]), dtype=np.float32)
-    order = np.argsort(pair_x, kind="stable")
-    bounds = np.searchsorted(pair_x[order], np.arange(grid.shape[0] + 1))
-    for code in range(grid.shape[0]):
-        rows = order[bounds[code] : bounds[code + 1]]
-        if len(rows):
-            table[rows] = np.einsum("pj,jd->pd", basis_t[pair_t[rows]], grid[code])
-    return table
-
-
-class _ParetoKernel(_AliveFactorKernel):
-    """Pareto/NBD (:mod:`custval.models.pareto_nbd`).
-
-    Given alive at ``T``, ``lambda ~ Gamma(r+x, alpha+T)`` and ``mu ~ Gamma(s, beta+T)`` are
-    independent, so the purchase rate ``t`` later is ``E[lambda] E[exp(-mu t)]`` and
-    ``E_alive(t) = (r+x)/(alpha+T) * (beta+T)/(s-1) [1 - ((beta+T)/(beta+T+t))^(s-1)]``
-    (Hardie's note 009, eq. 41 without its P(alive) factor).
-    """
-
-    def __init__(self, model: Any, terms: _Terms) -> None:
-        super().__init__(model, terms)
-        from custval.models import pareto_nbd
-
-        self._pnbd = pareto_nbd
-
-    def scale(self, params: np.ndarray) -> float:
-        return float(min(params[1], params[3]))
-
-    def if_alive(self, params: np.ndarray, x: Any, big_t: Any, t: Any) -> np.ndarray:
-        r, alpha, s, beta = (float(v) for v in params)
-        x, big_t, t = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (x, big_t, t)))
-        base_log = np.log(beta + big_t) - np.log(beta + big_t + t)
-        log_value = (
-            np.log(r + x)
-            + np.log(beta + big_t)
-            - np.log(alpha + big_t)
-            + self._pnbd._log_one_minus_power(base_log, s - 1.0)
-        )
-        with np.errstate(over="ignore"):
-            return np.where(t > 0, np.exp(log_value), 0.0)
-
-    def log_p_alive(self, params: np.ndarray, x: Any, t_x: Any, big_t: Any) -> np.ndarray:
-        return self._pnbd._log_probability_alive(params, x, t_x, big_t)
-
-
-class _PublicMethodKernel(_Kernel):
-    """Any other model: quadrature of its public ``expected_purchases`` (finite horizons)."""
-
-    def __init__(self, model: Any, terms: _Terms) -> None:
-        super().__init__(model, terms)
-        if math.isinf(terms.horizon):
-            raise DataError(
-                f"horizon='inf' needs a closed form for the discounted future purchases, which "
-                f"custval has for BG/NBD, MBG/NBD and Pareto/NBD but not for "
-                f"{_model_name(model)}; give a finite horizon such as '36M'"
-            )
-        if not hasattr(model, "expected_purchases"):
-            raise DataError(
-                f"{_model_name(model)} has no expected_purchases(summary, t) method, so it "
-                "cannot value customers; use BetaGeoModel, ModifiedBetaGeoModel or ParetoNBDModel"
-            )
-
-    def prepare_draws(self, thetas: np.ndarray, rows: dict[str, np.ndarray]) -> None:
-        """Evaluate every draw over all rows once (the public methods are called per draw);
-        memory grows with ``n_rows * n_draws`` float32 values."""
-        self._table = np.empty((len(rows["frequency"]), len(thetas)), dtype=np.float32)
-        for d, theta in enumerate(thetas):
-            self._table[:, d] = self.values(theta, rows)
-
-    def values_draws(self, thetas: np.ndarray, sl: slice) -> np.ndarray:
-        return self._table[sl].copy()
-
-    def values(self, params: np.ndarray, rows: dict[str, np.ndarray]) -> np.ndarray:
-        model = copy.copy(self.model)
-        model.params_ = pd.Series(params, index=self.names, name="estimate")
-        frame = pd.DataFrame(
-            {"frequency": rows["frequency"], "recency": rows["recency"], "T": rows["T"]}
-        )
-        frame.attrs["freq"] = self.terms.freq
-
-        def expected(t: float) -> np.ndarray:
-            return model.expected_purchases(frame, float(t)).to_numpy(dtype=float)
-
-        horizon, delta = self.terms.horizon, self.terms.delta
-        if self.terms.step is not None:
-            steps = np.arange(1, math.ceil(horizon / self.terms.step - 1e-9) + 1) * self.terms.step
-            steps = np.minimum(steps, horizon)
-            out = np.zeros(len(frame))
-            previous = np.zeros(len(frame))
-            for t in steps:
-                current = expected(t)
-                out += (current - previous) * math.exp(-delta * t)
-                previous = current
-            return out
-        if delta == 0.0:
-            return expected(horizon)
-        t_nodes, w = _time_nodes(horizon / 256.0, horizon, delta)
-        out = math.exp(-delta * horizon) * expected(horizon)
-        for t, weight in zip(t_nodes, w, strict=True):
-            out = out + delta * weight * math.exp(-delta * t) * expected(t)
-        return out
-
-
-def _transaction_kernel(model: Any, terms: _Terms) -> _Kernel:
+def _transaction_kernel(model: Any, terms: Terms) -> Kernel:
+    """The model's own kernel (``model._value_kernel(terms)``), or the exact quadrature of its
+    public ``expected_purchases`` for a model without one (hook absent or returning None)."""
     _check_fitted(model)
-    names = tuple(model.params_.index)
-    module = type(model).__module__
-    if module in ("custval.models.beta_geo", "custval.models.modified_beta_geo") and names == (
-        "r",
-        "alpha",
-        "a",
-        "b",
-    ):
-        return _BetaGeoKernel(model, terms)
-    if module == "custval.models.pareto_nbd" and names == ("r", "alpha", "s", "beta"):
-        return _ParetoKernel(model, terms)
-    if "ShiftedBetaGeo" in type(model).__name__ or "BetaGeoBetaBinom" in type(model).__name__:
-        raise DataError(
-            f"{_model_name(model)} is a model of discrete opportunities or subscriptions, not of "
-            "purchases in continuous time; customer_lifetime_value needs BetaGeoModel, "
-            "ModifiedBetaGeoModel or ParetoNBDModel"
-        )
-    return _PublicMethodKernel(model, terms)
+    hook = getattr(model, "_value_kernel", None)
+    kernel = hook(terms) if callable(hook) else None
+    return kernel if kernel is not None else ExpectedPurchasesKernel(model, terms)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -978,8 +302,7 @@ class _Spend:
 
     def __init__(self, spend_model: Any, summary: pd.DataFrame, data: dict[str, np.ndarray]):
         self.model = spend_model
-        self.affine = False
-        self.gamma_gamma = None
+        self.affine = None  # the spend model's affine form A(x) + B(x) m, for draws
         if isinstance(spend_model, int | float | np.number) and not isinstance(spend_model, bool):
             value = float(spend_model)
             if not (value >= 0 and math.isfinite(value)):
@@ -1013,35 +336,23 @@ class _Spend:
                 f"spend per customer; got {type(spend_model).__name__}"
             )
         _check_fitted(spend_model)
-        self.description = _model_name(spend_model)
+        self.description = model_name(spend_model)
         self.point = spend_model.expected_spend(summary).to_numpy(dtype=float)
         if np.any(~np.isfinite(self.point)):
             raise DataError(
-                f"the {_model_name(spend_model)} gives an infinite expected spend (q <= 1); "
+                f"the {model_name(spend_model)} gives an infinite expected spend (q <= 1); "
                 "refit it with a small penalizer_coef or on more repeat buyers"
             )
-        module = type(spend_model).__module__
-        if module == "custval.models.gamma_gamma" and tuple(spend_model.params_.index) == (
-            "p",
-            "q",
-            "gamma",
-        ):
-            from custval.models import gamma_gamma
-
-            self.gamma_gamma = gamma_gamma
-            self.affine = True
+        hook = getattr(spend_model, "_affine_spend", None)  # the spend contract (README)
+        self.affine = hook() if callable(hook) else None
 
     @property
     def has_draws(self) -> bool:
-        return self.affine
+        return self.affine is not None
 
     def coefficients(self, params: np.ndarray, x_unique: np.ndarray) -> tuple[Any, Any]:
         """``A(x), B(x)`` of the affine spend at ``params`` for the distinct frequencies."""
-        n = len(x_unique)
-        both = self.gamma_gamma._expected_spend(  # at m = 0 and m = 1, in one call
-            params, np.concatenate([x_unique, x_unique]), np.repeat([0.0, 1.0], n)
-        )
-        return both[:n], both[n:] - both[:n]
+        return self.affine.coefficients(params, x_unique)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1053,7 +364,7 @@ def _log_normal_draws(model: Any, n_draws: int, rng: np.random.Generator) -> np.
     variance = getattr(model, "variance_matrix_", None)
     if variance is None or not np.all(np.isfinite(np.asarray(variance, dtype=float))):
         raise DataError(
-            f"the {_model_name(model)} has no variance matrix (variance_matrix_ is missing or "
+            f"the {model_name(model)} has no variance matrix (variance_matrix_ is missing or "
             "not finite: a model from from_params, a fit on a ridge or boundary of the "
             "likelihood (convergence_ 'ridge' or 'boundary', named in the fit's warning), or a "
             "fit whose Hessian was singular), so its parameter uncertainty is unknown; fit it "
@@ -1070,13 +381,13 @@ def _log_normal_draws(model: Any, n_draws: int, rng: np.random.Generator) -> np.
 def _spend_draws(spend: _Spend, n_draws: int, rng: np.random.Generator) -> np.ndarray:
     draws = _log_normal_draws(spend.model, n_draws, rng)
     for _ in range(_MAX_REDRAW):
-        bad = draws[:, 1] <= 1.0  # q <= 1: infinite mean spend
+        bad = ~spend.affine.admissible(draws)  # e.g. Gamma-Gamma's q <= 1: infinite mean spend
         if not bad.any():
             break
         draws[bad] = _log_normal_draws(spend.model, int(bad.sum()), rng)
     else:
         raise DataError(
-            f"the {_model_name(spend.model)}'s q is too uncertain (draws keep falling below 1, "
+            f"the {model_name(spend.model)}'s q is too uncertain (draws keep falling below 1, "
             "where the mean spend is infinite); fit it on more repeat buyers"
         )
     return draws
@@ -1087,11 +398,11 @@ def _spend_draws(spend: _Spend, n_draws: int, rng: np.random.Generator) -> np.nd
 # ---------------------------------------------------------------------------------------------
 @dataclass
 class _Valuation:
-    terms: _Terms
+    terms: Terms
     margin: np.ndarray | float
     margin_described: Any
     basis: str
-    kernel: _Kernel
+    kernel: Kernel
     spend: _Spend
     data: dict[str, np.ndarray]
     summary: pd.DataFrame
@@ -1100,7 +411,7 @@ class _Valuation:
     def patterns(self) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """Distinct ``(frequency, recency, T)`` rows and each customer's row (cached)."""
         if self._patterns is None:
-            self._patterns = _unique_rows({k: self.data[k] for k in ("frequency", "recency", "T")})
+            self._patterns = unique_rows({k: self.data[k] for k in ("frequency", "recency", "T")})
         return self._patterns
 
     def discounted_purchases(self) -> np.ndarray:
@@ -1130,7 +441,7 @@ class _Valuation:
         ``(frequency, T, recency)``, so that neighbouring rows read the same table rows. The
         draws of a block of rows are held as float32 ``(rows, n_draws)`` and sorted along the
         draws; for transaction models with ``P(alive)`` the spend coefficients are folded into
-        the kernel's pair tables (:meth:`_AliveFactorKernel.prepare_draws`).
+        the kernel's pair tables (:meth:`AliveFactorKernel.prepare_draws`).
         """
         if len(self.summary) == 0:
             return np.empty((0, len(probabilities)))
@@ -1159,7 +470,7 @@ class _Valuation:
                 "spend_key": spend_key,
             }
         )
-        folded = isinstance(self.kernel, _AliveFactorKernel)
+        folded = isinstance(self.kernel, AliveFactorKernel)
         if folded:  # spend coefficients multiply the pair tables once, not every row
             self.kernel.prepare_draws(thetas, rows, spend=spend)
         else:
@@ -1217,11 +528,11 @@ def _distinct_rows(
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Distinct rows of equal-length columns, sorted by the columns in order, and the index
     rebuilding them: the columns' codes combined into one integer key, factorized once (the
-    pairwise :func:`_unique_rows` when that key could overflow)."""
+    pairwise :func:`unique_rows` when that key could overflow)."""
     names = list(columns)
     coded = [_sorted_codes(columns[name]) for name in names]
     if math.prod(len(distinct) for distinct, _ in coded) >= 2**62:
-        return _unique_rows(columns)
+        return unique_rows(columns)
     key = np.zeros(len(coded[0][1]), dtype=np.int64)
     for distinct, codes in coded:
         key *= len(distinct)
@@ -1232,13 +543,6 @@ def _distinct_rows(
         key, code = np.divmod(key, len(distinct))
         rows[name] = distinct[code]
     return {name: rows[name] for name in names}, inverse
-
-
-def _unique_rows(columns: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Distinct rows of equal-length columns and the index rebuilding them (hash-based, O(n))."""
-    n = len(next(iter(columns.values())))
-    rows, _, inverse = compress_rows(columns, np.ones(n))
-    return {k: np.asarray(v, dtype=float) for k, v in rows.items()}, inverse
 
 
 def _progress(iterable: Any, enabled: bool, description: str) -> Iterator[Any]:
@@ -1293,7 +597,7 @@ def _attrs(valuation: _Valuation) -> dict[str, Any]:
         "margin": valuation.margin_described,
         "value_basis": valuation.basis,
         "method": method,
-        "transaction_model": _model_name(valuation.kernel.model),
+        "transaction_model": model_name(valuation.kernel.model),
         "spend_model": valuation.spend.description,
         "observation_end": valuation.summary.attrs.get("observation_end"),
     }

@@ -29,6 +29,8 @@ from scipy import stats
 from sklearn.metrics import roc_auc_score
 from sklearn.utils.validation import check_is_fitted
 
+from custval._metrics import BY_ABSOLUTE as _BY_ABSOLUTE
+from custval._metrics import SMALLER_IS_BETTER as _SMALLER_IS_BETTER
 from custval._units import DAYS_PER_UNIT, normalize_freq, summary_freq
 from custval._validation import require_columns, require_numeric
 from custval.errors import CustvalWarning, DataError
@@ -45,25 +47,6 @@ __all__ = [
 ]
 
 _SPLIT_COLUMNS = ("frequency", "recency", "T", "frequency_holdout", "duration_holdout")
-
-#: direction of each metric of compare_models: True if smaller is better
-_SMALLER_IS_BETTER = {
-    "aic": True,
-    "bic": True,
-    "log_likelihood": False,
-    "mae": True,
-    "rmse": True,
-    "msle": True,
-    "bias": True,  # by absolute value
-    "total_error": True,  # by absolute value
-    "spearman": False,
-    "top_decile_capture": False,
-    "normalized_gini": False,
-    "top_decile_lift": False,
-    "roc_auc": False,
-    "brier": True,
-}
-_BY_ABSOLUTE = {"bias", "total_error"}
 
 
 # ---------------------------------------------------------------------------------------------

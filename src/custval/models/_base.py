@@ -541,6 +541,49 @@ class BaseModel(BaseEstimator):
             np.ravel(values), index=pd.Index(counts.ravel(), name="n"), name="probability"
         )
 
+    def log_likelihood(self, summary: pd.DataFrame) -> pd.Series:
+        """Each customer's log-likelihood at the fitted parameters.
+
+        The model's own per-row likelihood (the one ``fit`` maximises, cited in the model's
+        module); on the summary the model was fitted on (unweighted) it sums to
+        ``log_likelihood_``. Rows outside the likelihood (Gamma-Gamma: customers without repeat
+        purchases) are NaN.
+
+        Parameters
+        ----------
+        summary : DataFrame
+            Customers with the model's columns, in the unit of the fit.
+
+        Returns
+        -------
+        Series
+            ``log_likelihood``, aligned with ``summary.index``.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> from custval import BetaGeoModel
+        >>> model = BetaGeoModel.from_params(r=0.243, alpha=4.414, a=0.793, b=2.426)
+        >>> customers = pd.DataFrame({"frequency": [0, 2], "recency": [0.0, 30.4], "T": 38.9})
+        >>> model.log_likelihood(customers).round(3).tolist()
+        [-0.555, -9.46]
+        """
+        check_is_fitted(self, "params_")
+        self._check_unit(summary)
+        data = self._extract(summary)
+        included = self._likelihood_rows(data)
+        values = np.full(len(summary), np.nan)
+        if included.any():
+            rows = {k: v[included] for k, v in data.items()}
+            patterns, _, inverse = compress_rows(rows, np.ones(int(included.sum())))
+            params = self.params_[list(self._param_names)].to_numpy(dtype=float)
+            values[included] = self._loglik(params, self._prepare_patterns(patterns))[inverse]
+        return self._series(values, summary, "log_likelihood")
+
+    def _likelihood_rows(self, data: Mapping[str, np.ndarray]) -> np.ndarray:
+        """The rows of a summary the likelihood covers (every row unless a model says)."""
+        return np.ones(len(next(iter(data.values()))), dtype=bool)
+
     def _series(self, values: np.ndarray, summary: pd.DataFrame, name: str) -> pd.Series:
         return pd.Series(np.asarray(values, dtype=float), index=summary.index, name=name)
 

@@ -235,7 +235,12 @@ class BetaDiscreteWeibullModel(ShiftedBetaGeoModel):
         return self._curve(values, periods, "churn_probability")
 
     def discounted_expected_residual_lifetime(
-        self, discount_rate: float, renewals_so_far: Any = 0
+        self,
+        period_discount_rate: float | None = None,
+        renewals_so_far: Any = 0,
+        *,
+        annual_discount_rate: float | None = None,
+        discount_rate: float | None = None,
     ) -> float | pd.Series:
         """Discounted expected residual lifetime (DERL) after ``renewals_so_far`` renewals.
 
@@ -246,8 +251,12 @@ class BetaDiscreteWeibullModel(ShiftedBetaGeoModel):
 
         Parameters
         ----------
-        discount_rate : float
-            Discount rate per period (0.1 for 10% a period), > 0.
+        period_discount_rate : float, optional
+            Discount rate per period (0.1 for 10% a period), > 0. ``discount_rate`` is its
+            deprecated name.
+        annual_discount_rate : float, optional
+            Instead: an annual rate (0.10 for 10% a year), converted with the model's unit
+            (``freq_``), as in :func:`custval.customer_lifetime_value`.
         renewals_so_far : int or array-like of int, default 0
             Renewals made (``n - 1``).
 
@@ -263,7 +272,7 @@ class BetaDiscreteWeibullModel(ShiftedBetaGeoModel):
         >>> round(model.discounted_expected_residual_lifetime(0.1, renewals_so_far=4), 2)
         4.84
         """
-        d = self._discount(discount_rate)
+        d = self._period_rate(period_discount_rate, annual_discount_rate, discount_rate)
         renewals = np.asarray(renewals_so_far)
         periods = self._periods(renewals, minimum=0, name="renewals_so_far")
         values = _discounted_expected_residual_lifetime(self._params(), d, periods)
@@ -273,13 +282,23 @@ class BetaDiscreteWeibullModel(ShiftedBetaGeoModel):
             values, index=pd.Index(periods.astype(int), name="renewals_so_far"), name="derl"
         )
 
-    def discounted_expected_lifetime(self, discount_rate: float) -> float:
+    def discounted_expected_lifetime(
+        self,
+        period_discount_rate: float | None = None,
+        *,
+        annual_discount_rate: float | None = None,
+        discount_rate: float | None = None,
+    ) -> float:
         """Discounted expected lifetime (DEL) of a new customer, ``sum_t S(t) (1+d)^-t``.
 
         Parameters
         ----------
-        discount_rate : float
-            Discount rate per period, > 0.
+        period_discount_rate : float, optional
+            Discount rate per period (0.1 for 10% a period), > 0. ``discount_rate`` is its
+            deprecated name.
+        annual_discount_rate : float, optional
+            Instead: an annual rate (0.10 for 10% a year), converted with the model's unit
+            (``freq_``), as in :func:`custval.customer_lifetime_value`.
 
         Returns
         -------
@@ -294,7 +313,7 @@ class BetaDiscreteWeibullModel(ShiftedBetaGeoModel):
         >>> round(model.discounted_expected_lifetime(0.1), 3)
         3.159
         """
-        d = self._discount(discount_rate)
+        d = self._period_rate(period_discount_rate, annual_discount_rate, discount_rate)
         derl = _discounted_expected_residual_lifetime(self._params(), d, np.zeros(1))
         return float(1.0 + derl[0] / (1.0 + d))
 

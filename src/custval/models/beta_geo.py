@@ -22,6 +22,7 @@ the tens of thousands, where the untransformed form used by lifetimes overflows)
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -522,6 +523,52 @@ def _probability_of_purchases(
     return np.exp(log_first) + second
 
 
+def _conditional_probability_of_purchases(
+    params: np.ndarray, n: np.ndarray, data: Mapping[str, np.ndarray], t: float, *, modified: bool
+) -> np.ndarray:
+    """P(X(T, T+t) = n | x, t_x, T), shape ``(rows, len(n))``.
+
+    Given alive at ``T`` the posterior is ``lambda ~ Gamma(r+x, alpha+T)`` and ``p ~ Beta(a,
+    b')``, independent, ``b' = b+x`` (BG/NBD; ``b+x+1`` for MBG/NBD, whose customers also
+    survived the flip at time 0). The future count is ``min(N, J)`` for ``N ~ Poisson(lambda
+    t)`` purchases and the purchase ``J`` after which the customer drops out, so (the
+    conditional counterpart of FHL 2005, eq. 8; Fader, Hardie & Lee 2007, note "BG/NBD
+    conditional PMF")::
+
+        P(X = n | alive) = B(a, b'+n)/B(a, b') NB(n; r+x, z)
+                           + [n >= 1] B(a+1, b'+n-1)/B(a, b') I_z(n, r+x)
+
+    with ``z = t/(alpha+T+t)``, ``NB`` the negative binomial pmf of the mixed Poisson count
+    and ``I_z`` its tail ``P(N >= n)`` (``scipy.special.betainc``). The customer is dead at
+    ``T`` with probability ``1 - P(alive)``, which adds to ``n = 0``.
+    """
+    r, alpha, a, b = (float(v) for v in params)
+    m = 1.0 if modified else 0.0
+    x, big_t = data["frequency"][:, None], data["T"][:, None]
+    nn = np.asarray(n, dtype=float).ravel()[None, :]
+    alive = _probability_alive(
+        params, data["frequency"], data["recency"], data["T"], modified=modified
+    )[:, None]
+    shape, b_post = r + x, b + x + m
+    log_at, log_all = np.log(alpha + big_t), np.log(alpha + big_t + t)
+    log_nb = (
+        gammaln(shape + nn)
+        - gammaln(shape)
+        - gammaln(nn + 1.0)
+        + shape * (log_at - log_all)
+        + xlogy(nn, t)
+        - nn * log_all
+    )
+    stays = np.exp(betaln(a, b_post + nn) - betaln(a, b_post) + log_nb)
+    positive = nn > 0
+    z = t / (alpha + big_t + t)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tail = betainc(np.where(positive, nn, 1.0), shape, z)
+        drops = np.exp(betaln(a + 1.0, b_post + nn - 1.0) - betaln(a, b_post)) * tail
+    given_alive = stays + np.where(positive, drops, 0.0)
+    return alive * given_alive + np.where(positive, 0.0, 1.0 - alive)
+
+
 # ---------------------------------------------------------------------------------------------
 # Time-invariant covariates (CLVTools' static covariates for BG/NBD)
 # ---------------------------------------------------------------------------------------------
@@ -937,7 +984,67 @@ class _BetaGeoFamily(CovariateModelMixin, BaseModel):
         )
         return self._series(values, summary, "probability_alive")
 
-    def probability_of_purchases(self, n: int | Any, t: float | str) -> float | pd.Series:
+    def probability_of_purchases(
+        self, summary: pd.DataFrame | Any, n: int | Any = None, t: float | str | None = None
+    ) -> pd.Series | pd.DataFrame | float:
+        """Probability that each customer makes exactly ``n`` repeat purchases in the next
+        ``t`` periods, given their history: ``P(X(T, T+t) = n | frequency, recency, T)``.
+
+        The conditional counterpart of FHL 2005, eq. (8) (the function
+        ``_conditional_probability_of_purchases`` of this module gives the derivation); it sums
+        to one over ``n`` and its mean is :meth:`expected_purchases`. The old call
+        ``probability_of_purchases(n, t)`` (for a new customer) still works with a
+        ``FutureWarning``; it is :meth:`probability_of_purchases_new_customer`.
+
+        Parameters
+        ----------
+        summary : DataFrame
+            Customers with ``frequency``, ``recency`` and ``T`` in the unit of the fit.
+        n : int or array-like of int
+            Number(s) of repeat purchases, >= 0.
+        t : float or str
+            Length of the period: a duration with unit or a number of periods.
+
+        Returns
+        -------
+        Series or DataFrame
+            A Series ``probability`` aligned with ``summary.index`` for a scalar ``n``;
+            otherwise a DataFrame with one column per ``n``.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> from custval import BetaGeoModel
+        >>> model = BetaGeoModel.from_params(r=0.2426, alpha=4.4135, a=0.7929, b=2.4258, freq="W")
+        >>> customer = pd.DataFrame({"frequency": [2], "recency": [30.43], "T": [38.86]})
+        >>> model.probability_of_purchases(customer, [0, 1, 2], "39W").round(3).values.tolist()
+        [[0.445, 0.239, 0.144]]
+        """
+        if not isinstance(summary, pd.DataFrame):
+            warnings.warn(
+                "probability_of_purchases(n, t) for a new customer is now "
+                "probability_of_purchases_new_customer(n, t); probability_of_purchases(summary, "
+                "n, t) is conditional on each customer's history",
+                FutureWarning,
+                stacklevel=2,
+            )
+            return self.probability_of_purchases_new_customer(summary, n)
+        data = self._prediction_data(summary)
+        counts = self._purchase_counts(n, noun="purchases")
+        horizon = self._duration(t)
+        if np.ndim(horizon) != 0:
+            raise DataError(f"t must be one horizon (a number or a duration), got {t!r}")
+        values = _conditional_probability_of_purchases(
+            self._params(), counts, data, float(horizon), modified=self._modified
+        )
+        if counts.ndim == 0:
+            return self._series(values[:, 0], summary, "probability")
+        columns = pd.Index(counts.ravel(), name="n")
+        return pd.DataFrame(values, index=summary.index, columns=columns)
+
+    def probability_of_purchases_new_customer(
+        self, n: int | Any, t: float | str
+    ) -> float | pd.Series:
         """Probability that a new customer makes exactly ``n`` repeat purchases in ``(0, t]``.
 
         FHL 2005, eq. (8) for BG/NBD (and its MBG/NBD counterpart), with the finite sum written
@@ -959,7 +1066,7 @@ class _BetaGeoFamily(CovariateModelMixin, BaseModel):
         --------
         >>> from custval import BetaGeoModel
         >>> model = BetaGeoModel.from_params(r=0.2426, alpha=4.4135, a=0.7929, b=2.4258, freq="W")
-        >>> round(model.probability_of_purchases(0, "39W"), 4)
+        >>> round(model.probability_of_purchases_new_customer(0, "39W"), 4)
         0.5743
         """
         params = self._params()
@@ -1021,6 +1128,16 @@ class _BetaGeoFamily(CovariateModelMixin, BaseModel):
         return pd.Series(
             values, index=pd.Index(np.asarray(t).ravel(), name="t"), name="expected_purchases"
         )
+
+    # -- the value-kernel contract of custval.clv (README "Design notes") ----------------------
+    def _value_kernel(self, terms: Any) -> Any:
+        """The BG/NBD family's kernel for :func:`custval.customer_lifetime_value` (None, the
+        generic quadrature of :meth:`expected_purchases`, for other parameters)."""
+        if tuple(self.params_.index) != ("r", "alpha", "a", "b"):
+            return None
+        from custval.models._beta_geo_clv import BetaGeoKernel
+
+        return BetaGeoKernel(self, terms)
 
 
 class BetaGeoModel(_BetaGeoFamily):

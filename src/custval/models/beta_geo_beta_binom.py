@@ -488,3 +488,12 @@ class BetaGeoBetaBinomModel(BaseModel):
             raise DataError(f"t must be a single number of opportunities here, got {t!r}")
         values = _probability_of_purchases(params, counts, int(horizon))
         return self._by_count(counts, values)
+
+    # -- the value-kernel contract of custval.clv (README "Design notes") ----------------------
+    def _value_kernel(self, terms: Any) -> Any:
+        """Refuses :func:`custval.customer_lifetime_value`: discrete opportunities."""
+        raise DataError(
+            f"{self._name()} is a model of discrete opportunities, not of purchases in "
+            "continuous time; customer_lifetime_value needs a model such as BetaGeoModel, "
+            "ModifiedBetaGeoModel or ParetoNBDModel"
+        )

@@ -407,3 +407,30 @@ class GammaGammaModel(CovariateModelMixin, BaseModel):
                 stacklevel=2,
             )
         return self._series(values, summary, "expected_spend")
+
+    def _likelihood_rows(self, data: Mapping[str, np.ndarray]) -> np.ndarray:
+        return data["frequency"] > 0  # fitted on repeat buyers only (note 025)
+
+    # -- the spend contract of custval.clv (README "Design notes") -----------------------------
+    def _affine_spend(self) -> _AffineSpend | None:
+        """The expected spend as ``A(x) + B(x) * monetary_value`` for parameter draws in
+        :func:`custval.clv_interval`, or None where it is not affine (other parameters)."""
+        if tuple(self.params_.index) != ("p", "q", "gamma"):
+            return None
+        return _AffineSpend()
+
+
+class _AffineSpend:
+    """Gamma-Gamma's expected spend, affine in the observed mean (note 025, eq. 5)."""
+
+    def coefficients(self, params: np.ndarray, frequency: np.ndarray) -> tuple[Any, Any]:
+        """``A(x), B(x)`` at ``params`` for the distinct ``frequency`` values."""
+        n = len(frequency)
+        both = _expected_spend(  # at m = 0 and m = 1, in one call
+            params, np.concatenate([frequency, frequency]), np.repeat([0.0, 1.0], n)
+        )
+        return both[:n], both[n:] - both[:n]
+
+    def admissible(self, thetas: np.ndarray) -> np.ndarray:
+        """Draws with a finite mean spend (``q > 1``)."""
+        return thetas[:, 1] > 1.0

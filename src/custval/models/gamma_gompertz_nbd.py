@@ -51,6 +51,7 @@ from sklearn.utils.validation import check_is_fitted
 from custval._units import annual_rate_to_period
 from custval.errors import ConvergenceError, CustvalWarning, DataError
 from custval.models._base import BaseModel, unique_index
+from custval.models._log_quadrature import gauss_legendre as _gauss_legendre
 from custval.models.pareto_nbd import ParetoNBDModel
 
 __all__ = ["GammaGompertzNBDModel"]
@@ -62,12 +63,6 @@ _EXPM1_SWITCH = 1.0  # b u above which log(g + e^(b u) - 1) is written around b 
 _S_BOUND = 50.0  # bound on s in the fit that finds the start (see _initial_params)
 _LOG_BOUND = 30.0  # log-parameters stay in [-30, 30], as in the base's optimiser
 _EXPM1_LIMIT = 700.0  # b tau above which e^(b tau) would overflow
-
-
-def _gauss_legendre(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Gauss-Legendre nodes and weights on [0, 1]."""
-    x, w = np.polynomial.legendre.leggauss(n)
-    return 0.5 * (x + 1.0), 0.5 * w
 
 
 #: the likelihood's rule: 32 nodes reach ~1e-14 against high-precision quadrature (64: the same)
@@ -568,8 +563,9 @@ class GammaGompertzNBDModel(BaseModel):
         )
         return self._series(values, summary, name)
 
-    def probability_alive(self, summary: pd.DataFrame) -> pd.Series:
-        """Probability that each customer is alive at the end of observation, ``T``.
+    def probability_alive(self, summary: pd.DataFrame, t: float | str | None = None) -> pd.Series:
+        """Probability that each customer is alive now (``T``, for ``t=None``) or ``t`` periods
+        later.
 
         The share of the likelihood from lifetimes longer than ``T`` (BG12 section 3).
 
@@ -577,6 +573,11 @@ class GammaGompertzNBDModel(BaseModel):
         ----------
         summary : DataFrame
             Customers with ``frequency``, ``recency`` and ``T`` in the unit of the fit.
+        t : float or str, optional
+            Periods after ``T`` (a duration with unit or a number of periods): alive at ``T``
+            times ``P(tau > T+t | tau > T) = ((beta + e^(bT) - 1) / (beta + e^(b(T+t)) -
+            1))^s``, the survival under the posterior ``Gamma(s, beta + e^(bT) - 1)`` of
+            ``eta`` (BG12 section 3).
 
         Returns
         -------
@@ -595,7 +596,17 @@ class GammaGompertzNBDModel(BaseModel):
         [0.316]
         """
         data = self._prediction_data(summary)
-        return self._series(np.exp(self._log_alive(data)), summary, "probability_alive")
+        log_alive = self._log_alive(data)
+        if t is not None:
+            horizon = self._duration(t)
+            if np.ndim(horizon) != 0:
+                raise DataError(f"t must be one horizon (a number or a duration), got {t!r}")
+            _, _, b, s, beta = self._params()
+            big_t = data["T"]
+            log_alive = log_alive + s * (
+                _log_base(b, beta, big_t) - _log_base(b, beta, big_t + float(horizon))
+            )
+        return self._series(np.exp(log_alive), summary, "probability_alive")
 
     def expected_purchases(self, summary: pd.DataFrame, t: float | str) -> pd.Series:
         """Expected number of repeat purchases of each customer in the next ``t`` periods.
@@ -689,6 +700,16 @@ class GammaGompertzNBDModel(BaseModel):
         if not (np.isfinite(delta) and delta >= 0):
             raise DataError(f"the discount rate must be finite and >= 0, got {delta!r} per period")
         return self._expected(summary, np.inf if t is None else self._duration(t), delta, "dert")
+
+    # -- the value-kernel contract of custval.clv (README "Design notes") ----------------------
+    def _value_kernel(self, terms: Any) -> Any:
+        """The GGom/NBD's kernel for :func:`custval.customer_lifetime_value`: its DERT, for
+        finite and infinite horizons (None, the generic path, for a ``step=`` grid)."""
+        if terms.step is not None:
+            return None
+        from custval.models._gamma_gompertz_nbd_clv import GammaGompertzNBDKernel
+
+        return GammaGompertzNBDKernel(self, terms)
 
     def expected_purchases_new_customer(self, t: float | str | Any) -> float | pd.Series:
         """Expected repeat purchases of a newly acquired customer in their first ``t`` periods.

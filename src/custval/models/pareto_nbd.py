@@ -41,7 +41,7 @@ integrals of the derivatives of the integrand (differentiation under the integra
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -53,6 +53,9 @@ from custval._units import annual_rate_to_period
 from custval.errors import DataError
 from custval.models._base import BaseModel
 from custval.models._covariates import CovariateModelMixin
+from custval.models._log_quadrature import QUAD_DROP as _QUAD_DROP
+from custval.models._log_quadrature import concave_log_quadrature as _concave_log_quadrature
+from custval.models._log_quadrature import gauss_legendre as _gauss_legendre
 from custval.models._special import digamma_rising, log_rising
 
 __all__ = ["ParetoNBDModel"]
@@ -60,8 +63,6 @@ __all__ = ["ParetoNBDModel"]
 _SERIES_MAX_Z = 0.9  # above this z (at t_x) J is integrated by quadrature instead
 _SERIES_RTOL = 1e-17  # stop when a term is below this fraction of the partial sum
 _SERIES_MAX_TERMS = 520  # ratio < 0.9: 400 terms reach 1e-17 (with the tail); a safety net
-_QUAD_DROP = 44.0  # keep the part of a concave log-integrand within e^-44 of its maximum
-_NEWTON_STEPS = 12
 _S_NEAR_ONE = 1e-7
 _PAIR_KEYS = (
     "_pair_x",
@@ -69,12 +70,6 @@ _PAIR_KEYS = (
     "_pair_lo",
     "_pair_hi",
 )  # |s - 1| below which the removable singularity at s = 1 is stepped around
-
-
-def _gauss_legendre(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Gauss-Legendre nodes and weights on [0, 1]."""
-    x, w = np.polynomial.legendre.leggauss(n)
-    return 0.5 * (x + 1.0), 0.5 * w
 
 
 _GL64 = _gauss_legendre(64)
@@ -137,54 +132,6 @@ def _ratio_series(
                 inv_e, inv_c, term = inv_e[going], inv_c[going], term[going]
     total = out[0]
     return np.log(total), out[1] / total, out[2] / total, out[3] / total
-
-
-def _concave_log_quadrature(
-    log_f: Callable[[np.ndarray, np.ndarray], np.ndarray],
-    slope: Callable[[np.ndarray, np.ndarray], np.ndarray],
-    lo: np.ndarray,
-    hi: np.ndarray,
-    peak: np.ndarray,
-    nodes: tuple[np.ndarray, np.ndarray],
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``log integral_lo^hi exp(log_f(v)) dv`` for log-concave integrands, row-wise.
-
-    ``log_f(v, rows)`` and ``slope(v, rows)`` evaluate the log-integrand and its derivative at
-    ``v`` (shape ``(k,)`` or ``(k, n_nodes)``) for the rows ``rows``; ``peak`` is the maximiser
-    on ``[lo, hi]``. The interval is first narrowed to where the integrand is within
-    ``e^-_QUAD_DROP`` of its maximum (Newton's method on a concave function from the outside
-    converges monotonically without overshooting), then integrated by Gauss-Legendre.
-
-    Returns the log-integral, the nodes ``(n_rows, n_nodes)`` and the normalized weights of the
-    nodes in the integral (summing to one per row), for integrals of ``g exp(log_f)``.
-    """
-    rows = np.arange(lo.shape[0])
-    top = log_f(peak, rows)
-    target = top - _QUAD_DROP
-    left, right = lo.copy(), hi.copy()
-    with np.errstate(all="ignore"):
-        for end, step_sign in ((left, 1.0), (right, -1.0)):
-            far = log_f(end, rows) < target
-            if not np.any(far):
-                continue
-            v = end[far]
-            sub = rows[far]
-            for _ in range(_NEWTON_STEPS):
-                gap = target[far] - log_f(v, sub)
-                d = slope(v, sub)
-                step = np.where((gap > 0) & (step_sign * d > 0), gap / d, 0.0)
-                v = v + step
-            end[far] = np.where(np.isfinite(v), v, end[far])
-        width = np.maximum(right - left, 0.0)
-        x, w = nodes
-        v = left[:, None] + width[:, None] * x[None, :]
-        log_w = log_f(v, rows) - top[:, None]
-        weights = w[None, :] * np.exp(log_w)
-        total = weights.sum(axis=1)
-        log_integral = top + np.log(width) + np.log(total)
-        weights = weights / np.where(total > 0, total, 1.0)[:, None]
-    log_integral = np.where(width > 0, log_integral, -np.inf)
-    return log_integral, v, weights
 
 
 def _log_j_series(
@@ -1063,3 +1010,13 @@ class ParetoNBDModel(CovariateModelMixin, BaseModel):
             self._params(), data["frequency"], data["recency"], data["T"], delta
         )
         return self._series(values, summary, "dert")
+
+    # -- the value-kernel contract of custval.clv (README "Design notes") ----------------------
+    def _value_kernel(self, terms: Any) -> Any:
+        """The Pareto/NBD's kernel for :func:`custval.customer_lifetime_value` (None, the
+        generic quadrature of :meth:`expected_purchases`, for other parameters)."""
+        if tuple(self.params_.index) != ("r", "alpha", "s", "beta"):
+            return None
+        from custval.models._pareto_nbd_clv import ParetoNBDKernel
+
+        return ParetoNBDKernel(self, terms)

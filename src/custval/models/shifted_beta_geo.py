@@ -19,6 +19,7 @@ customers lost in period ``t`` contribute ``log P(T = t)`` and those still activ
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from typing import Any, ClassVar, Self
 
@@ -27,10 +28,11 @@ import pandas as pd
 from scipy.special import betaln, expit
 from sklearn.utils.validation import check_is_fitted
 
+from custval._units import annual_rate_to_period
 from custval.errors import DataError
 from custval.models._base import BaseModel
+from custval.models._log_quadrature import GL256, concave_log_quadrature
 from custval.models._special import digamma_rising, log_rising
-from custval.models.pareto_nbd import _GL256, _concave_log_quadrature
 
 __all__ = ["ShiftedBetaGeoModel"]
 
@@ -111,7 +113,7 @@ def _log_discounted_sum(alpha: float, b: np.ndarray, d: float) -> np.ndarray:
         up = slope(mid, rows) > 0
         left, right = np.where(up, mid, left), np.where(up, right, mid)
     peak = 0.5 * (left + right)
-    log_int, _, _ = _concave_log_quadrature(log_f, slope, lo, hi, peak, _GL256)
+    log_int, _, _ = concave_log_quadrature(log_f, slope, lo, hi, peak, GL256)
     return np.log1p(d) + log_int - betaln(alpha, b)
 
 
@@ -392,7 +394,12 @@ class ShiftedBetaGeoModel(BaseModel):
         )
 
     def discounted_expected_residual_lifetime(
-        self, discount_rate: float, renewals_so_far: Any = 0
+        self,
+        period_discount_rate: float | None = None,
+        renewals_so_far: Any = 0,
+        *,
+        annual_discount_rate: float | None = None,
+        discount_rate: float | None = None,
     ) -> float | pd.Series:
         """Discounted expected residual lifetime (DERL) after ``renewals_so_far`` renewals.
 
@@ -402,8 +409,12 @@ class ShiftedBetaGeoModel(BaseModel):
 
         Parameters
         ----------
-        discount_rate : float
-            Discount rate per period (0.1 for 10% a period), > 0.
+        period_discount_rate : float, optional
+            Discount rate per period (0.1 for 10% a period), > 0. ``discount_rate`` is its
+            deprecated name.
+        annual_discount_rate : float, optional
+            Instead: an annual rate (0.10 for 10% a year), converted with the model's unit
+            (``freq_``), as in :func:`custval.customer_lifetime_value`.
         renewals_so_far : int or array-like of int, default 0
             Renewals made (``n - 1`` in FH10).
 
@@ -419,7 +430,7 @@ class ShiftedBetaGeoModel(BaseModel):
         >>> round(model.discounted_expected_residual_lifetime(0.1, renewals_so_far=4), 2)
         5.89
         """
-        d = self._discount(discount_rate)
+        d = self._period_rate(period_discount_rate, annual_discount_rate, discount_rate)
         renewals = np.asarray(renewals_so_far)
         periods = self._periods(renewals, minimum=0, name="renewals_so_far")
         values = _discounted_expected_residual_lifetime(self._params(), d, periods)
@@ -431,13 +442,23 @@ class ShiftedBetaGeoModel(BaseModel):
             name="derl",
         )
 
-    def discounted_expected_lifetime(self, discount_rate: float) -> float:
+    def discounted_expected_lifetime(
+        self,
+        period_discount_rate: float | None = None,
+        *,
+        annual_discount_rate: float | None = None,
+        discount_rate: float | None = None,
+    ) -> float:
         """Discounted expected lifetime (DEL) of a new customer (FH10).
 
         Parameters
         ----------
-        discount_rate : float
-            Discount rate per period, > 0.
+        period_discount_rate : float, optional
+            Discount rate per period (0.1 for 10% a period), > 0. ``discount_rate`` is its
+            deprecated name.
+        annual_discount_rate : float, optional
+            Instead: an annual rate (0.10 for 10% a year), converted with the model's unit
+            (``freq_``), as in :func:`custval.customer_lifetime_value`.
 
         Returns
         -------
@@ -452,7 +473,10 @@ class ShiftedBetaGeoModel(BaseModel):
         >>> round(model.discounted_expected_lifetime(0.1), 3)
         3.695
         """
-        return _discounted_expected_lifetime(self._params(), self._discount(discount_rate))
+        return _discounted_expected_lifetime(
+            self._params(),
+            self._period_rate(period_discount_rate, annual_discount_rate, discount_rate),
+        )
 
     def expected_lifetime(self, renewals_so_far: Any = None) -> float | pd.Series:
         """Mean lifetime in periods (infinite when ``alpha <= 1``).
@@ -488,6 +512,39 @@ class ShiftedBetaGeoModel(BaseModel):
             name="expected_lifetime",
         )
 
+    def _period_rate(
+        self,
+        period_discount_rate: float | None,
+        annual_discount_rate: float | None,
+        discount_rate: float | None,
+    ) -> float:
+        """The discount rate per period from exactly one of its names (``discount_rate``: the
+        deprecated name of ``period_discount_rate``)."""
+        if discount_rate is not None:
+            warnings.warn(
+                "discount_rate= is now period_discount_rate= (a rate per period); "
+                "annual_discount_rate= takes an annual rate",
+                FutureWarning,
+                stacklevel=3,
+            )
+            if period_discount_rate is not None:
+                raise DataError("give period_discount_rate or its old name discount_rate, not both")
+            period_discount_rate = discount_rate
+        if (period_discount_rate is None) == (annual_discount_rate is None):
+            raise DataError(
+                "give exactly one of period_discount_rate (per period, 0.1 for 10%) and "
+                "annual_discount_rate (0.10 for 10% a year)"
+            )
+        if annual_discount_rate is not None:
+            if getattr(self, "freq_", None) is None:
+                raise DataError(
+                    f"annual_discount_rate needs the model's period, but this {self._name()} "
+                    "does not know it; give period_discount_rate, or create it with "
+                    "from_params(..., freq='M')"
+                )
+            period_discount_rate = annual_rate_to_period(float(annual_discount_rate), self.freq_)
+        return self._discount(period_discount_rate)
+
     @staticmethod
     def _discount(discount_rate: float) -> float:
         try:
@@ -496,7 +553,26 @@ class ShiftedBetaGeoModel(BaseModel):
             d = float("nan")
         if not (np.isfinite(d) and d > 0):
             raise DataError(
-                f"discount_rate must be a finite rate per period > 0 (0.1 for 10%), got "
+                f"period_discount_rate must be a finite rate per period > 0 (0.1 for 10%), got "
                 f"{discount_rate!r}; for undiscounted lifetimes use expected_lifetime"
             )
         return d
+
+    def log_likelihood(self, summary: Any) -> pd.Series:
+        """Not per customer: the sBG likelihood is over cohorts' counts (``log_likelihood_``)."""
+        raise DataError(
+            f"{self._name()} is fitted on cohorts' active counts, not on a summary of "
+            "customers, so it has no per-customer log-likelihood; its fitted total is "
+            "log_likelihood_"
+        )
+
+    # -- the value-kernel contract of custval.clv (README "Design notes") ----------------------
+    def _value_kernel(self, terms: Any) -> Any:
+        """Refuses :func:`custval.customer_lifetime_value`: a subscription model values
+        renewals, not purchases (also for its subclasses, e.g. the BdW)."""
+        raise DataError(
+            f"{self._name()} has no expected_purchases(summary, t): it is a model of "
+            "subscriptions (renewals in discrete periods), not of purchases in continuous time; "
+            "customer_lifetime_value needs a model such as BetaGeoModel, ModifiedBetaGeoModel "
+            "or ParetoNBDModel (value subscribers with discounted_expected_residual_lifetime)"
+        )

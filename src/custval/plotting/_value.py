@@ -16,6 +16,7 @@ from matplotlib.axes import Axes
 from matplotlib.ticker import FuncFormatter
 
 from custval._format import count, money, number, percent
+from custval._metrics import BY_ABSOLUTE, SMALLER_IS_BETTER
 from custval._units import normalize_freq, parse_duration
 from custval.errors import DataError
 from custval.plotting._common import (
@@ -605,14 +606,12 @@ def plot_model_comparison(
     """
     if not isinstance(comparison, pd.DataFrame) or "best_model" not in comparison.attrs:
         raise DataError("plot_model_comparison needs the table from compare_models")
-    from custval.evaluation import _BY_ABSOLUTE, _SMALLER_IS_BETTER
-
     metric = metric or comparison.attrs["metric"]
-    if metric not in comparison.columns or metric not in _SMALLER_IS_BETTER:
+    if metric not in comparison.columns or metric not in SMALLER_IS_BETTER:
         raise DataError(f"metric {metric!r} is not a column of the comparison")
     values = comparison[metric].astype(float)
-    key = values.abs() if metric in _BY_ABSOLUTE else values
-    ordered = key.sort_values(ascending=_SMALLER_IS_BETTER[metric], na_position="last")
+    key = values.abs() if metric in BY_ABSOLUTE else values
+    ordered = key.sort_values(ascending=SMALLER_IS_BETTER[metric], na_position="last")
     best = ordered.index[0]
     ax = get_ax(ax, figsize=(6.5, 0.6 * len(values) + 1.8))
     names = list(ordered.index)[::-1]
@@ -633,7 +632,7 @@ def plot_model_comparison(
     else:
         title = f"{best}: {label} {values[best]:.4g}"
     ax.set_title(title, fontsize=10)
-    direction = "lower is better" if _SMALLER_IS_BETTER[metric] else "higher is better"
+    direction = "lower is better" if SMALLER_IS_BETTER[metric] else "higher is better"
     scope = "holdout purchases per customer" if metric in ("mae", "rmse", "bias", "msle") else ""
     ax.set_xlabel(f"{label} ({direction}{'; ' + scope if scope else ''})")
     ax.set_ylabel("Model")
