@@ -36,12 +36,15 @@ from scipy import optimize
 
 from _simulate_models import simulate_beta_geo, simulate_gamma_gamma
 from custval import (
+    BetaDiscreteWeibullModel,
     BetaGeoBetaBinomModel,
+    BetaGeoCNBDModel,
     BetaGeoModel,
     ConvergenceError,
     CustvalWarning,
     DataError,
     GammaGammaModel,
+    ModifiedBetaGeoCNBDModel,
     ModifiedBetaGeoModel,
     ParetoNBDModel,
     ShiftedBetaGeoModel,
@@ -152,11 +155,12 @@ MODELS: dict[str, Callable[[], object]] = {
     "BG/BB": BetaGeoBetaBinomModel,
     "Gamma-Gamma": GammaGammaModel,
     "sBG": ShiftedBetaGeoModel,
+    "BG/CNBD-2": lambda: BetaGeoCNBDModel(k=2),
+    "MBG/CNBD-2": lambda: ModifiedBetaGeoCNBDModel(k=2),
+    "BdW": BetaDiscreteWeibullModel,
 }
 COHORT_MODELS = {"sBG", "BdW"}
-#: models still to list (not yet passing on every case): "BdW": BetaDiscreteWeibullModel,
-#: "GGom/NBD": GammaGompertzNBDModel, "BG/CNBD-2": lambda: BetaGeoCNBDModel(k=2),
-#: "MBG/CNBD-2": lambda: ModifiedBetaGeoCNBDModel(k=2)
+#: models still to list (not yet passing on every case): "GGom/NBD": GammaGompertzNBDModel
 
 
 def _data(model_name: str, case: str, seed: int):
