@@ -44,6 +44,7 @@ from custval import (
     CustvalWarning,
     DataError,
     GammaGammaModel,
+    GammaGompertzNBDModel,
     ModifiedBetaGeoCNBDModel,
     ModifiedBetaGeoModel,
     ParetoNBDModel,
@@ -158,9 +159,9 @@ MODELS: dict[str, Callable[[], object]] = {
     "BG/CNBD-2": lambda: BetaGeoCNBDModel(k=2),
     "MBG/CNBD-2": lambda: ModifiedBetaGeoCNBDModel(k=2),
     "BdW": BetaDiscreteWeibullModel,
+    "GGom/NBD": GammaGompertzNBDModel,
 }
 COHORT_MODELS = {"sBG", "BdW"}
-#: models still to list (not yet passing on every case): "GGom/NBD": GammaGompertzNBDModel
 
 
 def _data(model_name: str, case: str, seed: int):
@@ -229,6 +230,9 @@ CASES = [
     for seed in SEEDS
     if not (model == "Gamma-Gamma" and case == "everyone buys every period")  # = simulated
     and not (model in COHORT_MODELS - {"sBG"} and case == "ties")  # = simulated for cohorts
+    # GGom/NBD's objective is a quadrature (each case 10-60 s with the oracle's 20 restarts):
+    # both seeds only where its several optima showed (simulated, ties), one seed elsewhere
+    and not (model == "GGom/NBD" and case not in {"simulated", "ties"} and seed != SEEDS[0])
 ]
 
 
