@@ -177,3 +177,26 @@ def test_errors_name_the_problem() -> None:
     monthly = BetaDiscreteWeibullModel.from_params(alpha=0.7, beta=1.2, c=1.3, freq="M")
     with pytest.raises(DataError, match="BdW model has no expected_purchases"):
         custval.customer_lifetime_value(monthly, 1.0, summary, horizon="12M")
+
+
+def test_survival_is_exact_far_along_the_no_heterogeneity_ridge() -> None:
+    # alpha, beta -> inf with alpha / (alpha + beta) = theta: everyone churns with theta, so
+    # S(t) -> (1 - theta)^(t^c), to O(1/alpha). As a difference of betaln values (~1e11 at
+    # 1e10) it would carry errors of ~1e-5 and could even exceed 1 (a positive log S).
+    theta, c = 0.3, 1.4
+    t = np.arange(0.0, 12.0)
+    limit = t**c * np.log1p(-theta)
+    for scale in (1e8, 1e10, 1e12):
+        params = np.array([theta * scale, (1.0 - theta) * scale, c])
+        log_s, grad = bdw._log_survival_grad(params, t)
+        assert np.all(log_s <= 0.0)
+        np.testing.assert_allclose(log_s, limit, rtol=0.0, atol=1e4 / scale + 1e-13)
+        # the slope along the ridge (alpha, beta up together) is O(1/scale)
+        along = grad[0] * params[0] + grad[1] * params[1]
+        assert np.all(np.abs(along) < 1e4 / scale + 1e-12)
+    # the likelihood of a cohort: churn terms log(S(t-1) - S(t)) at the limit too
+    data = {"period": np.array([1.0, 2.0, 3.0, 3.0]), "censored": np.array([0.0, 0.0, 0.0, 1.0])}
+    ll, _ = bdw._loglik_grad(np.array([theta * 1e12, (1.0 - theta) * 1e12, c]), data)
+    s = np.exp(np.arange(4.0) ** c * np.log1p(-theta))
+    expected = np.log([s[0] - s[1], s[1] - s[2], s[2] - s[3], s[3]])
+    np.testing.assert_allclose(ll, expected, rtol=1e-9)

@@ -554,3 +554,26 @@ def test_finite_for_heavy_buyers_and_long_histories(model_class, k):
     data = {c: customers[c].to_numpy() for c in customers}
     ll, grad = bg_cnbd._loglik_grad(np.array(list(TRUTH.values())), data, k, modified=False)
     assert np.all(np.isfinite(ll)) and np.all(np.isfinite(grad))
+
+
+@pytest.mark.parametrize("modified", [False, True])
+def test_loglik_is_exact_far_along_the_ridges(modified: bool) -> None:
+    # r, alpha -> inf with r / alpha fixed (one purchase rate for all) and a, b -> inf with
+    # a / (a + b) fixed (one dropout probability): the log-likelihood converges at rate
+    # 1/alpha. As differences of gammaln / betaln / logs it would carry errors of ~1e-4 per
+    # customer at 1e11 and a gradient of noise (ConvergenceError on such data).
+    data = {
+        "frequency": np.array([0.0, 1.0, 3.0, 6.0, 10.0]),
+        "recency": np.array([0.0, 5.0, 20.0, 30.0, 38.0]),
+        "T": np.array([40.0, 40.0, 35.0, 40.0, 40.0]),
+    }
+    lls, slopes = [], []
+    for scale in (1e9, 1e11, 1e13):
+        params = np.array([0.2 * scale, scale, 0.1 * scale, 0.9 * scale])
+        ll, grad = bg_cnbd._loglik_grad(params, data, 2, modified=modified)
+        lls.append(ll.sum())
+        g = grad.sum(axis=0) * params  # in log-parameters
+        slopes.append((g[0] + g[1], g[2] + g[3]))
+    assert lls[1] == pytest.approx(lls[2], rel=1e-10)
+    assert lls[0] == pytest.approx(lls[2], rel=1e-7)
+    assert np.all(np.abs(slopes[1:]) < 1e-6)

@@ -156,7 +156,8 @@ def test_heavy_buyers_are_finite_and_exact() -> None:
         return np.exp(log_f - (r + x) * (np.log(alpha + tau) - np.log(alpha + t_x)))
 
     j = integrate.quad(integrand, t_x, big_t, epsabs=0.0, epsrel=1e-12, limit=200)[0]
-    log_j_ref = np.log(j) - (r + x) * np.log(alpha + t_x)
+    # J carries the factors alpha^r beta^s (see _log_death_integral)
+    log_j_ref = np.log(j) - (r + x) * np.log(alpha + t_x) + r * np.log(alpha) + s * np.log(beta)
     log_j, _ = ggom._log_death_integral(
         p, np.array([x]), np.array([t_x]), np.array([big_t]), gradient=False
     )
@@ -468,3 +469,47 @@ def test_errors_name_the_problem() -> None:
         model.probability_alive(bad)
     with pytest.raises(DataError, match="t must be finite and >= 0"):
         model.expected_purchases_new_customer(-1)
+
+
+# ------------------------------------------------------------------ numerics at the edges
+def test_death_integral_with_a_fast_hazard_after_a_delay_is_exact() -> None:
+    # b large against the interval: the Gompertz factor turns from growth into decay within
+    # ~1/b of d = log(beta - 1) / b (complex singularities at d +- i pi / b), where a fit's
+    # best point can lie (nobody dies before d); the graded pieces keep the rule exact
+    p = np.array([0.85, 16.0, 6.0, 0.005, np.exp(30.0)])
+    r, alpha, b, s, beta = p
+    d = np.log(beta - 1.0) / b
+    for x, t_x, big_t in [(0, 0.0, 40.0), (2, 3.0, 50.0), (3, 4.8, 20.0), (1, 10.0, 30.0)]:
+
+        def integrand(tau: float, x: float = x) -> float:
+            log_f = b * tau - (s + 1) * np.log(beta + np.expm1(b * tau))
+            return np.exp(log_f - (r + x) * np.log(alpha + tau) + r * np.log(alpha))
+
+        points = [q for q in (d - 1.0, d - 0.2, d, d + 0.2, d + 1.0) if t_x < q < big_t]
+        j = integrate.quad(
+            integrand, t_x, big_t, points=points or None, epsabs=0.0, epsrel=1e-13, limit=500
+        )[0]
+        log_j, _ = ggom._log_death_integral(
+            p, np.array([float(x)]), np.array([t_x]), np.array([big_t]), gradient=False
+        )
+        # J carries beta^s (see _log_death_integral)
+        assert log_j[0] == pytest.approx(np.log(j) + s * np.log(beta), rel=1e-12, abs=1e-12)
+
+
+def test_loglik_and_gradient_are_exact_far_along_the_ridges() -> None:
+    # r, alpha -> inf with r / alpha fixed (one purchase rate for all) and s, beta -> inf
+    # with s / beta fixed (one Gompertz eta for all): the log-likelihood converges at rate
+    # 1/alpha. Written as differences of gammaln and of logs it would carry errors of ~1e-4
+    # per customer at 1e11, and the optimiser would follow that noise on such a ridge.
+    data = _arrays(_simulate(200, SIM, seed=5))
+    lls, grads = [], []
+    for scale in (1e9, 1e11, 1e13):
+        theta = np.log([0.15 * scale, scale, 0.05, 0.4 * scale, scale])
+        ll, grad = ggom._loglik_core(np.exp(theta), data, gradient=True)
+        lls.append(ll.sum())
+        grads.append(grad.sum(axis=1) * np.exp(theta))
+    assert lls[1] == pytest.approx(lls[2], rel=1e-10)
+    assert lls[0] == pytest.approx(lls[2], rel=1e-8)
+    # along the ridge (r, alpha up together; s, beta up together) the slope vanishes
+    for grad in grads[1:]:
+        assert abs(grad[0] + grad[1]) < 1e-6 and abs(grad[3] + grad[4]) < 1e-6

@@ -36,12 +36,15 @@ from scipy import optimize
 
 from _simulate_models import simulate_beta_geo, simulate_gamma_gamma
 from custval import (
+    BetaDiscreteWeibullModel,
     BetaGeoBetaBinomModel,
+    BetaGeoCNBDModel,
     BetaGeoModel,
     ConvergenceError,
     CustvalWarning,
     DataError,
     GammaGammaModel,
+    ModifiedBetaGeoCNBDModel,
     ModifiedBetaGeoModel,
     ParetoNBDModel,
     ShiftedBetaGeoModel,
@@ -152,11 +155,16 @@ MODELS: dict[str, Callable[[], object]] = {
     "BG/BB": BetaGeoBetaBinomModel,
     "Gamma-Gamma": GammaGammaModel,
     "sBG": ShiftedBetaGeoModel,
+    "BG/CNBD-2": lambda: BetaGeoCNBDModel(k=2),
+    "MBG/CNBD-2": lambda: ModifiedBetaGeoCNBDModel(k=2),
+    "BdW": BetaDiscreteWeibullModel,
 }
 COHORT_MODELS = {"sBG", "BdW"}
-#: models still to list (not yet passing on every case): "BdW": BetaDiscreteWeibullModel,
-#: "GGom/NBD": GammaGompertzNBDModel, "BG/CNBD-2": lambda: BetaGeoCNBDModel(k=2),
-#: "MBG/CNBD-2": lambda: ModifiedBetaGeoCNBDModel(k=2)
+#: not yet listed: "GGom/NBD": GammaGompertzNBDModel. Its cases here all reach the best of 20
+#: restarts (OPENBLAS_CORETYPE unset), but under Sandybridge "all one-time buyers but one"
+#: seed 0 raises ConvergenceError: one start stops (ABNORMAL, max |gradient| 0.42) at an
+#: objective 0.1551 below the 0.1606 that every other start and the oracle reach, so a better
+#: region exists where the likelihood or its gradient is still inaccurate.
 
 
 def _data(model_name: str, case: str, seed: int):
@@ -225,6 +233,9 @@ CASES = [
     for seed in SEEDS
     if not (model == "Gamma-Gamma" and case == "everyone buys every period")  # = simulated
     and not (model in COHORT_MODELS - {"sBG"} and case == "ties")  # = simulated for cohorts
+    # GGom/NBD's objective is a quadrature (each case 10-60 s with the oracle's 20 restarts):
+    # both seeds only where its several optima showed (simulated, ties), one seed elsewhere
+    and not (model == "GGom/NBD" and case not in {"simulated", "ties"} and seed != SEEDS[0])
 ]
 
 

@@ -32,9 +32,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
-from scipy.special import betaln, digamma
 
 from custval.errors import DataError
+from custval.models._special import digamma_rising, log_rising
 from custval.models.shifted_beta_geo import ShiftedBetaGeoModel
 
 __all__ = ["BetaDiscreteWeibullModel"]
@@ -43,20 +43,25 @@ _MAX_TERMS = 5_000_000  # DERL sums at most this many periods (discount rates ab
 
 
 def _log_survival_grad(params: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``log S(t)`` (FHLDS18 eq. 5) and its gradient in (alpha, beta, c), ``(n,)``, ``(3, n)``."""
+    """``log S(t)`` (FHLDS18 eq. 5) and its gradient in (alpha, beta, c), ``(n,)``, ``(3, n)``.
+
+    ``log B(alpha, beta+u) - log B(alpha, beta) = log (beta)_u - log (alpha+beta)_u`` (rising
+    factorials, :mod:`custval.models._special`), so that nothing cancels where ``alpha, beta``
+    grow together (customers without heterogeneity); ``S <= 1`` holds exactly.
+    """
     alpha, beta, c = params
     t = np.asarray(t, dtype=float)
-    with np.errstate(divide="ignore"):
-        log_t = np.where(t > 0, np.log(np.where(t > 0, t, 1.0)), -np.inf)
-    u = np.where(t > 0, np.exp(c * log_t), 0.0)
-    psi_ab = digamma(alpha + beta)
-    psi_abu = digamma(alpha + beta + u)
-    psi_bu = digamma(beta + u)
-    log_s = betaln(alpha, beta + u) - betaln(alpha, beta)
+    positive = t > 0
+    log_t = np.log(np.where(positive, t, 1.0))
+    u = np.where(positive, np.exp(c * log_t), 0.0)
+    d_ab = digamma_rising(alpha + beta, u)
+    d_b = digamma_rising(beta, u)
+    log_s = np.minimum(log_rising(beta, u) - log_rising(alpha + beta, u), 0.0)
     grad = np.empty((3, t.shape[0]))
-    grad[0] = psi_ab - psi_abu
-    grad[1] = psi_bu - psi_abu - digamma(beta) + psi_ab
-    grad[2] = np.where(t > 0, (psi_bu - psi_abu) * u * np.where(t > 0, log_t, 0.0), 0.0)
+    grad[0] = -d_ab
+    grad[1] = d_b - d_ab
+    # psi(beta+u) - psi(alpha+beta+u) = -(psi(beta+u+alpha) - psi(beta+u))
+    grad[2] = -digamma_rising(beta + u, alpha) * u * log_t
     return log_s, grad
 
 
@@ -67,17 +72,23 @@ def _loglik_grad(
 
     Rows are ``(period t, censored)``: ``log P(T = t) = log(S(t-1) - S(t))`` for churn in
     period ``t``, ``log S(t)`` for customers still active after period ``t`` (FHLDS18 eq. 7).
+    ``log rho = log S(t) - log S(t-1) = log (beta+v)_du - log (alpha+beta+v)_du`` with
+    ``v = (t-1)^c``, ``du = t^c - (t-1)^c`` is taken directly (no difference of two logs).
     """
     t, censored = data["period"], data["censored"] > 0
+    alpha, beta, c = params
     log_s, grad_s = _log_survival_grad(params, t)
     log_prev, grad_prev = _log_survival_grad(params, t - 1.0)
     # log(S(t-1) - S(t)) = log S(t-1) + log(1 - rho), rho = S(t)/S(t-1) < 1
-    log_rho = np.minimum(log_s - log_prev, 0.0)
+    prev = t - 1.0
+    v = np.where(prev > 0, np.exp(c * np.log(np.where(prev > 0, prev, 1.0))), 0.0)
+    du = np.maximum(np.exp(c * np.log(np.maximum(t, 1.0))) - v, 0.0)
+    log_rho = np.minimum(log_rising(beta + v, du) - log_rising(alpha + beta + v, du), 0.0)
     with np.errstate(divide="ignore"):
         churn = log_prev + np.log(-np.expm1(log_rho))
     rho = np.exp(log_rho)
     with np.errstate(divide="ignore", invalid="ignore"):
-        grad_churn = (grad_prev - rho * grad_s) / (1.0 - rho)
+        grad_churn = (grad_prev - rho * grad_s) / (-np.expm1(log_rho))
     ll = np.where(censored, log_s, churn)
     grad = np.where(censored, grad_s, grad_churn)
     return ll, grad.T

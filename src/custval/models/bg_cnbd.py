@@ -63,6 +63,7 @@ from sklearn.utils.validation import check_is_fitted
 from custval._validation import bad_values_message, require_columns, require_numeric
 from custval.errors import ConvergenceError, CustvalWarning, DataError
 from custval.models._base import BaseModel, _unique_rows
+from custval.models._special import digamma_rising, log_rising
 
 __all__ = ["BetaGeoCNBDModel", "estimate_regularity"]
 
@@ -94,45 +95,55 @@ def _loglik_grad(
     params: np.ndarray, data: Mapping[str, np.ndarray], k: int, *, modified: bool
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per-row log-likelihood without the ``litt`` term (see the module docstring) and its
-    gradient in ``(r, alpha, a, b)``; with ``k = 1`` this is the BG/NBD (MBG/NBD) likelihood."""
+    gradient in ``(r, alpha, a, b)``; with ``k = 1`` this is the BG/NBD (MBG/NBD) likelihood.
+
+    Written without cancellation at large parameters (on a ridge ``r, alpha`` or ``a, b`` reach
+    1e8 and beyond), as the BG/NBD's (:class:`custval.models.beta_geo._Pieces`):
+    ``log G(n) - log G(r)`` and the beta-function ratio as rising factorials
+    (:mod:`custval.models._special`), ``r log(alpha) - n log(alpha+T)`` as ``-r log1p(T/alpha)
+    - k x log(alpha+T)``, ``log((alpha+T)/(alpha+t_x))`` as ``log1p((T-t_x)/(alpha+t_x))`` and
+    ``b + x + m - 1`` with ``b`` added last (exact for tiny ``b``).
+    """
     r, alpha, a, b = (float(v) for v in params)
     m = 1.0 if modified else 0.0
     x, t_x, big_t = data["frequency"], data["recency"], data["T"]
-    n = r + k * x
+    kx = k * x
+    n = r + kx
+    gap = big_t - t_x
+    inv_at = 1.0 / (alpha + big_t)
+    inv_atx = 1.0 / (alpha + t_x)
     log_at = np.log(alpha + big_t)
-    log_ratio = log_at - np.log(alpha + t_x)
-    s, s_n, s_j = _phase_sums(n, (big_t - t_x) / (alpha + big_t), k)
+    log1p_t = np.log1p(big_t / alpha)
+    log_ratio = np.log1p(gap * inv_atx)
+    s, s_n, s_j = _phase_sums(n, gap * inv_at, k)
     log_s = np.log(s)
-    shifted = b + x + m - 1.0  # b + x - 1 (BG), b + x (MBG)
+    shifted = (x + (m - 1.0)) + b  # b + x - 1 (BG), b + x (MBG); exact for tiny b
     second = np.ones_like(x, dtype=bool) if modified else x > 0
     with np.errstate(divide="ignore", invalid="ignore"):
         d = np.where(second, math.log(a) - np.log(shifted) + n * log_ratio, -np.inf)
         inv_shifted = np.where(second, 1.0 / shifted, 0.0)
     w = expit(d - log_s)  # posterior probability of having dropped out
+    rising_ab = log_rising(a + b, x + m)
     ll = (
-        gammaln(n)
-        - gammaln(r)
-        + r * math.log(alpha)
-        + betaln(a, b + x + m)
-        - betaln(a, b)
-        - n * log_at
+        log_rising(r, kx)
+        + log_rising(b, x + m)
+        - rising_ab
+        - r * log1p_t
+        - kx * log_at
         + np.logaddexp(log_s, d)
     )
-    inv_at = 1.0 / (alpha + big_t)
-    psi_abx = digamma(a + b + x + m)
-    psi_ab = digamma(a + b)
+    d_ab = digamma_rising(a + b, x + m)
     grad = np.empty((len(x), 4))
-    grad[:, 0] = (
-        digamma(n) - digamma(r) + math.log(alpha) - log_at + (1.0 - w) * s_n / s + w * log_ratio
-    )
+    grad[:, 0] = digamma_rising(r, kx) - log1p_t + (1.0 - w) * s_n / s + w * log_ratio
+    # d/d alpha of r log(alpha) - n log(alpha+T) is r T/(alpha (alpha+T)) - k x/(alpha+T)
     grad[:, 1] = (
-        r / alpha
-        - n * inv_at
+        r * big_t * inv_at / alpha
+        - kx * inv_at
         - (1.0 - w) * s_j / s * inv_at
-        + w * n * (inv_at - 1.0 / (alpha + t_x))
+        - w * n * gap * inv_at * inv_atx
     )
-    grad[:, 2] = psi_ab - psi_abx + w / a
-    grad[:, 3] = digamma(b + x + m) - psi_abx - digamma(b) + psi_ab - w * inv_shifted
+    grad[:, 2] = w / a - d_ab
+    grad[:, 3] = digamma_rising(b, x + m) - d_ab - w * inv_shifted
     return ll, grad
 
 

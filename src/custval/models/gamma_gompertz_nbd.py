@@ -26,7 +26,13 @@ integrand (``-alpha`` of ``(alpha + tau)^-(r+x)``, or ``log(1 - beta) / b`` of `
 moves at least ``pi`` away from the real axis, so the rule converges geometrically (the Pareto/NBD
 quadrature of :mod:`custval.models.pareto_nbd` uses the same change of variable). The interval
 is first narrowed to where the integrand is within ``e^-44`` of its largest value on a grid, so
-heavy buyers (``(alpha + tau)^-(r+x)`` falling by many orders of magnitude) stay exact. The
+heavy buyers (``(alpha + tau)^-(r+x)`` falling by many orders of magnitude) stay exact. Where
+``b`` is large against the interval, the lifetime density turns from growth into decay within
+``~1/b`` of ``log(beta - 1) / b`` (complex singularities ``pi / b`` off the axis): the interval
+is then cut into pieces graded geometrically away from that point (``_panels``). The factors
+``alpha^r`` and ``beta^s`` are taken inside the terms (``(1 + tau/alpha)^-r``,
+``(1 + expm1(b tau)/beta)^-s``), so that nothing cancels on the ridges ``r, alpha -> inf`` and
+``s, beta -> inf``. The
 gradient is the quadrature of the gradient of the log-integrand (differentiation under the
 integral), so it is exact for the computed likelihood up to the quadrature error (~1e-14).
 
@@ -45,13 +51,14 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 from scipy import optimize
-from scipy.special import digamma, gammaln
+from scipy.special import gammaln
 from sklearn.utils.validation import check_is_fitted
 
 from custval._units import annual_rate_to_period
 from custval.errors import ConvergenceError, CustvalWarning, DataError
 from custval.models._base import BaseModel, unique_index
 from custval.models._log_quadrature import gauss_legendre as _gauss_legendre
+from custval.models._special import digamma_rising, log_rising
 from custval.models.pareto_nbd import ParetoNBDModel
 
 __all__ = ["GammaGompertzNBDModel"]
@@ -68,6 +75,7 @@ _EXPM1_LIMIT = 700.0  # b tau above which e^(b tau) would overflow
 #: the likelihood's rule: 32 nodes reach ~1e-14 against high-precision quadrature (64: the same)
 _GL32 = _gauss_legendre(32)
 _GL128 = _gauss_legendre(128)
+_GL16 = _gauss_legendre(16)  # per piece of a graded mesh (see _panels)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -183,46 +191,140 @@ def _log_integral(
 
 
 def _frequency_terms(r: float, data: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """``lgamma(r+x) - lgamma(r)`` and ``digamma(r+x) - digamma(r)``, once per distinct x."""
+    """``lgamma(r+x) - lgamma(r)`` and ``digamma(r+x) - digamma(r)``, once per distinct x
+    (taken directly, :mod:`custval.models._special`: exact at large ``r``)."""
     if "_x_unique" in data:
         x_u, inverse = data["_x_unique"], data["_x_inverse"]
     else:
         x_u, inverse = unique_index(np.asarray(data["frequency"], dtype=float))
-    return (gammaln(r + x_u) - gammaln(r))[inverse], (digamma(r + x_u) - digamma(r))[inverse]
+    return log_rising(r, x_u)[inverse], digamma_rising(r, x_u)[inverse]
+
+
+def _log1p_base(b: float, beta: float, tau: Any) -> np.ndarray:
+    """``log((beta + e^(b tau) - 1) / beta) = log1p(expm1(b tau) / beta)``, without the
+    cancellation of ``log(beta + e^(b tau) - 1) - log(beta)`` at large ``beta``."""
+    z = b * np.asarray(tau, dtype=float)
+    with np.errstate(over="ignore", invalid="ignore"):
+        q = np.expm1(np.minimum(z, _EXPM1_LIMIT)) / beta
+        out = np.log1p(q)
+    far = ~np.isfinite(q) | (z > _EXPM1_LIMIT)
+    if np.any(far):
+        out = np.where(far, _log_base(b, beta, z / b) - np.log(beta), out)
+    return out
+
+
+def _panels(
+    b: float, beta: float, t_lo: np.ndarray, t_hi: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """The pieces of ``[t_lo, t_hi]`` (per row) the death integral is summed over, as arrays
+    ``(pieces, rows)`` of their ends, and the Gauss-Legendre rule of each piece.
+
+    For ``beta > 1`` the Gompertz factor ``e^(b tau) (beta + e^(b tau) - 1)^-(s+1)`` has
+    complex singularities at ``d +- i pi / b``, ``d = log(beta - 1) / b`` (where its growth
+    turns into decay): when ``b`` is large against the interval (``b (t_hi - t_lo) > 2``), one
+    rule on the whole interval converges slowly or not at all (a fast hazard after a delay
+    ``d``: a fit's best point can lie there). The interval is then cut at ``d +- 2^j / b``,
+    ``j = 0, 1, ...`` (a mesh graded geometrically away from ``d``), so that every piece is
+    shorter than its distance to the singularities and 16 nodes per piece reach ~1e-20.
+    Otherwise one piece with 32 nodes.
+    """
+    span = float(np.max(t_hi - t_lo, initial=0.0))
+    if not (beta > 1.0 and b * span > 2.0):
+        return t_lo[None, :], t_hi[None, :], _GL32
+    d = float(np.log(beta - 1.0) / b)
+    reach = float(np.max(np.abs(t_hi - d), initial=0.0)) + float(np.max(np.abs(t_lo - d)))
+    steps = 2.0 ** np.arange(int(np.ceil(np.log2(b * reach + 1.0))) + 1) / b
+    cuts = np.concatenate([d - steps[::-1], d + steps])
+    edges = np.clip(cuts[None, :], t_lo[:, None], t_hi[:, None])
+    edges = np.concatenate([t_lo[:, None], edges, t_hi[:, None]], axis=1)
+    keep = np.flatnonzero(np.any(edges[:, 1:] > edges[:, :-1], axis=0))
+    return edges[:, keep].T, edges[:, keep + 1].T, _GL16
 
 
 def _log_death_integral(
     params: np.ndarray, x: np.ndarray, t_lo: np.ndarray, t_hi: np.ndarray, *, gradient: bool
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """``log J`` with ``J = integral_{t_lo}^{t_hi} e^(b tau) (beta + e^(b tau) - 1)^-(s+1)
-    (alpha + tau)^-(r+x) d tau`` and, optionally, ``d log J / d(r, alpha, b, s, beta)``
-    (shape ``(5, n)``; zero where ``J = 0``)."""
-    r, alpha, b, s, beta = params
-    m = min(alpha, _singularity_shift(b, beta))
-    p = (r + x)[:, None]
+    """``log J`` with ``J = alpha^r beta^s integral_{t_lo}^{t_hi} e^(b tau)
+    (beta + e^(b tau) - 1)^-(s+1) (alpha + tau)^-(r+x) d tau`` and, optionally,
+    ``d log J / d(r, alpha, b, s, beta)`` (shape ``(5, n)``; zero where ``J = 0``).
 
-    def tau_of(v: np.ndarray) -> np.ndarray:
-        return np.maximum(np.exp(v) - m, 0.0)
+    The factors ``alpha^r beta^s`` are taken inside, as ``(1 + tau/alpha)^-r`` and
+    ``(1 + expm1(b tau)/beta)^-s``, so that nothing cancels where ``r, alpha`` or ``s, beta``
+    grow together (the likelihood's ridges). The shift ``m`` of ``v = log(m + tau)`` is at
+    most the end of the piece (:func:`_panels`) integrated: a singularity farther away than
+    the piece is long leaves the rule converging as fast, while a large shift would cost
+    precision in ``tau = e^v - m``.
+    """
+    r, alpha, b, s, beta = params
+    n = x.shape[0]
+    lo, hi, nodes = _panels(b, beta, t_lo, t_hi)
+    pieces = lo.shape[0]
+    lo, hi = lo.ravel(), hi.ravel()  # the pieces of all rows as rows of one quadrature
+    m = np.minimum(min(alpha, _singularity_shift(b, beta)), np.where(hi > 0, hi, 1.0))
+    m = m[:, None]
+    xx = np.tile(x, pieces)[:, None]
+
+    def tau_of(v: np.ndarray, rows: np.ndarray | None) -> np.ndarray:
+        return np.maximum(np.exp(v) - (m if rows is None else m[rows]), 0.0)
 
     def log_f(v: np.ndarray, rows: np.ndarray | None) -> np.ndarray:
-        tau = tau_of(v)
-        pp = p if rows is None else p[rows]
-        return v + b * tau - (s + 1.0) * _log_base(b, beta, tau) - pp * np.log(alpha + tau)
+        tau = tau_of(v, rows)
+        x_r = xx if rows is None else xx[rows]
+        return (
+            v
+            + b * tau
+            - s * _log1p_base(b, beta, tau)
+            - _log_base(b, beta, tau)
+            - r * np.log1p(tau / alpha)
+            - x_r * np.log(alpha + tau)
+        )
 
-    log_j, v, weights = _log_integral(log_f, np.log(m + t_lo), np.log(m + t_hi))
+    log_j, v, weights = _log_integral(log_f, np.log(m[:, 0] + lo), np.log(m[:, 0] + hi), nodes)
+    if pieces > 1:  # the pieces' integrals add up; their nodes' weights scale by their shares
+        logs = log_j.reshape(pieces, n)
+        log_j = np.logaddexp.reduce(logs, axis=0)
     if not gradient:
         return log_j, None
-    tau = tau_of(v)
+    tau = tau_of(v, None)
+    if pieces > 1:
+        with np.errstate(invalid="ignore"):
+            shares = np.nan_to_num(np.exp(logs - log_j), nan=0.0)
+        k = v.shape[1]
+        weights = (weights.reshape(pieces, n, k) * shares[:, :, None]).transpose(1, 0, 2)
+        weights = weights.reshape(n, pieces * k)
+        tau = tau.reshape(pieces, n, k).transpose(1, 0, 2).reshape(n, pieces * k)
+    xx = x[:, None]
     log_base = _log_base(b, beta, tau)
     inv_base = np.exp(-log_base)
     ratio = np.exp(b * tau - log_base)  # e^(b tau) / (beta + e^(b tau) - 1)
+    inv_at = 1.0 / (alpha + tau)
     grad = np.empty((5, x.shape[0]))
-    grad[0] = -(weights * np.log(alpha + tau)).sum(axis=1)
-    grad[1] = -(r + x) * (weights / (alpha + tau)).sum(axis=1)
+    grad[0] = -(weights * np.log1p(tau / alpha)).sum(axis=1)
+    grad[1] = (weights * (r * tau / alpha - xx) * inv_at).sum(axis=1)
     grad[2] = (weights * tau * (1.0 - (s + 1.0) * ratio)).sum(axis=1)
-    grad[3] = -(weights * log_base).sum(axis=1)
-    grad[4] = -(s + 1.0) * (weights * inv_base).sum(axis=1)
+    grad[3] = -(weights * _log1p_base(b, beta, tau)).sum(axis=1)
+    grad[4] = (weights * (s * _expm1_share(b, beta, tau, inv_base) / beta - inv_base)).sum(axis=1)
     return log_j, grad
+
+
+def _expm1_share(b: float, beta: float, tau: Any, inv_base: np.ndarray) -> np.ndarray:
+    """``expm1(b tau) / (beta + expm1(b tau))`` given ``inv_base = 1 / (beta + expm1(b tau))``."""
+    z = b * np.asarray(tau, dtype=float)
+    direct = np.expm1(np.minimum(z, _EXPM1_LIMIT)) * inv_base  # exact while e^(b tau) is finite
+    return np.where(z <= _EXPM1_LIMIT, direct, 1.0 - beta * inv_base)
+
+
+def _log_alive_died(
+    params: np.ndarray, x: np.ndarray, t_x: np.ndarray, big_t: np.ndarray, *, gradient: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """The two terms of the likelihood over ``G(r+x)/G(r)``, in logs: alive at ``T``,
+    ``-s log1p(expm1(b T)/beta) - r log1p(T/alpha) - x log(alpha+T)``, and died in
+    ``(t_x, T]``, ``log(b s J)`` (``J`` of :func:`_log_death_integral`, with its gradient)."""
+    r, alpha, b, s, beta = params
+    alive = -s * _log1p_base(b, beta, big_t) - r * np.log1p(big_t / alpha)
+    alive -= x * np.log(alpha + big_t)
+    log_j, grad_j = _log_death_integral(params, x, t_x, big_t, gradient=gradient)
+    return alive, np.log(b) + np.log(s) + log_j, grad_j
 
 
 def _loglik_core(
@@ -232,29 +334,29 @@ def _loglik_core(
 
     log L = lgamma(r+x) - lgamma(r) + r log alpha
             + log[ S(T) (alpha+T)^-(r+x) + b s beta^s J ]
+
+    with ``r log alpha`` and ``s log beta`` taken inside the terms (:func:`_log_alive_died`).
     """
     r, alpha, b, s, beta = params
     x, t_x, big_t = data["frequency"], data["recency"], data["T"]
     lgam, dgam = _frequency_terms(r, data)
-    log_at = np.log(alpha + big_t)
-    log_base_t = _log_base(b, beta, big_t)
-    alive = s * (np.log(beta) - log_base_t) - (r + x) * log_at  # alive at T
-    log_j, grad_j = _log_death_integral(params, x, t_x, big_t, gradient=gradient)
-    died = np.log(b) + np.log(s) + s * np.log(beta) + log_j  # died in (t_x, T]
+    alive, died, grad_j = _log_alive_died(params, x, t_x, big_t, gradient=gradient)
     with np.errstate(invalid="ignore"):
         log_sum = np.logaddexp(alive, died)
-    ll = lgam + r * np.log(alpha) + log_sum
+    ll = lgam + log_sum
     if not gradient:
         return ll, None
     w_alive = np.exp(alive - log_sum)
     w_died = 1.0 - w_alive
+    log_base_t = _log_base(b, beta, big_t)
+    inv_base_t = np.exp(-log_base_t)
     ratio_t = np.exp(b * big_t - log_base_t)
     grad = grad_j * w_died
-    grad[0] += dgam + np.log(alpha) - w_alive * log_at
-    grad[1] += r / alpha - w_alive * (r + x) / (alpha + big_t)
+    grad[0] += dgam - w_alive * np.log1p(big_t / alpha)
+    grad[1] += w_alive * (r * big_t / alpha - x) / (alpha + big_t)
     grad[2] += w_died / b - w_alive * s * big_t * ratio_t
-    grad[3] += w_died * (1.0 / s + np.log(beta)) + w_alive * (np.log(beta) - log_base_t)
-    grad[4] += s / beta - w_alive * s * np.exp(-log_base_t)
+    grad[3] += w_died / s - w_alive * _log1p_base(b, beta, big_t)
+    grad[4] += w_alive * s * _expm1_share(b, beta, big_t, inv_base_t) / beta
     return ll, grad
 
 
@@ -269,11 +371,8 @@ def _as_flat(*values: Any) -> tuple[tuple[int, ...], list[np.ndarray]]:
 
 def _log_probability_alive(params: np.ndarray, frequency: Any, recency: Any, big_t: Any) -> Any:
     """``log P(alive at T | x, t_x, T)``: the first term of the likelihood over the sum."""
-    r, alpha, b, s, beta = params
     shape, (x, t_x, t_big) = _as_flat(frequency, recency, big_t)
-    alive = _log_survival(b, s, beta, t_big) - (r + x) * np.log(alpha + t_big)
-    log_j, _ = _log_death_integral(params, x, t_x, t_big, gradient=False)
-    died = np.log(b) + np.log(s) + s * np.log(beta) + log_j
+    alive, died, _ = _log_alive_died(params, x, t_x, t_big, gradient=False)
     return (alive - np.logaddexp(alive, died)).reshape(shape)
 
 
@@ -512,6 +611,36 @@ class GammaGompertzNBDModel(BaseModel):
         if np.all(np.isfinite(result.x)) and np.isfinite(result.fun):
             return np.exp(result.x)
         return start
+
+    def _starting_points(
+        self, data: Mapping[str, np.ndarray], weights: np.ndarray
+    ) -> list[np.ndarray]:
+        """The base's starts and, last, two towards the likelihood's other edges.
+
+        Besides ``b -> 0`` and ``s, beta -> inf`` (see :meth:`_initial_params`), the
+        likelihood can rise towards
+
+        * ``b, beta -> inf``, ``s -> 0`` with ``log(beta) / b`` and ``s b`` fixed: nobody
+          dies before a delay ``d = log(beta) / b``, then at the rate ``s b`` (as when
+          customers only drop out after a repeat purchase);
+        * ``beta, s -> 0`` with ``beta^s`` fixed: a share ``1 - beta^s`` drops out at once,
+          the others at the rate ``s b``.
+
+        Starts near the Pareto/NBD do not reach them (on simulated BG/NBD data the fit then
+        stopped 2.3 below the best of 20 random restarts in log-likelihood, on heavily tied
+        data 8); these starts have ``b = 10 / d`` with ``d`` a tenth of the mean ``T``, the
+        data-based start's initial dropout rate ``s b / beta`` and ``beta = e^10`` (so that
+        ``b d = 10``), respectively ``beta = e^-10``. Both run only when no earlier start
+        reached a verified interior optimum.
+        """
+        starts = super()._starting_points(data, weights)
+        r, alpha, b, s, beta = starts[-5]  # the base's data-based start (_initial_params)
+        delay = 0.1 * max(float(np.multiply(weights, data["T"]).sum() / weights.sum()), 1e-9)
+        fast = 10.0 / delay
+        rate = s * b / beta / fast
+        starts.append(np.array([r, alpha, fast, rate, np.exp(10.0)]))
+        starts.append(np.array([r, alpha, fast, rate, np.exp(-10.0)]))
+        return starts
 
     def _prepare_patterns(self, data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         uniques, inverse = unique_index(data["frequency"])
