@@ -553,14 +553,17 @@ def test_cli_report_refuses_bad_arguments(capsys):
 
 
 def test_setup_notebook_and_show_give_images_with_alt_text(monkeypatch):
+    import matplotlib as mpl
     import matplotlib.pyplot as plt
 
     shown = []
     monkeypatch.setattr("IPython.display.display", shown.append)
-    reports.setup_notebook()
-    _, ax = plt.subplots()
-    ax.set_title("Revenue rose 5%")
-    reports.figures.show(ax)
+    # setup_notebook sets the process's rcParams (titles on the left, ...): keep them to this test
+    with mpl.rc_context():
+        reports.setup_notebook()
+        _, ax = plt.subplots()
+        ax.set_title("Revenue rose 5%")
+        reports.figures.show(ax)
     (image,) = shown
     assert image.alt == "Revenue rose 5%" and image.data[:4] == b"\x89PNG"
     assert not plt.get_fignums()
