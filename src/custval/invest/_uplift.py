@@ -518,168 +518,36 @@ def estimate_uplift(
     t, y, binary = _check_inputs(frame, treatment, outcome, features, n_folds)
     encoder = _make_encoder(frame, features)
     X = encoder.transform(frame)
-    categorical = encoder.categorical_mask
-    n = len(frame)
-
-    # Cross-fitting: folds stratified by arm and by whether the outcome is positive.
-    strata = t.astype(int) * 2 + (y > 0).astype(int)
-    if np.bincount(strata, minlength=4)[np.bincount(strata, minlength=4) > 0].min() < n_folds:
-        strata = t.astype(int)
-    folds = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=random_state)
-    mu0, mu1, tau = np.empty(n), np.empty(n), np.empty(n)
     fit_kw = {
         "binary": binary,
         "method": method,
         "learner": learner,
-        "categorical": categorical,
+        "categorical": encoder.categorical_mask,
         "random_state": random_state,
     }
-    steps = n_folds + int(fit_final)
-    with (
-        threadpool_limits(limits=n_jobs, user_api="openmp"),
-        tqdm(total=steps, desc=f"uplift ({method}): fitting", disable=not progress) as bar,
-    ):
-        for train, test in folds.split(X, strata):
-            models = _fit_learners(X[train], t[train], y[train], **fit_kw)
-            mu0[test], mu1[test], tau[test] = _predict_learners(models, X[test], method)
-            bar.update()
-        final = _fit_learners(X, t, y, **fit_kw) if fit_final else None
-        bar.update(int(fit_final))
-
+    with threadpool_limits(limits=n_jobs, user_api="openmp"):
+        (mu0, mu1, tau), final = _cross_fit(
+            X, t, y, fit_kw, n_folds=n_folds, fit_final=fit_final, progress=progress
+        )
     ev = _Evaluator(t, y, mu0, mu1, tau)
-    point = ev(np.ones(n))
+    point = ev(np.ones(len(frame)))
+    boot = _Bootstrap(ev, point, n_bootstrap, alpha, random_state, progress)
+    z = stats.norm.ppf(1 - alpha / 2)
     yt, yc = y[t == 1], y[t == 0]
     dim, dim_se = _dim(yt, yc)
-    e = float(t.mean())
-    psi = mu1 - mu0 + t * (y - mu1) / e - (1 - t) * (y - mu0) / (1 - e)
-    aipw, aipw_se = float(psi.mean()), float(psi.std(ddof=1) / math.sqrt(n))
-
-    boot = {"dim": [], "aipw": [], "curve": [], "area": [], "decile": []}
-    if n_bootstrap:
-        rng = np.random.default_rng(random_state)
-        pos_t, pos_c = np.nonzero(ev.t == 1)[0], np.nonzero(ev.t == 0)[0]
-        for _ in tqdm(range(n_bootstrap), desc="uplift: bootstrap", disable=not progress):
-            w = np.bincount(pos_t[rng.integers(0, len(pos_t), len(pos_t))], minlength=n)
-            w = w + np.bincount(pos_c[rng.integers(0, len(pos_c), len(pos_c))], minlength=n)
-            for key, val in ev(w.astype(float)).items():
-                boot[key].append(val)
-    nan2 = np.array([np.nan, np.nan])
-
-    def interval(key: str) -> np.ndarray:
-        if not n_bootstrap:
-            shape = np.shape(point[key])
-            return np.full((2, *shape), np.nan)
-        return percentile_interval(np.asarray(boot[key], dtype=float), alpha)
-
-    z = stats.norm.ppf(1 - alpha / 2)
-    ate_rows = {}
-    for name, est, se, key in (
-        ("difference in means", dim, dim_se, "dim"),
-        ("model (cross-fitted AIPW)", aipw, aipw_se, "aipw"),
-    ):
-        lo, hi = interval(key) if n_bootstrap else nan2
-        ate_rows[name] = {
-            "estimate": est,
-            "std_error": se,
-            "ci_lower": est - z * se,
-            "ci_upper": est + z * se,
-            "p_value": float(2 * stats.norm.sf(abs(est) / se)) if se > 0 else float("nan"),
-            "bootstrap_ci_lower": float(lo),
-            "bootstrap_ci_upper": float(hi),
-        }
-    ate = pd.DataFrame.from_dict(ate_rows, orient="index")
-    ate.index.name = "estimator"
-
-    groups = pd.DataFrame(
-        {
-            "n": [len(yt), len(yc)],
-            "mean": [yt.mean(), yc.mean()],
-            "std": [yt.std(ddof=1), yc.std(ddof=1)],
-        },
-        index=pd.Index(["treated", "control"], name="arm"),
-    )
-
-    dec_frame = pd.DataFrame({"decile": ev.decile + 1, "t": ev.t, "y": ev.y, "tau": ev.tau})
-    dec_rows = []
-    dec_ci = interval("decile")
-    for d, part in dec_frame.groupby("decile", sort=True):
-        pt = part.loc[part["t"] == 1, "y"].to_numpy()
-        pc = part.loc[part["t"] == 0, "y"].to_numpy()
-        est, se = _dim(pt, pc)
-        dec_rows.append(
-            {
-                "decile": int(d),
-                "n": len(part),
-                "n_treated": len(pt),
-                "n_control": len(pc),
-                "predicted_uplift": float(part["tau"].mean()),
-                "treated_mean": float(pt.mean()) if len(pt) else np.nan,
-                "control_mean": float(pc.mean()) if len(pc) else np.nan,
-                "observed_uplift": est,
-                "std_error": se,
-                "ci_lower": float(dec_ci[0][int(d) - 1]),
-                "ci_upper": float(dec_ci[1][int(d) - 1]),
-            }
-        )
-    by_decile = pd.DataFrame(dec_rows).set_index("decile")
-
-    curve_ci = interval("curve")
-    qini = pd.DataFrame(
-        {
-            "fraction_targeted": ev.grid / n,
-            "n_targeted": ev.grid,
-            "incremental_outcome": point["curve"],
-            "random_targeting": dim * ev.grid,
-            "ci_lower": curve_ci[0],
-            "ci_upper": curve_ci[1],
-        }
-    )
-    area_ci = interval("area")
-
+    ate = _ate_table(ev, boot, z)
+    p_value = float(ate.loc["difference in means", "p_value"])
     mde = float((z + stats.norm.ppf(power)) * dim_se)
     distinguishable = bool(abs(dim) > z * dim_se)
-    p_value = float(ate.loc["difference in means", "p_value"])
-    level = f"{100 * (1 - alpha):g}%"
-    control_mean = float(yc.mean())
-    relative = f" ({dim / control_mean:+.0%} on the control mean)" if control_mean else ""
-    ci_text = f"{level} CI {number(dim - z * dim_se)} to {number(dim + z * dim_se)}"
-    if distinguishable:
-        message = (
-            f"The campaign changed {outcome} by {dim:+.4g} per customer{relative} ({ci_text}); "
-            f"the effect is distinguishable from zero (p = {p_value:.2g})."
-        )
-    else:
-        message = (
-            f"The effect on {outcome} is not distinguishable from zero: {dim:+.4g} per customer "
-            f"({ci_text}, p = {p_value:.2g}). With {len(yt):,} treated and {len(yc):,} control "
-            f"customers the minimum detectable effect at {power:.0%} power is {mde:.4g}."
-        )
-    assumptions = {
-        "design": "randomized campaign: treatment independent of features; design propensity "
-        "estimated as the share treated",
-        "propensity": e,
-        "method": method,
-        "learner": "HistGradientBoosting (custval defaults)"
-        if learner is None
-        else type(learner).__name__,
-        "features": features,
-        "categorical_features": list(encoder.categories),
-        "outcome": outcome,
-        "outcome_type": "binary" if binary else "continuous",
-        "n_folds": n_folds,
-        "n_bootstrap": n_bootstrap,
-        "bootstrap": "resampling customers within arm; out-of-fold predictions held fixed",
-        "alpha": alpha,
-        "random_state": random_state,
-    }
+    area_ci = boot.interval("area")
     return UpliftResult(
         outcome=outcome,
         outcome_type="binary" if binary else "continuous",
         method=method,
         ate=ate,
-        groups=groups,
-        by_decile=by_decile,
-        qini=qini,
+        groups=_arm_table(yt, yc),
+        by_decile=_decile_table(ev, boot),
+        qini=_qini_table(ev, point, boot, dim),
         qini_area=point["area"],
         qini_area_ci=(float(area_ci[0]), float(area_ci[1])),
         cate=pd.Series(tau, index=frame.index, name="uplift"),
@@ -691,10 +559,206 @@ def estimate_uplift(
             "distinguishable_from_zero": distinguishable,
             "p_value": p_value,
         },
-        message=message,
-        assumptions=assumptions,
+        message=_effect_message(outcome, yt, yc, z, alpha, power, p_value, mde),
+        assumptions={
+            "design": "randomized campaign: treatment independent of features; design "
+            "propensity estimated as the share treated",
+            "propensity": float(t.mean()),
+            "method": method,
+            "learner": "HistGradientBoosting (custval defaults)"
+            if learner is None
+            else type(learner).__name__,
+            "features": features,
+            "categorical_features": list(encoder.categories),
+            "outcome": outcome,
+            "outcome_type": "binary" if binary else "continuous",
+            "n_folds": n_folds,
+            "n_bootstrap": n_bootstrap,
+            "bootstrap": "resampling customers within arm; out-of-fold predictions held fixed",
+            "alpha": alpha,
+            "random_state": random_state,
+        },
         _frame=frame,
         _treatment=treatment,
         _encoder=encoder,
         _final=final,
+    )
+
+
+# --- the steps of estimate_uplift --------------------------------------------------------------
+
+
+def _cross_fit(
+    X: np.ndarray,
+    t: np.ndarray,
+    y: np.ndarray,
+    fit_kw: dict[str, Any],
+    *,
+    n_folds: int,
+    fit_final: bool,
+    progress: bool,
+) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], dict[str, Any] | None]:
+    """Out-of-fold ``(mu0, mu1, tau)`` for every customer, and the models fitted on everyone.
+
+    Folds are stratified by arm and by whether the outcome is positive (by arm alone where a
+    stratum has fewer customers than folds).
+    """
+    n = len(t)
+    strata = t.astype(int) * 2 + (y > 0).astype(int)
+    counts = np.bincount(strata, minlength=4)
+    if counts[counts > 0].min() < n_folds:
+        strata = t.astype(int)
+    folds = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=fit_kw["random_state"])
+    mu0, mu1, tau = np.empty(n), np.empty(n), np.empty(n)
+    steps = n_folds + int(fit_final)
+    label = f"uplift ({fit_kw['method']}): fitting"
+    with tqdm(total=steps, desc=label, disable=not progress) as bar:
+        for train, test in folds.split(X, strata):
+            models = _fit_learners(X[train], t[train], y[train], **fit_kw)
+            mu0[test], mu1[test], tau[test] = _predict_learners(models, X[test], fit_kw["method"])
+            bar.update()
+        final = _fit_learners(X, t, y, **fit_kw) if fit_final else None
+        bar.update(int(fit_final))
+    return (mu0, mu1, tau), final
+
+
+class _Bootstrap:
+    """The evaluation on customers resampled within arm (out-of-fold predictions held fixed)."""
+
+    def __init__(
+        self,
+        ev: _Evaluator,
+        point: dict[str, Any],
+        n_bootstrap: int,
+        alpha: float,
+        random_state: int,
+        progress: bool,
+    ) -> None:
+        self.point, self.alpha, self.n_bootstrap = point, alpha, n_bootstrap
+        self.draws: dict[str, list[Any]] = {key: [] for key in point}
+        if not n_bootstrap:
+            return
+        n = len(ev.t)
+        rng = np.random.default_rng(random_state)
+        pos_t, pos_c = np.nonzero(ev.t == 1)[0], np.nonzero(ev.t == 0)[0]
+        for _ in tqdm(range(n_bootstrap), desc="uplift: bootstrap", disable=not progress):
+            w = np.bincount(pos_t[rng.integers(0, len(pos_t), len(pos_t))], minlength=n)
+            w = w + np.bincount(pos_c[rng.integers(0, len(pos_c), len(pos_c))], minlength=n)
+            for key, val in ev(w.astype(float)).items():
+                self.draws[key].append(val)
+
+    def interval(self, key: str) -> np.ndarray:
+        """Percentile interval of ``key`` (NaN without resamples), shape ``(2, *shape)``."""
+        if not self.n_bootstrap:
+            return np.full((2, *np.shape(self.point[key])), np.nan)
+        return percentile_interval(np.asarray(self.draws[key], dtype=float), self.alpha)
+
+
+def _ate_table(ev: _Evaluator, boot: _Bootstrap, z: float) -> pd.DataFrame:
+    """The average effect by difference in means and by cross-fitted AIPW, with normal and
+    bootstrap intervals."""
+    t, y, mu0, mu1 = ev.t, ev.y, ev.mu0, ev.mu1
+    dim, dim_se = _dim(y[t == 1], y[t == 0])
+    e = float(t.mean())
+    psi = mu1 - mu0 + t * (y - mu1) / e - (1 - t) * (y - mu0) / (1 - e)
+    aipw, aipw_se = float(psi.mean()), float(psi.std(ddof=1) / math.sqrt(len(t)))
+    rows = {}
+    for name, est, se, key in (
+        ("difference in means", dim, dim_se, "dim"),
+        ("model (cross-fitted AIPW)", aipw, aipw_se, "aipw"),
+    ):
+        lo, hi = boot.interval(key)
+        rows[name] = {
+            "estimate": est,
+            "std_error": se,
+            "ci_lower": est - z * se,
+            "ci_upper": est + z * se,
+            "p_value": float(2 * stats.norm.sf(abs(est) / se)) if se > 0 else float("nan"),
+            "bootstrap_ci_lower": float(lo),
+            "bootstrap_ci_upper": float(hi),
+        }
+    ate = pd.DataFrame.from_dict(rows, orient="index")
+    ate.index.name = "estimator"
+    return ate
+
+
+def _arm_table(yt: np.ndarray, yc: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "n": [len(yt), len(yc)],
+            "mean": [yt.mean(), yc.mean()],
+            "std": [yt.std(ddof=1), yc.std(ddof=1)],
+        },
+        index=pd.Index(["treated", "control"], name="arm"),
+    )
+
+
+def _decile_table(ev: _Evaluator, boot: _Bootstrap) -> pd.DataFrame:
+    """Observed uplift by decile of predicted uplift (1 = highest)."""
+    frame = pd.DataFrame({"decile": ev.decile + 1, "t": ev.t, "y": ev.y, "tau": ev.tau})
+    lower, upper = boot.interval("decile")
+    rows = []
+    for d, part in frame.groupby("decile", sort=True):
+        pt = part.loc[part["t"] == 1, "y"].to_numpy()
+        pc = part.loc[part["t"] == 0, "y"].to_numpy()
+        est, se = _dim(pt, pc)
+        rows.append(
+            {
+                "decile": int(d),
+                "n": len(part),
+                "n_treated": len(pt),
+                "n_control": len(pc),
+                "predicted_uplift": float(part["tau"].mean()),
+                "treated_mean": float(pt.mean()) if len(pt) else np.nan,
+                "control_mean": float(pc.mean()) if len(pc) else np.nan,
+                "observed_uplift": est,
+                "std_error": se,
+                "ci_lower": float(lower[int(d) - 1]),
+                "ci_upper": float(upper[int(d) - 1]),
+            }
+        )
+    return pd.DataFrame(rows).set_index("decile")
+
+
+def _qini_table(
+    ev: _Evaluator, point: dict[str, Any], boot: _Bootstrap, dim: float
+) -> pd.DataFrame:
+    lower, upper = boot.interval("curve")
+    return pd.DataFrame(
+        {
+            "fraction_targeted": ev.grid / len(ev.t),
+            "n_targeted": ev.grid,
+            "incremental_outcome": point["curve"],
+            "random_targeting": dim * ev.grid,
+            "ci_lower": lower,
+            "ci_upper": upper,
+        }
+    )
+
+
+def _effect_message(
+    outcome: str,
+    yt: np.ndarray,
+    yc: np.ndarray,
+    z: float,
+    alpha: float,
+    power: float,
+    p_value: float,
+    mde: float,
+) -> str:
+    """One sentence on the average effect: its size and interval, or why it is not seen."""
+    dim, dim_se = _dim(yt, yc)
+    level = f"{100 * (1 - alpha):g}%"
+    control_mean = float(yc.mean())
+    relative = f" ({dim / control_mean:+.0%} on the control mean)" if control_mean else ""
+    ci_text = f"{level} CI {number(dim - z * dim_se)} to {number(dim + z * dim_se)}"
+    if abs(dim) > z * dim_se:
+        return (
+            f"The campaign changed {outcome} by {dim:+.4g} per customer{relative} ({ci_text}); "
+            f"the effect is distinguishable from zero (p = {p_value:.2g})."
+        )
+    return (
+        f"The effect on {outcome} is not distinguishable from zero: {dim:+.4g} per customer "
+        f"({ci_text}, p = {p_value:.2g}). With {len(yt):,} treated and {len(yc):,} control "
+        f"customers the minimum detectable effect at {power:.0%} power is {mde:.4g}."
     )
