@@ -153,130 +153,32 @@ def payback(
     5
     """
     unit = normalize_freq(freq)
-    unit_days = DAYS_PER_UNIT[unit]
-    cust = customers.reset_index() if "customer_id" not in customers.columns else customers
-    require_columns(cust, ["customer_id", acquisition_cost, acquisition_date], what="customers")
-    require_numeric(cust, [acquisition_cost], what="customers", nonnegative=True)
-    if cust["customer_id"].duplicated().any():
-        dup = cust["customer_id"][cust["customer_id"].duplicated()].head(5).tolist()
-        raise DataError(
-            f"customers has duplicated customer ids (first: {dup}); keep one row per customer"
-        )
-    acquired = to_datetime_column(cust, acquisition_date, what="customers")
-    if acquired.isna().any():
-        missing = cust["customer_id"][acquired.isna()].head(5).tolist()
-        raise DataError(
-            f"customers column {acquisition_date!r} has {int(acquired.isna().sum()):,} missing "
-            f"dates (customers {missing}); payback needs every customer's acquisition date"
-        )
-    if by == "cohort" and "cohort" not in cust.columns:
-        groups = acquired.dt.to_period(cohort_freq).astype(str)
-        group_label = f"acquisition cohort ({cohort_freq})"
-    elif by is None:
-        groups = pd.Series("all customers", index=cust.index)
-        group_label = "all customers"
-    else:
-        require_columns(cust, [by], what="customers")
-        groups = cust[by].astype(str)
-        group_label = by
-
-    # margins: observed revenue always needs one; the value table only when it is revenue
-    if isinstance(margin, str):
-        require_columns(cust, [margin], what="customers")
-        m_cust = cust[margin].to_numpy(dtype=float)
-        if np.any((m_cust <= 0) | (m_cust > 1) | ~np.isfinite(m_cust)):
-            raise DataError(f"customers column {margin!r} must hold margins in (0, 1]")
-        margin_shown: Any = f"column {margin!r} of customers"
-    else:
-        m_cust = np.full(len(cust), check_fraction("margin", margin, low_open=True))
-        margin_shown = float(margin)
-    basis = value_table.attrs.get("value_basis")
-    if basis == "revenue":
-        table_margin = (
-            pd.Series(m_cust, index=id_keys(cust["customer_id"]))
-            .reindex(id_keys(value_table.index))
-            .fillna(float(np.mean(m_cust)))
-            .to_numpy()
-        )
-        future, value_info = contribution_value(value_table, value, 1.0)
-        future = future * table_margin
-        value_info["margin_applied_here"] = margin_shown
-    else:
-        future, value_info = contribution_value(value_table, value, None)
-        table_margin_attr = value_table.attrs.get("margin")
-        if isinstance(table_margin_attr, int | float) and not isinstance(margin, str):
-            if not math.isclose(float(table_margin_attr), float(margin), rel_tol=1e-9):
-                warnings.warn(
-                    f"margin={margin!r} for observed revenue differs from the value table's "
-                    f"margin {table_margin_attr!r}; observed and expected contribution are on "
-                    "different margins",
-                    CustvalWarning,
-                    stacklevel=2,
-                )
-    future_by_key = pd.Series(future.to_numpy(dtype=float), index=id_keys(value_table.index))
-    keys = id_keys(cust["customer_id"])
-    f_cust = future_by_key.reindex(keys)
-    n_missing = int(f_cust.isna().sum())
-    f_cust = f_cust.fillna(0.0).to_numpy()
-
+    cust, acquired = _acquired_customers(customers, acquisition_cost, acquisition_date)
+    groups, group_label = _payback_groups(cust, acquired, by, cohort_freq)
+    m_cust, margin_shown = _observed_margins(cust, margin)
+    f_cust, value_info, n_missing = _future_contribution(
+        cust, value_table, value, margin, m_cust, margin_shown
+    )
     horizon_label = projection_horizon or value_table.attrs.get("horizon")
-    if horizon_label is None:
-        raise DataError(
-            "the value table does not record its horizon (attrs['horizon']); pass "
-            "projection_horizon='12M' (the period over which the expected value accrues)"
-        )
-    horizon = parse_duration(horizon_label, to=unit)
-    if not math.isfinite(horizon) or horizon <= 0:
-        raise DataError(
-            f"cannot spread the expected value over the horizon {horizon_label!r}; pass "
-            "projection_horizon= with a finite duration such as '36M'"
-        )
-
+    horizon = _projection_periods(horizon_label, unit)
     log = _check_log(transactions)
     if observation_end is None:
         observation_end = value_table.attrs.get("observation_end") or log["timestamp"].max()
     end = pd.Timestamp(observation_end)
-    tenure = ((end - acquired) / pd.Timedelta(days=unit_days)).to_numpy(dtype=float)
-    if np.any(tenure < 0):
-        first = cust["customer_id"][tenure < 0].head(5).tolist()
-        raise DataError(
-            f"{int((tenure < 0).sum()):,} customers were acquired after the observation end "
-            f"{end.date()} (first: {first}); drop them or pass a later observation_end"
-        )
+    tenure = _tenure(cust, acquired, end, unit)
 
     codes, labels = pd.factorize(groups, sort=True)
     n_groups = len(labels)
     n_per_group = np.bincount(codes, minlength=n_groups).astype(float)
     cost = cust[acquisition_cost].to_numpy(dtype=float)
     cac = np.bincount(codes, weights=cost, minlength=n_groups) / n_per_group
-
-    pos = pd.Series(np.arange(len(cust)), index=keys)
-    merged = log.assign(pos=pos.reindex(log["key"]).to_numpy())
-    merged = merged.loc[merged["pos"].notna()]
-    row = merged["pos"].to_numpy(dtype=int)
-    elapsed = (
-        (merged["timestamp"].to_numpy() - acquired.to_numpy()[row]) / pd.Timedelta(days=unit_days)
-    ).astype(float)
-    keep = (elapsed >= 0) & (merged["timestamp"].to_numpy() <= end)
-    row, elapsed = row[keep], elapsed[keep]
-    contribution = merged["amount"].to_numpy(dtype=float)[keep] * m_cust[row]
-    period_of = np.floor(elapsed).astype(int) + 1  # a purchase in [k-1, k) counts from period k
+    row, period_of, contribution = _contributions(log, cust, acquired, m_cust, end, unit)
     observed_total = np.bincount(row, weights=contribution, minlength=len(cust))
 
-    n_periods = math.ceil(np.max(tenure) + horizon) if len(cust) else 0
-    periods = np.arange(n_periods + 1)
-    observed = np.zeros((n_groups, n_periods + 1))
-    np.add.at(observed, (codes[row], np.minimum(period_of, n_periods)), contribution)
-    observed = np.cumsum(observed, axis=1)
-    projected = np.zeros((n_groups, n_periods + 1))
-    observed_count = np.zeros((n_groups, n_periods + 1))
-    for m in periods:
-        ramp = np.clip((m - tenure) / horizon, 0.0, 1.0)
-        projected[:, m] = np.bincount(codes, weights=f_cust * ramp, minlength=n_groups)
-        observed_count[:, m] = np.bincount(codes, weights=tenure >= m, minlength=n_groups)
-    curve = (observed + projected) / n_per_group[:, None]
-    observed_share = observed_count / n_per_group[:, None]
-
+    curve, observed_share = _cumulative_curves(
+        codes, n_groups, row, period_of, contribution, tenure, f_cust, horizon
+    )
+    periods = np.arange(curve.shape[1])
     rows = []
     curve_frames = []
     for g, label in enumerate(labels):
@@ -333,3 +235,172 @@ def payback(
             f"contribution is 0 ({money(0)})"
         )
     return PaybackResult(summary=summary, curves=curves, freq=unit, assumptions=assumptions)
+
+
+# --- the steps of payback ----------------------------------------------------------------------
+
+
+def _acquired_customers(
+    customers: pd.DataFrame, acquisition_cost: str, acquisition_date: str
+) -> tuple[pd.DataFrame, pd.Series]:
+    """The customer table (``customer_id`` a column) and each customer's acquisition date."""
+    cust = customers.reset_index() if "customer_id" not in customers.columns else customers
+    require_columns(cust, ["customer_id", acquisition_cost, acquisition_date], what="customers")
+    require_numeric(cust, [acquisition_cost], what="customers", nonnegative=True)
+    if cust["customer_id"].duplicated().any():
+        dup = cust["customer_id"][cust["customer_id"].duplicated()].head(5).tolist()
+        raise DataError(
+            f"customers has duplicated customer ids (first: {dup}); keep one row per customer"
+        )
+    acquired = to_datetime_column(cust, acquisition_date, what="customers")
+    if acquired.isna().any():
+        missing = cust["customer_id"][acquired.isna()].head(5).tolist()
+        raise DataError(
+            f"customers column {acquisition_date!r} has {int(acquired.isna().sum()):,} missing "
+            f"dates (customers {missing}); payback needs every customer's acquisition date"
+        )
+    return cust, acquired
+
+
+def _payback_groups(
+    cust: pd.DataFrame, acquired: pd.Series, by: str | None, cohort_freq: str
+) -> tuple[pd.Series, str]:
+    """Each customer's group label, and the name of the grouping."""
+    if by == "cohort" and "cohort" not in cust.columns:
+        return acquired.dt.to_period(cohort_freq).astype(str), f"acquisition cohort ({cohort_freq})"
+    if by is None:
+        return pd.Series("all customers", index=cust.index), "all customers"
+    require_columns(cust, [by], what="customers")
+    return cust[by].astype(str), by
+
+
+def _observed_margins(cust: pd.DataFrame, margin: float | str) -> tuple[np.ndarray, Any]:
+    """The margin on each customer's observed revenue, and how to show it."""
+    if isinstance(margin, str):
+        require_columns(cust, [margin], what="customers")
+        m_cust = cust[margin].to_numpy(dtype=float)
+        if np.any((m_cust <= 0) | (m_cust > 1) | ~np.isfinite(m_cust)):
+            raise DataError(f"customers column {margin!r} must hold margins in (0, 1]")
+        return m_cust, f"column {margin!r} of customers"
+    return np.full(len(cust), check_fraction("margin", margin, low_open=True)), float(margin)
+
+
+def _future_contribution(
+    cust: pd.DataFrame,
+    value_table: pd.DataFrame,
+    value: str,
+    margin: float | str,
+    m_cust: np.ndarray,
+    margin_shown: Any,
+) -> tuple[np.ndarray, dict[str, Any], int]:
+    """Each customer's expected future contribution (0 without a value-table row), what it is,
+    and how many customers have no row. A revenue table gets the customers' margins here."""
+    basis = value_table.attrs.get("value_basis")
+    if basis == "revenue":
+        table_margin = (
+            pd.Series(m_cust, index=id_keys(cust["customer_id"]))
+            .reindex(id_keys(value_table.index))
+            .fillna(float(np.mean(m_cust)))
+            .to_numpy()
+        )
+        future, value_info = contribution_value(value_table, value, 1.0)
+        future = future * table_margin
+        value_info["margin_applied_here"] = margin_shown
+    else:
+        future, value_info = contribution_value(value_table, value, None)
+        table_margin_attr = value_table.attrs.get("margin")
+        if isinstance(table_margin_attr, int | float) and not isinstance(margin, str):
+            if not math.isclose(float(table_margin_attr), float(margin), rel_tol=1e-9):
+                warnings.warn(
+                    f"margin={margin!r} for observed revenue differs from the value table's "
+                    f"margin {table_margin_attr!r}; observed and expected contribution are on "
+                    "different margins",
+                    CustvalWarning,
+                    stacklevel=3,
+                )
+    future_by_key = pd.Series(future.to_numpy(dtype=float), index=id_keys(value_table.index))
+    f_cust = future_by_key.reindex(id_keys(cust["customer_id"]))
+    n_missing = int(f_cust.isna().sum())
+    return f_cust.fillna(0.0).to_numpy(), value_info, n_missing
+
+
+def _projection_periods(horizon_label: str | None, unit: str) -> float:
+    """The horizon over which the expected value accrues, in periods of ``unit``."""
+    if horizon_label is None:
+        raise DataError(
+            "the value table does not record its horizon (attrs['horizon']); pass "
+            "projection_horizon='12M' (the period over which the expected value accrues)"
+        )
+    horizon = parse_duration(horizon_label, to=unit)
+    if not math.isfinite(horizon) or horizon <= 0:
+        raise DataError(
+            f"cannot spread the expected value over the horizon {horizon_label!r}; pass "
+            "projection_horizon= with a finite duration such as '36M'"
+        )
+    return horizon
+
+
+def _tenure(cust: pd.DataFrame, acquired: pd.Series, end: pd.Timestamp, unit: str) -> np.ndarray:
+    """Periods from each customer's acquisition to the observation end."""
+    tenure = ((end - acquired) / pd.Timedelta(days=DAYS_PER_UNIT[unit])).to_numpy(dtype=float)
+    if np.any(tenure < 0):
+        first = cust["customer_id"][tenure < 0].head(5).tolist()
+        raise DataError(
+            f"{int((tenure < 0).sum()):,} customers were acquired after the observation end "
+            f"{end.date()} (first: {first}); drop them or pass a later observation_end"
+        )
+    return tenure
+
+
+def _contributions(
+    log: pd.DataFrame,
+    cust: pd.DataFrame,
+    acquired: pd.Series,
+    m_cust: np.ndarray,
+    end: pd.Timestamp,
+    unit: str,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The observed purchases of the customers between acquisition and ``end``: each one's
+    customer row, period since acquisition (a purchase in ``[k-1, k)`` counts from period
+    ``k``) and contribution."""
+    pos = pd.Series(np.arange(len(cust)), index=id_keys(cust["customer_id"]))
+    merged = log.assign(pos=pos.reindex(log["key"]).to_numpy())
+    merged = merged.loc[merged["pos"].notna()]
+    row = merged["pos"].to_numpy(dtype=int)
+    elapsed = (
+        (merged["timestamp"].to_numpy() - acquired.to_numpy()[row])
+        / pd.Timedelta(days=DAYS_PER_UNIT[unit])
+    ).astype(float)
+    keep = (elapsed >= 0) & (merged["timestamp"].to_numpy() <= end)
+    row, elapsed = row[keep], elapsed[keep]
+    contribution = merged["amount"].to_numpy(dtype=float)[keep] * m_cust[row]
+    return row, np.floor(elapsed).astype(int) + 1, contribution
+
+
+def _cumulative_curves(
+    codes: np.ndarray,
+    n_groups: int,
+    row: np.ndarray,
+    period_of: np.ndarray,
+    contribution: np.ndarray,
+    tenure: np.ndarray,
+    f_cust: np.ndarray,
+    horizon: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Cumulative contribution per customer of each group by period since acquisition
+    (observed, then the expected future value spread evenly over ``horizon`` after each
+    customer's observation end), and the share of the group observed that long."""
+    n_per_group = np.bincount(codes, minlength=n_groups).astype(float)
+    n_periods = math.ceil(np.max(tenure) + horizon) if len(tenure) else 0
+    periods = np.arange(n_periods + 1)
+    observed = np.zeros((n_groups, n_periods + 1))
+    np.add.at(observed, (codes[row], np.minimum(period_of, n_periods)), contribution)
+    observed = np.cumsum(observed, axis=1)
+    projected = np.zeros((n_groups, n_periods + 1))
+    observed_count = np.zeros((n_groups, n_periods + 1))
+    for m in periods:
+        ramp = np.clip((m - tenure) / horizon, 0.0, 1.0)
+        projected[:, m] = np.bincount(codes, weights=f_cust * ramp, minlength=n_groups)
+        observed_count[:, m] = np.bincount(codes, weights=tenure >= m, minlength=n_groups)
+    curve = (observed + projected) / n_per_group[:, None]
+    return curve, observed_count / n_per_group[:, None]
