@@ -216,23 +216,7 @@ def relationship_effect(
     if {member, outcome} & set(covariates):
         raise DataError("covariates must not include the membership or the outcome column")
     require_numeric(frame, [outcome], what="frame")
-    raw = frame[member]
-    if pd.api.types.is_bool_dtype(raw):
-        z = raw.astype("Float64").to_numpy(dtype=float, na_value=np.nan)
-    else:
-        z = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float)
-    bad = ~np.isin(z, [0.0, 1.0])
-    if bad.any():
-        raise DataError(
-            bad_values_message(
-                frame, bad, member, "values other than 0/1", "code members 1 and non-members 0"
-            )
-        )
-    z = z.astype(int)
-    if min((z == 1).sum(), (z == 0).sum()) < 2:
-        raise DataError(
-            f"need at least 2 members and 2 non-members, got {(z == 1).sum()} and {(z == 0).sum()}"
-        )
+    z = _membership(frame, member)
     y = frame[outcome].to_numpy(dtype=float)
     design = _design_matrix(frame, covariates)
     X = design.to_numpy(dtype=float)
@@ -244,38 +228,16 @@ def relationship_effect(
             "non-members remain: members and non-members do not overlap on these covariates; "
             "lower trim or reconsider the comparison"
         )
-    w_keep = _weights(e[keep], z[keep], estimand)
-    weights = np.zeros(len(z))
-    weights[keep] = w_keep
-    for arm in (0, 1):  # normalize within arm (Hájek)
-        mask = keep & (z == arm)
-        weights[mask] /= weights[mask].sum()
-
-    sd = np.sqrt((X[z == 1].var(axis=0, ddof=1) + X[z == 0].var(axis=0, ddof=1)) / 2)
-    sd[sd == 0] = np.nan
-    balance = pd.DataFrame(
-        {
-            "smd_before": _smd(X, z, np.ones(len(z)), sd),
-            "smd_after": _smd(X[keep], z[keep], w_keep, sd),
-        },
-        index=pd.Index(design.columns, name="covariate"),
-    )
-    balance["balanced_after"] = balance["smd_after"].abs() < 0.1
+    weights, balance = _balance(X, z, e, keep, estimand, design.columns)
 
     z_t, z_c = y[z == 1], y[z == 0]
     naive = float(z_t.mean() - z_c.mean())
     naive_se = float(np.sqrt(z_t.var(ddof=1) / len(z_t) + z_c.var(ddof=1) / len(z_c)))
     zq = stats.norm.ppf(1 - alpha / 2)
 
-    lo = hi = float("nan")
-    if n_bootstrap:
-        rng = np.random.default_rng(random_state)
-        draws = []
-        idx_t, idx_c = np.nonzero(z == 1)[0], np.nonzero(z == 0)[0]
-        for _ in tqdm(range(n_bootstrap), desc="relationship: bootstrap", disable=not progress):
-            idx = np.concatenate([rng.choice(idx_t, len(idx_t)), rng.choice(idx_c, len(idx_c))])
-            draws.append(_estimate(X[idx], z[idx], y[idx], estimand, trim, C)[0])
-        lo, hi = percentile_interval(np.asarray(draws), alpha)
+    lo, hi = _bootstrap_interval(
+        X, z, y, estimand, trim, C, n_bootstrap, alpha, random_state, progress
+    )
     rows = {
         "naive difference": {
             "design": "observational",
@@ -295,30 +257,7 @@ def relationship_effect(
         },
     }
     if randomized is not None:
-        if hasattr(randomized, "ate"):
-            row = randomized.ate.loc["difference in means"]
-            rand = {
-                "estimate": row["estimate"],
-                "std_error": row["std_error"],
-                "ci_lower": row["ci_lower"],
-                "ci_upper": row["ci_upper"],
-                "customers": int(randomized.groups["n"].sum()),
-            }
-        elif isinstance(randomized, Mapping) and "estimate" in randomized:
-            rand = {
-                "estimate": float(randomized["estimate"]),
-                "std_error": float(randomized.get("std_error", np.nan)),
-                "ci_lower": float(randomized.get("ci_lower", np.nan)),
-                "ci_upper": float(randomized.get("ci_upper", np.nan)),
-                "customers": randomized.get("customers", np.nan),
-            }
-        else:
-            raise DataError(
-                "randomized must be an UpliftResult or a mapping with 'estimate' (and "
-                "'ci_lower', 'ci_upper'), e.g. {'estimate': 1.2, 'ci_lower': 0.4, "
-                "'ci_upper': 2.0}"
-            )
-        rows["randomized"] = {"design": "randomized", **rand}
+        rows["randomized"] = {"design": "randomized", **_randomized_row(randomized)}
     estimates = pd.DataFrame.from_dict(rows, orient="index")
     estimates.index.name = "estimator"
     level = f"{100 * (1 - alpha):g}%"
@@ -354,4 +293,110 @@ def relationship_effect(
         trimmed=int((~keep).sum()),
         message=message,
         assumptions=assumptions,
+    )
+
+
+# --- the steps of relationship_effect -----------------------------------------------------------
+
+
+def _membership(frame: pd.DataFrame, member: str) -> np.ndarray:
+    """The membership column as 0/1 integers, with at least 2 customers on each side."""
+    raw = frame[member]
+    if pd.api.types.is_bool_dtype(raw):
+        z = raw.astype("Float64").to_numpy(dtype=float, na_value=np.nan)
+    else:
+        z = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float)
+    bad = ~np.isin(z, [0.0, 1.0])
+    if bad.any():
+        raise DataError(
+            bad_values_message(
+                frame, bad, member, "values other than 0/1", "code members 1 and non-members 0"
+            )
+        )
+    z = z.astype(int)
+    if min((z == 1).sum(), (z == 0).sum()) < 2:
+        raise DataError(
+            f"need at least 2 members and 2 non-members, got {(z == 1).sum()} and {(z == 0).sum()}"
+        )
+    return z
+
+
+def _balance(
+    X: np.ndarray,
+    z: np.ndarray,
+    e: np.ndarray,
+    keep: np.ndarray,
+    estimand: str,
+    names: pd.Index,
+) -> tuple[np.ndarray, pd.DataFrame]:
+    """The normalized (Hájek) weights of every customer (0 when trimmed), and the standardized
+    mean differences of the covariates before and after weighting."""
+    w_keep = _weights(e[keep], z[keep], estimand)
+    weights = np.zeros(len(z))
+    weights[keep] = w_keep
+    for arm in (0, 1):  # normalize within arm (Hájek)
+        mask = keep & (z == arm)
+        weights[mask] /= weights[mask].sum()
+
+    sd = np.sqrt((X[z == 1].var(axis=0, ddof=1) + X[z == 0].var(axis=0, ddof=1)) / 2)
+    sd[sd == 0] = np.nan
+    balance = pd.DataFrame(
+        {
+            "smd_before": _smd(X, z, np.ones(len(z)), sd),
+            "smd_after": _smd(X[keep], z[keep], w_keep, sd),
+        },
+        index=pd.Index(names, name="covariate"),
+    )
+    balance["balanced_after"] = balance["smd_after"].abs() < 0.1
+    return weights, balance
+
+
+def _bootstrap_interval(
+    X: np.ndarray,
+    z: np.ndarray,
+    y: np.ndarray,
+    estimand: str,
+    trim: float,
+    C: float,
+    n_bootstrap: int,
+    alpha: float,
+    random_state: int,
+    progress: bool,
+) -> tuple[float, float]:
+    """Percentile interval of the weighted estimate, resampling within members and
+    non-members and refitting the propensity (NaN without resamples)."""
+    lo = hi = float("nan")
+    if n_bootstrap:
+        rng = np.random.default_rng(random_state)
+        draws = []
+        idx_t, idx_c = np.nonzero(z == 1)[0], np.nonzero(z == 0)[0]
+        for _ in tqdm(range(n_bootstrap), desc="relationship: bootstrap", disable=not progress):
+            idx = np.concatenate([rng.choice(idx_t, len(idx_t)), rng.choice(idx_c, len(idx_c))])
+            draws.append(_estimate(X[idx], z[idx], y[idx], estimand, trim, C)[0])
+        lo, hi = percentile_interval(np.asarray(draws), alpha)
+    return float(lo), float(hi)
+
+
+def _randomized_row(randomized: Mapping[str, float] | Any) -> dict[str, Any]:
+    """The randomized comparison's row, from an UpliftResult or a mapping."""
+    if hasattr(randomized, "ate"):
+        row = randomized.ate.loc["difference in means"]
+        return {
+            "estimate": row["estimate"],
+            "std_error": row["std_error"],
+            "ci_lower": row["ci_lower"],
+            "ci_upper": row["ci_upper"],
+            "customers": int(randomized.groups["n"].sum()),
+        }
+    if isinstance(randomized, Mapping) and "estimate" in randomized:
+        return {
+            "estimate": float(randomized["estimate"]),
+            "std_error": float(randomized.get("std_error", np.nan)),
+            "ci_lower": float(randomized.get("ci_lower", np.nan)),
+            "ci_upper": float(randomized.get("ci_upper", np.nan)),
+            "customers": randomized.get("customers", np.nan),
+        }
+    raise DataError(
+        "randomized must be an UpliftResult or a mapping with 'estimate' (and 'ci_lower', "
+        "'ci_upper'), e.g. {'estimate': 1.2, 'ci_lower': 0.4, 'ci_upper': 2.0}"
     )
