@@ -207,27 +207,9 @@ def retention_roi(
     value_at_stake, value_info = contribution_value(value_table, value, margin)
     p_loss, churn_label = churn_probability(value_table, churn)
     cost = per_customer(cost_per_contact, value_table, name="cost_per_contact", nonnegative=True)
-    if save_rate is not None:
-        if isinstance(save_rate, int | float) and not isinstance(save_rate, bool):
-            check_fraction("save_rate", save_rate)
-        effect = per_customer(save_rate, value_table, name="save_rate", fraction=True)
-        multiply_churn = True
-        effect_label = (
-            f"assumed save rate {percent(float(save_rate), decimals=1)}"
-            if not isinstance(save_rate, str | pd.Series)
-            else f"assumed save rate per customer ({_source(save_rate)})"
-        )
-        formula = "churn_probability × save_rate × value_at_stake − cost"
-    else:
-        effect = per_customer(uplift, value_table, name="uplift")
-        multiply_churn = uplift_kind == "save_rate"
-        effect_label = f"per-customer uplift estimated from a campaign ({uplift_kind})"
-        formula = (
-            "churn_probability × uplift × value_at_stake − cost"
-            if multiply_churn
-            else "uplift × value_at_stake − cost (an absolute uplift already includes the "
-            "chance of losing the customer)"
-        )
+    effect, multiply_churn, effect_label, formula = _effect(
+        save_rate, uplift, uplift_kind, value_table
+    )
     base = (p_loss if multiply_churn else 1.0) * value_at_stake  # value moved per unit effect
     base_np = base.to_numpy(dtype=float)
     effect_np = effect.to_numpy(dtype=float)
@@ -269,28 +251,9 @@ def retention_roi(
     )
     if scalar_rate is not None:
         best["break_even_save_rate"] = best["break_even_effect_multiplier"] * scalar_rate
-    rows = []
-    for mult in sensitivity_multipliers:
-        mult = float(mult)
-        if not (mult >= 0 and np.isfinite(mult)):
-            raise DataError(f"sensitivity multipliers must be >= 0, got {mult!r}")
-        eff = effect_np * mult
-        if multiply_churn:
-            eff = np.minimum(eff, 1.0)  # a save rate cannot exceed 1
-        g = base_np * eff
-        n_ = g - cost_np
-        o = _rank(n_)
-        b = _best(_profit_curve(n_[o], g[o], cost_np[o]))
-        rows.append(
-            {
-                "effect_multiplier": mult,
-                "save_rate": min(scalar_rate * mult, 1.0) if scalar_rate is not None else np.nan,
-                "n_targeted": b["n_targeted"],
-                "best_profit": b["profit"],
-                "chosen_plan_profit": float(n_[chosen].sum()),
-            }
-        )
-    sensitivity = pd.DataFrame(rows)
+    sensitivity = _sensitivity(
+        sensitivity_multipliers, effect_np, base_np, cost_np, chosen, multiply_churn, scalar_rate
+    )
     assumptions = {
         "formula": formula,
         "effect": effect_label,
@@ -312,3 +275,73 @@ def retention_roi(
         sensitivity=sensitivity,
         assumptions=assumptions,
     )
+
+
+# --- the steps of retention_roi ----------------------------------------------------------------
+
+
+def _effect(
+    save_rate: float | str | pd.Series | None,
+    uplift: pd.Series | str | None,
+    uplift_kind: str,
+    value_table: pd.DataFrame,
+) -> tuple[pd.Series, bool, str, str]:
+    """The per-customer effect of a contact, whether it multiplies the churn probability, and
+    the words and formula the result reports."""
+    if save_rate is not None:
+        if isinstance(save_rate, int | float) and not isinstance(save_rate, bool):
+            check_fraction("save_rate", save_rate)
+        effect = per_customer(save_rate, value_table, name="save_rate", fraction=True)
+        multiply_churn = True
+        effect_label = (
+            f"assumed save rate {percent(float(save_rate), decimals=1)}"
+            if not isinstance(save_rate, str | pd.Series)
+            else f"assumed save rate per customer ({_source(save_rate)})"
+        )
+        formula = "churn_probability × save_rate × value_at_stake − cost"
+    else:
+        effect = per_customer(uplift, value_table, name="uplift")
+        multiply_churn = uplift_kind == "save_rate"
+        effect_label = f"per-customer uplift estimated from a campaign ({uplift_kind})"
+        formula = (
+            "churn_probability × uplift × value_at_stake − cost"
+            if multiply_churn
+            else "uplift × value_at_stake − cost (an absolute uplift already includes the "
+            "chance of losing the customer)"
+        )
+    return effect, multiply_churn, effect_label, formula
+
+
+def _sensitivity(
+    multipliers: Sequence[float],
+    effect: np.ndarray,
+    base: np.ndarray,
+    cost: np.ndarray,
+    chosen: np.ndarray,
+    multiply_churn: bool,
+    scalar_rate: float | None,
+) -> pd.DataFrame:
+    """Best profit, and the chosen plan's profit, when the effect is ``multiplier`` times the
+    assumed or estimated one."""
+    rows = []
+    for mult in multipliers:
+        mult = float(mult)
+        if not (mult >= 0 and np.isfinite(mult)):
+            raise DataError(f"sensitivity multipliers must be >= 0, got {mult!r}")
+        eff = effect * mult
+        if multiply_churn:
+            eff = np.minimum(eff, 1.0)  # a save rate cannot exceed 1
+        gross = base * eff
+        net = gross - cost
+        order = _rank(net)
+        best = _best(_profit_curve(net[order], gross[order], cost[order]))
+        rows.append(
+            {
+                "effect_multiplier": mult,
+                "save_rate": min(scalar_rate * mult, 1.0) if scalar_rate is not None else np.nan,
+                "n_targeted": best["n_targeted"],
+                "best_profit": best["profit"],
+                "chosen_plan_profit": float(net[chosen].sum()),
+            }
+        )
+    return pd.DataFrame(rows)
