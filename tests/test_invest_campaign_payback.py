@@ -131,7 +131,9 @@ def test_payback_refuses_bad_arguments():
     effect = estimate_uplift(_campaign(400), outcome="revenue", features=["x"], **FAST)
     with pytest.raises(DataError, match="cost_per_contact must be a positive amount, got 0"):
         campaign_payback(effect, margin=0.3, cost_per_contact=0)
-    with pytest.raises(DataError, match=r"margin must lie in \(0, 1\], got 1.5"):
+    with pytest.raises(
+        DataError, match=r"margin must be a fraction of revenue in \(0, 1\], got 1\.5"
+    ):
         campaign_payback(effect, margin=1.5, cost_per_contact=2.5)
     with pytest.raises(DataError, match="effect must be the result of estimate_uplift"):
         campaign_payback(pd.DataFrame(), margin=0.3, cost_per_contact=2.5)

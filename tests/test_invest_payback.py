@@ -167,7 +167,9 @@ def test_errors(cohort):
     no_horizon.attrs.pop("horizon")
     with pytest.raises(DataError, match=r"does not record its horizon \(attrs\['horizon'\]\)"):
         payback(customers, no_horizon, **kw)
-    with pytest.raises(DataError, match=r"margin must lie in \(0, 1\], got 30"):
+    with pytest.raises(
+        DataError, match=r"margin must be a fraction of revenue in \(0, 1\], got 30"
+    ):
         payback(customers, table, transactions=log, margin=30, observation_end=END)
     with pytest.raises(DataError, match=r"customers is missing required column.*'region'"):
         payback(customers, table, by="region", **kw)

@@ -101,3 +101,46 @@ def test_formatting_for_people():
     assert percent(0.583) == "58%"
     assert count(12345.4) == "12,345"
     assert number(0.012345) == "0.0123"
+
+
+@pytest.mark.parametrize("bad", [0, 0.0, -0.1, 1.5, 30, float("nan"), "0.3", True, None])
+def test_one_margin_rule_refuses_what_is_not_in_0_1(bad):
+    from custval._validation import MARGIN_RULE, check_margin
+
+    with pytest.raises(DataError, match="margin must be a fraction of revenue in") as caught:
+        check_margin(bad)
+    assert MARGIN_RULE in str(caught.value)
+
+
+def test_one_margin_rule_per_customer_names_the_rows():
+    from custval._validation import check_margins
+
+    frame = pd.DataFrame({"m": [0.3, 0.0, 1.0, 1.2]}, index=["a", "b", "c", "d"])
+    with pytest.raises(DataError, match=r"column 'm' has 2 margins outside \(0, 1\] \(rows b"):
+        check_margins(frame, "m")
+    assert check_margins(frame.iloc[[0, 2]], "m").tolist() == [0.3, 1.0]
+
+
+def test_clv_and_invest_share_the_margin_rule():
+    import custval
+    from custval.invest import campaign_payback
+
+    model = custval.BetaGeoModel.from_params(r=0.243, alpha=4.414, a=0.793, b=2.426, freq="W")
+    spend = custval.GammaGammaModel.from_params(p=6.25, q=3.74, gamma=15.44)
+    summary = pd.DataFrame(
+        {
+            "frequency": [2, 0],
+            "recency": [30.0, 0.0],
+            "T": [38.0, 38.0],
+            "monetary_value": [20.0, 0.0],
+        }
+    )
+    messages = []
+    for call in (
+        lambda: custval.customer_lifetime_value(model, spend, summary, margin=0),
+        lambda: campaign_payback(object(), margin=0, cost_per_contact=1),
+    ):
+        with pytest.raises(DataError) as caught:
+            call()
+        messages.append(str(caught.value))
+    assert messages[0] == messages[1]

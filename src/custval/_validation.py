@@ -127,3 +127,47 @@ def require_numeric(
                         frame, mask, column, "negative values", f"{column!r} must be >= 0"
                     )
                 )
+
+
+#: the one margin rule of custval (clv, invest, reports)
+MARGIN_RULE = (
+    "a margin is the fraction of revenue kept as contribution, in (0, 1]: 0.3 for a 30% "
+    "margin, 1 when the amounts are already profit"
+)
+
+
+def check_margin(value: object, *, name: str = "margin") -> float:
+    """Return one margin as a float after checking it lies in (0, 1].
+
+    >>> check_margin(0.3)
+    0.3
+    >>> check_margin(30)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    custval.errors.DataError: margin must be a fraction of revenue in (0, 1], got 30; ...
+    """
+    number = None
+    if isinstance(value, int | float | np.number) and not isinstance(value, bool):
+        number = float(value)
+    if number is None or not (0.0 < number <= 1.0):
+        raise DataError(
+            f"{name} must be a fraction of revenue in (0, 1], got {value!r}; {MARGIN_RULE}"
+        )
+    return number
+
+
+def check_margins(frame: pd.DataFrame, column: str, *, what: str = "input") -> np.ndarray:
+    """Per-customer margins of ``frame[column]`` as floats, each in (0, 1].
+
+    >>> import pandas as pd
+    >>> check_margins(pd.DataFrame({"m": [0.2, 0.5]}), "m").tolist()
+    [0.2, 0.5]
+    """
+    require_numeric(frame, [column], what=what)
+    values = frame[column].to_numpy(dtype=float)
+    bad = ~((values > 0) & (values <= 1))
+    if bad.any():
+        raise DataError(
+            bad_values_message(frame, bad, column, "margins outside (0, 1]", MARGIN_RULE)
+        )
+    return values

@@ -85,7 +85,12 @@ from custval._quadrature import (
     unique_rows,
 )
 from custval._units import annual_rate_to_period, normalize_freq, parse_duration, summary_freq
-from custval._validation import bad_values_message, require_columns, require_numeric
+from custval._validation import (
+    check_margin,
+    check_margins,
+    require_columns,
+    require_numeric,
+)
 from custval.errors import DataError
 from custval.models._base import unique_index
 
@@ -204,7 +209,11 @@ def _resolve_terms(
 
 
 def _resolve_margin(margin: Any, summary: pd.DataFrame) -> tuple[np.ndarray | float, Any, str]:
-    """Margin per customer (array) or one fraction; its description; the value basis."""
+    """Margin per customer (array) or one fraction; its description; the value basis.
+
+    One rule everywhere (:data:`custval._validation.MARGIN_RULE`): a margin lies in (0, 1], and
+    1 means the values are revenue (or already profit).
+    """
     if isinstance(margin, str):
         require_columns(
             summary,
@@ -212,12 +221,8 @@ def _resolve_margin(margin: Any, summary: pd.DataFrame) -> tuple[np.ndarray | fl
             what="summary",
             hint=f"margin={margin!r} names a column of per-customer margins",
         )
-        require_numeric(summary, [margin], what="summary")
-        values = summary[margin].to_numpy(dtype=float)
-        described: Any = f"column {margin!r}"
-        frame = summary
-        column = margin
-    elif isinstance(margin, pd.Series):
+        return check_margins(summary, margin, what="summary"), f"column {margin!r}", "contribution"
+    if isinstance(margin, pd.Series):
         missing = ~summary.index.isin(margin.index)
         if missing.any():
             raise DataError(
@@ -228,45 +233,15 @@ def _resolve_margin(margin: Any, summary: pd.DataFrame) -> tuple[np.ndarray | fl
         if not margin.index.is_unique:
             raise DataError("margin Series has duplicate customer ids in its index")
         aligned = pd.to_numeric(margin.reindex(summary.index), errors="coerce")
-        values = aligned.to_numpy(dtype=float)
-        frame = aligned.to_frame("margin")
-        column = "margin"
-        described = "per-customer Series"
-        if not np.all(np.isfinite(values)):
-            raise DataError(
-                bad_values_message(
-                    frame,
-                    ~np.isfinite(values),
-                    column,
-                    "missing or non-numeric values",
-                    "give every customer a margin between 0 and 1",
-                )
-            )
-    elif isinstance(margin, int | float | np.number) and not isinstance(margin, bool):
-        value = float(margin)
-        if not (0.0 <= value <= 1.0):
-            raise DataError(
-                f"margin must be a fraction of revenue between 0 and 1 (0.3 for a 30% "
-                f"contribution margin), got {margin!r}"
-            )
+        values = check_margins(aligned.to_frame("margin"), "margin", what="margin Series")
+        return values, "per-customer Series", "contribution"
+    if isinstance(margin, int | float | np.number) and not isinstance(margin, bool):
+        value = check_margin(margin)
         return value, value, "revenue" if value == 1.0 else "contribution"
-    else:
-        raise DataError(
-            "margin must be a fraction between 0 and 1, a column name of the summary, or a "
-            f"Series indexed by customer_id; got {type(margin).__name__}"
-        )
-    bad = (values < 0) | (values > 1)
-    if bad.any():
-        raise DataError(
-            bad_values_message(
-                frame,
-                bad,
-                column,
-                "margins outside [0, 1]",
-                "a margin is the fraction of revenue kept as contribution, between 0 and 1",
-            )
-        )
-    return values, described, "contribution"
+    raise DataError(
+        "margin must be a fraction in (0, 1], a column name of the summary, or a Series indexed "
+        f"by customer_id; got {type(margin).__name__}"
+    )
 
 
 def _check_summary(summary: pd.DataFrame, *, monetary: bool = True) -> dict[str, np.ndarray]:

@@ -28,8 +28,8 @@ import pandas as pd
 from scipy import stats
 
 from custval._format import money, percent
+from custval._validation import check_margin
 from custval.errors import DataError
-from custval.invest._common import check_fraction
 
 __all__ = ["CampaignPayback", "campaign_payback"]
 
@@ -230,7 +230,7 @@ def campaign_payback(
     >>> result.overall["verdict"]
     'paid back'
     """
-    margin = check_fraction("margin", margin, low_open=True)
+    margin = check_margin(margin)
     cost = float(cost_per_contact)
     if not np.isfinite(cost) or cost <= 0:
         raise DataError(

@@ -10,7 +10,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from custval._validation import bad_values_message, require_columns, require_numeric
+from custval._validation import (
+    bad_values_message,
+    check_margin,
+    check_margins,
+    require_columns,
+    require_numeric,
+)
 from custval.errors import DataError
 
 Z95 = 1.959963984540054
@@ -168,10 +174,13 @@ def contribution_value(
                 "so the value at stake is contribution, not revenue"
             )
         if isinstance(margin, str):
-            m = per_customer(margin, value_table, name="margin", fraction=True)
+            require_columns(value_table, [margin], what="value table")
+            m = pd.Series(
+                check_margins(value_table, margin, what="value table"), index=value_table.index
+            )
             shown: Any = f"column {margin!r}"
         else:
-            m = check_fraction("margin", margin, low_open=True)
+            m = check_margin(margin)
             shown = m
         info = {
             "value_column": value,

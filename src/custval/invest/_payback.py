@@ -25,11 +25,10 @@ import pandas as pd
 
 from custval._format import money
 from custval._units import DAYS_PER_UNIT, normalize_freq, parse_duration
-from custval._validation import require_columns, require_numeric
+from custval._validation import check_margin, check_margins, require_columns, require_numeric
 from custval.errors import CustvalWarning, DataError
 from custval.invest._campaign import _check_log
 from custval.invest._common import (
-    check_fraction,
     contribution_value,
     id_keys,
     to_datetime_column,
@@ -278,11 +277,8 @@ def _observed_margins(cust: pd.DataFrame, margin: float | str) -> tuple[np.ndarr
     """The margin on each customer's observed revenue, and how to show it."""
     if isinstance(margin, str):
         require_columns(cust, [margin], what="customers")
-        m_cust = cust[margin].to_numpy(dtype=float)
-        if np.any((m_cust <= 0) | (m_cust > 1) | ~np.isfinite(m_cust)):
-            raise DataError(f"customers column {margin!r} must hold margins in (0, 1]")
-        return m_cust, f"column {margin!r} of customers"
-    return np.full(len(cust), check_fraction("margin", margin, low_open=True)), float(margin)
+        return check_margins(cust, margin, what="customers"), f"column {margin!r} of customers"
+    return np.full(len(cust), check_margin(margin)), float(margin)
 
 
 def _future_contribution(

@@ -20,8 +20,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from custval._validation import check_margin
 from custval.errors import DataError
-from custval.invest._common import check_fraction, percentile_interval
+from custval.invest._common import percentile_interval
 
 __all__ = ["UpliftTargeting", "uplift_targeting"]
 
@@ -147,7 +148,7 @@ def uplift_targeting(
     >>> result.beats_random
     True
     """
-    margin = check_fraction("margin", margin, low_open=True)
+    margin = check_margin(margin)
     cost = float(cost_per_contact)
     if not np.isfinite(cost) or cost < 0:
         raise DataError(f"cost_per_contact must be a non-negative amount, got {cost_per_contact!r}")
