@@ -135,6 +135,7 @@ def test_clv_and_invest_share_the_margin_rule():
             "monetary_value": [20.0, 0.0],
         }
     )
+    summary.attrs["freq"] = "W"
     messages = []
     for call in (
         lambda: custval.customer_lifetime_value(model, spend, summary, margin=0),
