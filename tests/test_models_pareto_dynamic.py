@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import re
+import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -11,9 +14,17 @@ from scipy import integrate
 from scipy.special import gammaln
 
 from _simulate_models import simulate_pareto_dynamic
-from custval import DataError, ParetoNBDDynamicModel, ParetoNBDModel, load_model, rfm_summary
+from custval import (
+    CustvalWarning,
+    DataError,
+    ParetoNBDDynamicModel,
+    ParetoNBDModel,
+    load_model,
+    rfm_summary,
+)
 from custval.models.pareto_nbd_dynamic import _loglik_parts
 
+README = Path(__file__).resolve().parents[1] / "README.md"
 BASE = {"r": 0.6, "alpha": 8.0, "s": 0.7, "beta": 10.0}
 TRUE = {"purchase:season": 0.4, "purchase:mail": 0.5, "dropout:mail": 1.0}
 
@@ -45,7 +56,7 @@ def varying():
         purchase={"mail": 0.5, "season": 0.4},
         dropout={"mail": 1.0},
         n=400,
-        horizon=10,
+        horizon=13,
         random_state=2,
     )
 
@@ -341,3 +352,20 @@ def test_common_path_without_customer_id(varying):
         model.log_likelihood(transactions, per_customer, end),
         rtol=1e-12,
     )
+
+
+def test_readme_example_runs(varying):
+    """The README's time-varying example, on simulated data with its column names."""
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), re.DOTALL)
+    block = next(b for b in blocks if "ParetoNBDDynamicModel" in b)
+    transactions, covariates, end = varying
+    namespace = {"transactions": transactions, "covariates": covariates, "end": end}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CustvalWarning)  # 400 customers: a ridge may warn
+        exec(compile(block, str(README), "exec"), namespace)
+    dynamic = namespace["dynamic"]
+    assert list(dynamic.params_.index[4:]) == ["purchase:season", "purchase:mail", "dropout:mail"]
+    effects = namespace["custval"].covariate_effects(dynamic)
+    assert effects.loc["purchase:season", "multiplier"] > 1.2  # the truth is exp(0.4) = 1.49
+    predicted = dynamic.expected_purchases(transactions, covariates, 13)
+    assert predicted.index.equals(dynamic.probability_alive(transactions, covariates).index)
