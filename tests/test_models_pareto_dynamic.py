@@ -67,26 +67,35 @@ def _static_loglik(model: ParetoNBDModel, summary: pd.DataFrame, customers: pd.D
     return model._loglik(model.params_.to_numpy(), model._prepare_patterns(data))
 
 
-def test_constant_covariates_equal_the_static_covariate_model(constant):
-    transactions, covariates, end = constant
+def _assert_equals_static(params, coef, transactions, covariates, end, customers, rtol):
+    """Per-customer likelihood and P(alive) of the dynamic model equal the static model's."""
     summary = _weekly_summary(transactions, end)
-    customers = covariates.groupby("customer_id")[["mail"]].first()
-    coef = {"purchase:mail": 0.5, "dropout:mail": -0.6}
-    dynamic = ParetoNBDDynamicModel.from_params(**BASE, freq="W", **coef)
-    static = ParetoNBDModel.from_params(**BASE, **coef)
+    dynamic = ParetoNBDDynamicModel.from_params(**params, freq="W", **coef)
+    static = ParetoNBDModel.from_params(**params, **coef)
     ll = dynamic.log_likelihood(transactions, covariates, end).loc[summary.index]
-    np.testing.assert_allclose(ll, _static_loglik(static, summary, customers), rtol=1e-8)
+    np.testing.assert_allclose(ll, _static_loglik(static, summary, customers), rtol=rtol)
     np.testing.assert_allclose(
         dynamic.probability_alive(transactions, covariates, end).loc[summary.index],
         static.probability_alive(summary, customers=customers),
-        rtol=1e-8,
+        rtol=rtol,
+        atol=1e-13,
+    )
+    return summary, dynamic, static
+
+
+def test_constant_covariates_equal_the_static_covariate_model(constant):
+    transactions, covariates, end = constant
+    customers = covariates.groupby("customer_id")[["mail"]].first()
+    coef = {"purchase:mail": 0.5, "dropout:mail": -0.6}
+    summary, dynamic, static = _assert_equals_static(
+        BASE, coef, transactions, covariates, end, customers, rtol=1e-8
     )
     # 12.5 weeks ahead: the constant covariates continue over the horizon
     last = covariates[covariates["period"] == covariates["period"].max()]
     extra = [last.assign(period=last["period"] + pd.Timedelta(days=7 * k)) for k in range(1, 13)]
     future = pd.concat([covariates, *extra])
     np.testing.assert_allclose(
-        dynamic.expected_purchases(transactions, future, 12.5, end).loc[summary.index],
+        dynamic.expected_purchases(transactions, future, "87.5D", end).loc[summary.index],
         static.expected_purchases(summary, 12.5, customers=customers),
         rtol=1e-8,
     )
@@ -418,20 +427,9 @@ def test_heavy_buyers_and_extreme_parameters_stay_exact(base):
             "g": np.repeat(group, 53),
         }
     )
-    end = "2024-12-30"
-    summary = _weekly_summary(transactions, end)
     customers = pd.DataFrame({"g": group}, index=pd.RangeIndex(42, name="customer_id"))
     coef = {"purchase:g": 1.5, "dropout:g": -2.0}
-    dynamic = ParetoNBDDynamicModel.from_params(**base, freq="W", **coef)
-    static = ParetoNBDModel.from_params(**base, **coef)
-    ll = dynamic.log_likelihood(transactions, covariates, end).loc[summary.index]
-    np.testing.assert_allclose(ll, _static_loglik(static, summary, customers), rtol=1e-9)
-    np.testing.assert_allclose(
-        dynamic.probability_alive(transactions, covariates, end).loc[summary.index],
-        static.probability_alive(summary, customers=customers),
-        rtol=1e-9,
-        atol=1e-13,
-    )
+    _assert_equals_static(base, coef, transactions, covariates, "2024-12-30", customers, 1e-9)
 
 
 def test_equal_effects_and_categorical_covariates(varying):
