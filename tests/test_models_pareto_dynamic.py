@@ -358,6 +358,12 @@ def test_missing_periods_are_named(varying):
         model.log_likelihood(transactions, shifted, end)
     with pytest.raises(DataError, match="more than one row for customer 0, period 2024-01-01"):
         model.log_likelihood(transactions, pd.concat([covariates, covariates.iloc[:1]]), end)
+    with pytest.raises(DataError, match="none of the customers of the transactions is in"):
+        model.log_likelihood(
+            transactions,
+            covariates.assign(customer_id=lambda f: "c" + f["customer_id"].astype(str)),
+            end,
+        )
     with pytest.raises(DataError, match="name the time-varying covariates"):
         ParetoNBDDynamicModel().fit(transactions, covariates)
     with pytest.raises(DataError, match=r"freq must be one of \['D', 'W'\]"):

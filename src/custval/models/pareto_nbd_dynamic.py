@@ -149,7 +149,16 @@ class _Path:
         """Table rows of (customer ``customer_ids[cust]``, period ``k``); -1 where absent."""
         inside = (k >= 0) & (k < self.n_k)
         if self.per_customer:
-            code = self.ids.get_indexer(customer_ids)[cust]
+            known = self.ids.get_indexer(customer_ids)
+            if len(customer_ids) and np.all(known < 0):
+                raise DataError(
+                    "none of the customers of the transactions is in the covariate table's "
+                    f"customer id column (e.g. {_plain(customer_ids[0])!r} of type "
+                    f"{type(_plain(customer_ids[0])).__name__}; the table has "
+                    f"{_plain(self.ids[0])!r} of type {type(_plain(self.ids[0])).__name__}); "
+                    "give both the same ids"
+                )
+            code = known[cust]
             inside &= code >= 0
             key = np.where(inside, code.astype(np.int64) * self.n_k + k, -1)
         else:
