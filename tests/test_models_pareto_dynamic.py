@@ -466,3 +466,18 @@ def test_equal_effects_and_categorical_covariates(varying):
     )
     with pytest.raises(DataError, match="has the level 'phoned'"):
         by_label.log_likelihood(few, labelled.assign(contact="phoned"), end)
+
+
+def test_invariances_stated_by_clvtools_tests(varying):
+    """CLVTools' dyncov correctness tests: the likelihood is the same with covariates beyond
+    what is needed and with transactions after the end (a holdout); no purchases at t = 0;
+    the covariate table's row and column order do not matter."""
+    transactions, covariates, end = varying
+    model = ParetoNBDDynamicModel.from_params(**BASE, freq="W", **TRUE)
+    full = model.log_likelihood(transactions, covariates, end)
+    needed = covariates[covariates["period"] <= pd.Timestamp(end)]
+    calibration = transactions[transactions["timestamp"] <= pd.Timestamp(end)]
+    pd.testing.assert_series_equal(model.log_likelihood(calibration, needed, end), full)
+    shuffled = covariates.sample(frac=1.0, random_state=0)[covariates.columns[::-1]]
+    pd.testing.assert_series_equal(model.log_likelihood(transactions, shuffled, end), full)
+    assert (model.expected_purchases(transactions, covariates, 0, end) == 0).all()

@@ -620,8 +620,9 @@ class ParetoNBDDynamicModel(CovariateModelMixin, BaseModel):
             Long table: ``period`` (the start date of each period, periods one ``freq`` apart),
             the covariate columns and, for customer-specific covariates, ``customer_id``
             (without it the path is the same for every customer, e.g. seasonality or a
-            campaign calendar). Every customer needs a row for each period from the one of
-            their first purchase to the one containing ``observation_end``.
+            campaign calendar; to combine a calendar with customer-specific columns, merge
+            them into one table on ``period``). Every customer needs a row for each period
+            from the one of their first purchase to the one containing ``observation_end``.
         purchase_covariates, dropout_covariates : list of str
             Columns acting on the purchase rate and on the dropout hazard. Categorical
             columns are one-hot encoded (first level the baseline).
