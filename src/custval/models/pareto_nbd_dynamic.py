@@ -551,8 +551,8 @@ class ParetoNBDDynamicModel(CovariateModelMixin, BaseModel):
     static-covariate Pareto/NBD, with all coefficients zero the plain one.
 
     Not (yet) here: weights, DuckDB/Spark inputs, the value table (``customer_value_table``),
-    DERT and new-customer expectations; fit cost grows with the customers' runs of periods with equal covariates
-    (about 1.5 us per customer-period and evaluation, some 40 evaluations per fit).
+    DERT and new-customer expectations. Fit cost grows with the customers' runs of periods with
+    equal covariates (about 1.5 us per run and evaluation, some 40 evaluations per fit).
 
     Parameters
     ----------
