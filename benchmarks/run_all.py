@@ -26,6 +26,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "bench_churn.py": (["--quick"], []),
     "bench_engines.py": (["--quick"], []),
     "bench_covariates.py": (["--quick"], []),
+    "bench_pareto_dynamic.py": (["--quick"], []),
 }
 
 

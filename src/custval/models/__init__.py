@@ -17,6 +17,7 @@ from custval.models.gamma_gompertz_nbd import GammaGompertzNBDModel
 from custval.models.mbg_cnbd import ModifiedBetaGeoCNBDModel
 from custval.models.modified_beta_geo import ModifiedBetaGeoModel
 from custval.models.pareto_nbd import ParetoNBDModel
+from custval.models.pareto_nbd_dynamic import ParetoNBDDynamicModel
 from custval.models.shifted_beta_geo import ShiftedBetaGeoModel
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "GammaGompertzNBDModel",
     "ModifiedBetaGeoCNBDModel",
     "ModifiedBetaGeoModel",
+    "ParetoNBDDynamicModel",
     "ParetoNBDModel",
     "ShiftedBetaGeoModel",
     "covariate_effects",
