@@ -356,7 +356,9 @@ def test_margin_as_fraction_column_or_series():
 def test_margin_refusals():
     bg, gg = _published()
     summary = _summary()
-    with pytest.raises(DataError, match=r"margin must be a fraction of revenue in \(0, 1\], got 30"):
+    with pytest.raises(
+        DataError, match=r"margin must be a fraction of revenue in \(0, 1\], got 30"
+    ):
         customer_lifetime_value(bg, gg, summary, margin=30)
     with pytest.raises(DataError, match=r"missing required column.*'margin_pct'"):
         customer_lifetime_value(bg, gg, summary, margin="margin_pct")

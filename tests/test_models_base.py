@@ -17,11 +17,11 @@ from custval import (
     ModifiedBetaGeoModel,
     load_model,
 )
+from custval._rows import factorize
 from custval.models._base import (
     _REGISTRY,
     FORMAT_VERSION,
     BaseModel,
-    _factorize,
     compress_rows,
 )
 
@@ -61,7 +61,7 @@ def test_factorize_dense_and_hashed_paths_agree():
         rng.integers(0, 100, 1000) + 0.5 * (rng.uniform(size=1000) < 0.1),  # not whole
         np.array([np.nan, 1.0, np.nan]),
     ):
-        codes, distinct = _factorize(values)
+        codes, distinct = factorize(values)
         np.testing.assert_array_equal(distinct[codes], values)
         n = len(distinct)
         reference_codes, reference_uniques = pd.factorize(values, use_na_sentinel=False)

@@ -12,8 +12,8 @@ from scipy.optimize import check_grad
 
 from conftest import shared_file
 from custval import DataError, ParetoNBDModel, load_model
+from custval._rows import compress_rows
 from custval.models import pareto_nbd
-from custval.models._base import compress_rows
 
 PUBLISHED = {"r": 0.553, "alpha": 10.578, "s": 0.606, "beta": 11.669}  # FHL 2005, CDNOW weeks
 

@@ -49,7 +49,8 @@ from custval import (
     ParetoNBDModel,
     ShiftedBetaGeoModel,
 )
-from custval.models._base import _LOG_BOUND, compress_rows
+from custval._rows import compress_rows
+from custval.models._base import _LOG_BOUND
 
 SEEDS = (0, 1)
 RESTARTS = 20

@@ -31,8 +31,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from custval._rows import compress_rows
 from custval.errors import DataError
-from custval.models._base import compress_rows
 
 __all__ = [
     "AliveFactorKernel",

@@ -84,6 +84,7 @@ from custval._quadrature import (
     model_name,
     unique_rows,
 )
+from custval._rows import unique_index
 from custval._units import annual_rate_to_period, normalize_freq, parse_duration, summary_freq
 from custval._validation import (
     check_margin,
@@ -92,7 +93,6 @@ from custval._validation import (
     require_numeric,
 )
 from custval.errors import DataError
-from custval.models._base import unique_index
 
 __all__ = ["clv_interval", "customer_lifetime_value", "customer_value_table"]
 

@@ -42,6 +42,7 @@ from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
 from custval import _engines
+from custval._rows import compress_rows
 from custval._units import normalize_freq, parse_duration
 from custval._validation import bad_values_message, require_columns, require_numeric
 from custval.errors import ConvergenceError, CustvalWarning, DataError
@@ -54,81 +55,8 @@ FORMAT_VERSION = 1
 _FORMAT_NAME = "custval-model"
 _LOG_BOUND = 30.0  # log-parameters are kept in [-30, 30]: e^30 ~ 1e13
 _Z95 = 1.959963984540054
-#: whole numbers spanning at most this many times the number of rows are coded by indexing
-_DENSE_RANGE = 4
 
 _REGISTRY: dict[str, type[BaseModel]] = {}
-
-
-def _factorize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Codes ``0..k-1`` of the distinct values of a 1-d array, and the ``k`` distinct values.
-
-    Whole numbers whose range is at most a few times the array's length (day counts, purchase
-    counts, combined keys) are coded by direct indexing, several times faster than hashing
-    (the distinct values then come out sorted); anything else goes through ``pd.factorize``
-    (order of first appearance; NaN is a value like any other).
-    """
-    v = np.asarray(values)
-    n = v.shape[0]
-    if n and v.dtype.kind in "fiu":
-        low, high = v.min(), v.max()
-        if np.isfinite(low) and np.isfinite(high) and high - low <= _DENSE_RANGE * n + 1024:
-            # non-negative values in range index directly (one pass less than v - low)
-            base = 0 if 0 <= low and high <= _DENSE_RANGE * n + 1024 else low
-            offset = v - base if base != 0 else v
-            if v.dtype.kind == "f":
-                whole = np.array_equal(np.floor(offset), offset)
-                shifted = offset.astype(np.int64) if whole else None
-            else:
-                shifted = offset.astype(np.int64, copy=False)
-                whole = True
-            if whole:
-                present = np.zeros(int(high - base) + 1, dtype=bool)
-                present[shifted] = True
-                rank = np.cumsum(present, dtype=np.int64) - 1
-                distinct = np.flatnonzero(present)
-                return rank[shifted], (distinct + base).astype(v.dtype, copy=False)
-    codes, uniques = pd.factorize(v, sort=False, use_na_sentinel=False)
-    return codes, np.asarray(uniques)
-
-
-def _unique_rows(data: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """The distinct rows of ``data`` (in no particular order) and ``inverse`` such that
-    ``unique[column][inverse]`` rebuilds each column; O(n)."""
-    columns = list(data)
-    key, distinct = _factorize(data[columns[0]])
-    unique = {columns[0]: distinct}
-    for column in columns[1:]:
-        codes, values = _factorize(data[column])
-        key, combined = _factorize(key * len(values) + codes)
-        previous, current = np.divmod(combined, len(values))
-        unique = {name: column_values[previous] for name, column_values in unique.items()}
-        unique[column] = values[current]
-    return unique, key
-
-
-def compress_rows(
-    data: Mapping[str, np.ndarray], weights: np.ndarray
-) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
-    """Collapse identical rows of ``data`` into one row each with the summed weight.
-
-    Returns the unique rows (in no particular order), their weights, and ``inverse`` such that
-    ``unique[column][inverse]`` rebuilds the input. O(n): direct indexing for whole numbers in a
-    compact range, hashing (``pd.factorize``) otherwise.
-    """
-    unique, inverse = _unique_rows(data)
-    n_keys = len(next(iter(unique.values())))
-    return unique, np.bincount(inverse, weights=weights, minlength=n_keys), inverse
-
-
-def unique_index(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct values of a 1-d array and the index rebuilding it: ``uniques[inverse] == values``.
-
-    O(n) (see :func:`_factorize`); the order of the distinct values is unspecified. Models use
-    it to evaluate special functions (``gammaln``, ``digamma``, ...) once per distinct value.
-    """
-    inverse, uniques = _factorize(values)
-    return uniques, inverse
 
 
 def _same_values(summary: Any, data: Mapping[str, np.ndarray], columns: tuple[str, ...]) -> bool:

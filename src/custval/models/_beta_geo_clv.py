@@ -29,7 +29,7 @@ from custval._quadrature import (
     quadrature_rule,
     sample_converged,
 )
-from custval.models._base import unique_index
+from custval._rows import unique_index
 from custval.models.beta_geo import _log_dropout_odds, _purchases_if_alive, _RowIndex
 
 __all__ = ["BetaGeoKernel"]

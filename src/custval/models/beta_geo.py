@@ -31,8 +31,10 @@ import pandas as pd
 from scipy.special import betainc, betaln, digamma, expit, gammaln, hyp2f1, xlogy
 from sklearn.utils.validation import check_is_fitted
 
+from custval._rows import unique_index
+from custval._rows import unique_rows as _unique_rows
 from custval.errors import DataError
-from custval.models._base import BaseModel, _unique_rows, unique_index
+from custval.models._base import BaseModel
 from custval.models._covariates import CovariateModelMixin
 from custval.models._special import digamma_rising, log_rising
 

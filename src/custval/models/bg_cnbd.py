@@ -60,9 +60,10 @@ import pandas as pd
 from scipy.special import betainc, betaln, digamma, expit, gammaln, polygamma
 from sklearn.utils.validation import check_is_fitted
 
+from custval._rows import unique_rows as _unique_rows
 from custval._validation import bad_values_message, require_columns, require_numeric
 from custval.errors import ConvergenceError, CustvalWarning, DataError
-from custval.models._base import BaseModel, _unique_rows
+from custval.models._base import BaseModel
 from custval.models._special import digamma_rising, log_rising
 
 __all__ = ["BetaGeoCNBDModel", "estimate_regularity"]

@@ -23,9 +23,10 @@ import pandas as pd
 from scipy.special import gammaln
 from sklearn.utils.validation import check_is_fitted
 
+from custval._rows import unique_index
 from custval._validation import bad_values_message, require_columns, require_numeric
 from custval.errors import CustvalWarning, DataError
-from custval.models._base import BaseModel, unique_index
+from custval.models._base import BaseModel
 from custval.models._covariates import CovariateModelMixin
 from custval.models._special import digamma_rising, log_rising
 

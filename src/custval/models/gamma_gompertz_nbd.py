@@ -54,9 +54,10 @@ from scipy import optimize
 from scipy.special import gammaln
 from sklearn.utils.validation import check_is_fitted
 
+from custval._rows import unique_index
 from custval._units import annual_rate_to_period
 from custval.errors import ConvergenceError, CustvalWarning, DataError
-from custval.models._base import BaseModel, unique_index
+from custval.models._base import BaseModel
 from custval.models._log_quadrature import gauss_legendre as _gauss_legendre
 from custval.models._special import digamma_rising, log_rising
 from custval.models.pareto_nbd import ParetoNBDModel
