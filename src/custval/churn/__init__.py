@@ -23,9 +23,10 @@ from custval.churn._backtest import (
 )
 from custval.churn._features import churn_features
 from custval.churn._labels import churn_labels, contractual_churn_labels
-from custval.churn._pipelines import CategoricalColumns, make_churn_pipeline
+from custval.churn._pipelines import MODEL_NAMES, CategoricalColumns, make_churn_pipeline
 
 __all__ = [
+    "MODEL_NAMES",
     "CategoricalColumns",
     "ChurnEvaluation",
     "churn_backtest",

@@ -10,10 +10,10 @@ import pandas as pd
 from matplotlib.axes import Axes
 from sklearn.metrics import precision_recall_curve, roc_curve
 
+from custval._charts import get_ax, label_share_axes, reference_diagonal
 from custval._format import number, percent
-from custval.churn._pipelines import MODEL_NAMES
+from custval.churn import MODEL_NAMES
 from custval.errors import DataError
-from custval.plotting._common import get_ax, label_share_axes, reference_diagonal
 
 __all__ = [
     "plot_churn_calibration",

@@ -14,15 +14,15 @@ from matplotlib.axes import Axes
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from custval._format import count, money, number, percent
-from custval.errors import DataError
-from custval.plotting._common import (
+from custval._charts import (
     UNIT_WORDS,
     get_ax,
     lorenz_from_top,
     money_axis,
     percent_axis,
 )
+from custval._format import count, money, number, percent
+from custval.errors import DataError
 
 __all__ = [
     "plot_investment_plan",

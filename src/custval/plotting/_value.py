@@ -15,11 +15,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.ticker import FuncFormatter
 
-from custval._format import count, money, number, percent
-from custval._metrics import BY_ABSOLUTE, SMALLER_IS_BETTER
-from custval._units import normalize_freq, parse_duration
-from custval.errors import DataError
-from custval.plotting._common import (
+from custval._charts import (
     UNIT_WORDS,
     get_ax,
     label_share_axes,
@@ -27,6 +23,10 @@ from custval.plotting._common import (
     money_axis,
     reference_diagonal,
 )
+from custval._format import count, money, number, percent
+from custval._metrics import BY_ABSOLUTE, SMALLER_IS_BETTER
+from custval._units import normalize_freq, parse_duration
+from custval.errors import DataError
 
 __all__ = [
     "plot_alive_calibration",

@@ -15,8 +15,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
+from custval._charts import get_ax, percent_axis
 from custval._format import chart_text, money
-from custval.plotting._common import get_ax, percent_axis
 from custval.reports import _story as story
 
 __all__ = ["activity", "cohorts", "segments", "show", "value_risk"]

@@ -1,5 +1,6 @@
-"""Shared plumbing of the plot functions: axes handling, axis formatters and the pieces that
-share-against-share charts (ROC, calibration, gains, concentration) have in common."""
+"""Shared plumbing of the charts of :mod:`custval.plotting` and :mod:`custval.reports`: axes
+handling, axis formatters and the pieces that share-against-share charts (ROC, calibration,
+gains, concentration) have in common."""
 
 from __future__ import annotations
 
