@@ -34,7 +34,6 @@ import pandas as pd
 import pytest
 from scipy import optimize
 
-from _simulate_models import simulate_beta_geo, simulate_gamma_gamma
 from custval import (
     BetaDiscreteWeibullModel,
     BetaGeoBetaBinomModel,
@@ -49,6 +48,7 @@ from custval import (
     ParetoNBDModel,
     ShiftedBetaGeoModel,
 )
+from custval.datasets import simulate_beta_geo, simulate_gamma_gamma
 from custval.models._base import _LOG_BOUND, compress_rows
 
 SEEDS = (0, 1)
