@@ -127,3 +127,30 @@ def require_numeric(
                         frame, mask, column, "negative values", f"{column!r} must be >= 0"
                     )
                 )
+
+
+def with_customer_columns(
+    frame: pd.DataFrame, customers: pd.DataFrame | None, *, what: str = "summary"
+) -> pd.DataFrame:
+    """``frame`` (a summary or split) with the columns of ``customers`` it lacks, aligned by
+    customer_id: how covariates given apart (``customers=``) reach models that read them from
+    the summary. ``frame`` itself (not a copy) when ``customers`` is None."""
+    if customers is None:
+        return frame
+    if not isinstance(customers, pd.DataFrame):
+        raise DataError(
+            f"customers must be a DataFrame of covariates indexed by customer_id, got "
+            f"{type(customers).__name__}"
+        )
+    if not customers.index.is_unique:
+        raise DataError("customers has duplicate index values; give one row per customer")
+    missing = ~frame.index.isin(customers.index)
+    if missing.any():
+        raise DataError(
+            f"{int(missing.sum()):,} customers of the {what} have no row in customers (e.g. "
+            f"{list(frame.index[missing][:3])}); index customers by the {what}'s customer_id"
+        )
+    out = frame.copy()
+    for column in customers.columns.difference(frame.columns, sort=False):
+        out[column] = customers[column].reindex(frame.index).to_numpy()
+    return out

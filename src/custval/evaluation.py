@@ -32,7 +32,7 @@ from sklearn.utils.validation import check_is_fitted
 from custval._metrics import BY_ABSOLUTE as _BY_ABSOLUTE
 from custval._metrics import SMALLER_IS_BETTER as _SMALLER_IS_BETTER
 from custval._units import DAYS_PER_UNIT, normalize_freq, summary_freq
-from custval._validation import require_columns, require_numeric
+from custval._validation import require_columns, require_numeric, with_customer_columns
 from custval.errors import CustvalWarning, DataError
 
 __all__ = [
@@ -733,8 +733,13 @@ def compare_models(
     *,
     metric: str = "rmse",
     spend_model: Any = None,
+    customers: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """One table over several fitted models: fit statistics and holdout metrics, best first.
+
+    Models with covariates take part like the others: their predictions use each customer's
+    covariates (columns of ``split`` or of ``customers``) and ``n_params`` counts their
+    coefficients; a regularity model whose ``k`` was chosen by likelihood counts ``k`` too.
 
     Parameters
     ----------
@@ -749,12 +754,16 @@ def compare_models(
         ``brier``; each in its own direction (smaller errors, larger likelihood and AUC first).
     spend_model : fitted spend model, optional
         Passed to :func:`ranking_metrics` (rank by value instead of purchases).
+    customers : DataFrame, optional
+        The customers' covariates, indexed by customer_id, for models fitted with covariates
+        (default: the covariate columns are columns of ``split``).
 
     Returns
     -------
     DataFrame
-        One row per model (index ``model``), sorted best first by ``metric``: ``n_params``,
-        ``n_customers``, ``log_likelihood``, ``aic``, ``bic``, the :func:`error_metrics`
+        One row per model (index ``model``), sorted best first by ``metric``: ``n_params``
+        (the estimated parameters: AIC's and BIC's ``k``), ``n_customers``,
+        ``log_likelihood``, ``aic``, ``bic``, the :func:`error_metrics`
         (``mae``, ``rmse``, ``bias``, ``msle``, ``total_error``), the
         :func:`ranking_metrics` and the :func:`alive_metrics` (``roc_auc``, ``brier``).
         ``attrs``: ``best_model``, ``metric``, ``smaller_is_better``.
@@ -787,6 +796,7 @@ def compare_models(
             f"metric {metric!r} is not a column of the comparison; use one of "
             f"{sorted(_SMALLER_IS_BETTER)}"
         )
+    split = with_customer_columns(split, customers, what="split")
     rows = {}
     for name, model in models.items():
         errors = error_metrics(model, split)
@@ -795,7 +805,7 @@ def compare_models(
             alive = alive_metrics(model, split)
         except DataError:
             alive = pd.Series({"roc_auc": math.nan, "brier": math.nan})
-        n_params = len(model.params_)
+        n_params = _n_estimated(model)
         rows[str(name)] = {
             "n_params": n_params,
             "n_customers": float(getattr(model, "n_customers_", math.nan)),
@@ -838,6 +848,12 @@ def compare_models(
         }
     )
     return table
+
+
+def _n_estimated(model: Any) -> int:
+    """Estimated parameters: ``params_`` (covariate coefficients included) plus ``k`` for a
+    regularity model that chose it by likelihood (``k_selected_``)."""
+    return len(model.params_) + int(bool(getattr(model, "k_selected_", False)))
 
 
 def _safe(compute: Any) -> float:
