@@ -7,6 +7,7 @@ the same way: the column, how many rows, the first few row labels with their val
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -154,3 +155,37 @@ def with_customer_columns(
     for column in customers.columns.difference(frame.columns, sort=False):
         out[column] = customers[column].reindex(frame.index).to_numpy()
     return out
+
+
+def has_covariates(model: Any) -> bool:
+    """A fitted model with covariates (its ``covariates_`` names the covariate columns)."""
+    return getattr(model, "covariates_", None) is not None
+
+
+def covariate_profiles(
+    frame: pd.DataFrame, names: Sequence[str], *, what: str = "summary", given: bool = False
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """The distinct rows of the covariate columns ``names`` of ``frame`` (text columns as
+    categoricals, which a model re-encodes cheaply) and each row's position among them.
+
+    ``given``: whether the caller passed ``customers=`` (for the message when a column is
+    missing)."""
+    names = list(dict.fromkeys(names))
+    absent = [n for n in names if n not in frame.columns]
+    if absent:
+        raise DataError(
+            f"covariate column(s) {absent} are not in the {what}"
+            f"{' or customers' if given else ''}; pass customers=<frame indexed by "
+            f"customer_id> with them, or add them to the {what}"
+        )
+    table = frame[names]
+    codes = table.groupby(names, sort=False, dropna=False).ngroup().to_numpy()
+    first = np.unique(codes, return_index=True)[1]
+    profiles = table.iloc[first].reset_index(drop=True)
+    for name in names:
+        column = profiles[name]
+        if not pd.api.types.is_numeric_dtype(column) and not isinstance(
+            column.dtype, pd.CategoricalDtype
+        ):
+            profiles[name] = pd.Categorical(column)
+    return profiles, codes

@@ -88,6 +88,8 @@ from custval._quadrature import (
 from custval._units import annual_rate_to_period, normalize_freq, parse_duration, summary_freq
 from custval._validation import (
     bad_values_message,
+    covariate_profiles,
+    has_covariates,
     require_columns,
     require_numeric,
     with_customer_columns,
@@ -295,7 +297,7 @@ def _transaction_kernel(model: Any, terms: Terms, profiles: pd.DataFrame | None)
     public ``expected_purchases`` for a model without one (hook absent or returning None); for
     a model with covariates, that quadrature with each customer's covariate profile."""
     _check_fitted(model)
-    if _has_covariates(model):
+    if has_covariates(model):
         return CovariateKernel(model, terms, profiles)
     hook = getattr(model, "_value_kernel", None)
     kernel = hook(terms) if callable(hook) else None
@@ -305,18 +307,13 @@ def _transaction_kernel(model: Any, terms: Terms, profiles: pd.DataFrame | None)
 # ---------------------------------------------------------------------------------------------
 # Covariates: each customer's profile
 # ---------------------------------------------------------------------------------------------
-def _has_covariates(model: Any) -> bool:
-    """A fitted model with covariates (its ``covariates_`` names the covariate columns)."""
-    return getattr(model, "covariates_", None) is not None
-
-
 def _covariate_profiles(
     models: tuple[Any, ...], summary: pd.DataFrame, customers: pd.DataFrame | None
 ) -> tuple[pd.DataFrame | None, np.ndarray | None]:
     """The distinct covariate profiles of the customers (the covariate columns of every model
     with covariates, from ``customers`` or else from ``summary``) and each customer's profile
     position; ``(None, None)`` when no model has covariates."""
-    names = [c for m in models if _has_covariates(m) for c in m.covariates_.covariates]
+    names = [c for m in models if has_covariates(m) for c in m.covariates_.covariates]
     if not names:
         if customers is not None:
             raise DataError(
@@ -326,23 +323,7 @@ def _covariate_profiles(
             )
         return None, None
     frame = with_customer_columns(summary, customers)
-    absent = [n for n in dict.fromkeys(names) if n not in frame.columns]
-    if absent:
-        raise DataError(
-            f"covariate column(s) {absent} are not in the summary"
-            f"{'' if customers is None else ' or customers'}; pass customers=<frame indexed "
-            "by customer_id> with them, or add them to the summary"
-        )
-    table = frame[list(dict.fromkeys(names))]
-    codes = table.groupby(list(table.columns), sort=False, dropna=False).ngroup().to_numpy()
-    first = np.unique(codes, return_index=True)[1]
-    profiles = table.iloc[first].reset_index(drop=True)
-    for name in profiles.columns:  # text columns as categoricals: re-encoded per call cheaply
-        if not pd.api.types.is_numeric_dtype(profiles[name]) and not isinstance(
-            profiles[name].dtype, pd.CategoricalDtype
-        ):
-            profiles[name] = pd.Categorical(profiles[name])
-    return profiles, codes
+    return covariate_profiles(frame, names, given=customers is not None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -396,7 +377,7 @@ class _Spend:
             )
         _check_fitted(spend_model)
         self.description = model_name(spend_model)
-        covariates = _has_covariates(spend_model)
+        covariates = has_covariates(spend_model)
         kwargs = {"customers": customers} if covariates else {}
         self.point = spend_model.expected_spend(summary, **kwargs).to_numpy(dtype=float)
         if np.any(~np.isfinite(self.point)):
@@ -504,7 +485,7 @@ class _Valuation:
 
     def covariate_kwargs(self) -> dict[str, Any]:
         """``customers=`` for the transaction model's predictions, if it has covariates."""
-        return {"customers": self.customers} if _has_covariates(self.kernel.model) else {}
+        return {"customers": self.customers} if has_covariates(self.kernel.model) else {}
 
     def patterns(self) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """Distinct ``(frequency, recency, T)`` rows (and covariate profile, for models with
@@ -1009,7 +990,7 @@ def customer_value_table(
     ('contribution', 1)
     """
     if _engines.is_engine_summary(summary):  # DuckDB/Spark: scored in the engine, in chunks
-        if customers is not None or any(map(_has_covariates, (transaction_model, spend_model))):
+        if customers is not None or any(map(has_covariates, (transaction_model, spend_model))):
             raise DataError(
                 "models with covariates are valued on a pandas summary; collect the engine "
                 "summary with .to_pandas() and pass the covariates as customers="
