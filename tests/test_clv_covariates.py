@@ -25,6 +25,9 @@ from custval import (
     customer_value_table,
     evaluation,
 )
+from custval._quadrature import CovariateKernel, ProfileKernel
+from custval._validation import covariate_profiles
+from custval.clv import _resolve_terms, _transaction_kernel
 from custval.datasets import simulate_beta_geo_covariates, simulate_gamma_gamma
 
 BASE = {"r": 0.5, "alpha": 5.0, "a": 0.8, "b": 2.5}
@@ -97,6 +100,50 @@ def test_zero_coefficients_give_the_table_of_the_model_without_covariates(simula
     # only by the float32 tables and the 5-node quadrature of the draws (~1e-6)
     pd.testing.assert_frame_equal(table[BAND_COLUMNS], plain[BAND_COLUMNS], rtol=2e-5)
     assert (table["segment"] == plain["segment"]).all()
+
+
+@pytest.mark.parametrize("model_class", [BetaGeoModel, ParetoNBDModel])
+def test_discrete_covariates_use_each_profiles_plain_kernel(simulated, model_class):
+    """Few covariate profiles: each is valued by the plain model's kernel at the profile's
+    parameters (``_profile_params``); it agrees with the generic quadrature of the covariate
+    model's own expected_purchases, at the estimates and at every draw."""
+    summary, customers = simulated
+    model = model_class().fit(
+        summary,
+        customers=customers,
+        purchase_covariates=["channel"],
+        dropout_covariates=["channel"],
+    )
+    for horizon in ("52W", "inf"):
+        terms = _resolve_terms(model, None, summary, horizon, 0.1, None)
+        profiles, codes = covariate_profiles(customers, ["channel"])
+        rows = {c: summary[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T")}
+        rows["profile"] = codes.astype(float)
+        kernel = _transaction_kernel(model, terms, profiles)
+        assert isinstance(kernel, ProfileKernel)
+        generic = CovariateKernel(model, terms, profiles)
+        theta = model.params_.to_numpy()
+        np.testing.assert_allclose(kernel.values(theta, rows), generic.values(theta, rows), 1e-8)
+        thetas = theta + np.random.default_rng(1).normal(0, 0.05, (3, len(theta)))
+        head = {k: v[:200] for k, v in rows.items()}
+        kernel.prepare_draws(thetas, head)
+        generic.prepare_draws(thetas, head)
+        np.testing.assert_allclose(
+            kernel.values_draws(thetas, slice(0, 200)),
+            generic.values_draws(thetas, slice(0, 200)),
+            rtol=2e-5,
+        )
+    # each profile's parameters give that profile's predictions
+    plain_params = model._profile_params(model.params_.to_numpy(), profiles)
+    for g in range(len(profiles)):
+        members = codes == g
+        names = model._param_names[:4]
+        plain = model_class.from_params(**dict(zip(names, plain_params[g], strict=True)))
+        np.testing.assert_allclose(
+            plain.expected_purchases(summary[members], 20.0),
+            model.expected_purchases(summary[members], 20.0, customers=customers[members]),
+            rtol=1e-10,
+        )
 
 
 def test_zero_spend_coefficients_give_the_plain_intervals_with_the_fast_kernel(simulated):

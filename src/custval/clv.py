@@ -39,20 +39,24 @@ it converges to the exact value as the step shrinks. The rule is written once
 This module never imports a model: it gets each transaction model's kernel through
 ``model._value_kernel(terms)`` (the BG/NBD family's in :mod:`custval.models._beta_geo_clv`,
 the Pareto/NBD's in :mod:`custval.models._pareto_nbd_clv`); a model without one is valued by
-the same quadrature on its public ``expected_purchases`` (finite horizons only), and a spend
+the same quadrature on its public ``expected_purchases`` (finite horizons only), and a model
+with covariates by that quadrature per covariate profile, ``expected_purchases(summary, t,
+customers=...)`` (:class:`custval._quadrature.CovariateKernel`, any horizon), and a spend
 model offers its affine form for parameter draws through ``spend_model._affine_spend()``
 (README "Design notes").
 
 Uncertainty
 -----------
-Intervals reflect the sampling uncertainty of the fitted parameters: parameter vectors are
-drawn from the asymptotic normal distribution of the log-parameters (mean ``log(params_)``,
-covariance ``variance_matrix_ / outer(params_, params_)``, the delta method) for the transaction
-and the spend model independently, CLV is evaluated for every draw, and the per-customer
-percentiles of the draws are reported. Draws of the Gamma-Gamma ``q <= 1`` (infinite mean spend)
-are redrawn. Customers with identical inputs are evaluated once; the distinct rows are processed
-in blocks (memory is bounded by ``chunk_size * n_draws``), vectorized over draws in float32
-(the percentiles need a few significant digits, float32 carries seven).
+Intervals reflect the sampling uncertainty of the fitted parameters: parameter vectors are drawn
+from the asymptotic normal distribution of the log-parameters (mean ``log(params_)``, covariance
+``variance_matrix_ / outer(params_, params_)``, the delta method) for the transaction and the
+spend model independently (covariate coefficients, unbounded, are drawn normal given the
+log-parameters, from the same joint covariance), CLV is evaluated for every draw, and the
+per-customer percentiles of the draws are reported. Draws of the Gamma-Gamma ``q <= 1``
+(infinite mean spend) are redrawn. Customers with identical inputs are evaluated once; the
+distinct rows are processed in blocks (memory is bounded by ``chunk_size * n_draws``),
+vectorized over draws in float32 (the percentiles need a few significant digits, float32 carries
+seven).
 
 For the BG/NBD family every number a row needs is looked up in small per-draw tables: P(alive)
 from tables over the distinct frequencies, ``T`` and recencies; the discounted purchases given
@@ -81,6 +85,7 @@ from custval._quadrature import (
     CovariateKernel,
     ExpectedPurchasesKernel,
     Kernel,
+    ProfileKernel,
     Terms,
     model_name,
     unique_rows,
@@ -297,7 +302,9 @@ def _transaction_kernel(model: Any, terms: Terms, profiles: pd.DataFrame | None)
     public ``expected_purchases`` for a model without one (hook absent or returning None); for
     a model with covariates, that quadrature with each customer's covariate profile."""
     _check_fitted(model)
-    if has_covariates(model):
+    if has_covariates(model):  # few profiles: the plain model's kernel per profile
+        if ProfileKernel.applies(model, profiles):
+            return ProfileKernel(model, terms, profiles)
         return CovariateKernel(model, terms, profiles)
     hook = getattr(model, "_value_kernel", None)
     kernel = hook(terms) if callable(hook) else None
@@ -671,9 +678,9 @@ def _valuation(
         data["profile"] = codes.astype(float)
     kernel = _transaction_kernel(transaction_model, terms, profiles)
     spend = _Spend(spend_model, summary, customers, profiles)
-    valuation = _Valuation(terms, margin_values, described, basis, kernel, spend, data, summary)
-    valuation.customers = customers
-    return valuation
+    return _Valuation(
+        terms, margin_values, described, basis, kernel, spend, data, summary, customers=customers
+    )
 
 
 def _attrs(valuation: _Valuation) -> dict[str, Any]:
