@@ -22,6 +22,8 @@ from custval.cli import main
 from custval.datasets import (
     RetailerParameters,
     SimulatedRetailer,
+    _retailer,
+    _simulate,
     load_cdnow,
     load_donations,
     load_online_retail,
@@ -337,15 +339,15 @@ def test_expected_purchasing_limits():
     lam = np.array([0.02, 0.01])
     p = np.array([0.1, 0.3])
     # without joining: the BG/NBD conditional expectation (1 - exp(-lambda p t)) / p
-    plain = datasets._expected_purchasing(lam, p, lam, p, np.zeros(2, bool), 0.0, 200.0)
+    plain = _simulate._expected_purchasing(lam, p, lam, p, np.zeros(2, bool), 0.0, 200.0)
     assert np.allclose(plain["orders"], (1 - np.exp(-lam * p * 200)) / p)
     assert np.allclose(plain["alive"], np.exp(-lam * p * 200))
     # joining with rates that make mu_A == mu_B uses the limit of the divided difference
     lam_m, p_m = np.array([0.02]), np.array([0.1])
-    equal = datasets._expected_purchasing(
+    equal = _simulate._expected_purchasing(
         np.array([0.02]), np.array([0.0]), lam_m, p_m, np.array([False]), 0.1, 200.0
     )
-    near = datasets._expected_purchasing(
+    near = _simulate._expected_purchasing(
         np.array([0.02]), np.array([1e-9]), lam_m, p_m, np.array([False]), 0.1, 200.0
     )
     assert np.allclose(equal["orders"], near["orders"], rtol=1e-6)
@@ -406,7 +408,7 @@ def test_committed_sample_regenerates_byte_for_byte(tmp_path):
 
 
 def test_load_sample_without_the_folder_says_how_to_make_it(tmp_path, monkeypatch):
-    monkeypatch.setattr(datasets, "_sample_folder", lambda: tmp_path / "nowhere")
+    monkeypatch.setattr(_retailer, "_sample_folder", lambda: tmp_path / "nowhere")
     with pytest.raises(FileNotFoundError, match=r"run `custval simulate --out DIR`"):
         load_sample()
 
@@ -599,7 +601,9 @@ def test_load_donations_rejects_impossible_patterns(tmp_path):
 
 
 def test_csv_text_is_what_the_docs_say(small):
-    text = gzip.decompress(datasets._gzip_bytes(datasets._csv_bytes(small.customers, "customers")))
+    text = gzip.decompress(
+        _retailer._gzip_bytes(_retailer._csv_bytes(small.customers, "customers"))
+    )
     frame = pd.read_csv(io.BytesIO(text), dtype=str, keep_default_na=False)
     assert frame.columns.tolist()[0] == "customer_id"
     assert set(frame["loyalty_member"]) == {"0", "1"}

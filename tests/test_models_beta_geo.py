@@ -9,9 +9,9 @@ from scipy import integrate, optimize, stats
 from scipy.special import betaln
 from sklearn.exceptions import NotFittedError
 
-from _simulate_models import simulate_beta_geo
 from conftest import shared_file
 from custval import BetaGeoModel, CustvalWarning, DataError, ModifiedBetaGeoModel, load_model
+from custval.datasets import simulate_beta_geo
 from custval.models import beta_geo, modified_beta_geo
 
 # FHL (2005), section 5 / Hardie's note 004: MLE on the 2,357 CDNOW customers (weeks)

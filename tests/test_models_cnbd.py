@@ -8,7 +8,6 @@ import pandas as pd
 import pytest
 from scipy import integrate, optimize, stats
 
-from _simulate_models import simulate_cnbd
 from conftest import shared_file
 from custval import (
     BetaGeoCNBDModel,
@@ -26,6 +25,7 @@ from custval import (
     load_model,
     rfm_summary,
 )
+from custval.datasets import simulate_cnbd
 from custval.models import bg_cnbd
 from custval.models._base import BaseModel
 
@@ -446,6 +446,14 @@ def test_customer_value_and_model_comparison():
     # regular buyers: the regularity model fits and predicts the grocery holdout better
     assert table.attrs["best_model"] == "MBG/CNBD-k"
     assert table.loc["MBG/CNBD-k", "log_likelihood"] > table.loc["MBG/NBD", "log_likelihood"]
+    # k was chosen by likelihood: it counts as a fifth parameter, as in the model's own AIC
+    assert model.k_selected_
+    assert table.loc["MBG/CNBD-k", "n_params"] == 5 and table.loc["MBG/NBD", "n_params"] == 4
+    for name, fitted in models.items():
+        assert table.loc[name, "aic"] == pytest.approx(
+            2 * table.loc[name, "n_params"] - 2 * fitted.log_likelihood_
+        )
+        assert table.loc[name, "aic"] == pytest.approx(fitted.aic)
 
 
 def conditional_by_monte_carlo(params, k, x, t_x, big_t, t, modified, n=400_000, seed=0):

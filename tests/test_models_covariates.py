@@ -8,8 +8,8 @@ import pytest
 from scipy.optimize import check_grad
 from scipy.stats import norm
 
-from _simulate_models import simulate_beta_geo_covariates
 from custval import BetaGeoModel, DataError, ModifiedBetaGeoModel, covariate_effects, load_model
+from custval.datasets import simulate_beta_geo_covariates
 from custval.models import beta_geo
 
 BASE = {"r": 0.5, "alpha": 5.0, "a": 0.8, "b": 2.5}

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from scipy.optimize import check_grad
 
-from _simulate_models import simulate_gamma_gamma
 from custval import DataError, GammaGammaModel, covariate_effects, load_model
+from custval.datasets import simulate_gamma_gamma
 from custval.models import gamma_gamma
 
 BASE = {"p": 6.0, "q": 4.0, "gamma": 15.0}

@@ -7,7 +7,6 @@ import pandas as pd
 import pytest
 from scipy import optimize
 
-from _simulate_models import simulate_gamma_gamma
 from conftest import shared_file
 from custval import (
     CustvalWarning,
@@ -16,6 +15,7 @@ from custval import (
     frequency_spend_correlation,
     load_model,
 )
+from custval.datasets import simulate_gamma_gamma
 from custval.models import gamma_gamma
 
 # Hardie's note 025 / FHL (2005, "RFM and CLV"): the 946 CDNOW repeat buyers

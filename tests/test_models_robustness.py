@@ -34,7 +34,6 @@ import pandas as pd
 import pytest
 from scipy import optimize
 
-from _simulate_models import simulate_beta_geo, simulate_gamma_gamma
 from custval import (
     BetaDiscreteWeibullModel,
     BetaGeoBetaBinomModel,
@@ -50,6 +49,7 @@ from custval import (
     ShiftedBetaGeoModel,
 )
 from custval._rows import compress_rows
+from custval.datasets import simulate_beta_geo, simulate_gamma_gamma
 from custval.models._base import _LOG_BOUND
 
 SEEDS = (0, 1)

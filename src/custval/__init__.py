@@ -54,6 +54,10 @@ from custval.datasets import (
     load_sample,
     load_simulated,
     simulate,
+    simulate_beta_geo,
+    simulate_beta_geo_covariates,
+    simulate_cnbd,
+    simulate_gamma_gamma,
 )
 
 __all__ += [
@@ -65,6 +69,10 @@ __all__ += [
     "load_sample",
     "load_simulated",
     "simulate",
+    "simulate_beta_geo",
+    "simulate_beta_geo_covariates",
+    "simulate_cnbd",
+    "simulate_gamma_gamma",
 ]
 
 # --- models -------------------------------------------------------------------------------------

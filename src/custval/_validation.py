@@ -7,6 +7,7 @@ the same way: the column, how many rows, the first few row labels with their val
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -171,3 +172,64 @@ def check_margins(frame: pd.DataFrame, column: str, *, what: str = "input") -> n
             bad_values_message(frame, bad, column, "margins outside (0, 1]", MARGIN_RULE)
         )
     return values
+
+
+def with_customer_columns(
+    frame: pd.DataFrame, customers: pd.DataFrame | None, *, what: str = "summary"
+) -> pd.DataFrame:
+    """``frame`` (a summary or split) with the columns of ``customers`` it lacks, aligned by
+    customer_id: how covariates given apart (``customers=``) reach models that read them from
+    the summary. ``frame`` itself (not a copy) when ``customers`` is None."""
+    if customers is None:
+        return frame
+    if not isinstance(customers, pd.DataFrame):
+        raise DataError(
+            f"customers must be a DataFrame of covariates indexed by customer_id, got "
+            f"{type(customers).__name__}"
+        )
+    if not customers.index.is_unique:
+        raise DataError("customers has duplicate index values; give one row per customer")
+    missing = ~frame.index.isin(customers.index)
+    if missing.any():
+        raise DataError(
+            f"{int(missing.sum()):,} customers of the {what} have no row in customers (e.g. "
+            f"{list(frame.index[missing][:3])}); index customers by the {what}'s customer_id"
+        )
+    out = frame.copy()
+    for column in customers.columns.difference(frame.columns, sort=False):
+        out[column] = customers[column].reindex(frame.index).to_numpy()
+    return out
+
+
+def has_covariates(model: Any) -> bool:
+    """A fitted model with covariates (its ``covariates_`` names the covariate columns)."""
+    return getattr(model, "covariates_", None) is not None
+
+
+def covariate_profiles(
+    frame: pd.DataFrame, names: Sequence[str], *, what: str = "summary", given: bool = False
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """The distinct rows of the covariate columns ``names`` of ``frame`` (text columns as
+    categoricals, which a model re-encodes cheaply) and each row's position among them.
+
+    ``given``: whether the caller passed ``customers=`` (for the message when a column is
+    missing)."""
+    names = list(dict.fromkeys(names))
+    absent = [n for n in names if n not in frame.columns]
+    if absent:
+        raise DataError(
+            f"covariate column(s) {absent} are not in the {what}"
+            f"{' or customers' if given else ''}; pass customers=<frame indexed by "
+            f"customer_id> with them, or add them to the {what}"
+        )
+    table = frame[names]
+    codes = table.groupby(names, sort=False, dropna=False).ngroup().to_numpy()
+    first = np.unique(codes, return_index=True)[1]
+    profiles = table.iloc[first].reset_index(drop=True)
+    for name in names:
+        column = profiles[name]
+        if not pd.api.types.is_numeric_dtype(column) and not isinstance(
+            column.dtype, pd.CategoricalDtype
+        ):
+            profiles[name] = pd.Categorical(column)
+    return profiles, codes

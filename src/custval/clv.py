@@ -39,20 +39,24 @@ it converges to the exact value as the step shrinks. The rule is written once
 This module never imports a model: it gets each transaction model's kernel through
 ``model._value_kernel(terms)`` (the BG/NBD family's in :mod:`custval.models._beta_geo_clv`,
 the Pareto/NBD's in :mod:`custval.models._pareto_nbd_clv`); a model without one is valued by
-the same quadrature on its public ``expected_purchases`` (finite horizons only), and a spend
+the same quadrature on its public ``expected_purchases`` (finite horizons only), and a model
+with covariates by that quadrature per covariate profile, ``expected_purchases(summary, t,
+customers=...)`` (:class:`custval._quadrature.CovariateKernel`, any horizon), and a spend
 model offers its affine form for parameter draws through ``spend_model._affine_spend()``
 (README "Design notes").
 
 Uncertainty
 -----------
-Intervals reflect the sampling uncertainty of the fitted parameters: parameter vectors are
-drawn from the asymptotic normal distribution of the log-parameters (mean ``log(params_)``,
-covariance ``variance_matrix_ / outer(params_, params_)``, the delta method) for the transaction
-and the spend model independently, CLV is evaluated for every draw, and the per-customer
-percentiles of the draws are reported. Draws of the Gamma-Gamma ``q <= 1`` (infinite mean spend)
-are redrawn. Customers with identical inputs are evaluated once; the distinct rows are processed
-in blocks (memory is bounded by ``chunk_size * n_draws``), vectorized over draws in float32
-(the percentiles need a few significant digits, float32 carries seven).
+Intervals reflect the sampling uncertainty of the fitted parameters: parameter vectors are drawn
+from the asymptotic normal distribution of the log-parameters (mean ``log(params_)``, covariance
+``variance_matrix_ / outer(params_, params_)``, the delta method) for the transaction and the
+spend model independently (covariate coefficients, unbounded, are drawn normal given the
+log-parameters, from the same joint covariance), CLV is evaluated for every draw, and the
+per-customer percentiles of the draws are reported. Draws of the Gamma-Gamma ``q <= 1``
+(infinite mean spend) are redrawn. Customers with identical inputs are evaluated once; the
+distinct rows are processed in blocks (memory is bounded by ``chunk_size * n_draws``),
+vectorized over draws in float32 (the percentiles need a few significant digits, float32 carries
+seven).
 
 For the BG/NBD family every number a row needs is looked up in small per-draw tables: P(alive)
 from tables over the distinct frequencies, ``T`` and recencies; the discounted purchases given
@@ -78,8 +82,10 @@ from sklearn.utils.validation import check_is_fitted
 from custval import _engines
 from custval._quadrature import (
     AliveFactorKernel,
+    CovariateKernel,
     ExpectedPurchasesKernel,
     Kernel,
+    ProfileKernel,
     Terms,
     model_name,
     unique_rows,
@@ -89,8 +95,11 @@ from custval._units import annual_rate_to_period, normalize_freq, parse_duration
 from custval._validation import (
     check_margin,
     check_margins,
+    covariate_profiles,
+    has_covariates,
     require_columns,
     require_numeric,
+    with_customer_columns,
 )
 from custval.errors import DataError
 
@@ -259,13 +268,40 @@ def _check_summary(summary: pd.DataFrame, *, monetary: bool = True) -> dict[str,
 # ---------------------------------------------------------------------------------------------
 # Transaction models: the value kernel hook (custval._quadrature; README "Design notes")
 # ---------------------------------------------------------------------------------------------
-def _transaction_kernel(model: Any, terms: Terms) -> Kernel:
+def _transaction_kernel(model: Any, terms: Terms, profiles: pd.DataFrame | None) -> Kernel:
     """The model's own kernel (``model._value_kernel(terms)``), or the exact quadrature of its
-    public ``expected_purchases`` for a model without one (hook absent or returning None)."""
+    public ``expected_purchases`` for a model without one (hook absent or returning None); for
+    a model with covariates, that quadrature with each customer's covariate profile."""
     _check_fitted(model)
+    if has_covariates(model):  # few profiles: the plain model's kernel per profile
+        if ProfileKernel.applies(model, profiles):
+            return ProfileKernel(model, terms, profiles)
+        return CovariateKernel(model, terms, profiles)
     hook = getattr(model, "_value_kernel", None)
     kernel = hook(terms) if callable(hook) else None
     return kernel if kernel is not None else ExpectedPurchasesKernel(model, terms)
+
+
+# ---------------------------------------------------------------------------------------------
+# Covariates: each customer's profile
+# ---------------------------------------------------------------------------------------------
+def _covariate_profiles(
+    models: tuple[Any, ...], summary: pd.DataFrame, customers: pd.DataFrame | None
+) -> tuple[pd.DataFrame | None, np.ndarray | None]:
+    """The distinct covariate profiles of the customers (the covariate columns of every model
+    with covariates, from ``customers`` or else from ``summary``) and each customer's profile
+    position; ``(None, None)`` when no model has covariates."""
+    names = [c for m in models if has_covariates(m) for c in m.covariates_.covariates]
+    if not names:
+        if customers is not None:
+            raise DataError(
+                "customers= gives covariates, but neither model was fitted with covariates; "
+                "drop customers= or fit the model with purchase_covariates=[...] / "
+                "spend_covariates=[...]"
+            )
+        return None, None
+    frame = with_customer_columns(summary, customers)
+    return covariate_profiles(frame, names, given=customers is not None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -275,9 +311,16 @@ class _Spend:
     """Expected spend per future purchase: ``A(x) + B(x) * monetary_value`` (Gamma-Gamma is
     affine in the observed mean, note 025 eq. 5), or a fixed value per customer."""
 
-    def __init__(self, spend_model: Any, summary: pd.DataFrame, data: dict[str, np.ndarray]):
+    def __init__(
+        self,
+        spend_model: Any,
+        summary: pd.DataFrame,
+        customers: pd.DataFrame | None = None,
+        profiles: pd.DataFrame | None = None,
+    ):
         self.model = spend_model
         self.affine = None  # the spend model's affine form A(x) + B(x) m, for draws
+        self.scale_design = None  # covariates: log multiplier of A per profile = design @ theta
         if isinstance(spend_model, int | float | np.number) and not isinstance(spend_model, bool):
             value = float(spend_model)
             if not (value >= 0 and math.isfinite(value)):
@@ -312,7 +355,9 @@ class _Spend:
             )
         _check_fitted(spend_model)
         self.description = model_name(spend_model)
-        self.point = spend_model.expected_spend(summary).to_numpy(dtype=float)
+        covariates = has_covariates(spend_model)
+        kwargs = {"customers": customers} if covariates else {}
+        self.point = spend_model.expected_spend(summary, **kwargs).to_numpy(dtype=float)
         if np.any(~np.isfinite(self.point)):
             raise DataError(
                 f"the {model_name(spend_model)} gives an infinite expected spend (q <= 1); "
@@ -320,6 +365,9 @@ class _Spend:
             )
         hook = getattr(spend_model, "_affine_spend", None)  # the spend contract (README)
         self.affine = hook() if callable(hook) else None
+        if covariates and self.affine is not None:
+            # A(x) scales with the customer's covariates: exp(design @ theta) per profile
+            self.scale_design = self.affine.scale_design(profiles)
 
     @property
     def has_draws(self) -> bool:
@@ -333,8 +381,19 @@ class _Spend:
 # ---------------------------------------------------------------------------------------------
 # Parameter draws
 # ---------------------------------------------------------------------------------------------
-def _log_normal_draws(model: Any, n_draws: int, rng: np.random.Generator) -> np.ndarray:
-    """Parameter vectors from the asymptotic normal of the log-parameters (delta method)."""
+def _parameter_draws(model: Any, n_draws: int, rng: np.random.Generator) -> np.ndarray:
+    """Parameter vectors from the asymptotic normal distribution of the estimates.
+
+    Positive parameters are drawn log-normal (the normal of the log-parameters, covariance by
+    the delta method ``variance_matrix_ / outer(params_, params_)``); covariate coefficients
+    (``"group:column"``, unbounded) normal, from the same joint covariance: given the drawn
+    log-parameters ``u``, the coefficients are normal with mean ``c + S_cb S_bb^-1 (u - log
+    theta)`` and covariance ``S_cc - S_cb S_bb^-1 S_bc``. The positive parameters consume the
+    generator exactly as for a model without covariates; the coefficients are drawn from a
+    generator spawned from it (which leaves its stream untouched), so a model whose
+    coefficients are known to be zero (zero variance) draws what the model without covariates
+    draws.
+    """
     theta = model.params_.to_numpy(dtype=float)
     variance = getattr(model, "variance_matrix_", None)
     if variance is None or not np.all(np.isfinite(np.asarray(variance, dtype=float))):
@@ -345,21 +404,39 @@ def _log_normal_draws(model: Any, n_draws: int, rng: np.random.Generator) -> np.
             "fit whose Hessian was singular), so its parameter uncertainty is unknown; fit it "
             "with a small penalizer_coef, or pass n_draws=0 for no intervals"
         )
-    cov = np.asarray(variance, dtype=float) / np.outer(theta, theta)
+    coefficient = np.array([":" in str(name) for name in model.params_.index])
+    positive = ~coefficient
+    scale = np.where(coefficient, 1.0, theta)  # the delta method on the positive ones only
+    cov = np.asarray(variance, dtype=float) / np.outer(scale, scale)
     cov = 0.5 * (cov + cov.T)
-    eigval, eigvec = np.linalg.eigh(cov)
-    root = eigvec * np.sqrt(np.clip(eigval, 0.0, None))
-    z = rng.standard_normal((n_draws, len(theta)))
-    return theta * np.exp(z @ root.T)
+    cov_bb = cov[np.ix_(positive, positive)]
+    z = rng.standard_normal((n_draws, int(positive.sum())))
+    u = z @ _root(cov_bb).T
+    out = np.empty((n_draws, len(theta)))
+    out[:, positive] = theta[positive] * np.exp(u)
+    if coefficient.any():
+        cov_cb = cov[np.ix_(coefficient, positive)]
+        regression = cov_cb @ np.linalg.pinv(cov_bb)
+        conditional = cov[np.ix_(coefficient, coefficient)] - regression @ cov_cb.T
+        (child,) = rng.spawn(1)
+        zc = child.standard_normal((n_draws, int(coefficient.sum())))
+        out[:, coefficient] = theta[coefficient] + u @ regression.T + zc @ _root(conditional).T
+    return out
+
+
+def _root(cov: np.ndarray) -> np.ndarray:
+    """``R`` with ``R R' = cov`` (symmetric eigen-decomposition, negative rounding clipped)."""
+    eigval, eigvec = np.linalg.eigh(0.5 * (cov + cov.T))
+    return eigvec * np.sqrt(np.clip(eigval, 0.0, None))
 
 
 def _spend_draws(spend: _Spend, n_draws: int, rng: np.random.Generator) -> np.ndarray:
-    draws = _log_normal_draws(spend.model, n_draws, rng)
+    draws = _parameter_draws(spend.model, n_draws, rng)
     for _ in range(_MAX_REDRAW):
         bad = ~spend.affine.admissible(draws)  # e.g. Gamma-Gamma's q <= 1: infinite mean spend
         if not bad.any():
             break
-        draws[bad] = _log_normal_draws(spend.model, int(bad.sum()), rng)
+        draws[bad] = _parameter_draws(spend.model, int(bad.sum()), rng)
     else:
         raise DataError(
             f"the {model_name(spend.model)}'s q is too uncertain (draws keep falling below 1, "
@@ -382,11 +459,18 @@ class _Valuation:
     data: dict[str, np.ndarray]
     summary: pd.DataFrame
     _patterns: tuple[dict[str, np.ndarray], np.ndarray] | None = None
+    customers: pd.DataFrame | None = None
+
+    def covariate_kwargs(self) -> dict[str, Any]:
+        """``customers=`` for the transaction model's predictions, if it has covariates."""
+        return {"customers": self.customers} if has_covariates(self.kernel.model) else {}
 
     def patterns(self) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        """Distinct ``(frequency, recency, T)`` rows and each customer's row (cached)."""
+        """Distinct ``(frequency, recency, T)`` rows (and covariate profile, for models with
+        covariates) and each customer's row (cached)."""
         if self._patterns is None:
-            self._patterns = unique_rows({k: self.data[k] for k in ("frequency", "recency", "T")})
+            columns = ("frequency", "recency", "T", "profile")
+            self._patterns = unique_rows({k: self.data[k] for k in columns if k in self.data})
         return self._patterns
 
     def discounted_purchases(self) -> np.ndarray:
@@ -421,7 +505,7 @@ class _Valuation:
         if len(self.summary) == 0:
             return np.empty((0, len(probabilities)))
         rng = np.random.default_rng(random_state)
-        thetas = _log_normal_draws(self.kernel.model, n_draws, rng)
+        thetas = _parameter_draws(self.kernel.model, n_draws, rng)
         x_all = self.data["frequency"]
         spend = None  # (distinct frequencies, A, B): spend per purchase A(x) + B(x) * spend_key
         if self.spend.has_draws:
@@ -437,15 +521,20 @@ class _Valuation:
         else:
             spend_key = self.spend.point
         # distinct inputs, ordered by (frequency, T): neighbouring rows share table lookups
-        rows, inverse = _distinct_rows(
-            {
-                "frequency": x_all,
-                "T": self.data["T"],
-                "recency": self.data["recency"],
-                "spend_key": spend_key,
-            }
-        )
-        folded = isinstance(self.kernel, AliveFactorKernel)
+        columns = {
+            "frequency": x_all,
+            "T": self.data["T"],
+            "recency": self.data["recency"],
+            "spend_key": spend_key,
+        }
+        if "profile" in self.data:  # covariates: customers of one profile share their value
+            columns["profile"] = self.data["profile"]
+        rows, inverse = _distinct_rows(columns)
+        multiplier = None  # covariate spend: A(x) times exp(design @ theta) of the row's profile
+        if spend is not None and self.spend.scale_design is not None:
+            log_scale = self.spend.scale_design @ spend_thetas.T  # (profiles, draws)
+            multiplier = np.exp(log_scale).astype(np.float32)
+        folded = isinstance(self.kernel, AliveFactorKernel) and multiplier is None
         if folded:  # spend coefficients multiply the pair tables once, not every row
             self.kernel.prepare_draws(thetas, rows, spend=spend)
         else:
@@ -469,7 +558,11 @@ class _Valuation:
                     code = np.searchsorted(x_unique, rows["frequency"][sl])
                     per_purchase = coef_b[code]
                     per_purchase *= key
-                    per_purchase += coef_a[code]
+                    if multiplier is None:
+                        per_purchase += coef_a[code]
+                    else:
+                        profile = rows["profile"][sl].astype(np.int64)
+                        per_purchase += coef_a[code] * multiplier[profile]
                     values *= per_purchase
                 else:
                     values *= key
@@ -538,6 +631,7 @@ def _valuation(
     annual_discount_rate: float,
     margin: Any,
     step: Any,
+    customers: pd.DataFrame | None = None,
 ) -> _Valuation:
     if not isinstance(summary, pd.DataFrame):
         raise DataError(
@@ -550,9 +644,14 @@ def _valuation(
     )
     data = _check_summary(summary)
     margin_values, described, basis = _resolve_margin(margin, summary)
-    kernel = _transaction_kernel(transaction_model, terms)
-    spend = _Spend(spend_model, summary, data)
-    return _Valuation(terms, margin_values, described, basis, kernel, spend, data, summary)
+    profiles, codes = _covariate_profiles((transaction_model, spend_model), summary, customers)
+    if codes is not None:
+        data["profile"] = codes.astype(float)
+    kernel = _transaction_kernel(transaction_model, terms, profiles)
+    spend = _Spend(spend_model, summary, customers, profiles)
+    return _Valuation(
+        terms, margin_values, described, basis, kernel, spend, data, summary, customers=customers
+    )
 
 
 def _attrs(valuation: _Valuation) -> dict[str, Any]:
@@ -616,6 +715,7 @@ def customer_lifetime_value(
     annual_discount_rate: float = 0.10,
     margin: float | str | pd.Series = 1.0,
     step: str | None = None,
+    customers: pd.DataFrame | None = None,
 ) -> pd.Series:
     """Discounted value of each customer's expected future purchases.
 
@@ -650,6 +750,11 @@ def customer_lifetime_value(
         Instead of the exact integral, sum over a grid of this step (e.g. ``"1M"``), each step's
         expected purchases discounted at the step's end (lifetimes' convention); converges to
         the exact value as the step shrinks.
+    customers : DataFrame, optional
+        For models fitted with covariates (``purchase_covariates=``, ``spend_covariates=``,
+        ...): the customers' covariates, indexed by customer_id (default: the covariate
+        columns are columns of ``summary``). Each customer is valued with their own
+        covariates, by the exact quadrature of the model's ``expected_purchases``.
 
     Returns
     -------
@@ -681,7 +786,14 @@ def customer_lifetime_value(
     'contribution'
     """
     valuation = _valuation(
-        transaction_model, spend_model, summary, horizon, annual_discount_rate, margin, step
+        transaction_model,
+        spend_model,
+        summary,
+        horizon,
+        annual_discount_rate,
+        margin,
+        step,
+        customers,
     )
     result = pd.Series(valuation.point(), index=summary.index, name="clv")
     result.attrs.update(_attrs(valuation))
@@ -702,6 +814,7 @@ def clv_interval(
     step: str | None = None,
     chunk_size: int = 20_000,
     progress: bool = True,
+    customers: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Per-customer CLV percentiles from the sampling distribution of the fitted parameters.
 
@@ -713,9 +826,11 @@ def clv_interval(
 
     Parameters
     ----------
-    transaction_model, spend_model, summary, horizon, annual_discount_rate, margin, step
-        As in :func:`customer_lifetime_value`. Both models need ``variance_matrix_`` (a fitted
-        model); a fixed spend or spend Series adds no uncertainty.
+    transaction_model, spend_model, summary, horizon, annual_discount_rate, margin, step, customers
+        As in :func:`customer_lifetime_value`. Covariate coefficients are drawn normal, the
+        positive parameters log-normal, from the same joint covariance. Both models need
+        ``variance_matrix_`` (a fitted model); a fixed spend or spend Series adds no
+        uncertainty.
     interval : float, default 0.8
         Central probability of the interval (0.8: 10th to 90th percentile).
     n_draws : int, default 200
@@ -755,7 +870,14 @@ def clv_interval(
     probabilities = _check_interval(interval)
     _check_draw_settings(n_draws, chunk_size)
     valuation = _valuation(
-        transaction_model, spend_model, summary, horizon, annual_discount_rate, margin, step
+        transaction_model,
+        spend_model,
+        summary,
+        horizon,
+        annual_discount_rate,
+        margin,
+        step,
+        customers,
     )
     columns = ["clv_lower", "clv_median", "clv_upper"]
     if n_draws == 0:
@@ -786,13 +908,14 @@ def customer_value_table(
     step: str | None = None,
     chunk_size: int = 20_000,
     progress: bool = True,
+    customers: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """One row per customer: history, P(alive), expected purchases and spend, CLV with interval,
     rank, decile and RFM segment.
 
     Parameters
     ----------
-    transaction_model, spend_model, summary, horizon, annual_discount_rate, margin, step
+    transaction_model, spend_model, summary, horizon, annual_discount_rate, margin, step, customers
         As in :func:`customer_lifetime_value`.
     interval, n_draws, random_state, chunk_size, progress
         As in :func:`clv_interval`; ``n_draws=0`` leaves the interval columns empty (NaN).
@@ -845,6 +968,11 @@ def customer_value_table(
     ('contribution', 1)
     """
     if _engines.is_engine_summary(summary):  # DuckDB/Spark: scored in the engine, in chunks
+        if customers is not None or any(map(has_covariates, (transaction_model, spend_model))):
+            raise DataError(
+                "models with covariates are valued on a pandas summary; collect the engine "
+                "summary with .to_pandas() and pass the covariates as customers="
+            )
         return _engines.customer_value_table(
             transaction_model,
             spend_model,
@@ -861,15 +989,23 @@ def customer_value_table(
     probabilities = _check_interval(interval)
     _check_draw_settings(n_draws, chunk_size)
     valuation = _valuation(
-        transaction_model, spend_model, summary, horizon, annual_discount_rate, margin, step
+        transaction_model,
+        spend_model,
+        summary,
+        horizon,
+        annual_discount_rate,
+        margin,
+        step,
+        customers,
     )
     terms = valuation.terms
     model = valuation.kernel.model
     table = pd.DataFrame(
         {c: summary[c].to_numpy(dtype=float) for c in _SUMMARY_COLUMNS}, index=summary.index
     )
+    covariates = valuation.covariate_kwargs()
     table["p_alive"] = (
-        model.probability_alive(summary).to_numpy(dtype=float)
+        model.probability_alive(summary, **covariates).to_numpy(dtype=float)
         if hasattr(model, "probability_alive")
         else np.nan
     )
@@ -878,9 +1014,9 @@ def customer_value_table(
         table["expected_purchases"] = discounted
         purchases_note = "discounted expected purchases (the horizon is infinite)"
     else:
-        table["expected_purchases"] = model.expected_purchases(summary, terms.horizon).to_numpy(
-            dtype=float
-        )
+        table["expected_purchases"] = model.expected_purchases(
+            summary, terms.horizon, **covariates
+        ).to_numpy(dtype=float)
         purchases_note = f"expected repeat purchases in the next {terms.horizon_label}"
     table["expected_spend"] = valuation.spend.point
     clv = valuation.margin * valuation.spend.point * discounted

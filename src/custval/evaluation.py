@@ -32,7 +32,13 @@ from sklearn.utils.validation import check_is_fitted
 from custval._metrics import BY_ABSOLUTE as _BY_ABSOLUTE
 from custval._metrics import SMALLER_IS_BETTER as _SMALLER_IS_BETTER
 from custval._units import DAYS_PER_UNIT, normalize_freq, summary_freq
-from custval._validation import require_columns, require_numeric
+from custval._validation import (
+    covariate_profiles,
+    has_covariates,
+    require_columns,
+    require_numeric,
+    with_customer_columns,
+)
 from custval.errors import CustvalWarning, DataError
 
 __all__ = [
@@ -202,6 +208,7 @@ def tracking(
     customer_id: str = "customer_id",
     timestamp: str = "timestamp",
     purchase_unit: str | None = None,
+    customers: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Predicted vs actual repeat transactions of the cohort, per period and cumulative.
 
@@ -229,6 +236,10 @@ def tracking(
         split was built with ``freq="D"`` and its ages rescaled to weeks, as in Hardie's CDNOW
         data); defaults to the split's unit. It is checked against the split: the customers'
         ``T`` must equal their ages computed from the transactions in this unit.
+    customers : DataFrame, optional
+        For a model with covariates: the customers' covariates, indexed by customer_id
+        (default: columns of ``split``); each customer's prediction is that of a new
+        customer with their covariates (BG/NBD and MBG/NBD).
 
     Returns
     -------
@@ -322,13 +333,13 @@ def tracking(
     # predicted: sum over customers of E[X(age at the end of each period)]
     periods = np.arange(1, n_periods + 1)
     last_tick = np.minimum(origin + np.ceil(periods * per - 1e-9) - 1, end_tick)
-    first_values, counts = np.unique(first.to_numpy(), return_counts=True)
+    first_values, first_code = np.unique(first.to_numpy(), return_inverse=True)
     age = np.clip(last_tick[:, None] - first_values[None, :], 0, None) * ratio
     unique_ages, where = np.unique(age, return_inverse=True)
-    expected = np.asarray(model.expected_purchases_new_customer(unique_ages), dtype=float).reshape(
-        -1
-    )
-    cumulative = (expected[where.reshape(age.shape)] * counts[None, :]).sum(axis=1)
+    expected, profile = _new_customer_expectations(model, unique_ages, split, customers)
+    counts = np.zeros((len(first_values), expected.shape[1]))  # customers by (first, profile)
+    np.add.at(counts, (first_code.ravel(), profile), 1.0)
+    cumulative = (expected[where.reshape(age.shape)] * counts[None, :, :]).sum(axis=(1, 2))
 
     period_end = [_tick_end(int(t), unit) for t in last_tick]
     table = pd.DataFrame(
@@ -357,6 +368,36 @@ def tracking(
 # ---------------------------------------------------------------------------------------------
 # Conditional expectations
 # ---------------------------------------------------------------------------------------------
+def _new_customer_expectations(
+    model: Any, ages: np.ndarray, split: pd.DataFrame, customers: pd.DataFrame | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``E[X(age)]`` of a new customer at each of ``ages``, shape ``(len(ages), n_profiles)``,
+    and each split customer's profile: one profile without covariates; with them, the
+    distinct covariate profiles of the split's customers (columns of ``split`` or
+    ``customers``)."""
+    if not has_covariates(model):  # customers, if given, are not needed
+        expected = np.asarray(model.expected_purchases_new_customer(ages), dtype=float)
+        return expected.reshape(-1, 1), np.zeros(len(split), dtype=np.int64)
+    frame = with_customer_columns(split, customers, what="split")
+    profiles, codes = covariate_profiles(
+        frame, model.covariates_.covariates, what="split", given=customers is not None
+    )
+    try:
+        expected = np.stack(
+            [
+                model.expected_purchases_new_customer(float(a), customers=profiles).to_numpy()
+                for a in ages
+            ]
+        )
+    except TypeError as error:
+        raise DataError(
+            f"the {_model_name(model)} with covariates has no expected purchases for new "
+            "customers by covariate profile, which the tracking plot needs; track the model "
+            "without covariates (BG/NBD and MBG/NBD with covariates have them)"
+        ) from error
+    return expected.astype(float), codes
+
+
 def conditional_expectations(
     model: Any,
     split: pd.DataFrame,
@@ -364,6 +405,7 @@ def conditional_expectations(
     by: str = "frequency",
     max_bin: int = 7,
     bins: int = 10,
+    customers: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Mean holdout purchases per calibration group, actual vs the model's prediction.
 
@@ -384,6 +426,9 @@ def conditional_expectations(
         Frequencies of ``max_bin`` and more form the last group ("7+").
     bins : int, default 10
         Number of recency groups.
+    customers : DataFrame, optional
+        For a model with covariates: the customers' covariates, indexed by customer_id
+        (default: columns of ``split``).
 
     Returns
     -------
@@ -409,6 +454,7 @@ def conditional_expectations(
         raise DataError(f"by must be 'frequency' or 'recency', got {by!r}")
     _check_count("max_bin", max_bin)
     _check_count("bins", bins)
+    split = with_customer_columns(split, customers, what="split")
     predicted, actual = _holdout_predictions(model, split)
     if by == "frequency":
         x = split["frequency"].to_numpy(dtype=float)
@@ -733,8 +779,13 @@ def compare_models(
     *,
     metric: str = "rmse",
     spend_model: Any = None,
+    customers: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """One table over several fitted models: fit statistics and holdout metrics, best first.
+
+    Models with covariates take part like the others: their predictions use each customer's
+    covariates (columns of ``split`` or of ``customers``) and ``n_params`` counts their
+    coefficients; a regularity model whose ``k`` was chosen by likelihood counts ``k`` too.
 
     Parameters
     ----------
@@ -749,12 +800,16 @@ def compare_models(
         ``brier``; each in its own direction (smaller errors, larger likelihood and AUC first).
     spend_model : fitted spend model, optional
         Passed to :func:`ranking_metrics` (rank by value instead of purchases).
+    customers : DataFrame, optional
+        The customers' covariates, indexed by customer_id, for models fitted with covariates
+        (default: the covariate columns are columns of ``split``).
 
     Returns
     -------
     DataFrame
-        One row per model (index ``model``), sorted best first by ``metric``: ``n_params``,
-        ``n_customers``, ``log_likelihood``, ``aic``, ``bic``, the :func:`error_metrics`
+        One row per model (index ``model``), sorted best first by ``metric``: ``n_params``
+        (the estimated parameters: AIC's and BIC's ``k``), ``n_customers``,
+        ``log_likelihood``, ``aic``, ``bic``, the :func:`error_metrics`
         (``mae``, ``rmse``, ``bias``, ``msle``, ``total_error``), the
         :func:`ranking_metrics` and the :func:`alive_metrics` (``roc_auc``, ``brier``).
         ``attrs``: ``best_model``, ``metric``, ``smaller_is_better``.
@@ -787,6 +842,7 @@ def compare_models(
             f"metric {metric!r} is not a column of the comparison; use one of "
             f"{sorted(_SMALLER_IS_BETTER)}"
         )
+    split = with_customer_columns(split, customers, what="split")
     rows = {}
     for name, model in models.items():
         errors = error_metrics(model, split)
@@ -795,7 +851,7 @@ def compare_models(
             alive = alive_metrics(model, split)
         except DataError:
             alive = pd.Series({"roc_auc": math.nan, "brier": math.nan})
-        n_params = len(model.params_)
+        n_params = _n_estimated(model)
         rows[str(name)] = {
             "n_params": n_params,
             "n_customers": float(getattr(model, "n_customers_", math.nan)),
@@ -838,6 +894,12 @@ def compare_models(
         }
     )
     return table
+
+
+def _n_estimated(model: Any) -> int:
+    """Estimated parameters: ``params_`` (covariate coefficients included) plus ``k`` for a
+    regularity model that chose it by likelihood (``k_selected_``)."""
+    return len(model.params_) + int(bool(getattr(model, "k_selected_", False)))
 
 
 def _safe(compute: Any) -> float:

@@ -303,6 +303,10 @@ class CovariateModelMixin:
     """
 
     _covariate_groups: tuple[str, ...] = ()
+    #: how the covariates enter the positive parameters: ``name -> (group, sign)``, a
+    #: customer's parameter being ``value * exp(sign * eta_group)`` (e.g. BG/NBD's
+    #: ``alpha_i = alpha exp(-eta_purchase)``); empty where they enter otherwise
+    _covariate_links: Mapping[str, tuple[str, float]] = {}
 
     def _begin_covariate_fit(
         self,
@@ -369,6 +373,26 @@ class CovariateModelMixin:
                 "quintiles), or fit BG/NBD, which takes continuous covariates"
             )
         return profiles, inverse.ravel()
+
+    def _profile_params(self, params: np.ndarray, profiles: pd.DataFrame) -> np.ndarray | None:
+        """The parameters of the model *without* covariates that each covariate profile (a row
+        of ``profiles``, the covariate columns) has at ``params`` (coefficients included),
+        shape ``(n_profiles, n_base)``: a covariate profile's predictions are those of the
+        plain model at these parameters (the value kernels of :func:`custval.clv` use it).
+        None for a model whose covariates do not enter as :attr:`_covariate_links`."""
+        links = type(self)._covariate_links
+        if not links:
+            return None
+        spec = self.covariates_
+        matrix = spec.encoding.matrix(profiles, spec.covariates)
+        base = list(type(self)._param_names)
+        params = np.asarray(params, dtype=float)
+        out = np.tile(params[: len(base)], (len(profiles), 1))
+        coefficients = params[len(base) :]
+        for name, (group, sign) in links.items():
+            eta = self._group_design(matrix, len(profiles), group) @ coefficients
+            out[:, base.index(name)] *= np.exp(sign * eta)
+        return out
 
     def _n_base(self) -> int:
         return len(type(self)._param_names)

@@ -730,6 +730,11 @@ class _BetaGeoFamily(CovariateModelMixin, BaseModel):
 
     #: how covariate_effects words a dropout multiplier (CLVTools: it scales a and b alike)
     _covariate_groups: ClassVar[tuple[str, ...]] = ("purchase", "dropout")
+    _covariate_links: ClassVar[dict[str, tuple[str, float]]] = {  # see _covariate_rows
+        "alpha": ("purchase", -1.0),
+        "a": ("dropout", 1.0),
+        "b": ("dropout", 1.0),
+    }
     _dropout_effect_words: ClassVar[str] = (
         "shape parameters a and b (same mean dropout probability)"
     )

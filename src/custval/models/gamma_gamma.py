@@ -415,22 +415,38 @@ class GammaGammaModel(CovariateModelMixin, BaseModel):
     # -- the spend contract of custval.clv (README "Design notes") -----------------------------
     def _affine_spend(self) -> _AffineSpend | None:
         """The expected spend as ``A(x) + B(x) * monetary_value`` for parameter draws in
-        :func:`custval.clv_interval`, or None where it is not affine (other parameters)."""
-        if tuple(self.params_.index) != ("p", "q", "gamma"):
+        :func:`custval.clv_interval`, or None where it is not affine (other parameters). With
+        covariates ``A`` scales by each customer's ``exp(x'delta)``
+        (:meth:`_AffineSpend.scale_design`)."""
+        if tuple(self.params_.index[:3]) != ("p", "q", "gamma"):
             return None
-        return _AffineSpend()
+        if len(self.params_) > 3 and getattr(self, "covariates_", None) is None:
+            return None
+        return _AffineSpend(self)
 
 
 class _AffineSpend:
     """Gamma-Gamma's expected spend, affine in the observed mean (note 025, eq. 5)."""
 
+    def __init__(self, model: GammaGammaModel) -> None:
+        self.model = model
+
     def coefficients(self, params: np.ndarray, frequency: np.ndarray) -> tuple[Any, Any]:
-        """``A(x), B(x)`` at ``params`` for the distinct ``frequency`` values."""
+        """``A(x), B(x)`` at ``params`` (without covariates: at ``gamma``) for the distinct
+        ``frequency`` values."""
         n = len(frequency)
         both = _expected_spend(  # at m = 0 and m = 1, in one call
             params, np.concatenate([frequency, frequency]), np.repeat([0.0, 1.0], n)
         )
         return both[:n], both[n:] - both[:n]
+
+    def scale_design(self, profiles: pd.DataFrame) -> np.ndarray:
+        """``D`` with ``log(gamma_i / gamma) = D @ params`` for covariate profiles (rows of
+        ``profiles``, the covariate columns): ``A(x)`` of a profile is ``exp(D @ params)``
+        times :meth:`coefficients`' ``A`` (``B`` does not depend on ``gamma``)."""
+        matrix = self.model._customer_matrix(profiles, None)
+        design = self.model._group_design(matrix, len(profiles), "spend")
+        return np.hstack([np.zeros((len(profiles), 3)), design])
 
     def admissible(self, thetas: np.ndarray) -> np.ndarray:
         """Draws with a finite mean spend (``q > 1``)."""

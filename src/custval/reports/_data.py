@@ -23,17 +23,21 @@ __all__ = [
     "EXCLUDE_CODE_PRESETS",
     "ReportData",
     "activity_by_period",
+    "best_covariate_model",
     "best_scoring_model",
     "campaign_effects",
     "cohort_retention",
     "contact_targets",
+    "customer_attributes",
     "customer_values",
     "default_calibration_end",
     "load_report_data",
     "margin_to_apply",
     "programme_effect",
+    "refit",
     "retention_assumptions",
     "segment_summary",
+    "spend_model",
     "targets_by_segment",
     "value_table_with_ranges",
     "write_downloads",
@@ -533,6 +537,150 @@ def best_scoring_model(result: Any, metric: str = "roc_auc") -> str:
     return str(means.idxmin() if lower_is_better else means.idxmax())
 
 
+# --- customer attributes as covariates (notebook 02) -------------------------------------------
+
+#: The most levels a customer attribute may have to enter a covariate model (channel, region...).
+MAX_ATTRIBUTE_LEVELS = 12
+#: The level of customers without a row or a value in the customer table.
+UNKNOWN_LEVEL = "unknown"
+#: How the report names a model fitted with the customer attributes.
+WITH_ATTRIBUTES = "{} with customer attributes"
+
+
+def customer_attributes(
+    data: ReportData, index: pd.Index, *, max_levels: int = MAX_ATTRIBUTE_LEVELS
+) -> pd.DataFrame | None:
+    """The customer attributes a covariate model can use, for the customers of ``index``.
+
+    The text columns of the customer table with 2 to ``max_levels`` levels (channel,
+    region, ...); identifiers, dates, numbers and free text are left out. Customers without
+    a row or a value get the level ``"unknown"``.
+
+    Parameters
+    ----------
+    data : ReportData
+        From :func:`load_report_data`.
+    index : Index
+        The customers (a summary's or split's index, customer ids as text).
+    max_levels : int, default 12
+        Columns with more distinct values are not attributes but identifiers or free text.
+
+    Returns
+    -------
+    DataFrame or None
+        Indexed like ``index``, one text column per attribute; None without a customer table
+        or without such columns.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from custval.reports import ReportData, customer_attributes
+    >>> customers = pd.DataFrame({"customer_id": ["1", "2", "3"], "channel": ["web", "shop", "web"],
+    ...                           "acquisition_cost": [3.0, 5.0, 4.0]})
+    >>> data = ReportData(pd.DataFrame(), None, customers, None, "example", pd.Timestamp("2024"))
+    >>> customer_attributes(data, pd.Index(["1", "3", "4"], name="customer_id"))["channel"].tolist()
+    ['web', 'web', 'unknown']
+    """
+    customers = data.customers
+    if customers is None or "customer_id" not in customers.columns:
+        return None
+    table = customers.drop_duplicates("customer_id").set_index("customer_id")
+    table.index = table.index.astype(str)
+    columns = []
+    for column in table.columns:
+        values = table[column]
+        if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_datetime64_any_dtype(values):
+            continue
+        if str(column).endswith("_date") or str(column).lower() in {"id", "email", "name"}:
+            continue
+        if 2 <= values.dropna().nunique() <= max_levels:
+            columns.append(column)
+    if not columns:
+        return None
+    aligned = table[columns].reindex(pd.Index(index).astype(str))
+    attributes = aligned.astype(object).where(aligned.notna(), UNKNOWN_LEVEL).astype(str)
+    return attributes.set_axis(index)
+
+
+def _fit_quietly(model: Any, summary: pd.DataFrame, **options: Any) -> Any:
+    """``model.fit(summary, **options)`` with the fit's warnings (a ridge, a boundary) kept
+    off the report; None when the model cannot be fitted on these data."""
+    import warnings
+
+    from custval.errors import ConvergenceError
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return model.fit(summary, **options)
+        except (ConvergenceError, DataError):
+            return None
+
+
+def best_covariate_model(
+    candidates: Mapping[str, Any],
+    split: pd.DataFrame,
+    attributes: pd.DataFrame | None,
+    *,
+    metric: str = "rmse",
+) -> dict[str, Any]:
+    """The candidates refitted with the customer attributes acting on the purchase rate, and
+    the one that predicts the holdout best by ``metric``, as ``{name: fitted model}``.
+
+    Only the models whose new-customer predictions take covariates (BG/NBD, MBG/NBD) are
+    refitted, so the report's tracking chart works for the chosen model; empty without
+    attributes or when no refit succeeds. The name is the candidate's with "with customer
+    attributes" (:data:`WITH_ATTRIBUTES`).
+    """
+    import inspect
+
+    from custval.evaluation import compare_models
+
+    if attributes is None:
+        return {}
+    fitted = {}
+    for name, model in candidates.items():
+        takes = inspect.signature(model.expected_purchases_new_customer).parameters
+        if "customers" not in takes:
+            continue
+        refitted = _fit_quietly(
+            type(model)(), split, customers=attributes, purchase_covariates=list(attributes)
+        )
+        if refitted is not None:
+            fitted[WITH_ATTRIBUTES.format(name)] = refitted
+    if not fitted:
+        return {}
+    best = compare_models(fitted, split, metric=metric, customers=attributes).attrs["best_model"]
+    return {best: fitted[best]}
+
+
+def refit(model: Any, summary: pd.DataFrame, attributes: pd.DataFrame | None) -> Any:
+    """A fresh model of ``model``'s kind fitted on ``summary``, with the same covariates (and
+    ``attributes`` as the customers' covariates) if ``model`` has them."""
+    fresh = type(model)()
+    spec = getattr(model, "covariates_", None)
+    if spec is None:
+        return fresh.fit(summary)
+    groups = {f"{group}_covariates": list(names) for group, names in spec.groups.items()}
+    return fresh.fit(summary, customers=attributes, **groups)
+
+
+def spend_model(summary: pd.DataFrame, attributes: pd.DataFrame | None) -> Any:
+    """Gamma-Gamma spend per order, with the customer attributes as spend covariates when
+    they are given and improve the fit (lower AIC), else without."""
+    from custval import GammaGammaModel
+
+    plain = GammaGammaModel().fit(summary)
+    if attributes is None:
+        return plain
+    with_attributes = _fit_quietly(
+        GammaGammaModel(), summary, customers=attributes, spend_covariates=list(attributes)
+    )
+    if with_attributes is None or not with_attributes.aic < plain.aic:
+        return plain
+    return with_attributes
+
+
 def value_table_with_ranges(
     transaction_model: Any,
     spend_model: Any,
@@ -544,12 +692,18 @@ def value_table_with_ranges(
     """:func:`custval.customer_value_table`, falling back to no ranges when a model's parameter
     uncertainty is unknown (a singular Hessian, e.g. a parameter at its boundary).
 
+    ``customers=`` (the customer attributes) is passed on only when a model has covariates.
+
     ``attrs["ranges_note"]`` then says why the ranges are missing; the point values are the
     same either way.
     """
     from custval import customer_value_table
 
     options.setdefault("progress", False)
+    if not any(
+        getattr(m, "covariates_", None) is not None for m in (transaction_model, spend_model)
+    ):
+        options.pop("customers", None)  # the attributes matter only to models fitted with them
     try:
         return customer_value_table(
             transaction_model, spend_model, summary, n_draws=n_draws, **options
