@@ -1060,3 +1060,15 @@ def test_programme_effect_is_observational_and_covers_the_known_effect(sample_da
     assert "is an assumption of this report" in text
     without = dataclasses.replace(sample_data, customers=None, campaign=None, truth=None)
     assert reports.programme_effect(without) == (None, 0)
+
+
+def test_every_report_values_customers_with_the_model_the_value_report_chooses(sample_data):
+    """Notebook 02 compares the models; 03 and 04 call customer_values without the comparison
+    and must still get the chosen model (one place decides)."""
+    models = reports.value_models(sample_data)
+    assert models.best in models.comparison.index
+    chosen = reports.customer_values(sample_data, margin=0.3, models=models)
+    again = reports.customer_values(sample_data, margin=0.3)  # as notebooks 03 and 04 call it
+    assert again.attrs["transaction_model"] == chosen.attrs["transaction_model"]
+    assert type(models.transaction_model) is type(models.fitted[models.best])
+    pd.testing.assert_series_equal(again["clv"], chosen["clv"])

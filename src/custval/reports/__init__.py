@@ -17,7 +17,9 @@ from custval.reports import _figures as figures
 from custval.reports import _story as story
 from custval.reports import _tables as tables
 from custval.reports._data import (
+    CANDIDATES,
     ReportData,
+    ValueModels,
     activity_by_period,
     best_covariate_model,
     best_scoring_model,
@@ -35,6 +37,7 @@ from custval.reports._data import (
     segment_summary,
     spend_model,
     targets_by_segment,
+    value_models,
     value_table_with_ranges,
     write_downloads,
 )
@@ -50,10 +53,12 @@ from custval.reports._runner import (
 )
 
 __all__ = [
+    "CANDIDATES",
     "NOTEBOOKS",
     "NotebookFailed",
     "ReportData",
     "ReportResult",
+    "ValueModels",
     "activity_by_period",
     "best_covariate_model",
     "best_scoring_model",
@@ -79,6 +84,7 @@ __all__ = [
     "story",
     "tables",
     "targets_by_segment",
+    "value_models",
     "value_table_with_ranges",
     "write_downloads",
 ]

@@ -493,6 +493,103 @@ def default_calibration_end(
     return (pd.Timestamp(observation_end) - holdout).normalize()
 
 
+#: The transaction models every report compares; the best on the holdout values the customers.
+CANDIDATES = {
+    "BG/NBD": "BetaGeoModel",
+    "MBG/NBD": "ModifiedBetaGeoModel",
+    "Pareto/NBD": "ParetoNBDModel",
+}
+
+
+@dataclass(eq=False)
+class ValueModels:
+    """The models behind a report's customer values, chosen in one place (:func:`value_models`)
+    so the value, churn and investment reports value customers with the same model.
+
+    Attributes
+    ----------
+    split : DataFrame
+        The calibration/holdout split the candidates were compared on.
+    split_attributes : DataFrame or None
+        The customer attributes of the split's customers (None without a customer table).
+    fitted : dict
+        Every candidate fitted on the calibration period (and the best with attributes).
+    comparison : DataFrame
+        :func:`custval.evaluation.compare_models` of ``fitted`` on the holdout.
+    best : str
+        The chosen model's name (``comparison.attrs["best_model"]``).
+    summary : DataFrame
+        The RFM summary of the whole history.
+    attributes : DataFrame or None
+        The customer attributes of ``summary``'s customers.
+    transaction_model, spend_model : fitted models
+        The chosen model refitted on the whole history, and the spend model.
+    """
+
+    split: pd.DataFrame
+    split_attributes: pd.DataFrame | None
+    fitted: dict[str, Any]
+    comparison: pd.DataFrame
+    best: str
+    summary: pd.DataFrame
+    attributes: pd.DataFrame | None
+    transaction_model: Any
+    spend_model: Any
+
+
+def value_models(data: ReportData, *, freq: str = "W", calibration_end: Any = None) -> ValueModels:
+    """Compare the candidate models on a holdout and refit the best on the whole history.
+
+    The candidates are :data:`CANDIDATES`, plus the best of them with the customer attributes
+    (channel, region, ...) when the data has a customer table; the best by
+    :func:`custval.evaluation.compare_models` values the customers (Gamma-Gamma for spend).
+
+    Parameters
+    ----------
+    data : ReportData
+    freq : str, default "W"
+        Summary unit.
+    calibration_end : timestamp, optional
+        End of the calibration period (default :func:`default_calibration_end`).
+
+    Returns
+    -------
+    ValueModels
+    """
+    import custval
+    from custval.evaluation import compare_models
+
+    if calibration_end is None:
+        calibration_end = default_calibration_end(data.transactions, data.observation_end)
+    split = custval.calibration_holdout_split(
+        data.transactions,
+        calibration_end=calibration_end,
+        observation_end=data.observation_end,
+        freq=freq,
+    )
+    candidates = {name: getattr(custval, kind)() for name, kind in CANDIDATES.items()}
+    fitted = {name: model.fit(split) for name, model in candidates.items()}
+    split_attributes = customer_attributes(data, split.index)
+    fitted.update(best_covariate_model(candidates, split, split_attributes))
+    comparison = compare_models(fitted, split, customers=split_attributes)
+    best = comparison.attrs["best_model"]
+    summary = custval.rfm_summary(
+        data.transactions, freq=freq, observation_end=data.observation_end
+    )
+    attributes = customer_attributes(data, summary.index)
+    return ValueModels(
+        split=split,
+        split_attributes=split_attributes,
+        fitted=fitted,
+        comparison=comparison,
+        best=best,
+        summary=summary,
+        attributes=attributes,
+        transaction_model=refit(fitted[best], summary, attributes),
+        spend_model=spend_model(summary, attributes),
+    )
+
+
 def customer_values(
     data: ReportData,
     *,
@@ -501,23 +598,32 @@ def customer_values(
     annual_discount_rate: float = 0.10,
     margin: float = 1.0,
     n_draws: int = 0,
+    models: ValueModels | None = None,
 ) -> pd.DataFrame:
-    """The customer value table of a report (BG/NBD + Gamma-Gamma on the whole history).
+    """The customer value table of a report, valued by the model :func:`value_models` chooses.
 
-    The churn and investment reports need expected value per customer but not the model
-    comparison of the value report; this is the one place that builds it for them.
+    Every report builds its values here, so the value, churn and investment reports agree on
+    the model (the value table's ``attrs["transaction_model"]`` names it).
+
+    Parameters
+    ----------
+    data : ReportData
+    freq, horizon, annual_discount_rate, margin, n_draws
+        As :func:`value_table_with_ranges`.
+    models : ValueModels, optional
+        The models to use (default: :func:`value_models` on ``data`` and ``freq``).
     """
-    from custval import BetaGeoModel, GammaGammaModel, rfm_summary
-
-    summary = rfm_summary(data.transactions, freq=freq, observation_end=data.observation_end)
+    if models is None:
+        models = value_models(data, freq=freq)
     return value_table_with_ranges(
-        BetaGeoModel().fit(summary),
-        GammaGammaModel().fit(summary),
-        summary,
+        models.transaction_model,
+        models.spend_model,
+        models.summary,
         horizon=horizon,
         annual_discount_rate=annual_discount_rate,
         margin=margin,
         n_draws=n_draws,
+        customers=models.attributes,
     )
 
 
