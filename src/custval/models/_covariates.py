@@ -15,6 +15,7 @@ re-applied at prediction; a level not seen at fit is an error naming the column 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -22,13 +23,15 @@ import numpy as np
 import pandas as pd
 
 from custval._units import normalize_freq
-from custval.errors import DataError
+from custval.errors import ConvergenceError, CustvalWarning, DataError
 
 __all__ = ["covariate_effects"]
 
 #: the prefixes of the coefficient names, and the process each acts on
 GROUPS = ("purchase", "dropout", "both", "spend")
 _Z95 = 1.959963984540054
+#: the fit without covariates that starts a covariate fit uses at most this many rows
+_START_ROWS = 100_000
 
 
 def _is_categorical(series: pd.Series) -> bool:
@@ -345,6 +348,33 @@ class CovariateModelMixin:
         freq = getattr(summary, "attrs", {}).get("freq")
         self.freq_ = None if freq is None else normalize_freq(freq)
         return self._fit_arrays(data, w)
+
+    def _start_without_covariates(
+        self, data: Mapping[str, np.ndarray], weights: np.ndarray
+    ) -> np.ndarray | None:
+        """A starting point: the model without covariates fitted on the same customers (on
+        their distinct ``_data_columns`` patterns; beyond ``_START_ROWS`` rows on an evenly
+        spaced subset of them, as only a start), coefficients at 0; ``None`` if that fit fails
+        (the other starts remain)."""
+        plain = type(self)(penalizer_coef=self.penalizer_coef, tol=self.tol, max_iter=self.max_iter)
+        weights = np.asarray(weights, dtype=float)
+        rows = slice(None)
+        if len(weights) > _START_ROWS:
+            rows = np.linspace(0, len(weights) - 1, _START_ROWS).astype(np.int64)
+        columns = {c: np.asarray(data[c])[rows] for c in self._data_columns}
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", CustvalWarning)
+                plain._fit_compressed(columns, weights[rows])
+        except ConvergenceError:
+            return None
+        coefficients = np.zeros(len(self._param_names) - self._n_base())
+        return np.concatenate([plain.params_.to_numpy(dtype=float), coefficients])
+
+    def _compressible(self, data: Mapping[str, np.ndarray]) -> bool:
+        """Rows with a continuous covariate (a design column with non-whole values) are
+        nearly all distinct: compressing them costs more than it saves."""
+        return all(np.array_equal(np.floor(v), v) for k, v in data.items() if k.startswith("cov:"))
 
     def _fitted_rows(self, summary: pd.DataFrame) -> np.ndarray | None:
         """Mask of the rows of ``summary`` that ``_prepare_fit`` keeps (``None``: all)."""
