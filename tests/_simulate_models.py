@@ -1,4 +1,4 @@
-"""Seeded simulators of the BG/NBD, MBG/NBD, (M)BG/CNBD-k and Gamma-Gamma processes.
+"""Seeded simulators of the BG/NBD, MBG/NBD, (M)BG/CNBD-k, GGom/NBD and Gamma-Gamma processes.
 
 Vectorised: a customer's purchases while alive form a Poisson process of rate ``lambda``, so the
 count in ``(0, T]`` is Poisson; the purchase after which they drop out is geometric; given ``N``
@@ -188,3 +188,54 @@ def simulate_beta_geo_covariates(
     )
     summary.index = customers.index
     return summary[["frequency", "recency", "T"]], customers
+
+
+def simulate_ggom_covariates(
+    r: float,
+    alpha: float,
+    b: float,
+    s: float,
+    beta: float,
+    purchase: dict[str, float],
+    dropout: dict[str, float],
+    n: int,
+    *,
+    random_state: int = 0,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """GGom/NBD customers with static covariates (CLVTools' ``ggomnbd`` parametrisation).
+
+    Covariates: ``vip`` (boolean, one-hot ``vip[True]``) and ``channel`` in ``direct,
+    referral, social`` (``channel[referral]``, ``channel[social]``). Per customer ``alpha_i =
+    alpha exp(-x'beta_p)`` and ``beta_i = beta exp(-x'beta_d)`` (``beta_p = purchase``,
+    ``beta_d = dropout``, keyed by design-column name): ``lambda ~ Gamma(r, alpha_i)``,
+    ``eta ~ Gamma(s, beta_i)``, a Gompertz lifetime ``P(tau > t) = exp(-eta (e^(b t) - 1))``
+    drawn by inversion, Poisson purchases while alive. Returns ``(summary, customers)``.
+    """
+    rng = np.random.default_rng(random_state)
+    customers = pd.DataFrame(
+        {
+            "vip": rng.random(n) < 0.4,
+            "channel": rng.choice(["direct", "referral", "social"], size=n, p=[0.5, 0.3, 0.2]),
+        },
+        index=pd.RangeIndex(n, name="customer_id"),
+    )
+    design = {
+        "vip[True]": customers["vip"].to_numpy(dtype=float),
+        "channel[referral]": (customers["channel"] == "referral").to_numpy(dtype=float),
+        "channel[social]": (customers["channel"] == "social").to_numpy(dtype=float),
+    }
+    eta_p = sum(c * design[k] for k, c in purchase.items()) + np.zeros(n)
+    eta_d = sum(c * design[k] for k, c in dropout.items()) + np.zeros(n)
+    lam = rng.gamma(r, 1.0 / (alpha * np.exp(-eta_p)))
+    eta = rng.gamma(s, 1.0 / (beta * np.exp(-eta_d)))
+    tau = np.log1p(rng.exponential(size=n) / eta) / b
+    big_t = rng.uniform(26.0, 78.0, n).round()
+    observed = np.minimum(tau, big_t)
+    x = rng.poisson(lam * observed)
+    last = observed * rng.random(n) ** (1.0 / np.maximum(x, 1))  # the last of x uniforms
+    summary = pd.DataFrame(
+        {"frequency": x.astype(float), "recency": np.where(x > 0, last, 0.0), "T": big_t},
+        index=customers.index,
+    )
+    summary.attrs["freq"] = "W"
+    return summary, customers
