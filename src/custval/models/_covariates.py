@@ -560,6 +560,15 @@ _EFFECT_WORDS = {
     "dropout": ("dropout", "have {m:.2f}x the dropout {what}"),
     "both": ("purchase rate and dropout", "have {m:.2f}x the purchase rate and dropout {what}"),
     "spend": ("spend per transaction", "spend {m:.2f}x as much per transaction"),
+    # sBG / BdW cohort covariates: the Beta distribution of the churn probability
+    "alpha": (
+        "churn probability (Beta alpha)",
+        "have {m:.2f}x the alpha of the churn probability's Beta distribution (larger: more churn)",
+    ),
+    "beta": (
+        "churn probability (Beta beta)",
+        "have {m:.2f}x the beta of the churn probability's Beta distribution (larger: less churn)",
+    ),
 }
 
 

@@ -157,16 +157,10 @@ class BetaDiscreteWeibullModel(ShiftedBetaGeoModel):
     _param_names: ClassVar[tuple[str, ...]] = ("alpha", "beta", "c")
     _display_name: ClassVar[str] = "BdW model"
 
-    def _initial_params(self, data: Mapping[str, np.ndarray], weights: np.ndarray) -> np.ndarray:
-        return np.ones(3)
-
-    def _loglik_grad(
-        self, params: np.ndarray, data: Mapping[str, np.ndarray]
+    def _row_loglik_grad(
+        self, params: Any, data: Mapping[str, np.ndarray]
     ) -> tuple[np.ndarray, np.ndarray]:
         return _loglik_grad(params, data)
-
-    def _loglik(self, params: np.ndarray, data: Mapping[str, np.ndarray]) -> np.ndarray:
-        return _loglik_grad(params, data)[0]
 
     # ------------------------------------------------------------------ predictions
     def survival(self, t: Any) -> pd.Series:
