@@ -22,10 +22,11 @@ Gram matrices of the design per evaluation), so the fit is a handful of Newton s
 model without covariates fitted on a 100k-row subset (coefficients 0), and the standard errors
 need no differencing; ``log B(a_i, b_i + x) - log B(a_i, b_i)`` and its derivatives are finite
 sums over ``j < x`` for the many light buyers; rows with a continuous covariate are not
-compressed (nearly all are distinct). Measured on the shared 2-core machine (other jobs running,
-load average 6.6), one BLAS thread, best of 3: 1,000,000 customers in 3.54 s (was 40.5 s before
-the exact Hessian; 9/10 true coefficients inside their 95% intervals), pymc-marketing 0.19.2's
-MAP fit of the same data 130.3 s: 36.9x; 100,000 customers (``--quick``) 0.69 s.
+compressed (nearly all are distinct). Measured on the shared 2-core machine, one BLAS thread,
+best of 3: 1,000,000 customers in 3.54 s at load average 6.6 (other jobs running) and 1.91 s
+wall, 1.91 s CPU at load average 2.5 (was 40.5 s before the exact Hessian; 4 Newton steps;
+9/10 true coefficients inside their 95% intervals); pymc-marketing 0.19.2's MAP fit of the same
+data in the 6.6 run: 130.3 s, 36.9x; 100,000 customers (``--quick``) 0.69 s.
 
 Usage::
 
