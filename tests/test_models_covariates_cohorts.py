@@ -154,5 +154,7 @@ def test_cohort_covariates_errors_name_the_fix(simulated):
         model.survival(3)
     with pytest.raises(DataError, match="no row in customers"):
         ShiftedBetaGeoModel().fit(counts, cohorts=cohorts.iloc[1:], beta_covariates=["region"])
+    with pytest.raises(DataError, match="are columns of cohorts=<DataFrame with one row per"):
+        ShiftedBetaGeoModel().fit(counts, beta_covariates=["region"])
     with pytest.raises(DataError, match="must be a DataFrame indexed by the cohorts' names"):
         ShiftedBetaGeoModel().fit(counts, cohorts=[1, 2], beta_covariates=["region"])

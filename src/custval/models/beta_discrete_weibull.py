@@ -131,7 +131,8 @@ class BetaDiscreteWeibullModel(ShiftedBetaGeoModel):
     that each customer's churn probability may rise (``c > 1``) or fall (``c < 1``) with
     tenure; ``c = 1`` is the sBG. Fitted by maximum likelihood with its analytic gradient on one
     or several cohorts of active customers, exactly like :class:`ShiftedBetaGeoModel` (same
-    input, same fit signature).
+    input, same fit signature, including cohort-level covariates on ``alpha`` and ``beta`` with
+    ``c`` shared, and :meth:`for_cohort`).
 
     Parameters
     ----------

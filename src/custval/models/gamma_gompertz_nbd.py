@@ -575,6 +575,10 @@ class GammaGompertzNBDModel(CovariateModelMixin, BaseModel):
     edges (see ``_initial_params``), but where ``s`` and ``beta`` come out huge, refitting
     with other ``initial_params`` and keeping the larger ``log_likelihood_`` is worthwhile.
 
+    Time-invariant covariates (``fit(..., customers=..., purchase_covariates=[...],
+    dropout_covariates=[...])``) scale ``alpha`` and ``beta`` per customer as CLVTools'
+    ``ggomnbd`` static covariates (see :meth:`fit`); the covariates must be discrete.
+
     The conditional expectation uses the residual lifetime of a customer alive at ``T``,
     ``P(tau > T+u | alive) = (beta* / (beta* + e^(b T) (e^(b u) - 1)))^s``. The reference
     expression in CLVTools' tests (from Bemmaor & Glady's Matlab code) has

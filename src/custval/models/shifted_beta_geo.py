@@ -284,6 +284,11 @@ class ShiftedBetaGeoModel(CovariateModelMixin, BaseModel):
                 f"cohorts must be a DataFrame indexed by the cohorts' names "
                 f"({list(names.index)}), got {type(cohorts).__name__}"
             )
+        if cohorts is None and (alpha_covariates or beta_covariates):
+            raise DataError(
+                "alpha_covariates and beta_covariates are columns of cohorts=<DataFrame with "
+                f"one row per cohort, indexed by the cohorts' names {list(names.index)}>"
+            )
         if cohorts is not None:
             cohorts = cohorts.set_axis(cohorts.index.astype(str))
         design = self._begin_covariate_fit(names, cohorts, groups, equal_effects, covariate_penalty)
