@@ -16,6 +16,18 @@ for both) and MAP includes its default priors. Create it with::
 
     python3 -m venv /tmp/pymc-venv && /tmp/pymc-venv/bin/pip install pymc-marketing==0.19.2
 
+How custval is fast here: the likelihood has an exact Hessian (each customer's 4 x 4 Hessian
+in their own ``r, log alpha_i, log a_i, log b_i``, mapped through the design: ten weighted
+Gram matrices of the design per evaluation), so the fit is a handful of Newton steps from the
+model without covariates fitted on a 100k-row subset (coefficients 0), and the standard errors
+need no differencing; ``log B(a_i, b_i + x) - log B(a_i, b_i)`` and its derivatives are finite
+sums over ``j < x`` for the many light buyers; rows with a continuous covariate are not
+compressed (nearly all are distinct). Measured on the shared 2-core machine, one BLAS thread,
+best of 3: 1,000,000 customers in 3.54 s at load average 6.6 (other jobs running) and 1.91 s
+wall, 1.91 s CPU at load average 2.5 (was 40.5 s before the exact Hessian; 4 Newton steps;
+9/10 true coefficients inside their 95% intervals); pymc-marketing 0.19.2's MAP fit of the same
+data in the 6.6 run: 130.3 s, 36.9x; 100,000 customers (``--quick``) 0.69 s.
+
 Usage::
 
     .venv/bin/python benchmarks/bench_covariates.py            # 1,000,000 customers
@@ -91,16 +103,18 @@ def simulate(n: int, seed: int = 0) -> pd.DataFrame:
     return summary.assign(**{c: x[:, j] for j, c in enumerate(COVARIATES)})
 
 
-def fit_custval(data: pd.DataFrame, repeat: int) -> tuple[float, BetaGeoModel]:
-    best, model = np.inf, None
+def fit_custval(data: pd.DataFrame, repeat: int) -> tuple[float, float, BetaGeoModel]:
+    """Best wall time and best CPU time of ``repeat`` fits (one BLAS thread), and the model."""
+    best, best_cpu, model = np.inf, np.inf, None
     for _ in range(repeat):
         with threadpool_limits(limits=1):
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             model = BetaGeoModel().fit(
                 data, purchase_covariates=COVARIATES, dropout_covariates=COVARIATES
             )
             best = min(best, time.perf_counter() - start)
-    return best, model
+            best_cpu = min(best_cpu, time.process_time() - start_cpu)
+    return best, best_cpu, model
 
 
 def fit_pymc(data: pd.DataFrame, python: Path, timeout: float) -> dict | str:
@@ -141,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         f"BG/NBD with {len(COVARIATES)} static covariates on {n:,} customers "
         f"(load average {os.getloadavg()[0]:.2f})"
     )
-    seconds, model = fit_custval(data, args.repeat)
+    seconds, cpu, model = fit_custval(data, args.repeat)
     table = model.summary
     truth = dict(
         zip(
@@ -152,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     covered = sum(table.at[k, "lower_95"] <= v <= table.at[k, "upper_95"] for k, v in truth.items())
     print(
-        f"custval:        {seconds:8.2f} s  (target < 5 s; {model.n_patterns_:,} patterns, "
+        f"custval:        {seconds:8.2f} s  ({cpu:.2f} s CPU; target < 5 s; "
+        f"{model.n_patterns_:,} patterns, Newton iterations {model.n_iter_}, "
         f"{covered}/{len(truth)} true coefficients inside their 95% intervals)"
     )
     print("  " + ", ".join(f"{k}={v:.4g}" for k, v in model.params_.iloc[:4].items()))

@@ -1,6 +1,6 @@
 """The model simulators live in :mod:`custval.datasets` (public, documented); this module
 re-exports them for the benchmarks; the time-varying Pareto/NBD simulator of the dynamic-covariate
-tests is here."""
+tests, the GGom/NBD covariate and the sBG/BdW cohort-covariate simulators are here."""
 
 from __future__ import annotations
 
@@ -18,7 +18,9 @@ __all__ = [
     "simulate_beta_geo",
     "simulate_beta_geo_covariates",
     "simulate_cnbd",
+    "simulate_cohort_covariates",
     "simulate_gamma_gamma",
+    "simulate_ggom_covariates",
     "simulate_pareto_dynamic",
 ]
 
@@ -95,3 +97,97 @@ def simulate_pareto_dynamic(
     )
     observation_end = str((start + pd.Timedelta(days=weeks * 7)).date())
     return transactions, covariates, observation_end
+
+
+def simulate_ggom_covariates(
+    r: float,
+    alpha: float,
+    b: float,
+    s: float,
+    beta: float,
+    purchase: dict[str, float],
+    dropout: dict[str, float],
+    n: int,
+    *,
+    random_state: int = 0,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """GGom/NBD customers with static covariates (CLVTools' ``ggomnbd`` parametrisation).
+
+    Covariates: ``vip`` (boolean, one-hot ``vip[True]``) and ``channel`` in ``direct,
+    referral, social`` (``channel[referral]``, ``channel[social]``). Per customer ``alpha_i =
+    alpha exp(-x'beta_p)`` and ``beta_i = beta exp(-x'beta_d)`` (``beta_p = purchase``,
+    ``beta_d = dropout``, keyed by design-column name): ``lambda ~ Gamma(r, alpha_i)``,
+    ``eta ~ Gamma(s, beta_i)``, a Gompertz lifetime ``P(tau > t) = exp(-eta (e^(b t) - 1))``
+    drawn by inversion, Poisson purchases while alive. Returns ``(summary, customers)``.
+    """
+    rng = np.random.default_rng(random_state)
+    customers = pd.DataFrame(
+        {
+            "vip": rng.random(n) < 0.4,
+            "channel": rng.choice(["direct", "referral", "social"], size=n, p=[0.5, 0.3, 0.2]),
+        },
+        index=pd.RangeIndex(n, name="customer_id"),
+    )
+    design = {
+        "vip[True]": customers["vip"].to_numpy(dtype=float),
+        "channel[referral]": (customers["channel"] == "referral").to_numpy(dtype=float),
+        "channel[social]": (customers["channel"] == "social").to_numpy(dtype=float),
+    }
+    eta_p = sum(c * design[k] for k, c in purchase.items()) + np.zeros(n)
+    eta_d = sum(c * design[k] for k, c in dropout.items()) + np.zeros(n)
+    lam = rng.gamma(r, 1.0 / (alpha * np.exp(-eta_p)))
+    eta = rng.gamma(s, 1.0 / (beta * np.exp(-eta_d)))
+    tau = np.log1p(rng.exponential(size=n) / eta) / b
+    big_t = rng.uniform(26.0, 78.0, n).round()
+    observed = np.minimum(tau, big_t)
+    x = rng.poisson(lam * observed)
+    last = observed * rng.random(n) ** (1.0 / np.maximum(x, 1))  # the last of x uniforms
+    summary = pd.DataFrame(
+        {"frequency": x.astype(float), "recency": np.where(x > 0, last, 0.0), "T": big_t},
+        index=customers.index,
+    )
+    summary.attrs["freq"] = "W"
+    return summary, customers
+
+
+def simulate_cohort_covariates(
+    alpha: float,
+    beta: float,
+    c: float,
+    alpha_effects: dict[str, float],
+    beta_effects: dict[str, float],
+    n_cohorts: int,
+    size: int,
+    *,
+    random_state: int = 0,
+) -> tuple[dict[str, np.ndarray], pd.DataFrame]:
+    """Subscription cohorts (sBG for ``c = 1``, BdW otherwise) with cohort-level covariates.
+
+    Each cohort has ``price`` (standard normal) and ``region`` (``EU``/``US``, one-hot
+    ``region[US]``); ``alpha_c = alpha exp(x_c' gamma)``, ``beta_c = beta exp(x_c' delta)``
+    (``gamma = alpha_effects``, ``delta = beta_effects`` keyed by design column). Its ``size``
+    subscribers draw ``theta ~ Beta(alpha_c, beta_c)`` and a discrete-Weibull lifetime, ``P(T >
+    t | theta) = (1 - theta)^(t^c)``, by inversion; the cohort is observed for 6 to 12 periods.
+    Returns the counts active at the start of each period by cohort name, and the cohorts.
+    """
+    rng = np.random.default_rng(random_state)
+    names = [f"cohort {i:02d}" for i in range(n_cohorts)]
+    cohorts = pd.DataFrame(
+        {"price": rng.normal(size=n_cohorts), "region": rng.choice(["EU", "US"], n_cohorts)},
+        index=pd.Index(names, name="cohort"),
+    )
+    design = {
+        "price": cohorts["price"].to_numpy(),
+        "region[US]": (cohorts["region"] == "US").to_numpy(dtype=float),
+    }
+    eta_a = sum(v * design[k] for k, v in alpha_effects.items()) + np.zeros(n_cohorts)
+    eta_b = sum(v * design[k] for k, v in beta_effects.items()) + np.zeros(n_cohorts)
+    counts = {}
+    for i, name in enumerate(names):
+        theta = rng.beta(alpha * np.exp(eta_a[i]), beta * np.exp(eta_b[i]), size=size)
+        # S(t) <= U  <=>  t^c >= log U / log(1 - theta)
+        threshold = np.log(rng.random(size)) / np.log1p(-np.minimum(theta, 1 - 1e-16))
+        lifetime = np.maximum(1.0, np.ceil(threshold ** (1.0 / c)))
+        periods = int(rng.integers(6, 13))
+        counts[name] = np.array([(lifetime > t).sum() for t in range(periods + 1)], dtype=float)
+    return counts, cohorts

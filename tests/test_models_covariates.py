@@ -28,7 +28,7 @@ def _design(model, summary, customers):
     data = {c: summary[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T")}
     spec = model.covariates_
     matrix = spec.encoding.matrix(customers, spec.covariates)
-    data["_Zp"], data["_Zd"] = model._covariate_design(matrix, len(summary))
+    data.update(model._fit_design(matrix, len(summary)))
     return data
 
 
@@ -96,6 +96,82 @@ def test_covariate_gradient_matches_finite_differences(cls, simulated):
     ll, grad = beta_geo._loglik_grad_covariates(start, data, modified=cls._modified)
     np.testing.assert_allclose(ll_w, weights @ ll, rtol=1e-12)
     np.testing.assert_allclose(grad_w, weights @ grad, rtol=1e-10)
+
+
+@pytest.mark.parametrize("cls", MODELS)
+@pytest.mark.parametrize("shapes", [BASE, {"r": 0.5, "alpha": 5.0, "a": 40.0, "b": 90.0}])
+def test_covariate_hessian_matches_differences_of_the_gradient(cls, shapes, simulated):
+    summary, customers = simulated
+    summary, customers = summary.head(400), customers.head(400)
+    # a few heavy buyers: purchase counts past the finite sums (_RISING_LOOP) use the remainder
+    heavy = np.arange(len(summary)) % 97 == 0
+    summary = summary.assign(
+        frequency=np.where(heavy, 60.0, summary["frequency"]),
+        recency=np.where(heavy, 25.0, summary["recency"]),
+    )
+    model = cls.from_params(
+        **shapes, **{"purchase:x_num": 0.2, "dropout:x_num": -0.3, "purchase:vip": 0.4}
+    )
+    customers = customers.assign(vip=(customers["channel"] == "referral").astype(float))
+    data = _design(model, summary, customers)
+    weights = np.random.default_rng(1).uniform(0.5, 2.0, len(summary))
+    start = model.params_.to_numpy()
+    ll, grad, hessian = beta_geo._loglik_hessian_covariates(
+        start, data, modified=cls._modified, weights=weights
+    )
+    ll_g, grad_g = beta_geo._loglik_grad_covariates(
+        start, data, modified=cls._modified, weights=weights
+    )
+    assert ll == pytest.approx(ll_g, rel=1e-12)
+    np.testing.assert_allclose(grad, grad_g, rtol=1e-10, atol=1e-10 * np.abs(grad_g).max())
+    numeric = np.empty_like(hessian)
+    for i in range(len(start)):
+        step = 1e-6 * max(abs(start[i]), 1.0)
+        up, down = start.copy(), start.copy()
+        up[i] += step
+        down[i] -= step
+        numeric[:, i] = (
+            beta_geo._loglik_grad_covariates(up, data, modified=cls._modified, weights=weights)[1]
+            - beta_geo._loglik_grad_covariates(down, data, modified=cls._modified, weights=weights)[
+                1
+            ]
+        ) / (2 * step)
+    np.testing.assert_allclose(hessian, hessian.T)
+    np.testing.assert_allclose(hessian, numeric, atol=1e-6 * np.abs(hessian).max())
+
+
+def test_beta_rising_sums_equal_the_special_functions():
+    rng = np.random.default_rng(3)
+    n = rng.integers(0, 80, 3000).astype(float)
+    n[:800] = 0.0
+    for scale in (0.05, 1.0, 40.0, 1e7):
+        a, b = rng.uniform(0.5, 2.0, (2, n.size)) * scale
+        special = beta_geo._beta_rising_terms(a, b, n, second=True)
+        sums = beta_geo._beta_rising_sums(a, b, n, beta_geo._rising_index(n), second=True)
+        for expected, got in zip(special, sums, strict=True):
+            np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-300)
+
+
+def test_newton_fit_reaches_the_lbfgs_optimum(simulated, monkeypatch):
+    summary, customers = simulated
+    kwargs = {
+        "customers": customers,
+        "purchase_covariates": ["x_num", "channel"],
+        "dropout_covariates": ["x_num", "channel"],
+    }
+    newton = BetaGeoModel().fit(summary, **kwargs)
+    # without the exact Hessian: L-BFGS-B from the usual starts, Hessian by differences
+    monkeypatch.setattr(BetaGeoModel, "_weighted_loglik_hessian", lambda *args: None)
+    lbfgs = BetaGeoModel().fit(summary, **kwargs)
+    assert newton.convergence_ == lbfgs.convergence_ == "optimum"
+    assert newton.log_likelihood_ >= lbfgs.log_likelihood_ - 1e-7 * abs(lbfgs.log_likelihood_)
+    np.testing.assert_allclose(newton.params_, lbfgs.params_, rtol=2e-4, atol=2e-4)
+    np.testing.assert_allclose(newton.summary["std_error"], lbfgs.summary["std_error"], rtol=1e-3)
+    # the log-likelihood kept from Newton's last evaluation is the model's at params_
+    rows = beta_geo._loglik_grad_covariates(
+        newton.params_.to_numpy(), _design(newton, summary, customers), modified=False
+    )[0]
+    assert newton.log_likelihood_ == pytest.approx(rows.sum(), rel=1e-12)
 
 
 def test_fit_recovers_coefficients_and_reports_wald_tests(simulated):

@@ -50,17 +50,25 @@ def factorize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def unique_rows(data: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """The distinct rows of ``data`` (in no particular order) and ``inverse`` such that
-    ``unique[column][inverse]`` rebuilds each column; O(n)."""
+    ``unique[column][inverse]`` rebuilds each column; O(n). As soon as the columns seen so
+    far tell every row apart (e.g. a continuous covariate), the rows are returned as they are."""
     columns = list(data)
+    n = len(data[columns[0]])
     key, distinct = factorize(data[columns[0]])
     unique = {columns[0]: distinct}
     for column in columns[1:]:
+        if len(key) and len(unique[columns[0]]) == n:
+            break
         codes, values = factorize(data[column])
+        if len(values) == n:
+            break
         key, combined = factorize(key * len(values) + codes)
         previous, current = np.divmod(combined, len(values))
         unique = {name: column_values[previous] for name, column_values in unique.items()}
         unique[column] = values[current]
-    return unique, key
+    else:
+        return unique, key
+    return {name: np.asarray(data[name]) for name in columns}, np.arange(n)
 
 
 def compress_rows(

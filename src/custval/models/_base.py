@@ -98,6 +98,11 @@ _AGREED_GAIN = 1e-7
 _POLISH_GAIN = 1e-13
 _POLISH_ROUNDS = 8
 _HESSIAN_STEP = 1e-5
+#: Newton's method (models with an exact Hessian) stops below this decrement, relative to
+#: max(1, |f|): well below _DECREMENT_TOL, so its end point is an optimum by _Optimality
+_NEWTON_TOL = 1e-13
+#: the largest Newton step in any coordinate (log-parameters, coefficients)
+_NEWTON_MAX_STEP = 2.0
 _CONVERGENCE_ADVICE = (
     "Try: a small penalizer_coef (e.g. 0.001); initial_params close to a previous fit; "
     "checking that the summary's unit is sensible (T in the hundreds rather than the tens of "
@@ -117,6 +122,18 @@ def _starts_agree(objectives: list[float], best: float) -> bool:
     """Whether enough starting points reached the best objective (see ``_AGREEMENT``)."""
     close = [f for f in objectives if f - best <= _AGREEMENT * max(1.0, abs(best))]
     return len(close) >= _AGREEING_STARTS
+
+
+def _newton_direction(hessian: np.ndarray, grad: np.ndarray) -> np.ndarray:
+    """``H^-1 g``, with ``H``'s eigenvalues replaced by ``max(|lambda|, _FLAT_CURVATURE *
+    max |lambda|)`` where ``H`` is not positive definite (a descent direction either way)."""
+    try:
+        chol = np.linalg.cholesky(hessian)
+        return np.linalg.solve(chol.T, np.linalg.solve(chol, grad))
+    except np.linalg.LinAlgError:
+        eigenvalues, vectors = np.linalg.eigh(hessian)
+        floor = _FLAT_CURVATURE * max(float(np.max(np.abs(eigenvalues))), 1e-300)
+        return vectors @ ((vectors.T @ grad) / np.maximum(np.abs(eigenvalues), floor))
 
 
 def _sparse_basis(vectors: np.ndarray) -> list[np.ndarray]:
@@ -330,12 +347,30 @@ class BaseModel(BaseEstimator):
         ll, grad = self._loglik_grad(params, data)
         return float(np.dot(weights, ll)), grad.T @ weights
 
+    def _weighted_loglik_hessian(
+        self, params: np.ndarray, data: Mapping[str, np.ndarray], weights: np.ndarray
+    ) -> tuple[float, np.ndarray, np.ndarray] | None:
+        """Weighted total log-likelihood, gradient and exact Hessian (natural parameters), or
+        ``None`` (the default) where the model has no analytic Hessian for ``data``.
+
+        When it has one, fits minimise by Newton's method (:meth:`_minimize_newton`: a few
+        passes over the data instead of L-BFGS-B's dozens) and the optimality check and
+        standard errors use it instead of differencing the gradient.
+        """
+        return None
+
     def _initial_params(self, data: Mapping[str, np.ndarray], weights: np.ndarray) -> np.ndarray:
         """A data-based starting point (natural parameters)."""
         return np.ones(len(self._param_names))
 
     def _validate_data(self, data: dict[str, np.ndarray], frame: pd.DataFrame) -> None:
         """Model-specific checks on the extracted columns; raise ``DataError``."""
+
+    def _compressible(self, data: Mapping[str, np.ndarray]) -> bool:
+        """Whether compressing identical rows can pay (default: always). Compression only
+        saves work, so a model may skip it where the rows are known to be nearly all
+        distinct (a continuous covariate), fitting the rows as they are."""
+        return True
 
     def _prepare_patterns(self, data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Called once per fit on the compressed patterns, before optimisation.
@@ -603,7 +638,10 @@ class BaseModel(BaseEstimator):
         # Multi-threaded BLAS gains nothing on those, and when the cores are busy its spinning
         # threads make each dot product up to 100x slower, so fitting uses one BLAS thread.
         with threadpool_limits(limits=1, user_api="blas"):
-            return self._fit_compressed(data, weights)
+            try:
+                return self._fit_compressed(data, weights)
+            finally:
+                self.__dict__.pop("_hessian_memo", None)
 
     def _fit_compressed(self, data: dict[str, np.ndarray], weights: np.ndarray) -> Self:
         keep = weights > 0
@@ -615,7 +653,10 @@ class BaseModel(BaseEstimator):
                 f"{self._name()} needs at least one customer to fit; the summary "
                 "is empty (or every weight is 0)"
             )
-        patterns, pattern_weights, _ = compress_rows(data, weights)
+        if self._compressible(data):
+            patterns, pattern_weights, _ = compress_rows(data, weights)
+        else:
+            patterns, pattern_weights = data, weights
         patterns = self._prepare_patterns(patterns)
         total = float(pattern_weights.sum())
         args = (patterns, pattern_weights, total)
@@ -668,8 +709,12 @@ class BaseModel(BaseEstimator):
             )
         params = self._to_natural(best.x)
         self.params_ = pd.Series(params, index=list(self._param_names), name="estimate")
-        ll = self._loglik(params, patterns)
-        self.log_likelihood_ = float(np.dot(pattern_weights, ll))
+        memo = self.__dict__.get("_hessian_memo")
+        if memo is not None and memo[0] is patterns and np.array_equal(memo[1], best.x):
+            self.log_likelihood_ = memo[3]  # from the Newton fit's last evaluation
+        else:
+            ll = self._loglik(params, patterns)
+            self.log_likelihood_ = float(np.dot(pattern_weights, ll))
         self.n_customers_ = total
         self.n_patterns_ = len(pattern_weights)
         self.n_iter_ = int(best.nit)
@@ -690,7 +735,14 @@ class BaseModel(BaseEstimator):
     def _minimize(
         self, theta0: np.ndarray, args: tuple[Any, ...], ftol: float | None = None
     ) -> optimize.OptimizeResult:
-        """One L-BFGS-B run over the log-parameters from ``theta0``."""
+        """One run over the log-parameters from ``theta0``: Newton's method where the model has
+        an exact Hessian for the data (L-BFGS-B from where Newton stops, if it stops short),
+        L-BFGS-B otherwise."""
+        if self._objective_hessian(theta0, *args) is not None:
+            result = self._minimize_newton(theta0, args)
+            if result.success or not np.isfinite(result.fun):
+                return result
+            theta0 = result.x
         with np.errstate(all="ignore"):
             return optimize.minimize(
                 self._objective,
@@ -709,8 +761,91 @@ class BaseModel(BaseEstimator):
 
     def _optimality(self, theta: np.ndarray, args: tuple[Any, ...]) -> _Optimality:
         """Classify a point by the mathematics of the objective, not by how L-BFGS-B stopped."""
+        exact = self._objective_hessian(theta, *args)
+        if exact is not None:
+            return _Optimality.at(theta, *exact)
         value, grad = self._objective(theta, *args)
         return _Optimality.at(theta, value, grad, self._hessian(theta, args))
+
+    def _minimize_newton(
+        self, theta0: np.ndarray, args: tuple[Any, ...]
+    ) -> optimize.OptimizeResult:
+        """Damped Newton's method on the objective with its exact Hessian.
+
+        Each iteration solves ``H step = g`` (where ``H`` is not positive definite, with its
+        eigenvalues replaced by their absolute values, floored at ``_FLAT_CURVATURE`` of the
+        largest), caps the step at ``_NEWTON_MAX_STEP`` in any coordinate, and halves it until
+        the objective falls by at least 1e-4 of the predicted gain (Armijo). It stops when the
+        Newton decrement ``g'H^-1 g / 2`` is below ``_NEWTON_TOL * max(1, |f|)`` (success),
+        or when no step lowers the objective (the caller then continues with L-BFGS-B).
+        """
+        theta = np.asarray(theta0, dtype=float).copy()
+        value, grad, hessian = self._objective_hessian(theta, *args)
+        message, success, nit = "maximum number of iterations reached", False, 0
+        while nit < self.max_iter:
+            if not np.isfinite(value) or not np.all(np.isfinite(hessian)):
+                message = "the objective or its Hessian is not finite"
+                break
+            step = _newton_direction(hessian, grad)
+            gain = float(grad @ step)
+            if 0.5 * gain <= _NEWTON_TOL * max(1.0, abs(value)):
+                message, success = "Newton decrement below tolerance", True
+                break
+            largest = float(np.max(np.abs(step)))
+            if largest > _NEWTON_MAX_STEP:
+                step, gain = step * (_NEWTON_MAX_STEP / largest), gain * _NEWTON_MAX_STEP / largest
+            scale, accepted = 1.0, None
+            while scale >= 2.0**-20:
+                trial = np.clip(theta - scale * step, -_LOG_BOUND, _LOG_BOUND)
+                point = self._objective_hessian(trial, *args)
+                if point[0] <= value - 1e-4 * scale * gain:
+                    accepted = trial, point
+                    break
+                scale *= 0.5
+            if accepted is None:
+                # at rounding level already an optimum by _Optimality's standard: done
+                success = 0.5 * gain <= 1e-2 * _DECREMENT_TOL * max(1.0, abs(value))
+                message = "no Newton step lowers the objective"
+                break
+            theta, (value, grad, hessian) = accepted
+            nit += 1
+        return optimize.OptimizeResult(
+            x=theta, fun=value, jac=grad, nit=nit, message=message, success=success
+        )
+
+    def _objective_hessian(
+        self, theta: np.ndarray, data: Mapping[str, np.ndarray], weights: np.ndarray, total: float
+    ) -> tuple[float, np.ndarray, np.ndarray] | None:
+        """:meth:`_objective` with its exact Hessian in the optimiser's coordinates, or ``None``
+        without :meth:`_weighted_loglik_hessian`; the last point is remembered during a fit.
+
+        With ``theta = log p`` for the positive parameters, ``d^2 f / d theta^2 = D H_p D +
+        diag(g_p p)`` (``D = diag(p)``; 1 and no second term for coefficients), where ``H_p``
+        and ``g_p`` are the natural-parameter Hessian and gradient of ``f``.
+        """
+        memo = self.__dict__.get("_hessian_memo")
+        if memo is not None and memo[0] is data and np.array_equal(memo[1], theta):
+            return memo[2]
+        params = self._to_natural(theta)
+        with np.errstate(all="ignore"):
+            exact = self._weighted_loglik_hessian(params, data, weights)
+        if exact is None:
+            return None
+        ll_sum, grad_sum, hess_sum = exact
+        positive = self._positive_mask()
+        positive = np.ones(len(theta), dtype=bool) if positive is None else positive
+        penalty = np.where(positive, self.penalizer_coef, getattr(self, "covariate_penalty_", 0.0))
+        value = -ll_sum / total + np.sum(penalty * params**2)
+        grad_params = -grad_sum / total + 2 * penalty * params
+        jacobian = np.where(positive, params, 1.0)
+        hessian = (-hess_sum / total + np.diag(2 * penalty)) * np.outer(jacobian, jacobian)
+        hessian[np.diag_indices_from(hessian)] += np.where(positive, grad_params * params, 0.0)
+        if not np.isfinite(value) or not np.all(np.isfinite(grad_params)):
+            result = (math.inf, np.zeros_like(theta), np.full_like(hessian, np.nan))
+        else:
+            result = (float(value), grad_params * jacobian, 0.5 * (hessian + hessian.T))
+        self.__dict__["_hessian_memo"] = (data, theta.copy(), result, float(ll_sum))
+        return result
 
     def _polish(
         self, best: optimize.OptimizeResult, check: _Optimality, args: tuple[Any, ...]
@@ -883,8 +1018,12 @@ class BaseModel(BaseEstimator):
         return params if positive is None else np.where(positive, params, 1.0)
 
     def _hessian(self, theta: np.ndarray, args: tuple[Any, ...]) -> np.ndarray:
-        """Hessian of the mean objective in log-parameters, by central differences of the
-        analytic gradient (symmetrised)."""
+        """Hessian of the mean objective in log-parameters: the exact one where the model
+        has it (:meth:`_objective_hessian`), else central differences of the analytic gradient
+        (symmetrised)."""
+        exact = self._objective_hessian(theta, *args)
+        if exact is not None:
+            return exact[2]
         k = len(theta)
         hessian = np.empty((k, k))
         for i in range(k):

@@ -15,6 +15,7 @@ re-applied at prediction; a level not seen at fit is an error naming the column 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -22,13 +23,15 @@ import numpy as np
 import pandas as pd
 
 from custval._units import normalize_freq
-from custval.errors import DataError
+from custval.errors import ConvergenceError, CustvalWarning, DataError
 
 __all__ = ["covariate_effects"]
 
 #: the prefixes of the coefficient names, and the process each acts on
 GROUPS = ("purchase", "dropout", "both", "spend")
 _Z95 = 1.959963984540054
+#: the fit without covariates that starts a covariate fit uses at most this many rows
+_START_ROWS = 100_000
 
 
 def _is_categorical(series: pd.Series) -> bool:
@@ -350,6 +353,33 @@ class CovariateModelMixin:
         self.freq_ = None if freq is None else normalize_freq(freq)
         return self._fit_arrays(data, w)
 
+    def _start_without_covariates(
+        self, data: Mapping[str, np.ndarray], weights: np.ndarray
+    ) -> np.ndarray | None:
+        """A starting point: the model without covariates fitted on the same customers (on
+        their distinct ``_data_columns`` patterns; beyond ``_START_ROWS`` rows on an evenly
+        spaced subset of them, as only a start), coefficients at 0; ``None`` if that fit fails
+        (the other starts remain)."""
+        plain = type(self)(penalizer_coef=self.penalizer_coef, tol=self.tol, max_iter=self.max_iter)
+        weights = np.asarray(weights, dtype=float)
+        rows = slice(None)
+        if len(weights) > _START_ROWS:
+            rows = np.linspace(0, len(weights) - 1, _START_ROWS).astype(np.int64)
+        columns = {c: np.asarray(data[c])[rows] for c in self._data_columns}
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", CustvalWarning)
+                plain._fit_compressed(columns, weights[rows])
+        except ConvergenceError:
+            return None
+        coefficients = np.zeros(len(self._param_names) - self._n_base())
+        return np.concatenate([plain.params_.to_numpy(dtype=float), coefficients])
+
+    def _compressible(self, data: Mapping[str, np.ndarray]) -> bool:
+        """Rows with a continuous covariate (a design column with non-whole values) are
+        nearly all distinct: compressing them costs more than it saves."""
+        return all(np.array_equal(np.floor(v), v) for k, v in data.items() if k.startswith("cov:"))
+
     def _fitted_rows(self, summary: pd.DataFrame) -> np.ndarray | None:
         """Mask of the rows of ``summary`` that ``_prepare_fit`` keeps (``None``: all)."""
         return None
@@ -392,6 +422,118 @@ class CovariateModelMixin:
         for name, (group, sign) in links.items():
             eta = self._group_design(matrix, len(profiles), group) @ coefficients
             out[:, base.index(name)] *= np.exp(sign * eta)
+        return out
+
+    # ------------------------------------------------------------ models evaluated per profile
+    #: for models whose numerics take scalar parameters (Pareto/NBD, GGom/NBD): the positions
+    #: of the parameters that the purchase and the dropout predictor scale, ``p exp(-eta)``
+    _profile_scaled: tuple[int, int] = (1, 3)
+    #: the most distinct covariate profiles such a model evaluates one by one
+    _max_profiles: int = 500
+
+    def _fit_by_profiles(
+        self,
+        summary: pd.DataFrame,
+        weights: Any,
+        plain_fit: Any,
+        covariates: Mapping[str, Sequence[str]],
+        equal_effects: Sequence[str],
+        covariate_penalty: float,
+        customers: pd.DataFrame | None,
+    ) -> Any:
+        """``fit`` of a model evaluated per covariate profile: ``plain_fit(summary, weights)``
+        without covariates; with them, continuous covariates are refused before fitting."""
+        design = self._begin_covariate_fit(
+            summary, customers, covariates, equal_effects, covariate_penalty
+        )
+        if design is None:
+            return plain_fit(summary, weights)
+        matrix = np.column_stack(list(design.values()))
+        self._profiles(matrix, len(summary), self._max_profiles)  # refuse continuous ones early
+        return self._fit_with_design(summary, weights, design)
+
+    def _scaled_params(self, params: np.ndarray, eta_p: float, eta_d: float) -> np.ndarray:
+        """The model's own parameters for one covariate profile (CLVTools' static
+        covariates): the purchase scale times ``exp(-eta_p)``, so that ``exp(coefficient)``
+        multiplies the purchase rate, the dropout scale times ``exp(-eta_d)`` (likewise the
+        dropout rate)."""
+        out = np.array(params[: self._n_base()], dtype=float)
+        i_p, i_d = self._profile_scaled
+        out[i_p] *= np.exp(-eta_p)
+        out[i_d] *= np.exp(-eta_d)
+        return out
+
+    def _profile_design(self, matrix: np.ndarray | None, n: int) -> tuple[Any, ...]:
+        """``(Z_purchase, Z_dropout)`` per distinct profile, and each row's profile."""
+        profiles, inverse = self._profiles(matrix, n, self._max_profiles)
+        zp = self._group_design(profiles, len(profiles), "purchase")
+        zd = self._group_design(profiles, len(profiles), "dropout")
+        return zp, zd, inverse
+
+    def _profile_patterns(self, data: Mapping[str, np.ndarray], prepare: Any) -> dict[str, Any]:
+        """Fitting data split by covariate profile, each part prepared by ``prepare``."""
+        plain = {c: data[c] for c in self._data_columns}
+        zp, zd, inverse = self._profile_design(self._pattern_matrix(data), len(data["T"]))
+        groups = []
+        for g in range(len(zp)):
+            rows = np.flatnonzero(inverse == g)
+            groups.append((rows, prepare({c: v[rows] for c, v in plain.items()})))
+        return {**plain, "_Zp": zp, "_Zd": zd, "_profiles": groups}
+
+    def _profile_terms(
+        self,
+        params: np.ndarray,
+        data: Mapping[str, Any],
+        weights: np.ndarray | None,
+        rows_terms: Any,
+        weighted_terms: Any,
+    ) -> tuple[Any, np.ndarray]:
+        """Per-row (``weights=None``) or weighted log-likelihood and gradient with covariates:
+        the model's own likelihood per profile (``rows_terms(p, group)`` gives the per-row
+        values and gradient ``(k_base, n)``, ``weighted_terms(p, group, w)`` their sums),
+        chained to the coefficients: ``d/d eta = -p_g d/d p_g`` for the scaled parameter."""
+        zp, zd = data["_Zp"], data["_Zd"]
+        k = self._n_base()
+        i_p, i_d = self._profile_scaled
+        coefficients = np.asarray(params[k:], dtype=float)
+        eta_p, eta_d = zp @ coefficients, zd @ coefficients
+        n = len(data["frequency"])
+        ll = np.empty(n) if weights is None else 0.0
+        grad = np.empty((n, len(params))) if weights is None else np.zeros(len(params))
+        for g, (rows, group) in enumerate(data["_profiles"]):
+            pg = self._scaled_params(params, eta_p[g], eta_d[g])
+            if weights is None:
+                ll_g, gr = rows_terms(pg, group)
+            else:
+                ll_g, gr = weighted_terms(pg, group, weights[rows])
+            gr = np.array(gr, dtype=float)
+            d_eta_p, d_eta_d = -pg[i_p] * gr[i_p], -pg[i_d] * gr[i_d]
+            gr[i_p] *= pg[i_p] / params[i_p]
+            gr[i_d] *= pg[i_d] / params[i_d]
+            if weights is None:
+                ll[rows] = ll_g
+                grad[rows, :k] = gr.T
+                grad[rows, k:] = np.outer(d_eta_p, zp[g]) + np.outer(d_eta_d, zd[g])
+            else:
+                ll += ll_g
+                grad[:k] += gr
+                grad[k:] += d_eta_p * zp[g] + d_eta_d * zd[g]
+        return ll, grad
+
+    def _by_profile(
+        self, summary: pd.DataFrame, customers: pd.DataFrame | None, function: Any
+    ) -> np.ndarray:
+        """``function(profile_params, rows)`` for the customers of each covariate profile."""
+        matrix = self._customer_matrix(summary, customers)
+        zp, zd, inverse = self._profile_design(matrix, len(summary))
+        params = self.params_.to_numpy(dtype=float)
+        coefficients = params[self._n_base() :]
+        out = np.empty(len(summary))
+        for g in range(len(zp)):
+            rows = np.flatnonzero(inverse == g)
+            if rows.size:
+                pg = self._scaled_params(params, zp[g] @ coefficients, zd[g] @ coefficients)
+                out[rows] = function(pg, rows)
         return out
 
     def _n_base(self) -> int:
@@ -442,6 +584,15 @@ _EFFECT_WORDS = {
     "dropout": ("dropout", "have {m:.2f}x the dropout {what}"),
     "both": ("purchase rate and dropout", "have {m:.2f}x the purchase rate and dropout {what}"),
     "spend": ("spend per transaction", "spend {m:.2f}x as much per transaction"),
+    # sBG / BdW cohort covariates: the Beta distribution of the churn probability
+    "alpha": (
+        "churn probability (Beta alpha)",
+        "have {m:.2f}x the alpha of the churn probability's Beta distribution (larger: more churn)",
+    ),
+    "beta": (
+        "churn probability (Beta beta)",
+        "have {m:.2f}x the beta of the churn probability's Beta distribution (larger: less churn)",
+    ),
 }
 
 

@@ -131,7 +131,8 @@ class BetaDiscreteWeibullModel(ShiftedBetaGeoModel):
     that each customer's churn probability may rise (``c > 1``) or fall (``c < 1``) with
     tenure; ``c = 1`` is the sBG. Fitted by maximum likelihood with its analytic gradient on one
     or several cohorts of active customers, exactly like :class:`ShiftedBetaGeoModel` (same
-    input, same fit signature).
+    input, same fit signature, including cohort-level covariates on ``alpha`` and ``beta`` with
+    ``c`` shared, and :meth:`for_cohort`).
 
     Parameters
     ----------
@@ -157,16 +158,10 @@ class BetaDiscreteWeibullModel(ShiftedBetaGeoModel):
     _param_names: ClassVar[tuple[str, ...]] = ("alpha", "beta", "c")
     _display_name: ClassVar[str] = "BdW model"
 
-    def _initial_params(self, data: Mapping[str, np.ndarray], weights: np.ndarray) -> np.ndarray:
-        return np.ones(3)
-
-    def _loglik_grad(
-        self, params: np.ndarray, data: Mapping[str, np.ndarray]
+    def _row_loglik_grad(
+        self, params: Any, data: Mapping[str, np.ndarray]
     ) -> tuple[np.ndarray, np.ndarray]:
         return _loglik_grad(params, data)
-
-    def _loglik(self, params: np.ndarray, data: Mapping[str, np.ndarray]) -> np.ndarray:
-        return _loglik_grad(params, data)[0]
 
     # ------------------------------------------------------------------ predictions
     def survival(self, t: Any) -> pd.Series:

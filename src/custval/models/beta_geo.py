@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
-from scipy.special import betainc, betaln, digamma, expit, gammaln, hyp2f1, xlogy
+from scipy.special import betainc, betaln, digamma, expit, gammaln, hyp2f1, xlogy, zeta
 from sklearn.utils.validation import check_is_fitted
 
 from custval._rows import unique_index
@@ -36,7 +36,7 @@ from custval._rows import unique_rows as _unique_rows
 from custval.errors import DataError
 from custval.models._base import BaseModel
 from custval.models._covariates import CovariateModelMixin
-from custval.models._special import digamma_rising, log_rising
+from custval.models._special import digamma_rising, log_rising, trigamma_rising
 
 __all__ = ["BetaGeoModel"]
 
@@ -44,6 +44,13 @@ _A_NEAR_ONE = 1e-7  # |a - 1| below which the removable singularity at a = 1 is 
 _A_STEP = 1e-6  # ... by averaging the values at a = 1 -/+ _A_STEP
 _SOFTPLUS_LINEAR = 30.0  # log(1 + e^d) = d + log1p(e^-d) = d within 1e-13 above this
 _PLAIN_SPECIAL_MAX = 30.0  # below this, gammaln/digamma differences are exact (_special)
+#: the covariate Hessian precomputes the design's column-pair products up to this many values
+_PAIR_PRODUCTS_MAX = 40_000_000
+#: purchase counts up to this enter log B(a, b+n) - log B(a, b) and its derivatives as sums
+#: over j < n of log((b+j)/(a+b+j)), 1/(b+j), ... (most customers buy a few times: far
+#: cheaper than gammaln/digamma/trigamma per row); the excess of larger counts by special
+#: functions
+_RISING_LOOP = 24
 _LEGENDRE = np.polynomial.legendre.leggauss(256)  # quadrature fallback (_beta_expectation)
 
 
@@ -588,13 +595,39 @@ def _covariate_rows(
     return r, alpha * np.exp(-(zp @ coefficients)), a * scale_d, b * scale_d
 
 
+def _fit_design(
+    matrix: np.ndarray, selection_p: np.ndarray, selection_d: np.ndarray
+) -> dict[str, np.ndarray]:
+    """The covariate arrays a fit's likelihood reads: ``_X1`` (a column of ones, then the
+    design, ``(n, 1 + q)``) and the selections ``_Sp``, ``_Sd`` (``(q, k)``) with
+    ``eta_p = design @ _Sp @ coefficients`` (likewise dropout). Keeping the design once, not
+    ``design @ S`` per process (mostly zero columns), halves the matrix products."""
+    n = matrix.shape[0]
+    design = np.empty((n, 1 + matrix.shape[1]), order="F")  # columns contiguous
+    design[:, 0] = 1.0
+    design[:, 1:] = matrix
+    out = {"_X1": design, "_Sp": selection_p, "_Sd": selection_d}
+    first, second = np.triu_indices(design.shape[1])
+    if n * len(first) <= _PAIR_PRODUCTS_MAX:
+        # the products of the design's column pairs: the Hessian's ten X1' diag(c) X1 then
+        # are one (10, n) @ (n, pairs) product per evaluation
+        pairs = np.empty((n, len(first)), order="F")
+        for k, (i, j) in enumerate(zip(first, second, strict=True)):
+            np.multiply(design[:, i], design[:, j], out=pairs[:, k])
+        out["_X1pairs"] = pairs
+    return out
+
+
 def _beta_rising_terms(
-    a: np.ndarray, b: np.ndarray, n: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    a: np.ndarray, b: np.ndarray, n: np.ndarray, *, second: bool = False
+) -> tuple[np.ndarray, ...]:
     """Per row ``log B(a, b+n) - log B(a, b)`` and its derivatives in ``a`` and ``b``, i.e.
     ``log_rising(b, n) - log_rising(a+b, n)``, ``-digamma_rising(a+b, n)`` and
-    ``digamma_rising(b, n) - digamma_rising(a+b, n)``; zero where ``n = 0`` (customers without
-    repeat purchases, half of most bases), evaluated only on the other rows."""
+    ``digamma_rising(b, n) - digamma_rising(a+b, n)``; with ``second``, also
+    ``-trigamma_rising(a+b, n)`` (the second derivative in ``a``; the cross one too) and
+    ``trigamma_rising(b, n)`` (add the former for the second derivative in ``b``). Zero where
+    ``n = 0`` (customers without repeat purchases, half of most bases), evaluated only on the
+    other rows."""
     counted = np.flatnonzero(n > 0)
     all_counted = counted.size == n.size
     if all_counted:
@@ -602,20 +635,166 @@ def _beta_rising_terms(
     else:
         ac, bc, nc = a[counted], b[counted], n[counted]
     abc = ac + bc
+    terms: list[np.ndarray]
     if abc.size and float(abc.max()) < _PLAIN_SPECIAL_MAX:
         # small shapes: the plain differences are exact (what log_rising does below 30)
         d_ab = digamma(abc) - digamma(abc + nc)
         log_beta = gammaln(bc + nc) - gammaln(bc) - gammaln(abc + nc) + gammaln(abc)
         d_b = digamma(bc + nc) - digamma(bc) + d_ab
+        terms = [log_beta, d_ab, d_b]
+        if second:
+            terms += [zeta(2.0, abc) - zeta(2.0, abc + nc), zeta(2.0, bc + nc) - zeta(2.0, bc)]
     else:
         d_ab = -digamma_rising(abc, nc)
         log_beta = log_rising(bc, nc) - log_rising(abc, nc)
         d_b = digamma_rising(bc, nc) + d_ab
+        terms = [log_beta, d_ab, d_b]
+        if second:
+            terms += [-trigamma_rising(abc, nc), trigamma_rising(bc, nc)]
     if all_counted:
-        return log_beta, d_ab, d_b
-    out = np.zeros((3, n.size))
-    out[0, counted], out[1, counted], out[2, counted] = log_beta, d_ab, d_b
-    return out[0], out[1], out[2]
+        return tuple(terms)
+    out = np.zeros((len(terms), n.size))
+    for i, term in enumerate(terms):
+        out[i, counted] = term
+    return tuple(out)
+
+
+def _rising_index(n: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """For :func:`_beta_rising_sums`: the rows with ``n > 0`` by decreasing ``n`` and, for
+    ``j < min(max n, _RISING_LOOP)``, how many of them have ``n > j`` (a prefix); ``None``
+    when the counts are not whole numbers."""
+    counted = np.flatnonzero(n > 0)
+    if not np.array_equal(n, np.floor(n)):
+        return None
+    order = counted[np.argsort(-n[counted], kind="stable")]
+    descending = -n[order]
+    loop = int(min(-descending[0], _RISING_LOOP)) if order.size else 0
+    counts = np.searchsorted(descending, -np.arange(loop + 1, dtype=float), side="left")
+    return order, counts
+
+
+def _beta_rising_sums(
+    a: np.ndarray, b: np.ndarray, n: np.ndarray, index: tuple[np.ndarray, np.ndarray], second: bool
+) -> tuple[np.ndarray, ...]:
+    """:func:`_beta_rising_terms` by finite sums over ``j < n`` (whole ``n``), e.g.
+    ``log B(a, b+n) - log B(a, b) = sum_j log((b+j) / (a+b+j))`` and ``trigamma(a+b) -
+    trigamma(a+b+n) = sum_j (a+b+j)^-2``; rows with ``n > _RISING_LOOP`` add the rest with
+    the special functions at ``a+b+_RISING_LOOP``, ``b+_RISING_LOOP``."""
+    order, counts = index
+    shape_ab, shape_b = (a + b)[order], b[order]
+    terms = np.zeros((5 if second else 3, order.size))
+    log_beta, d_ab, d_b = terms[0], terms[1], terms[2]
+    for j in range(len(counts) - 1):
+        c = counts[j]
+        inv_ab = 1.0 / (shape_ab[:c] + j)
+        inv_b = 1.0 / (shape_b[:c] + j)
+        log_beta[:c] += np.log((shape_b[:c] + j) * inv_ab)
+        d_ab[:c] -= inv_ab
+        d_b[:c] += inv_b - inv_ab
+        if second:
+            terms[3, :c] += inv_ab * inv_ab
+            terms[4, :c] -= inv_b * inv_b
+    loop, c = len(counts) - 1, counts[-1]
+    if c:  # n > _RISING_LOOP: the rest from j = loop on
+        zab, zb, rest = shape_ab[:c] + loop, shape_b[:c] + loop, n[order[:c]] - loop
+        log_beta[:c] += log_rising(zb, rest) - log_rising(zab, rest)
+        d_ab[:c] -= digamma_rising(zab, rest)
+        d_b[:c] += digamma_rising(zb, rest) - digamma_rising(zab, rest)
+        if second:
+            terms[3, :c] -= trigamma_rising(zab, rest)
+            terms[4, :c] += trigamma_rising(zb, rest)
+    out = np.zeros((len(terms), n.size))
+    out[:, order] = terms
+    return tuple(out)
+
+
+def _covariate_row_terms(
+    params: np.ndarray, data: Mapping[str, np.ndarray], *, modified: bool, second: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Per-row log-likelihood of the covariate BG/NBD (FHL eq. 6 / Batislam et al. 2007 with
+    per-customer ``alpha_i, a_i, b_i``, see :func:`_covariate_rows`) and its derivatives in
+    the row's own log-shapes ``phi = (r, u, v, w)`` with ``u = log alpha_i``, ``v = log a_i``,
+    ``w = log b_i``: the gradient ``(4, n)`` and, with ``second``, the ten distinct second
+    derivatives ``(10, n)`` in the order rr, ru, rv, rw, uu, uv, uw, vv, vw, ww.
+
+    Writing ``p_T = alpha_i / (alpha_i + T)``, ``p_x = alpha_i / (alpha_i + t_x)``,
+    ``k = x + m - 1 + b_i`` and ``s = expit(d)`` for the dropout log-odds ``d = (r+x) log((alpha_i
+    + T) / (alpha_i + t_x)) + v - log k``, the log-likelihood is ``log_rising(r, x) + log
+    B(a_i, b_i+x+m)/B(a_i, b_i) + r u - (r+x) log(alpha_i + T) + softplus(d)``, and every
+    derivative below follows from ``d(softplus)/dd = s``, ``d^2/dd^2 = s(1-s)``,
+    ``dd/du = (r+x)(p_T - p_x)``, ``d^2d/du^2 = dd/du (1 - p_T - p_x)``, ``dd/dw = -b_i/k``.
+    """
+    x1 = data["_X1"]
+    design = x1[:, 1:]
+    coefficients = np.asarray(params[4:], dtype=float)
+    r = float(params[0])
+    alpha = params[1] * np.exp(-(design @ (data["_Sp"] @ coefficients)))
+    scale_d = np.exp(design @ (data["_Sd"] @ coefficients))
+    a, b = params[2] * scale_d, params[3] * scale_d
+    m = 1.0 if modified else 0.0
+    x, t_x, big_t = data["frequency"], data["recency"], data["T"]
+    k = (x + (m - 1.0)) + b
+    has_second = np.ones(x.shape, dtype=bool) if modified else x > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_odds = np.where(has_second, np.log(a) - np.log(k), -np.inf)
+        q_b = np.where(has_second, b / k, 0.0)
+    index = data["_rising_index"] if "_rising_index" in data else _rising_index(x + m)
+    if index is None:
+        rising = _beta_rising_terms(a, b, x + m, second=second)
+    else:
+        rising = _beta_rising_sums(a, b, x + m, index, second)
+    log_beta, d_a, d_b = rising[:3]
+    base = _on_unique(data, "frequency", lambda v: log_rising(r, v)) + log_beta
+    inv_t = 1.0 / (alpha + big_t)
+    inv_tx = 1.0 / (alpha + t_x)
+    p_t = alpha * inv_t
+    log1p_t = np.log1p(big_t / alpha)
+    gap = big_t - t_x
+    log_ratio = np.log1p(gap * inv_tx)
+    r_x = r + x
+    d = r_x * log_ratio + log_odds
+    e_d = np.exp(np.minimum(d, _SOFTPLUS_LINEAR))
+    softplus = np.log1p(e_d) + np.maximum(d - _SOFTPLUS_LINEAR, 0.0)
+    s = e_d / (1.0 + e_d)
+    ll = base - r * log1p_t - x * np.log(alpha + big_t) + softplus
+    dd_u = -r_x * alpha * gap * inv_t * inv_tx  # (r+x)(p_T - p_x), without the cancellation
+    grad = np.empty((4, x.size))
+    grad[0] = _on_unique(data, "frequency", lambda v: digamma_rising(r, v)) - log1p_t
+    grad[0] += s * log_ratio
+    grad[1] = r - r_x * p_t + s * dd_u
+    grad[2] = a * d_a + s
+    grad[3] = b * d_b - s * q_b
+    if not second:
+        return ll, grad, None
+    t_ab, t_b = rising[3], rising[4]
+    s2 = s / (1.0 + e_d)  # s (1 - s)
+    p_x = alpha * inv_tx
+    q_t = big_t * inv_t  # 1 - p_T
+    hess = np.empty((10, x.size))
+    hess[0] = _on_unique(data, "frequency", lambda v: trigamma_rising(r, v))
+    hess[0] += s2 * log_ratio**2
+    hess[1] = q_t + s2 * log_ratio * dd_u + s * (p_t - p_x)
+    hess[2] = s2 * log_ratio
+    hess[3] = -hess[2] * q_b
+    hess[4] = -r_x * p_t * q_t + s2 * dd_u**2 + s * dd_u * (q_t - p_x)
+    hess[5] = s2 * dd_u
+    hess[6] = -hess[5] * q_b
+    hess[7] = a * d_a + a * a * t_ab + s2
+    hess[8] = a * b * t_ab - s2 * q_b
+    hess[9] = b * d_b + b * b * (t_b + t_ab) + s2 * q_b**2 - s * q_b * (1.0 - q_b)
+    return ll, grad, hess
+
+
+def _phi_maps(params: np.ndarray, data: Mapping[str, np.ndarray]) -> np.ndarray:
+    """``A_p`` with ``d phi_p / d params = [1, design] @ A_p`` per row, for ``phi = (r, u, v,
+    w)`` (see :func:`_covariate_row_terms`), shapes ``(1 + q, len(params))``."""
+    sp, sd = data["_Sp"], data["_Sd"]
+    maps = np.zeros((4, 1 + sp.shape[0], len(params)))
+    maps[0, 0, 0] = 1.0
+    maps[1, 0, 1], maps[1, 1:, 4:] = 1.0 / params[1], -sp
+    maps[2, 0, 2], maps[2, 1:, 4:] = 1.0 / params[2], sd
+    maps[3, 0, 3], maps[3, 1:, 4:] = 1.0 / params[3], sd
+    return maps
 
 
 def _loglik_grad_covariates(
@@ -625,54 +804,58 @@ def _loglik_grad_covariates(
     modified: bool,
     weights: np.ndarray | None = None,
 ) -> tuple[Any, np.ndarray]:
-    """Log-likelihood (FHL eq. 6 / Batislam et al. 2007 with per-customer ``alpha_i, a_i,
-    b_i``, see :func:`_covariate_rows`) and its gradient in ``(r, alpha, a, b, coefficients)``.
-
-    The same terms as :class:`_Pieces`, evaluated per row (the shapes differ by customer);
-    the gradient in the coefficients follows by the chain rule,
-    ``d/d eta_p = -alpha_i d/d alpha_i`` and ``d/d eta_d = a_i d/d a_i + b_i d/d b_i``.
+    """Log-likelihood of the covariate BG/NBD / MBG/NBD (:func:`_covariate_row_terms`) and
+    its gradient in ``(r, alpha, a, b, coefficients)``, by the chain rule through ``phi``:
+    ``d u/d alpha = 1/alpha``, ``d u / d beta = -x_p``, ``d v / d gamma = d w / d gamma = x_d``.
     Without ``weights``: per-row values and gradient ``(n, k)``; with them: their weighted sums.
     """
-    zp, zd = data["_Zp"], data["_Zd"]
-    r, alpha, a, b = _covariate_rows(params, zp, zd)
-    m = 1.0 if modified else 0.0
-    x, t_x, big_t = data["frequency"], data["recency"], data["T"]
-    k = (x + (m - 1.0)) + b
-    has_second = np.ones(x.shape, dtype=bool) if modified else x > 0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        log_odds = np.where(has_second, np.log(a) - np.log(k), -np.inf)
-        inv_k = np.where(has_second, 1.0 / k, 0.0)
-    log_beta, d_a, d_b = _beta_rising_terms(a, b, x + m)
-    base = _on_unique(data, "frequency", lambda v: log_rising(r, v)) + log_beta
-    inv_t = 1.0 / (alpha + big_t)
-    inv_tx = 1.0 / (alpha + t_x)
-    log1p_t = np.log1p(big_t / alpha)
-    gap = big_t - t_x
-    log_ratio = np.log1p(gap * inv_tx)
-    r_x = r + x
-    d = r_x * log_ratio + log_odds
-    e_d = np.exp(np.minimum(d, _SOFTPLUS_LINEAR))
-    softplus = np.log1p(e_d) + np.maximum(d - _SOFTPLUS_LINEAR, 0.0)
-    w = e_d / (1.0 + e_d)
-    ll = base - r * log1p_t - x * np.log(alpha + big_t) + softplus
-    g_r = _on_unique(data, "frequency", lambda v: digamma_rising(r, v)) - log1p_t + w * log_ratio
-    g_alpha = r * big_t * inv_t / alpha - x * inv_t - w * r_x * gap * inv_t * inv_tx
-    g_a = w / a + d_a
-    g_b = d_b - w * inv_k
-    g_eta_p = -alpha * g_alpha
-    g_eta_d = a * g_a + b * g_b
-    scale = np.array([1.0, 1.0 / params[1], 1.0 / params[2], 1.0 / params[3]])
+    ll, grad, _ = _covariate_row_terms(params, data, modified=modified, second=False)
+    maps = _phi_maps(params, data)
+    x1 = data["_X1"]
     if weights is None:
-        grad = np.empty((len(x), len(params)))
-        grad[:, 0] = g_r
-        grad[:, 1] = -g_eta_p * scale[1]
-        grad[:, 2] = a * g_a * scale[2]
-        grad[:, 3] = b * g_b * scale[3]
-        grad[:, 4:] = zp * g_eta_p[:, None] + zd * g_eta_d[:, None]
-        return ll, grad
-    wp, wd = weights * g_eta_p, weights * g_eta_d
-    head = np.array([weights @ g_r, -wp.sum(), weights @ (a * g_a), weights @ (b * g_b)])
-    return float(weights @ ll), np.concatenate([head * scale, wp @ zp + wd @ zd])
+        return ll, sum(grad[p][:, None] * (x1 @ maps[p]) for p in range(4))
+    total = np.zeros(len(params))
+    for p in range(4):
+        total += (x1.T @ (weights * grad[p])) @ maps[p]
+    return float(weights @ ll), total
+
+
+#: the (p, q) pairs of phi = (r, u, v, w) in the order of _covariate_row_terms' second terms
+_PHI_PAIRS = ((0, 0), (0, 1), (0, 2), (0, 3), (1, 1), (1, 2), (1, 3), (2, 2), (2, 3), (3, 3))
+
+
+def _loglik_hessian_covariates(
+    params: np.ndarray, data: Mapping[str, np.ndarray], *, modified: bool, weights: np.ndarray
+) -> tuple[float, np.ndarray, np.ndarray]:
+    """Weighted log-likelihood, gradient and exact Hessian in ``(r, alpha, a, b,
+    coefficients)``: ``sum_i J_i' H_i J_i`` over the rows' ``4 x 4`` Hessians in ``phi`` with
+    ``J_i = [1, x_i] @ A`` (:func:`_phi_maps`), accumulated as ``A_p' (X1' diag(w h_pq) X1)
+    A_q`` (ten ``(1+q) x (1+q)`` products, not ``k x k`` per row), plus the curvature of
+    ``u = log alpha - ...`` in ``alpha`` (likewise ``a``, ``b``): ``-g_u / alpha^2``."""
+    ll, grad, hess = _covariate_row_terms(params, data, modified=modified, second=True)
+    maps = _phi_maps(params, data)
+    x1 = data["_X1"]
+    total = np.zeros(len(params))
+    sums = np.empty(4)
+    for p in range(4):
+        weighted = x1.T @ (weights * grad[p])
+        sums[p] = weighted[0]
+        total += weighted @ maps[p]
+    hess *= weights
+    if "_X1pairs" in data:
+        upper = np.triu_indices(x1.shape[1])
+        sums_pairs = hess @ data["_X1pairs"]
+        gram = np.empty((len(_PHI_PAIRS), x1.shape[1], x1.shape[1]))
+        gram[:, upper[0], upper[1]] = sums_pairs
+        gram[:, upper[1], upper[0]] = sums_pairs
+    else:
+        gram = np.stack([x1.T @ (x1 * h[:, None]) for h in hess])
+    hessian = np.zeros((len(params), len(params)))
+    for j, (p, q) in enumerate(_PHI_PAIRS):
+        block = maps[p].T @ gram[j] @ maps[q]
+        hessian += block if p == q else block + block.T
+    hessian[[1, 2, 3], [1, 2, 3]] -= sums[1:] / params[1:4] ** 2
+    return float(weights @ ll), total, hessian
 
 
 def _alive_rows(r, alpha, a, b, x, t_x, big_t, m: float) -> np.ndarray:
@@ -754,30 +937,63 @@ class _BetaGeoFamily(CovariateModelMixin, BaseModel):
             return np.concatenate([start, np.zeros(len(self._param_names) - 4)])
         return start
 
+    def _starting_points(
+        self, data: Mapping[str, np.ndarray], weights: np.ndarray
+    ) -> list[np.ndarray]:
+        starts = super()._starting_points(data, weights)
+        if "_X1" in data:  # covariates: first from the fit without them, coefficients at 0
+            start = self._start_without_covariates(data, weights)
+            if start is not None:
+                starts.insert(0 if self.initial_params is None else 1, start)
+        return starts
+
     def _prepare_patterns(self, data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         if getattr(self, "covariates_", None) is None:
             return _index_columns(data, ("frequency", "recency", "T"))
         prepared = _index_columns({c: data[c] for c in self._data_columns}, ("frequency",))
-        prepared["_Zp"], prepared["_Zd"] = self._covariate_design(
-            self._pattern_matrix(data), len(data["T"])
-        )
+        columns = sorted((k for k in data if k.startswith("cov:")), key=lambda k: int(k[4:]))
+        matrix = np.empty((len(data["T"]), len(columns)), order="F")
+        for j, column in enumerate(columns):
+            matrix[:, j] = data[column]
+        prepared.update(self._fit_design(matrix, len(data["T"])))
+        prepared["_rising_index"] = _rising_index(data["frequency"] + float(self._modified))
         return prepared
+
+    def _fit_design(self, matrix: np.ndarray | None, n: int) -> dict[str, np.ndarray]:
+        """The covariate arrays of the likelihood for the design ``matrix`` of ``n`` rows (see
+        :func:`_fit_design`)."""
+        names = list(self._param_names[self._n_base() :])
+        spec = self.covariates_
+        if matrix is None:
+            matrix = np.zeros((n, 0))
+        selections = (spec.selection("purchase", names), spec.selection("dropout", names))
+        return _fit_design(matrix, *selections)
 
     def _loglik_grad(
         self, params: np.ndarray, data: Mapping[str, np.ndarray]
     ) -> tuple[np.ndarray, np.ndarray]:
-        if "_Zp" in data:
+        if "_X1" in data:
             return _loglik_grad_covariates(params, data, modified=self._modified)
         return _loglik_grad(params, data, modified=self._modified)
 
     def _weighted_loglik_grad(
         self, params: np.ndarray, data: Mapping[str, np.ndarray], weights: np.ndarray
     ) -> tuple[float, np.ndarray]:
-        if "_Zp" in data:
+        if "_X1" in data:
             return _loglik_grad_covariates(params, data, modified=self._modified, weights=weights)
         return _weighted_loglik_grad(params, data, weights, modified=self._modified)
 
+    def _weighted_loglik_hessian(
+        self, params: np.ndarray, data: Mapping[str, np.ndarray], weights: np.ndarray
+    ) -> tuple[float, np.ndarray, np.ndarray] | None:
+        if "_X1" in data:  # the exact Hessian of the covariate likelihood (Newton fits)
+            modified = self._modified
+            return _loglik_hessian_covariates(params, data, modified=modified, weights=weights)
+        return None
+
     def _loglik(self, params: np.ndarray, data: Mapping[str, np.ndarray]) -> np.ndarray:
+        if "_X1" in data:
+            return _covariate_row_terms(params, data, modified=self._modified, second=False)[0]
         return self._loglik_grad(params, data)[0]
 
     # ------------------------------------------------------------------ covariates

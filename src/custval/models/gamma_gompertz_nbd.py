@@ -58,6 +58,7 @@ from custval._rows import unique_index
 from custval._units import annual_rate_to_period
 from custval.errors import ConvergenceError, CustvalWarning, DataError
 from custval.models._base import BaseModel
+from custval.models._covariates import CovariateModelMixin
 from custval.models._log_quadrature import gauss_legendre as _gauss_legendre
 from custval.models._special import digamma_rising, log_rising
 from custval.models.pareto_nbd import ParetoNBDModel
@@ -370,6 +371,15 @@ def _as_flat(*values: Any) -> tuple[tuple[int, ...], list[np.ndarray]]:
     return arrays[0].shape, [a.ravel() for a in arrays]
 
 
+def _log_still_alive(params: np.ndarray, big_t: np.ndarray, horizon: Any) -> Any:
+    """``log P(tau > T+t | tau > T) = s (log(beta + e^(bT) - 1) - log(beta + e^(b(T+t)) -
+    1))`` (0 for ``horizon=None``: alive at ``T``)."""
+    if horizon is None:
+        return 0.0
+    _, _, b, s, beta = params[:5]
+    return s * (_log_base(b, beta, big_t) - _log_base(b, beta, big_t + float(horizon)))
+
+
 def _log_probability_alive(params: np.ndarray, frequency: Any, recency: Any, big_t: Any) -> Any:
     """``log P(alive at T | x, t_x, T)``: the first term of the likelihood over the sum."""
     shape, (x, t_x, t_big) = _as_flat(frequency, recency, big_t)
@@ -510,7 +520,27 @@ def _by_horizon(t: Any, horizon: Any, values: np.ndarray, name: str) -> float | 
 # ---------------------------------------------------------------------------------------------
 # The model class
 # ---------------------------------------------------------------------------------------------
-class GammaGompertzNBDModel(BaseModel):
+def _rows_terms(params: np.ndarray, data: Mapping[str, np.ndarray]) -> tuple[Any, ...]:
+    """Per-row log-likelihood and gradient ``(5, n)`` (for ``_profile_terms``)."""
+    return _loglik_core(params, data, gradient=True)
+
+
+def _weighted_terms(
+    params: np.ndarray, data: Mapping[str, np.ndarray], weights: np.ndarray
+) -> tuple[float, np.ndarray]:
+    """Weighted log-likelihood and gradient ``(5,)`` (for ``_profile_terms``)."""
+    ll, grad = _loglik_core(params, data, gradient=True)
+    assert grad is not None
+    return float(np.multiply(weights, ll).sum()), grad @ weights
+
+
+def _prepare_plain(data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The patterns with their distinct frequencies indexed once per fit."""
+    uniques, inverse = unique_index(data["frequency"])
+    return {**data, "_x_unique": np.asarray(uniques, dtype=float), "_x_inverse": inverse}
+
+
+class GammaGompertzNBDModel(CovariateModelMixin, BaseModel):
     """GGom/NBD model of repeat purchasing with gamma-Gompertz lifetimes (non-contractual).
 
     Bemmaor & Glady (2012): while alive a customer buys at Poisson rate
@@ -546,6 +576,10 @@ class GammaGompertzNBDModel(BaseModel):
     edges (see ``_initial_params``), but where ``s`` and ``beta`` come out huge, refitting
     with other ``initial_params`` and keeping the larger ``log_likelihood_`` is worthwhile.
 
+    Time-invariant covariates (``fit(..., customers=..., purchase_covariates=[...],
+    dropout_covariates=[...])``) scale ``alpha`` and ``beta`` per customer as CLVTools'
+    ``ggomnbd`` static covariates (see :meth:`fit`); the covariates must be discrete.
+
     The conditional expectation uses the residual lifetime of a customer alive at ``T``,
     ``P(tau > T+u | alive) = (beta* / (beta* + e^(b T) (e^(b u) - 1)))^s``. The reference
     expression in CLVTools' tests (from Bemmaor & Glady's Matlab code) has
@@ -567,6 +601,58 @@ class GammaGompertzNBDModel(BaseModel):
     _param_names: ClassVar[tuple[str, ...]] = ("r", "alpha", "b", "s", "beta")
     _data_columns: ClassVar[tuple[str, ...]] = ("frequency", "recency", "T")
     _display_name: ClassVar[str] = "GGom/NBD model"
+    _covariate_groups: ClassVar[tuple[str, ...]] = ("purchase", "dropout")
+    _dropout_effect_words: ClassVar[str] = "rate"
+    #: covariates scale alpha (purchase) and beta (dropout), CLVTools' ggomnbd static covariates
+    _profile_scaled: ClassVar[tuple[int, int]] = (1, 4)
+    _covariate_links: ClassVar[dict[str, tuple[str, float]]] = {  # as _profile_scaled
+        "alpha": ("purchase", -1.0),
+        "beta": ("dropout", -1.0),
+    }
+
+    def fit(
+        self,
+        summary: pd.DataFrame,
+        weights: Any = None,
+        *,
+        customers: pd.DataFrame | None = None,
+        purchase_covariates: list[str] | tuple[str, ...] = (),
+        dropout_covariates: list[str] | tuple[str, ...] = (),
+        equal_effects: list[str] | tuple[str, ...] = (),
+        covariate_penalty: float = 0.0,
+    ) -> Any:
+        """Fit by maximum likelihood, optionally with discrete time-invariant covariates.
+
+        As :meth:`custval.BetaGeoModel.fit`, with CLVTools' ``ggomnbd`` static covariates:
+        ``alpha_i = alpha exp(-x'beta_p)`` (``exp(beta_p)`` multiplies the purchase rate
+        ``r / alpha_i``) and ``beta_i = beta exp(-x'beta_d)`` (``exp(beta_d)`` multiplies the
+        mean Gompertz scale ``s / beta_i``, i.e. the dropout hazard at every age); ``b``
+        (the hazard's shape) and ``s`` are common to all customers. The likelihood is
+        evaluated once per distinct covariate profile with the quadrature of the model
+        without covariates, so the covariates must be discrete (at most 500 profiles). The
+        fit starts from the model without covariates (coefficients 0).
+
+        Returns
+        -------
+        self
+
+        Examples
+        --------
+        >>> import custval
+        >>> model = custval.GammaGompertzNBDModel().fit(  # doctest: +SKIP
+        ...     summary, customers=attributes, dropout_covariates=["channel"])
+        """
+        groups = {"purchase": purchase_covariates, "dropout": dropout_covariates}
+        return self._fit_by_profiles(
+            summary, weights, super().fit, groups, equal_effects, covariate_penalty, customers
+        )
+
+    def _extra_state(self) -> dict[str, Any]:
+        return self._with_covariate_state(super()._extra_state())
+
+    def _set_extra_state(self, state: Mapping[str, Any]) -> None:
+        super()._set_extra_state(state)
+        self._restore_covariate_state(state)
 
     def _validate_data(self, data: dict[str, np.ndarray], frame: pd.DataFrame) -> None:
         self._check_frequency_recency(data, frame)
@@ -584,6 +670,11 @@ class GammaGompertzNBDModel(BaseModel):
         edge where the maximum really lies on it). On simulated data, unbounded fits from the
         same start ended on that edge far below the maximum in about one case in three.
         """
+        if len(self._param_names) > 5:  # covariates: the plain model's start, coefficients 0
+            plain = type(self)(penalizer_coef=self.penalizer_coef)
+            columns = _prepare_plain({c: data[c] for c in self._data_columns})
+            start = plain._initial_params(columns, weights)
+            return np.concatenate([start, np.zeros(len(self._param_names) - 5)])
         total_t = max(float(np.multiply(weights, data["T"]).sum()), 1e-9)
         rate = max(float(np.multiply(weights, data["frequency"]).sum()), 1.0) / total_t
         b = 0.5 * max(float(weights.sum()), 1e-9) / total_t
@@ -635,21 +726,30 @@ class GammaGompertzNBDModel(BaseModel):
         reached a verified interior optimum.
         """
         starts = super()._starting_points(data, weights)
-        r, alpha, b, s, beta = starts[-5]  # the base's data-based start (_initial_params)
+        start = starts[-5]  # the base's data-based start (_initial_params)
+        r, alpha, b, s, beta = start[:5]
         delay = 0.1 * max(float(np.multiply(weights, data["T"]).sum() / weights.sum()), 1e-9)
         fast = 10.0 / delay
         rate = s * b / beta / fast
-        starts.append(np.array([r, alpha, fast, rate, np.exp(10.0)]))
-        starts.append(np.array([r, alpha, fast, rate, np.exp(-10.0)]))
+        coefficients = start[5:]
+        starts.append(np.array([r, alpha, fast, rate, np.exp(10.0), *coefficients]))
+        starts.append(np.array([r, alpha, fast, rate, np.exp(-10.0), *coefficients]))
+        if "_profiles" in data:  # covariates: first from the fit without them
+            plain = self._start_without_covariates(data, weights)
+            if plain is not None:
+                starts.insert(0 if self.initial_params is None else 1, plain)
         return starts
 
     def _prepare_patterns(self, data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        uniques, inverse = unique_index(data["frequency"])
-        return {**data, "_x_unique": np.asarray(uniques, dtype=float), "_x_inverse": inverse}
+        if getattr(self, "covariates_", None) is None:
+            return _prepare_plain(data)
+        return self._profile_patterns(data, _prepare_plain)
 
     def _loglik_grad(
         self, params: np.ndarray, data: Mapping[str, np.ndarray]
     ) -> tuple[np.ndarray, np.ndarray]:
+        if "_profiles" in data:
+            return self._profile_terms(params, data, None, _rows_terms, _weighted_terms)
         ll, grad = _loglik_core(params, data, gradient=True)
         assert grad is not None
         return ll, grad.T
@@ -657,16 +757,24 @@ class GammaGompertzNBDModel(BaseModel):
     def _weighted_loglik_grad(
         self, params: np.ndarray, data: Mapping[str, np.ndarray], weights: np.ndarray
     ) -> tuple[float, np.ndarray]:
-        ll, grad = _loglik_core(params, data, gradient=True)
-        assert grad is not None
-        return float(np.multiply(weights, ll).sum()), grad @ weights
+        if "_profiles" in data:
+            return self._profile_terms(params, data, weights, _rows_terms, _weighted_terms)
+        return _weighted_terms(params, data, weights)
 
     def _loglik(self, params: np.ndarray, data: Mapping[str, np.ndarray]) -> np.ndarray:
+        if "_profiles" in data:
+            return self._loglik_grad(params, data)[0]
         return _loglik_core(params, data, gradient=False)[0]
 
     # ------------------------------------------------------------------ predictions
     def _params(self) -> np.ndarray:
         check_is_fitted(self, "params_")
+        if getattr(self, "covariates_", None) is not None:
+            raise DataError(
+                f"this {self._name()} has covariates: give each customer's covariates "
+                "(customers=...) to expected_purchases or probability_alive; other uses of "
+                "the model need one without covariates"
+            )
         return self.params_[list(self._param_names)].to_numpy(dtype=float)
 
     def _log_alive(self, data: dict[str, Any]) -> np.ndarray:
@@ -693,7 +801,13 @@ class GammaGompertzNBDModel(BaseModel):
         )
         return self._series(values, summary, name)
 
-    def probability_alive(self, summary: pd.DataFrame, t: float | str | None = None) -> pd.Series:
+    def probability_alive(
+        self,
+        summary: pd.DataFrame,
+        t: float | str | None = None,
+        *,
+        customers: pd.DataFrame | None = None,
+    ) -> pd.Series:
         """Probability that each customer is alive now (``T``, for ``t=None``) or ``t`` periods
         later.
 
@@ -708,6 +822,9 @@ class GammaGompertzNBDModel(BaseModel):
             times ``P(tau > T+t | tau > T) = ((beta + e^(bT) - 1) / (beta + e^(b(T+t)) -
             1))^s``, the survival under the posterior ``Gamma(s, beta + e^(bT) - 1)`` of
             ``eta`` (BG12 section 3).
+        customers : DataFrame, optional
+            For a model with covariates: the customers' covariates, indexed like ``summary``
+            (or columns of ``summary`` itself).
 
         Returns
         -------
@@ -726,19 +843,26 @@ class GammaGompertzNBDModel(BaseModel):
         [0.316]
         """
         data = self._prediction_data(summary)
-        log_alive = self._log_alive(data)
+        horizon = None
         if t is not None:
             horizon = self._duration(t)
             if np.ndim(horizon) != 0:
                 raise DataError(f"t must be one horizon (a number or a duration), got {t!r}")
-            _, _, b, s, beta = self._params()
-            big_t = data["T"]
-            log_alive = log_alive + s * (
-                _log_base(b, beta, big_t) - _log_base(b, beta, big_t + float(horizon))
-            )
+        if getattr(self, "covariates_", None) is not None:
+            x, t_x, big_t = data["frequency"], data["recency"], data["T"]
+
+            def alive(p: np.ndarray, rows: np.ndarray) -> np.ndarray:
+                log_alive = _log_probability_alive(p, x[rows], t_x[rows], big_t[rows])
+                return np.exp(log_alive + _log_still_alive(p, big_t[rows], horizon))
+
+            values = self._by_profile(summary, customers, alive)
+            return self._series(values, summary, "probability_alive")
+        log_alive = self._log_alive(data) + _log_still_alive(self._params(), data["T"], horizon)
         return self._series(np.exp(log_alive), summary, "probability_alive")
 
-    def expected_purchases(self, summary: pd.DataFrame, t: float | str) -> pd.Series:
+    def expected_purchases(
+        self, summary: pd.DataFrame, t: float | str, *, customers: pd.DataFrame | None = None
+    ) -> pd.Series:
         """Expected number of repeat purchases of each customer in the next ``t`` periods.
 
         ``E[X(T, T+t) | frequency, recency, T] = P(alive) (r+x)/(alpha+T) E[time alive in
@@ -751,6 +875,8 @@ class GammaGompertzNBDModel(BaseModel):
         t : float or str
             Horizon: a duration with unit (``"39W"``, ``"365D"``), or a number of periods of
             the model's unit.
+        customers : DataFrame, optional
+            For a model with covariates: the customers' covariates, indexed like ``summary``.
 
         Returns
         -------
@@ -768,7 +894,17 @@ class GammaGompertzNBDModel(BaseModel):
         >>> round(float(model.expected_purchases(customer, 39).iloc[0]), 3)
         1.466
         """
-        return self._expected(summary, self._duration(t), 0.0, "expected_purchases")
+        horizon = self._duration(t)
+        if getattr(self, "covariates_", None) is not None:
+            data = self._prediction_data(summary)
+            x, t_x, big_t = data["frequency"], data["recency"], data["T"]
+            values = self._by_profile(
+                summary,
+                customers,
+                lambda p, i: _expected_purchases(p, x[i], t_x[i], big_t[i], horizon),
+            )
+            return self._series(values, summary, "expected_purchases")
+        return self._expected(summary, horizon, 0.0, "expected_purchases")
 
     def discounted_expected_residual_transactions(
         self,

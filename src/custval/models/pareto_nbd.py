@@ -594,17 +594,10 @@ def _prepare_plain(data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     }
 
 
-#: most distinct covariate profiles a Pareto/NBD with covariates evaluates one by one
-_MAX_PROFILES = 500
-
-
-def _profile_params(params: np.ndarray, eta_p: float, eta_d: float) -> np.ndarray:
-    """``(r, alpha_g, s, beta_g)`` of one covariate profile, CLVTools' static covariates for
-    the Pareto/NBD: ``alpha_g = alpha exp(-x'beta_p)``, ``beta_g = beta exp(-x'beta_d)``, so
-    ``exp(beta_p)`` multiplies the expected purchase rate ``r/alpha_g`` and ``exp(beta_d)``
-    the expected dropout rate ``s/beta_g``."""
-    r, alpha, s, beta = (float(v) for v in params[:4])
-    return np.array([r, alpha * np.exp(-eta_p), s, beta * np.exp(-eta_d)])
+def _rows_terms(params: np.ndarray, data: Mapping[str, np.ndarray]) -> tuple[np.ndarray, ...]:
+    """Per-row log-likelihood and gradient ``(4, n)`` (for ``_profile_terms``)."""
+    ll, grad = _loglik_grad(params, data)
+    return ll, grad.T
 
 
 class ParetoNBDModel(CovariateModelMixin, BaseModel):
@@ -642,7 +635,7 @@ class ParetoNBDModel(CovariateModelMixin, BaseModel):
     _data_columns: ClassVar[tuple[str, ...]] = ("frequency", "recency", "T")
     _display_name: ClassVar[str] = "Pareto/NBD model"
     _covariate_groups: ClassVar[tuple[str, ...]] = ("purchase", "dropout")
-    _covariate_links: ClassVar[dict[str, tuple[str, float]]] = {  # see _profile_params
+    _covariate_links: ClassVar[dict[str, tuple[str, float]]] = {  # see _profile_params, _scaled_params
         "alpha": ("purchase", -1.0),
         "beta": ("dropout", -1.0),
     }
@@ -679,67 +672,21 @@ class ParetoNBDModel(CovariateModelMixin, BaseModel):
         ...     summary, customers=attributes, purchase_covariates=["channel"])
         """
         groups = {"purchase": purchase_covariates, "dropout": dropout_covariates}
-        design = self._begin_covariate_fit(
-            summary, customers, groups, equal_effects, covariate_penalty
+        return self._fit_by_profiles(
+            summary, weights, super().fit, groups, equal_effects, covariate_penalty, customers
         )
-        if design is None:
-            return super().fit(summary, weights)
-        matrix = np.column_stack(list(design.values()))
-        self._profiles(matrix, len(summary), _MAX_PROFILES)  # refuse continuous covariates early
-        return self._fit_with_design(summary, weights, design)
-
-    def _profile_design(self, matrix: np.ndarray | None, n: int) -> tuple[Any, ...]:
-        profiles, inverse = self._profiles(matrix, n, _MAX_PROFILES)
-        zp = self._group_design(profiles, len(profiles), "purchase")
-        zd = self._group_design(profiles, len(profiles), "dropout")
-        return zp, zd, inverse
 
     def _covariate_terms(
         self, params: np.ndarray, data: Mapping[str, Any], weights: np.ndarray | None
     ) -> tuple[Any, np.ndarray]:
-        """Per-row (``weights=None``) or weighted log-likelihood and gradient with covariates:
-        the model's own likelihood per profile, chained to ``(r, alpha, s, beta, coef)``:
-        ``d/d eta_p = -alpha_g d/d alpha_g``, ``d/d eta_d = -beta_g d/d beta_g``."""
-        zp, zd = data["_Zp"], data["_Zd"]
-        coefficients = np.asarray(params[4:], dtype=float)
-        eta_p, eta_d = zp @ coefficients, zd @ coefficients
-        n = len(data["frequency"])
-        ll = np.empty(n) if weights is None else 0.0
-        grad = np.empty((n, len(params))) if weights is None else np.zeros(len(params))
-        for g, (rows, group) in enumerate(data["_profiles"]):
-            pg = _profile_params(params, eta_p[g], eta_d[g])
-            if weights is None:
-                ll_g, gr = _loglik_grad(pg, group)
-                gr = gr.T
-            else:
-                ll_g, gr = _weighted_loglik_grad(pg, group, weights[rows])
-            d_eta_p, d_eta_d = -pg[1] * gr[1], -pg[3] * gr[3]
-            head = [gr[0], gr[1] * pg[1] / params[1], gr[2], gr[3] * pg[3] / params[3]]
-            if weights is None:
-                ll[rows] = ll_g
-                grad[rows, :4] = np.column_stack(head)
-                grad[rows, 4:] = np.outer(d_eta_p, zp[g]) + np.outer(d_eta_d, zd[g])
-            else:
-                ll += ll_g
-                grad[:4] += np.array(head)
-                grad[4:] += d_eta_p * zp[g] + d_eta_d * zd[g]
-        return ll, grad
-
-    def _by_profile(
-        self, summary: pd.DataFrame, customers: pd.DataFrame | None, function: Any
-    ) -> np.ndarray:
-        """``function(profile_params, rows)`` for the customers of each covariate profile."""
-        matrix = self._customer_matrix(summary, customers)
-        zp, zd, inverse = self._profile_design(matrix, len(summary))
-        params = self.params_.to_numpy(dtype=float)
-        coefficients = params[4:]
-        out = np.empty(len(summary))
-        for g in range(len(zp)):
-            rows = np.flatnonzero(inverse == g)
-            if rows.size:
-                pg = _profile_params(params, zp[g] @ coefficients, zd[g] @ coefficients)
-                out[rows] = function(pg, rows)
-        return out
+        """The likelihood per covariate profile (see ``_profile_terms``)."""
+        return self._profile_terms(
+            params,
+            data,
+            weights,
+            _rows_terms,
+            _weighted_loglik_grad,
+        )
 
     def _validate_data(self, data: dict[str, np.ndarray], frame: pd.DataFrame) -> None:
         self._check_frequency_recency(data, frame)
@@ -753,13 +700,7 @@ class ParetoNBDModel(CovariateModelMixin, BaseModel):
     def _prepare_patterns(self, data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         if getattr(self, "covariates_", None) is None:
             return _prepare_plain(data)
-        plain = {c: data[c] for c in self._data_columns}
-        zp, zd, inverse = self._profile_design(self._pattern_matrix(data), len(data["T"]))
-        groups = []
-        for g in range(len(zp)):
-            rows = np.flatnonzero(inverse == g)
-            groups.append((rows, _prepare_plain({c: v[rows] for c, v in plain.items()})))
-        return {**plain, "_Zp": zp, "_Zd": zd, "_profiles": groups}
+        return self._profile_patterns(data, _prepare_plain)
 
     def _loglik_grad(
         self, params: np.ndarray, data: Mapping[str, np.ndarray]

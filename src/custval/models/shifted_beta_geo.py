@@ -31,6 +31,7 @@ from sklearn.utils.validation import check_is_fitted
 from custval._units import annual_rate_to_period
 from custval.errors import DataError
 from custval.models._base import BaseModel
+from custval.models._covariates import CovariateModelMixin
 from custval.models._log_quadrature import GL256, concave_log_quadrature
 from custval.models._special import digamma_rising, log_rising
 
@@ -171,7 +172,7 @@ def _cohorts(active_counts: Any) -> list[tuple[str, Any]]:
     return [("cohort 0", active_counts)]
 
 
-class ShiftedBetaGeoModel(BaseModel):
+class ShiftedBetaGeoModel(CovariateModelMixin, BaseModel):
     """sBG model of customer retention in contractual (subscription) settings.
 
     Fitted by maximum likelihood (Fader & Hardie 2007) with its analytic gradient on
@@ -191,6 +192,15 @@ class ShiftedBetaGeoModel(BaseModel):
     n_cohorts_ : int
         Number of cohorts fitted.
 
+    Notes
+    -----
+    With cohort-level covariates (``fit(..., cohorts=frame, alpha_covariates=[...],
+    beta_covariates=[...])``) each cohort ``c`` has ``alpha_c = alpha exp(x_c' gamma)`` and
+    ``beta_c = beta exp(x_c' delta)`` (coefficients ``"alpha:<column>"``, ``"beta:<column>"``;
+    ``both:`` with ``equal_effects``). ``exp(gamma)`` multiplies ``alpha`` and so raises the
+    mean churn probability ``alpha / (alpha + beta)``; ``exp(delta)`` lowers it. A model of one
+    cohort's shape comes from :meth:`for_cohort`.
+
     Examples
     --------
     >>> from custval import ShiftedBetaGeoModel
@@ -202,9 +212,20 @@ class ShiftedBetaGeoModel(BaseModel):
     _param_names: ClassVar[tuple[str, ...]] = ("alpha", "beta")
     _data_columns: ClassVar[tuple[str, ...]] = ("period", "censored")
     _display_name: ClassVar[str] = "sBG model"
+    _covariate_groups: ClassVar[tuple[str, ...]] = ("alpha", "beta")
 
-    def fit(self, active_counts: Any, weights: Any = None) -> Self:
-        """Fit the model to cohorts of active customers.
+    def fit(
+        self,
+        active_counts: Any,
+        weights: Any = None,
+        *,
+        cohorts: pd.DataFrame | None = None,
+        alpha_covariates: list[str] | tuple[str, ...] = (),
+        beta_covariates: list[str] | tuple[str, ...] = (),
+        equal_effects: list[str] | tuple[str, ...] = (),
+        covariate_penalty: float = 0.0,
+    ) -> Self:
+        """Fit the model to cohorts of active customers, optionally with cohort covariates.
 
         Parameters
         ----------
@@ -216,6 +237,18 @@ class ShiftedBetaGeoModel(BaseModel):
             for younger cohorts).
         weights : None
             Not used (counts are the weights); present for the common signature.
+        cohorts : DataFrame, optional
+            One row per cohort, indexed by the cohorts' names (the DataFrame's columns or the
+            dict's keys of ``active_counts``; ``"cohort 0"``, ``"cohort 1"``, ... for lists
+            and arrays), with the covariate columns.
+        alpha_covariates, beta_covariates : list of str
+            Columns of ``cohorts`` acting on ``alpha_c = alpha exp(x_c' gamma)`` and ``beta_c
+            = beta exp(x_c' delta)`` (categorical columns one-hot encoded, first level the
+            baseline); coefficients ``"alpha:<col>"`` / ``"beta:<col>"`` in ``params_``.
+        equal_effects : list of str
+            Covariates (in both lists) with one coefficient ``"both:<col>"`` for both.
+        covariate_penalty : float, default 0
+            L2 penalty on the coefficients only (per customer, as ``penalizer_coef``).
 
         Returns
         -------
@@ -223,20 +256,121 @@ class ShiftedBetaGeoModel(BaseModel):
 
         Examples
         --------
+        >>> import pandas as pd
         >>> from custval import ShiftedBetaGeoModel
         >>> high_end = [1000, 869, 743, 653, 593, 551, 517, 491]
         >>> ShiftedBetaGeoModel().fit(high_end).params_.round(3).tolist()
         [0.668, 3.806]
+        >>> regular = [1000, 631, 468, 382, 326, 289, 262, 241]
+        >>> plans = pd.DataFrame({"plan": ["regular", "high end"]}, index=["regular", "high end"])
+        >>> model = ShiftedBetaGeoModel().fit(
+        ...     {"regular": regular, "high end": high_end}, cohorts=plans, beta_covariates=["plan"]
+        ... )
+        >>> model.for_cohort(plans.loc["regular"]).params_.round(2).tolist()
+        [0.69, 1.16]
         """
         if weights is not None:
             raise DataError(
-                "ShiftedBetaGeoModel.fit takes the counts of active customers, which already "
-                "weight each period; pass weights=None"
+                f"{type(self).__name__}.fit takes the counts of active customers, which "
+                "already weight each period; pass weights=None"
             )
         data, w = self._prepare_fit(active_counts, weights)
         self.freq_ = None
         self.n_cohorts_ = self._n_cohorts
+        groups = {"alpha": alpha_covariates, "beta": beta_covariates}
+        names = pd.DataFrame(index=pd.Index([name for name, _ in _cohorts(active_counts)]))
+        if cohorts is not None and not isinstance(cohorts, pd.DataFrame):
+            raise DataError(
+                f"cohorts must be a DataFrame indexed by the cohorts' names "
+                f"({list(names.index)}), got {type(cohorts).__name__}"
+            )
+        if cohorts is None and (alpha_covariates or beta_covariates):
+            raise DataError(
+                "alpha_covariates and beta_covariates are columns of cohorts=<DataFrame with "
+                f"one row per cohort, indexed by the cohorts' names {list(names.index)}>"
+            )
+        if cohorts is not None:
+            cohorts = cohorts.set_axis(cohorts.index.astype(str))
+        design = self._begin_covariate_fit(names, cohorts, groups, equal_effects, covariate_penalty)
+        if design is not None:  # each row (period of a cohort) takes its cohort's covariates
+            data.update({k: v[self._row_cohort] for k, v in design.items()})
         return self._fit_arrays(data, w)
+
+    def for_cohort(self, covariates: pd.Series | pd.DataFrame) -> Self:
+        """The model without covariates of one cohort: its own ``alpha_c``, ``beta_c`` (and
+        the shared shape parameters), for survival, retention, churn and lifetime values.
+
+        Parameters
+        ----------
+        covariates : Series or one-row DataFrame
+            The cohort's covariate values (as in the ``cohorts`` frame of the fit).
+
+        Returns
+        -------
+        model
+            Of the same class, without covariates (``from_params``).
+        """
+        spec = getattr(self, "covariates_", None)
+        if spec is None:
+            raise DataError(f"this {self._name()} has no covariates; use it as it is")
+        frame = covariates.to_frame().T if isinstance(covariates, pd.Series) else covariates
+        if len(frame) != 1:
+            raise DataError(f"for_cohort takes one cohort's covariates, got {len(frame)} rows")
+        frame = frame.infer_objects()
+        matrix = spec.encoding.matrix(frame, spec.covariates)
+        params = self.params_.to_numpy(dtype=float)
+        k = self._n_base()
+        scale_a, scale_b = self._cohort_scales(params, matrix, 1)
+        own = params[:k].copy()
+        own[0] *= scale_a[0]
+        own[1] *= scale_b[0]
+        plain = dict(zip(type(self)._param_names, own.tolist(), strict=True))
+        return type(self).from_params(**plain)
+
+    def _cohort_scales(
+        self, params: np.ndarray, matrix: np.ndarray | None, n: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``exp(x' gamma)`` and ``exp(x' delta)`` per row of the design ``matrix``."""
+        coefficients = params[self._n_base() :]
+        za = self._group_design(matrix, n, "alpha")
+        zb = self._group_design(matrix, n, "beta")
+        return np.exp(za @ coefficients), np.exp(zb @ coefficients)
+
+    def _prepare_patterns(self, data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if getattr(self, "covariates_", None) is None:
+            return data
+        n = len(data["period"])
+        matrix = self._pattern_matrix(data)
+        return {
+            **data,
+            "_Za": self._group_design(matrix, n, "alpha"),
+            "_Zb": self._group_design(matrix, n, "beta"),
+        }
+
+    def _row_loglik_grad(
+        self, params: Any, data: Mapping[str, np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Per-row log-likelihood and gradient ``(n, k_base)`` at per-row parameters."""
+        return _loglik_grad(params, data)
+
+    def _covariate_loglik_grad(
+        self, params: np.ndarray, data: Mapping[str, np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The likelihood at each row's ``alpha_c, beta_c`` (the model's row formulas take
+        them as arrays), chained to the coefficients: ``d/d gamma = alpha_c x_c d/d alpha_c``,
+        ``d/d delta = beta_c x_c d/d beta_c``."""
+        k = self._n_base()
+        za, zb = data["_Za"], data["_Zb"]
+        coefficients = params[k:]
+        scale_a, scale_b = np.exp(za @ coefficients), np.exp(zb @ coefficients)
+        rows = [params[0] * scale_a, params[1] * scale_b, *params[2:k]]
+        ll, grad = self._row_loglik_grad(rows, data)
+        out = np.empty((len(ll), len(params)))
+        out[:, :k] = grad
+        out[:, 0] *= scale_a
+        out[:, 1] *= scale_b
+        out[:, k:] = za * (grad[:, 0] * rows[0])[:, None] + zb * (grad[:, 1] * rows[1])[:, None]
+        return ll, out
 
     def _prepare_fit(self, summary: Any, weights: Any) -> tuple[dict[str, np.ndarray], np.ndarray]:
         cohorts = _cohorts(summary)
@@ -281,29 +415,53 @@ class ShiftedBetaGeoModel(BaseModel):
             censored.append(np.ones(1))
             counts.append(values[-1:])
         self._n_cohorts = len(cohorts)
+        # the cohort of each row: its churn periods, then its censored row
+        self._row_cohort = np.concatenate(
+            [np.full(len(p) + 1, i) for i, p in enumerate(periods[0::2])]
+        )
         data = {"period": np.concatenate(periods), "censored": np.concatenate(censored)}
         return data, np.concatenate(counts)
 
     def _initial_params(self, data: Mapping[str, np.ndarray], weights: np.ndarray) -> np.ndarray:
-        return np.ones(2)
+        # covariate coefficients start at 0 (no effect)
+        n_coefficients = len(self._param_names) - self._n_base()
+        return np.concatenate([np.ones(self._n_base()), np.zeros(n_coefficients)])
+
+    def _starting_points(
+        self, data: Mapping[str, np.ndarray], weights: np.ndarray
+    ) -> list[np.ndarray]:
+        starts = super()._starting_points(data, weights)
+        if "_Za" in data:  # covariates: first from the fit without them
+            start = self._start_without_covariates(data, weights)
+            if start is not None:
+                starts.insert(0 if self.initial_params is None else 1, start)
+        return starts
 
     def _loglik_grad(
         self, params: np.ndarray, data: Mapping[str, np.ndarray]
     ) -> tuple[np.ndarray, np.ndarray]:
-        return _loglik_grad(params, data)
+        if "_Za" in data:
+            return self._covariate_loglik_grad(params, data)
+        return self._row_loglik_grad(params, data)
 
     def _loglik(self, params: np.ndarray, data: Mapping[str, np.ndarray]) -> np.ndarray:
-        return _loglik_grad(params, data)[0]
+        return self._loglik_grad(params, data)[0]
 
     def _extra_state(self) -> dict[str, Any]:
-        return {"n_cohorts": getattr(self, "n_cohorts_", None)}
+        return self._with_covariate_state({"n_cohorts": getattr(self, "n_cohorts_", None)})
 
     def _set_extra_state(self, state: Mapping[str, Any]) -> None:
         self.n_cohorts_ = state.get("n_cohorts")
+        self._restore_covariate_state(state)
 
     # ------------------------------------------------------------------ predictions
     def _params(self) -> np.ndarray:
         check_is_fitted(self, "params_")
+        if getattr(self, "covariates_", None) is not None:
+            raise DataError(
+                f"this {self._name()} has cohort covariates: take one cohort's model with "
+                "for_cohort(cohorts.loc[name]) for its curves and lifetimes"
+            )
         return self.params_[list(self._param_names)].to_numpy(dtype=float)
 
     @staticmethod
