@@ -635,7 +635,7 @@ class ParetoNBDModel(CovariateModelMixin, BaseModel):
     _data_columns: ClassVar[tuple[str, ...]] = ("frequency", "recency", "T")
     _display_name: ClassVar[str] = "Pareto/NBD model"
     _covariate_groups: ClassVar[tuple[str, ...]] = ("purchase", "dropout")
-    _covariate_links: ClassVar[dict[str, tuple[str, float]]] = {  # see _profile_params, _scaled_params
+    _covariate_links: ClassVar[dict[str, tuple[str, float]]] = {  # _profile_params
         "alpha": ("purchase", -1.0),
         "beta": ("dropout", -1.0),
     }
