@@ -101,7 +101,7 @@ def test_predictions_equal_lifetimes(donations: pd.DataFrame, oracle) -> None:
         {"frequency": x, "recency": t_x, "n_periods": n, "weights": donations["weights"]}
     )
     reference = oracle.expected_number_of_transactions_in_first_n_periods(6)["model"]
-    pmf = model.probability_of_purchases(reference.index.to_numpy(), 6)
+    pmf = model.probability_of_purchases_new_customer(reference.index.to_numpy(), 6)
     np.testing.assert_allclose(pmf * donations["weights"].sum(), reference, rtol=1e-9)
     assert pmf.sum() == pytest.approx(1.0, abs=1e-12)
     assert model.expected_purchases_new_customer(6) == pytest.approx(float((pmf * pmf.index).sum()))
@@ -169,7 +169,8 @@ def test_save_load_round_trip(tmp_path, donations_fit: BetaGeoBetaBinomModel) ->
     loaded = load_model(donations_fit.save(tmp_path / "bgbb.json"))
     assert isinstance(loaded, BetaGeoBetaBinomModel)
     pd.testing.assert_frame_equal(loaded.summary, donations_fit.summary)
-    assert loaded.probability_of_purchases(2, 6) == donations_fit.probability_of_purchases(2, 6)
+    before = donations_fit.probability_of_purchases_new_customer(2, 6)
+    assert loaded.probability_of_purchases_new_customer(2, 6) == before
 
 
 def test_errors_name_the_problem(donations: pd.DataFrame) -> None:
@@ -187,8 +188,8 @@ def test_errors_name_the_problem(donations: pd.DataFrame) -> None:
     with pytest.raises(DataError, match="t counts discrete transaction opportunities"):
         model.expected_purchases(donations, 2.5)
     with pytest.raises(DataError, match="n must be whole numbers of transactions >= 0"):
-        model.probability_of_purchases(1.5, 6)
-    with pytest.raises(DataError, match="t must be a single number of opportunities here"):
-        model.probability_of_purchases(1, [6, 7])
+        model.probability_of_purchases_new_customer(1.5, 6)
+    with pytest.raises(DataError, match="t must be one horizon"):
+        model.probability_of_purchases_new_customer(1, [6, 7])
     with pytest.raises(DataError, match="weights must be 22 finite, non-negative numbers"):
         BetaGeoBetaBinomModel().fit(donations[COLUMNS], weights=[1, 2])

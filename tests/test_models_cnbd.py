@@ -170,8 +170,8 @@ def test_k1_equals_bgnbd_and_mbgnbd(cdnow, model_class):
         same.expected_purchases_new_customer(ts), classic.expected_purchases_new_customer(ts)
     )
     np.testing.assert_allclose(
-        same.probability_of_purchases(np.arange(15), 39.0),
-        classic.probability_of_purchases(np.arange(15), 39.0),
+        same.probability_of_purchases_new_customer(np.arange(15), 39.0),
+        classic.probability_of_purchases_new_customer(np.arange(15), 39.0),
         rtol=1e-9,
         atol=1e-14,
     )
@@ -311,7 +311,7 @@ def test_new_customer_distribution_matches_simulation(model_class):
         **TRUTH, k=4, T=big_t, modified=model_class._modified, random_state=11
     )
     model = model_class.from_params(k=4, **TRUTH)
-    pmf = model.probability_of_purchases(np.arange(400), 40.0)
+    pmf = model.probability_of_purchases_new_customer(np.arange(400), 40.0)
     assert pmf.sum() == pytest.approx(1.0, abs=1e-9)
     # mean of the distribution = the expectation (two computations of the same series)
     assert (pmf.index.to_numpy() * pmf).sum() == pytest.approx(
@@ -426,7 +426,8 @@ def test_save_load_roundtrip(tmp_path, grocery, model_class):
     published = model_class.from_params(k=3, **TRUTH)
     again = load_model(published.save(tmp_path / "published.json"))
     assert again.k_ == 3 and again.k == 3
-    assert again.probability_of_purchases(2, 10.0) == published.probability_of_purchases(2, 10.0)
+    before = published.probability_of_purchases_new_customer(2, 10.0)
+    assert again.probability_of_purchases_new_customer(2, 10.0) == before
 
 
 def test_customer_value_and_model_comparison():

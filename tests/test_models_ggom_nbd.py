@@ -186,7 +186,7 @@ def test_predictions_are_finite_for_heavy_buyers_and_long_horizons(params) -> No
         model.expected_purchases(customers, 365),
         model.discounted_expected_residual_transactions(customers, 0.001),
         model.expected_purchases_new_customer([1.0, 1e4]),
-        model.probability_of_purchases([0, 10, 1000], 1e4),
+        model.probability_of_purchases_new_customer([0, 10, 1000], 1e4),
         model.survival([0.0, 1e4]),
     ]
     for series in values:
@@ -225,8 +225,8 @@ def test_small_b_limit_is_the_pareto_nbd(cdnow: pd.DataFrame) -> None:
         rtol=1e-7,
     )
     np.testing.assert_allclose(
-        gg.probability_of_purchases(np.arange(0, 40), 39.0),
-        pn.probability_of_purchases(np.arange(0, 40), 39.0),
+        gg.probability_of_purchases_new_customer(np.arange(0, 40), 39.0),
+        pn.probability_of_purchases_new_customer(np.arange(0, 40), 39.0),
         rtol=1e-7,
         atol=1e-15,
     )
@@ -267,10 +267,11 @@ def test_new_customer_counts_match_simulation() -> None:
     tau = np.log1p(rng.exponential(size=n) / eta) / SIM["b"]
     counts = rng.poisson(lam * np.minimum(tau, t))
     _within(counts.astype(float), model.expected_purchases_new_customer(t))
-    pmf = model.probability_of_purchases(np.arange(0, 6), t)
+    pmf = model.probability_of_purchases_new_customer(np.arange(0, 6), t)
     for k, p in pmf.items():
         _within((counts == k).astype(float), p)
-    assert model.probability_of_purchases(np.arange(0, 400), t).sum() == pytest.approx(1, 1e-10)
+    total = model.probability_of_purchases_new_customer(np.arange(0, 400), t).sum()
+    assert total == pytest.approx(1, 1e-10)
     _within((tau > t).astype(float), model.survival(t))
 
 
@@ -463,7 +464,7 @@ def test_errors_name_the_problem() -> None:
         GammaGompertzNBDModel.from_params(r=1, alpha=1, b=1, s=1)
     model = GammaGompertzNBDModel.from_params(**SIM)
     with pytest.raises(DataError, match="n must be whole numbers"):
-        model.probability_of_purchases(1.5, 10)
+        model.probability_of_purchases_new_customer(1.5, 10)
     bad = pd.DataFrame({"frequency": [1], "recency": [50.0], "T": [40.0]})
     with pytest.raises(DataError, match="recency"):
         model.probability_alive(bad)

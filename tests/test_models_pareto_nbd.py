@@ -102,7 +102,7 @@ def test_predictions_equal_lifetimes(cdnow: pd.DataFrame, oracle) -> None:
 def test_probability_of_purchases_is_a_distribution_with_the_right_mean() -> None:
     model = ParetoNBDModel.from_params(**PUBLISHED)
     n = np.arange(0, 400)
-    pmf = model.probability_of_purchases(n, 39)
+    pmf = model.probability_of_purchases_new_customer(n, 39)
     assert pmf.index.name == "n" and np.all(pmf >= 0)
     assert pmf.sum() == pytest.approx(1.0, abs=1e-10)
     assert float((pmf * n).sum()) == pytest.approx(model.expected_purchases_new_customer(39))
@@ -119,7 +119,8 @@ def test_probability_of_purchases_is_a_distribution_with_the_right_mean() -> Non
             lambda tau, k=k: negbin(k, tau) * s * beta**s / (beta + tau) ** (s + 1), 0, 39
         )[0]
         reference = negbin(k, 39) * (beta / (beta + 39)) ** s + dead
-        assert model.probability_of_purchases(k, 39) == pytest.approx(reference, rel=1e-8)
+        ours = model.probability_of_purchases_new_customer(k, 39)
+        assert ours == pytest.approx(reference, rel=1e-8)
 
 
 @pytest.mark.slow
@@ -306,9 +307,9 @@ def test_errors_name_the_problem(cdnow: pd.DataFrame) -> None:
     with pytest.raises(DataError, match="annual_discount_rate needs the model's time unit"):
         model.discounted_expected_residual_transactions(cdnow, annual_discount_rate=0.1)
     with pytest.raises(DataError, match="n must be whole numbers of purchases >= 0"):
-        model.probability_of_purchases(-1, 10)
-    with pytest.raises(DataError, match="t must be a single horizon"):
-        model.probability_of_purchases(1, [10, 20])
+        model.probability_of_purchases_new_customer(-1, 10)
+    with pytest.raises(DataError, match="t must be one horizon"):
+        model.probability_of_purchases_new_customer(1, [10, 20])
     with pytest.raises(DataError, match="must be finite and >= 0"):
         model.expected_purchases(cdnow, -1)
     with pytest.raises(DataError, match="unit 'W' but the summary given is in unit 'D'"):

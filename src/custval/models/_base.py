@@ -526,6 +526,59 @@ class BaseModel(BaseEstimator):
             np.ravel(values), index=pd.Index(counts.ravel(), name="n"), name="probability"
         )
 
+    # -- the prediction vocabulary shared by the transaction models (README "Predictions") -----
+    def _one_horizon(self, t: Any, duration: Any = None) -> float:
+        """One horizon ``t`` in the model's unit (``duration``: the model's converter, default
+        :meth:`_duration`), refusing arrays of horizons."""
+        horizon = (self._duration if duration is None else duration)(t)
+        if np.ndim(horizon) != 0:
+            raise DataError(f"t must be one horizon (a number or a duration), got {t!r}")
+        return float(horizon)
+
+    def _conditional_purchases(
+        self,
+        summary: Any,
+        n: Any,
+        t: Any,
+        pmf: Any,
+        *,
+        noun: str = "purchases",
+        duration: Any = None,
+    ) -> pd.Series | pd.DataFrame | float:
+        """The body of every ``probability_of_purchases(summary, n, t)``.
+
+        ``pmf(counts, data, horizon)`` gives ``P(X(T, T+t) = n | history)`` of the validated
+        prediction ``data`` at the flat float ``counts``, shape ``(rows, len(counts))``. The
+        old new-customer call ``probability_of_purchases(n, t)`` (no summary) warns and returns
+        :meth:`probability_of_purchases_new_customer`. A Series ``probability`` for a scalar
+        ``n``, else a DataFrame with one column per ``n``.
+        """
+        if not isinstance(summary, pd.DataFrame):
+            warnings.warn(
+                "probability_of_purchases(n, t) for a new customer is now "
+                "probability_of_purchases_new_customer(n, t); probability_of_purchases(summary, "
+                "n, t) is conditional on each customer's history",
+                FutureWarning,
+                stacklevel=3,
+            )
+            return self.probability_of_purchases_new_customer(summary, n)  # type: ignore[attr-defined]
+        data = self._prediction_data(summary)
+        counts = self._purchase_counts(n, noun=noun)
+        horizon = self._one_horizon(t, duration)
+        values = pmf(counts.ravel().astype(float), data, horizon)
+        if counts.ndim == 0:
+            return self._series(values[:, 0], summary, "probability")
+        return pd.DataFrame(values, index=summary.index, columns=pd.Index(counts.ravel(), name="n"))
+
+    def _new_customer_purchases(
+        self, n: Any, t: Any, pmf: Any, *, noun: str = "purchases", duration: Any = None
+    ) -> float | pd.Series:
+        """The body of ``probability_of_purchases_new_customer(n, t)`` for one horizon:
+        ``pmf(counts, horizon)`` at the validated counts (any shape)."""
+        counts = self._purchase_counts(n, noun=noun)
+        values = pmf(counts, self._one_horizon(t, duration))
+        return self._by_count(counts, values)
+
     def log_likelihood(self, summary: pd.DataFrame) -> pd.Series:
         """Each customer's log-likelihood at the fitted parameters.
 

@@ -22,7 +22,6 @@ the tens of thousands, where the untransformed form used by lifetimes overflows)
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -1187,7 +1186,7 @@ class _BetaGeoFamily(CovariateModelMixin, BaseModel):
         [0.567]
         """
         data = self._prediction_data(summary)
-        horizon = 0.0 if t is None else self._duration(t)
+        horizon = 0.0 if t is None else self._one_horizon(t)
         if getattr(self, "covariates_", None) is not None:
             r, alpha, a, b = self._customer_params(summary, customers)
             m = 1.0 if self._modified else 0.0
@@ -1243,27 +1242,15 @@ class _BetaGeoFamily(CovariateModelMixin, BaseModel):
         >>> model.probability_of_purchases(customer, [0, 1, 2], "39W").round(3).values.tolist()
         [[0.445, 0.239, 0.144]]
         """
-        if not isinstance(summary, pd.DataFrame):
-            warnings.warn(
-                "probability_of_purchases(n, t) for a new customer is now "
-                "probability_of_purchases_new_customer(n, t); probability_of_purchases(summary, "
-                "n, t) is conditional on each customer's history",
-                FutureWarning,
-                stacklevel=2,
-            )
-            return self.probability_of_purchases_new_customer(summary, n)
-        data = self._prediction_data(summary)
-        counts = self._purchase_counts(n, noun="purchases")
-        horizon = self._duration(t)
-        if np.ndim(horizon) != 0:
-            raise DataError(f"t must be one horizon (a number or a duration), got {t!r}")
-        values = _conditional_probability_of_purchases(
-            self._params(), counts, data, float(horizon), modified=self._modified
+        modified = self._modified
+        return self._conditional_purchases(
+            summary,
+            n,
+            t,
+            lambda counts, data, horizon: _conditional_probability_of_purchases(
+                self._params(), counts, data, horizon, modified=modified
+            ),
         )
-        if counts.ndim == 0:
-            return self._series(values[:, 0], summary, "probability")
-        columns = pd.Index(counts.ravel(), name="n")
-        return pd.DataFrame(values, index=summary.index, columns=columns)
 
     def probability_of_purchases_new_customer(
         self, n: int | Any, t: float | str
@@ -1292,11 +1279,14 @@ class _BetaGeoFamily(CovariateModelMixin, BaseModel):
         >>> round(model.probability_of_purchases_new_customer(0, "39W"), 4)
         0.5743
         """
-        params = self._params()
-        counts = self._purchase_counts(n, noun="purchases")
-        horizon = self._duration(t)
-        values = _probability_of_purchases(params, counts, horizon, modified=self._modified)
-        return self._by_count(counts, values)
+        params, modified = self._params(), self._modified
+        return self._new_customer_purchases(
+            n,
+            t,
+            lambda counts, horizon: _probability_of_purchases(
+                params, counts, horizon, modified=modified
+            ),
+        )
 
     def expected_purchases_new_customer(
         self, t: float | str | Any, customers: pd.DataFrame | None = None

@@ -16,14 +16,16 @@ so each step costs a few arithmetic operations and no special function.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
-from scipy.special import betaln, digamma, gammaln, logsumexp
+from scipy.special import betaln, digamma, gammaln
 from sklearn.utils.validation import check_is_fitted
 
+from custval._rows import unique_rows as _unique_rows
 from custval._validation import bad_values_message
 from custval.errors import DataError
 from custval.models._base import BaseModel
@@ -229,41 +231,86 @@ def _expected_purchases_new_customer(params: np.ndarray, t: Any) -> np.ndarray:
 
 
 def _probability_of_purchases(params: np.ndarray, x: Any, t: int) -> np.ndarray:
-    """``P(X(t) = x)`` for a new customer over ``t`` opportunities (FHS eq. 7)::
+    """``P(X(t) = x)`` for a new customer over ``t`` opportunities (FHS eq. 7), see
+    :func:`_transactions_pmf`."""
+    counts = np.asarray(x, dtype=float)
+    alpha, beta, gamma, delta = (np.full((1, 1), float(v)) for v in params)
+    return _transactions_pmf(alpha, beta, gamma, delta, counts.ravel(), t).reshape(counts.shape)
 
-    C(t,x) B(a+x, b+t-x)/B(a,b) B(g, d+t)/B(g,d)
-        + sum_{i=x}^{t-1} C(i,x) B(a+x, b+i-x)/B(a,b) B(g+1, d+i)/B(g,d)
+
+def _conditional_probability_of_purchases(
+    params: np.ndarray, counts: np.ndarray, data: Mapping[str, np.ndarray], t: int
+) -> np.ndarray:
+    """``P(X(n, n+t) = x* | x, t_x, n)``, shape ``(rows, len(counts))`` (FHS 2010, the
+    conditional counterpart of eq. 7).
+
+    Alive at opportunity ``n`` the likelihood ``p^x (1-p)^(n-x) (1-theta)^n`` factorizes:
+    ``p ~ Beta(alpha+x, beta+n-x)`` and ``theta ~ Beta(gamma, delta+n)``, independent, and the
+    next ``t`` opportunities are those of a new customer with these parameters::
+
+        P(x* | alive) = C(t,x*) B(a'+x*, b'+t-x*)/B(a',b') B(g, d'+t)/B(g,d')
+                        + sum_{i=x*}^{t-1} C(i,x*) B(a'+x*, b'+i-x*)/B(a',b') B(g+1, d'+i)/B(g,d')
+
+    (alive throughout, or for ``i`` more opportunities), with ``a' = alpha+x``, ``b' =
+    beta+n-x``, ``d' = delta+n``. Dead at ``n`` (``1 - P(alive)``) adds to ``x* = 0``; the
+    result is FHS's ``P(X(n, n+n*) = x* | x, t_x, n)``.
     """
     alpha, beta, gamma, delta = params
-    counts = np.asarray(x, dtype=float)
-    shape = counts.shape
-    k = counts.ravel()[:, None]
+    x, t_x, n = data["frequency"], data["recency"], data["n_periods"]
+    alive = _probability_alive(params, x, t_x, n)[:, None]
+    unique, inverse = _unique_rows({"x": x, "n": n})
+    xx, nn = unique["x"][:, None], unique["n"][:, None]
+    given_alive = _transactions_pmf(
+        alpha + xx, beta + nn - xx, np.full_like(xx, gamma), delta + nn, counts, t
+    )[inverse]
+    return alive * given_alive + np.where(counts[None, :] == 0, 1.0 - alive, 0.0)
+
+
+def _transactions_pmf(
+    alpha: np.ndarray,
+    beta: np.ndarray,
+    gamma: np.ndarray,
+    delta: np.ndarray,
+    k: np.ndarray,
+    t: int,
+) -> np.ndarray:
+    """``P(X(t) = k)`` over ``t`` opportunities of a customer alive at the start with ``p ~
+    Beta(alpha, beta)``, ``theta ~ Beta(gamma, delta)`` (FHS eq. 7), for parameter columns
+    ``(rows, 1)`` and counts ``k``: shape ``(rows, len(k))``::
+
+        C(t,k) B(a+k, b+t-k)/B(a,b) B(g, d+t)/B(g,d)
+            + sum_{i=k}^{t-1} C(i,k) B(a+k, b+i-k)/B(a,b) B(g+1, d+i)/B(g,d)
+
+    summed in log space (``logaddexp`` over ``i``, one ``(rows, len(k))`` block at a time).
+    """
+    k = np.asarray(k, dtype=float).ravel()[None, :]
 
     def log_binom(nn: Any, kk: np.ndarray) -> np.ndarray:
         return gammaln(nn + 1.0) - gammaln(kk + 1.0) - gammaln(nn - kk + 1.0)
 
+    log_p0, log_theta0 = betaln(alpha, beta), betaln(gamma, delta)
     with np.errstate(invalid="ignore", divide="ignore"):
-        alive = np.where(
+        total = np.where(
             k <= t,
             log_binom(t, k)
             + betaln(alpha + k, beta + t - k)
-            - betaln(alpha, beta)
+            - log_p0
             + betaln(gamma, delta + t)
-            - betaln(gamma, delta),
+            - log_theta0,
             -np.inf,
         )
-        i = np.arange(t, dtype=float)[None, :]
-        died = np.where(
-            i >= k,
-            log_binom(i, k)
-            + betaln(alpha + k, beta + np.maximum(i - k, 0.0))
-            - betaln(alpha, beta)
-            + betaln(gamma + 1.0, delta + i)
-            - betaln(gamma, delta),
-            -np.inf,
-        )
-    total = logsumexp(np.concatenate([alive, died], axis=1), axis=1)
-    return np.exp(total).reshape(shape)
+        for i in range(int(t)):
+            died = np.where(
+                i >= k,
+                log_binom(float(i), k)
+                + betaln(alpha + k, beta + np.maximum(i - k, 0.0))
+                - log_p0
+                + betaln(gamma + 1.0, delta + i)
+                - log_theta0,
+                -np.inf,
+            )
+            total = np.logaddexp(total, died)
+    return np.exp(total)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -391,17 +438,20 @@ class BetaGeoBetaBinomModel(BaseModel):
         )
         return self._series(values, summary, "expected_purchases")
 
-    def probability_alive(self, summary: pd.DataFrame, future_periods: int = 0) -> pd.Series:
-        """Probability that each customer is alive at opportunity ``n_periods + future_periods``.
+    def probability_alive(
+        self, summary: pd.DataFrame, t: int | None = None, future_periods: int | None = None
+    ) -> pd.Series:
+        """Probability that each customer is alive at opportunity ``n_periods + t``.
 
-        ``future_periods=0``: alive at the last observed opportunity; ``future_periods=1`` is
-        FHS's P(alive), alive at the next one (lifetimes' ``m_periods_in_future``).
+        ``t=None`` (or 0): alive at the last observed opportunity; ``t=1`` is FHS's P(alive),
+        alive at the next one (lifetimes' ``m_periods_in_future``). ``future_periods`` is the
+        old name of ``t`` (deprecated, ``FutureWarning``).
 
         Parameters
         ----------
         summary : DataFrame
             Customers with ``frequency``, ``recency`` and ``n_periods``.
-        future_periods : int, default 0
+        t : int, optional
             Opportunities after ``n_periods``.
 
         Returns
@@ -419,12 +469,72 @@ class BetaGeoBetaBinomModel(BaseModel):
         >>> round(float(model.probability_alive(donor).iloc[0]), 3)
         0.102
         """
+        if future_periods is not None:
+            if t is not None:
+                raise DataError("give t (opportunities after n_periods), not also future_periods")
+            warnings.warn(
+                "probability_alive(summary, future_periods=m) is now probability_alive(summary, "
+                "t=m), as for the other models",
+                FutureWarning,
+                stacklevel=2,
+            )
+            t = future_periods
         data = self._prediction_data(summary)
-        future = self._opportunities(future_periods, "future_periods")
+        future = 0 if t is None else self._one_horizon(t, self._opportunities)
         values = _probability_alive(
             self._params(), data["frequency"], data["recency"], data["n_periods"], future
         )
         return self._series(values, summary, "probability_alive")
+
+    def probability_of_purchases(
+        self, summary: pd.DataFrame | Any, n: int | Any = None, t: int | None = None
+    ) -> pd.Series | pd.DataFrame | float:
+        """Probability that each customer transacts at exactly ``n`` of the next ``t``
+        opportunities, given their history: ``P(X(n_periods, n_periods+t) = n | frequency,
+        recency, n_periods)`` (FHS 2010).
+
+        Dead with ``1 - P(alive)``, else a new customer with the posterior ``p ~
+        Beta(alpha+x, beta+n-x)`` and ``theta ~ Beta(gamma, delta+n)`` (derivation in
+        ``_conditional_probability_of_purchases`` of this module); it sums to one over ``n``
+        and its mean is :meth:`expected_purchases`. The old call ``probability_of_purchases(n,
+        t)`` (for a new customer) still works with a ``FutureWarning``; it is
+        :meth:`probability_of_purchases_new_customer`.
+
+        Parameters
+        ----------
+        summary : DataFrame
+            Customers with ``frequency``, ``recency`` and ``n_periods``.
+        n : int or array-like of int
+            Number(s) of transactions, >= 0.
+        t : int
+            Number of future transaction opportunities.
+
+        Returns
+        -------
+        Series or DataFrame
+            A Series ``probability`` aligned with ``summary.index`` for a scalar ``n``;
+            otherwise a DataFrame with one column per ``n``.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> from custval import BetaGeoBetaBinomModel
+        >>> model = BetaGeoBetaBinomModel.from_params(
+        ...     alpha=1.204, beta=0.750, gamma=0.657, delta=2.783)
+        >>> donor = pd.DataFrame({"frequency": [3], "recency": [5], "n_periods": [6]})
+        >>> model.probability_of_purchases(donor, [0, 1, 5], 5).round(3).values.tolist()
+        [[0.31, 0.158, 0.053]]
+        """
+        return self._conditional_purchases(
+            summary,
+            n,
+            t,
+            lambda counts, data, horizon: _conditional_probability_of_purchases(
+                self._params(), counts, data, int(horizon)
+            ),
+            noun="transactions",
+            duration=self._opportunities,
+        )
 
     def expected_purchases_new_customer(self, t: int | Any) -> float | pd.Series:
         """Expected transactions of a new customer over their first ``t`` opportunities (FHS).
@@ -456,7 +566,7 @@ class BetaGeoBetaBinomModel(BaseModel):
             values, index=pd.Index(np.asarray(t).ravel(), name="t"), name="expected_purchases"
         )
 
-    def probability_of_purchases(self, n: int | Any, t: int) -> float | pd.Series:
+    def probability_of_purchases_new_customer(self, n: int | Any, t: int) -> float | pd.Series:
         """Probability that a new customer transacts at exactly ``n`` of ``t`` opportunities.
 
         ``P(X(t) = n)`` (FHS eq. 7).
@@ -478,16 +588,17 @@ class BetaGeoBetaBinomModel(BaseModel):
         >>> from custval import BetaGeoBetaBinomModel
         >>> model = BetaGeoBetaBinomModel.from_params(
         ...     alpha=1.204, beta=0.750, gamma=0.657, delta=2.783)
-        >>> round(model.probability_of_purchases(0, 6), 3)
+        >>> round(model.probability_of_purchases_new_customer(0, 6), 3)
         0.311
         """
         params = self._params()
-        counts = self._purchase_counts(n, noun="transactions")
-        horizon = self._opportunities(t)
-        if np.ndim(horizon) != 0:
-            raise DataError(f"t must be a single number of opportunities here, got {t!r}")
-        values = _probability_of_purchases(params, counts, int(horizon))
-        return self._by_count(counts, values)
+        return self._new_customer_purchases(
+            n,
+            t,
+            lambda counts, horizon: _probability_of_purchases(params, counts, int(horizon)),
+            noun="transactions",
+            duration=self._opportunities,
+        )
 
     # -- the value-kernel contract of custval.clv (README "Design notes") ----------------------
     def _value_kernel(self, terms: Any) -> Any:

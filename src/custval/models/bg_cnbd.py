@@ -273,6 +273,66 @@ def _conditional(
     return alive, alive * expected, alive * (1.0 - survival)
 
 
+def _conditional_tails(
+    params: np.ndarray,
+    k: int,
+    x: np.ndarray,
+    t_x: np.ndarray,
+    big_t: np.ndarray,
+    t: float,
+    counts: np.ndarray,
+    *,
+    modified: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    """P(alive at T) per row and ``G(n) = P(X(T, T+t) >= n | alive at T, history)`` at the
+    flat ``counts``, shape ``(rows, len(counts))`` (module docstring)::
+
+        G(n) = B(a, b+x+m+n-1)/B(a, b+x+m) sum_j P(J=j) I_z(nk - j, r+kx+j),  G(0) = 1,
+
+    ``z = t/(alpha+T+t)``: the ``n``-th future purchase needs ``nk - j`` more Poisson events
+    and survival of the ``n - 1`` drop-outs before it.
+    """
+    r, alpha, a, b = (float(v) for v in params)
+    m = 1.0 if modified else 0.0
+    alive, phases = _posterior_phases(params, k, x, t_x, big_t, m)
+    nn = counts[None, :]
+    if t <= 0:
+        return alive, np.where(nn > 0, 0.0, np.ones((len(x), 1)))
+    b0 = (b + x + m)[:, None]
+    shape, z = (r + k * x)[:, None], (t / (alpha + big_t + t))[:, None]
+    positive = nn > 0
+    with np.errstate(invalid="ignore"):
+        weight = np.exp(betaln(a, b0 + np.maximum(nn, 1.0) - 1.0) - betaln(a, b0))
+        reach = np.zeros((len(x), len(counts)))
+        for j in range(k):
+            reach += phases[:, j : j + 1] * betainc(np.maximum(nn, 1.0) * k - j, shape + j, z)
+    return alive, np.where(positive, weight * reach, 1.0)
+
+
+def _conditional_probability_of_purchases(
+    params: np.ndarray,
+    k: int,
+    counts: np.ndarray,
+    data: Mapping[str, np.ndarray],
+    t: float,
+    *,
+    modified: bool,
+) -> np.ndarray:
+    """``P(X(T, T+t) = n | x, t_x, T) = P(alive) (G(n) - G(n+1)) + [n = 0] (1 - P(alive))``
+    with ``G`` of :func:`_conditional_tails`, once per distinct ``(x, t_x, T)``; shape
+    ``(rows, len(counts))``. Exact (the same series as :meth:`expected_purchases`, whose
+    ``sum_{n>=1} G(n)`` is this pmf's mean)."""
+
+    def compute(x: np.ndarray, t_x: np.ndarray, big_t: np.ndarray) -> tuple:
+        both = np.concatenate([counts, counts + 1.0])
+        alive, tails = _conditional_tails(params, k, x, t_x, big_t, t, both, modified=modified)
+        given_alive = np.clip(tails[:, : len(counts)] - tails[:, len(counts) :], 0.0, 1.0)
+        zero = np.where(counts[None, :] == 0, 1.0 - alive[:, None], 0.0)
+        return (alive[:, None] * given_alive + zero,)
+
+    return _on_distinct(compute, data["frequency"], data["recency"], data["T"])[0]
+
+
 def _on_distinct(
     function: Any, x: np.ndarray, t_x: np.ndarray, big_t: np.ndarray
 ) -> tuple[np.ndarray, ...]:
@@ -531,9 +591,7 @@ class _CNBDFamily(BaseModel):
 
     def _predict_conditional(self, summary: pd.DataFrame, t: Any) -> tuple[np.ndarray, ...]:
         data = self._prediction_data(summary)
-        horizon = 0.0 if t is None else self._duration(t)
-        if np.ndim(horizon) != 0:
-            raise DataError(f"t must be one horizon (a number or a duration), got {t!r}")
+        horizon = 0.0 if t is None else self._one_horizon(t)
         params, k, modified = self._params(), self.k_, self._modified
 
         def compute(x: np.ndarray, t_x: np.ndarray, big_t: np.ndarray) -> tuple:
@@ -607,7 +665,57 @@ class _CNBDFamily(BaseModel):
         alive, _, later = self._predict_conditional(summary, t)
         return self._series(alive if t is None else later, summary, "probability_alive")
 
-    def probability_of_purchases(self, n: int | Any, t: float | str) -> float | pd.Series:
+    def probability_of_purchases(
+        self, summary: pd.DataFrame | Any, n: int | Any = None, t: float | str | None = None
+    ) -> pd.Series | pd.DataFrame | float:
+        """Probability that each customer makes exactly ``n`` repeat purchases in the next
+        ``t`` periods, given their history: ``P(X(T, T+t) = n | frequency, recency, T)``.
+
+        Exact, from the posterior phase of the Erlang-k process and the posterior drop-out
+        probability (module docstring; ``_conditional_probability_of_purchases`` of this
+        module): ``P(alive) (G(n) - G(n+1))`` plus ``1 - P(alive)`` at ``n = 0``, with ``G(n)
+        = E[(1-p)^(n-1)] sum_j P(J=j) I_z(nk-j, r+kx+j)``. BTYDplus has no conditional pmf for
+        these models. It sums to one over ``n`` and its mean is :meth:`expected_purchases`.
+        The old call ``probability_of_purchases(n, t)`` (for a new customer) still works with
+        a ``FutureWarning``; it is :meth:`probability_of_purchases_new_customer`.
+
+        Parameters
+        ----------
+        summary : DataFrame
+            Customers with ``frequency``, ``recency`` and ``T`` in the unit of the fit.
+        n : int or array-like of int
+            Number(s) of repeat purchases, >= 0.
+        t : float or str
+            Length of the period: a duration with unit or a number of periods.
+
+        Returns
+        -------
+        Series or DataFrame
+            A Series ``probability`` aligned with ``summary.index`` for a scalar ``n``;
+            otherwise a DataFrame with one column per ``n``.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> from custval import BetaGeoCNBDModel
+        >>> model = BetaGeoCNBDModel.from_params(k=2, r=1.0, alpha=2.0, a=0.5, b=2.0)
+        >>> customer = pd.DataFrame({"frequency": [4], "recency": [50.0], "T": [52.0]})
+        >>> model.probability_of_purchases(customer, [0, 1, 2], 52).round(3).values.tolist()
+        [[0.104, 0.117, 0.155]]
+        """
+        k, modified = self.k_, self._modified
+        return self._conditional_purchases(
+            summary,
+            n,
+            t,
+            lambda counts, data, horizon: _conditional_probability_of_purchases(
+                self._params(), k, counts, data, horizon, modified=modified
+            ),
+        )
+
+    def probability_of_purchases_new_customer(
+        self, n: int | Any, t: float | str
+    ) -> float | pd.Series:
         """Probability that a new customer makes exactly ``n`` repeat purchases in ``(0, t]``.
 
         ``P(X(t) >= n) - P(X(t) >= n+1)`` with ``P(X(t) >= n) = E[(1-p)^(n-1+m)]
@@ -629,20 +737,19 @@ class _CNBDFamily(BaseModel):
         --------
         >>> from custval import BetaGeoCNBDModel
         >>> model = BetaGeoCNBDModel.from_params(k=2, r=1.0, alpha=2.0, a=0.5, b=2.0)
-        >>> round(model.probability_of_purchases(0, 52), 4)
+        >>> round(model.probability_of_purchases_new_customer(0, 52), 4)
         0.0727
         """
-        params = self._params()
-        counts = self._purchase_counts(n, noun="purchases")
-        horizon = self._duration(t)
-        flat = np.ravel(counts).astype(float)
-        t_rows = np.full(len(flat), float(horizon))
-        upper = _new_customer_tails(params, self.k_, t_rows, modified=self._modified, counts=flat)
-        lower = _new_customer_tails(
-            params, self.k_, t_rows, modified=self._modified, counts=flat + 1.0
-        )
-        values = np.clip(upper - lower, 0.0, 1.0).reshape(counts.shape)
-        return self._by_count(counts, values)
+        params, k, modified = self._params(), self.k_, self._modified
+
+        def pmf(counts: np.ndarray, horizon: float) -> np.ndarray:
+            flat = np.ravel(counts).astype(float)
+            t_rows = np.full(len(flat), horizon)
+            upper = _new_customer_tails(params, k, t_rows, modified=modified, counts=flat)
+            lower = _new_customer_tails(params, k, t_rows, modified=modified, counts=flat + 1.0)
+            return np.clip(upper - lower, 0.0, 1.0).reshape(counts.shape)
+
+        return self._new_customer_purchases(n, t, pmf)
 
     def expected_purchases_new_customer(self, t: float | str | Any) -> float | pd.Series:
         """Expected repeat purchases of a newly acquired customer in their first ``t`` periods.

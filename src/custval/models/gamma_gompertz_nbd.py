@@ -55,6 +55,7 @@ from scipy.special import gammaln
 from sklearn.utils.validation import check_is_fitted
 
 from custval._rows import unique_index
+from custval._rows import unique_rows as _unique_rows
 from custval._units import annual_rate_to_period
 from custval.errors import ConvergenceError, CustvalWarning, DataError
 from custval.models._base import BaseModel
@@ -469,7 +470,55 @@ def _expected_purchases_new_customer(params: np.ndarray, t: Any) -> np.ndarray:
 
 
 def _probability_of_purchases(params: np.ndarray, n: Any, t: float) -> np.ndarray:
-    """``P(X(t) = n)`` for a new customer::
+    """``P(X(t) = n)`` for a new customer (:func:`_gompertz_nbd_pmf`)."""
+    r, alpha, b, s, beta = params
+    counts = np.asarray(n, dtype=float)
+    k = counts.ravel()
+    full = np.ones_like(k)
+    pmf = _gompertz_nbd_pmf(r * full, alpha * full, b, s, beta * full, k, t)
+    return pmf.reshape(counts.shape)
+
+
+def _conditional_probability_of_purchases(
+    params: np.ndarray, counts: np.ndarray, data: Mapping[str, np.ndarray], t: float
+) -> np.ndarray:
+    """``P(X(T, T+t) = n | x, t_x, T)``, shape ``(rows, len(counts))``.
+
+    Given alive at ``T``, ``lambda ~ Gamma(r+x, alpha+T)`` and the residual lifetime is
+    gamma-Gompertz with ``b, s`` and ``beta -> g = (beta + e^(bT) - 1) e^(-bT)`` (module
+    docstring), so the next ``t`` periods are those of a new customer with these parameters;
+    dead at ``T`` (``1 - P(alive)``) adds to ``n = 0``. Exact up to the quadrature of
+    :func:`_gompertz_nbd_pmf` (~1e-14), once per distinct ``(x, T)``.
+    """
+    r, alpha, b, s, beta = params
+    log_alive = _log_probability_alive(params, data["frequency"], data["recency"], data["T"])
+    alive = np.exp(log_alive)[:, None]
+    unique, inverse = _unique_rows({"x": data["frequency"], "T": data["T"]})
+    x, big_t = unique["x"], unique["T"]
+    g = np.exp(_log_base(b, beta, big_t) - b * big_t)
+    k = np.broadcast_to(counts[None, :], (len(x), len(counts)))
+    rows = np.ones(k.shape)
+
+    def flat(values: np.ndarray) -> np.ndarray:
+        return (values[:, None] * rows).ravel()
+
+    given_alive = _gompertz_nbd_pmf(
+        flat(r + x), flat(alpha + big_t), b, s, flat(g), k.ravel(), t
+    ).reshape(k.shape)[inverse]
+    return alive * given_alive + np.where(counts[None, :] == 0, 1.0 - alive, 0.0)
+
+
+def _gompertz_nbd_pmf(
+    r: np.ndarray,
+    alpha: np.ndarray,
+    b: float,
+    s: float,
+    beta: np.ndarray,
+    k: np.ndarray,
+    t: float,
+) -> np.ndarray:
+    """``P(X(t) = k)`` of a gamma(r, alpha)-Poisson buyer with a gamma-Gompertz(b, s, beta)
+    lifetime, elementwise over the flat arrays ``r, alpha, beta, k``::
 
         P(X(t)=n) = NB(n; t) S(t) + integral_0^t NB(n; tau) f(tau) d tau,
         NB(n; tau) = G(r+n) / (G(r) n!) (alpha/(alpha+tau))^r (tau/(alpha+tau))^n,
@@ -477,12 +526,8 @@ def _probability_of_purchases(params: np.ndarray, n: Any, t: float) -> np.ndarra
     alive throughout ``(0, t]``, or dead at ``tau`` after ``n`` purchases in ``(0, tau]``
     (the count of a gamma-mixed Poisson process over ``tau``); the integral in ``log tau``.
     """
-    r, alpha, b, s, beta = params
-    counts = np.asarray(n, dtype=float)
-    shape = counts.shape
-    k = counts.ravel()
     if t <= 0:
-        return np.where(k == 0, 1.0, 0.0).reshape(shape)
+        return np.where(k == 0, 1.0, 0.0)
     log_nb_const = gammaln(r + k) - gammaln(r) - gammaln(k + 1.0)
     log_t = np.log(t)
     alive = (
@@ -491,23 +536,30 @@ def _probability_of_purchases(params: np.ndarray, n: Any, t: float) -> np.ndarra
         + k * (log_t - np.log(alpha + t))
         + _log_survival(b, s, beta, t)
     )
-    kk = k[:, None]
-    const = (log_nb_const + r * np.log(alpha) + np.log(b) + np.log(s) + s * np.log(beta))[:, None]
+    columns = {
+        "k": k[:, None],
+        "r": r[:, None],
+        "alpha": alpha[:, None],
+        "beta": beta[:, None],
+        "const": (log_nb_const + r * np.log(alpha) + np.log(b) + np.log(s) + s * np.log(beta))[
+            :, None
+        ],
+    }
 
     def log_f(v: np.ndarray, rows: np.ndarray | None) -> np.ndarray:
         tau = np.exp(v)
-        c_r, k_r = (const, kk) if rows is None else (const[rows], kk[rows])
+        c = columns if rows is None else {name: col[rows] for name, col in columns.items()}
         return (
-            c_r
-            + (k_r + 1.0) * v
-            - (r + k_r) * np.log(alpha + tau)
+            c["const"]
+            + (c["k"] + 1.0) * v
+            - (c["r"] + c["k"]) * np.log(c["alpha"] + tau)
             + b * tau
-            - (s + 1.0) * _log_base(b, beta, tau)
+            - (s + 1.0) * _log_base(b, c["beta"], tau)
         )
 
-    lo = np.full(k.shape, log_t - 80.0 - 80.0 / (1.0 + k))
+    lo = log_t - 80.0 - 80.0 / (1.0 + k)
     log_dead, _, _ = _log_integral(log_f, lo, np.full(k.shape, log_t), _GL128)
-    return np.exp(np.logaddexp(alive, log_dead)).reshape(shape)
+    return np.exp(np.logaddexp(alive, log_dead))
 
 
 def _by_horizon(t: Any, horizon: Any, values: np.ndarray, name: str) -> float | pd.Series:
@@ -845,9 +897,7 @@ class GammaGompertzNBDModel(CovariateModelMixin, BaseModel):
         data = self._prediction_data(summary)
         horizon = None
         if t is not None:
-            horizon = self._duration(t)
-            if np.ndim(horizon) != 0:
-                raise DataError(f"t must be one horizon (a number or a duration), got {t!r}")
+            horizon = self._one_horizon(t)
         if getattr(self, "covariates_", None) is not None:
             x, t_x, big_t = data["frequency"], data["recency"], data["T"]
 
@@ -1006,7 +1056,57 @@ class GammaGompertzNBDModel(CovariateModelMixin, BaseModel):
         values = _expected_purchases_new_customer(params, horizon)
         return _by_horizon(t, horizon, values, "expected_purchases")
 
-    def probability_of_purchases(self, n: int | Any, t: float | str) -> float | pd.Series:
+    def probability_of_purchases(
+        self, summary: pd.DataFrame | Any, n: int | Any = None, t: float | str | None = None
+    ) -> pd.Series | pd.DataFrame | float:
+        """Probability that each customer makes exactly ``n`` repeat purchases in the next
+        ``t`` periods, given their history: ``P(X(T, T+t) = n | frequency, recency, T)``.
+
+        Dead with ``1 - P(alive)``, else a new customer with ``r+x, alpha+T`` and the residual
+        gamma-Gompertz lifetime (``beta -> (beta + e^(bT) - 1) e^(-bT)``, module docstring),
+        by the quadrature of the new-customer pmf. It sums to one over ``n`` and its mean is
+        :meth:`expected_purchases`. The old call ``probability_of_purchases(n, t)`` (for a new
+        customer) still works with a ``FutureWarning``; it is
+        :meth:`probability_of_purchases_new_customer`.
+
+        Parameters
+        ----------
+        summary : DataFrame
+            Customers with ``frequency``, ``recency`` and ``T`` in the unit of the fit.
+        n : int or array-like of int
+            Number(s) of repeat purchases, >= 0.
+        t : float or str
+            Length of the period: a duration with unit or a number of periods.
+
+        Returns
+        -------
+        Series or DataFrame
+            A Series ``probability`` aligned with ``summary.index`` for a scalar ``n``;
+            otherwise a DataFrame with one column per ``n``.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> from custval import GammaGompertzNBDModel
+        >>> model = GammaGompertzNBDModel.from_params(
+        ...     r=0.553, alpha=10.578, b=0.0002, s=0.603, beta=0.0026
+        ... )
+        >>> customer = pd.DataFrame({"frequency": [2], "recency": [30.43], "T": [38.86]})
+        >>> model.probability_of_purchases(customer, [0, 1, 2], 39).round(3).values.tolist()
+        [[0.404, 0.22, 0.153]]
+        """
+        return self._conditional_purchases(
+            summary,
+            n,
+            t,
+            lambda counts, data, horizon: _conditional_probability_of_purchases(
+                self._params(), counts, data, horizon
+            ),
+        )
+
+    def probability_of_purchases_new_customer(
+        self, n: int | Any, t: float | str
+    ) -> float | pd.Series:
         """Probability that a new customer makes exactly ``n`` repeat purchases in ``(0, t]``.
 
         Alive throughout, or dead at some ``tau < t`` after ``n`` purchases (the integral over
@@ -1030,16 +1130,13 @@ class GammaGompertzNBDModel(CovariateModelMixin, BaseModel):
         >>> model = GammaGompertzNBDModel.from_params(
         ...     r=0.553, alpha=10.578, b=0.0002, s=0.603, beta=0.0026
         ... )
-        >>> round(model.probability_of_purchases(0, 39), 3)
+        >>> round(model.probability_of_purchases_new_customer(0, 39), 3)
         0.584
         """
         params = self._params()
-        counts = self._purchase_counts(n, noun="purchases")
-        horizon = self._duration(t)
-        if np.ndim(horizon) != 0:
-            raise DataError(f"t must be a single horizon here, got {t!r}")
-        values = _probability_of_purchases(params, counts, float(horizon))
-        return self._by_count(counts, values)
+        return self._new_customer_purchases(
+            n, t, lambda counts, horizon: _probability_of_purchases(params, counts, horizon)
+        )
 
     def survival(self, t: float | str | Any) -> float | pd.Series:
         """Share of newly acquired customers still alive after ``t`` periods (BG12 eq. 2).

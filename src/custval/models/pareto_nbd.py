@@ -49,6 +49,7 @@ import pandas as pd
 from scipy.special import gammaln
 from sklearn.utils.validation import check_is_fitted
 
+from custval._rows import unique_rows as _unique_rows
 from custval._units import annual_rate_to_period
 from custval.errors import DataError
 from custval.models._base import BaseModel
@@ -425,6 +426,18 @@ def _probability_alive(params: np.ndarray, frequency: Any, recency: Any, big_t: 
     return np.exp(_log_probability_alive(params, frequency, recency, big_t))
 
 
+def _probability_alive_later(
+    params: np.ndarray, frequency: Any, recency: Any, big_t: Any, t: float
+) -> np.ndarray:
+    """``P(alive at T + t | x, t_x, T) = P(alive at T) ((beta+T)/(beta+T+t))^s``: given alive
+    at ``T``, ``mu ~ Gamma(s, beta+T)`` and the lifetime is memoryless (note 009's posterior;
+    lifetimes' ``conditional_probability_alive(m_periods_in_future)``)."""
+    s, beta = params[2], params[3]
+    big_t = np.asarray(big_t, dtype=float)
+    log_alive = _log_probability_alive(params, frequency, recency, big_t)
+    return np.exp(log_alive + s * (np.log(beta + big_t) - np.log(beta + big_t + t)))
+
+
 def _log_one_minus_power(base_log: np.ndarray, exponent: float) -> np.ndarray:
     """``log([1 - exp(exponent * base_log)] / exponent)`` for ``base_log <= 0``; the limit
     ``log(-base_log)`` at ``exponent = 0``."""
@@ -473,7 +486,50 @@ def _expected_purchases_new_customer(params: np.ndarray, t: Any) -> np.ndarray:
 
 
 def _probability_of_purchases(params: np.ndarray, n: Any, t: float) -> np.ndarray:
-    """``P(X(t) = n)`` for a new customer (note 008, in its integral form).
+    """``P(X(t) = n)`` for a new customer (note 008, in its integral form, see
+    :func:`_lomax_nbd_pmf`)."""
+    r, alpha, s, beta = params
+    counts = np.asarray(n, dtype=float)
+    k = counts.ravel()
+    full = np.ones_like(k)
+    return _lomax_nbd_pmf(r * full, alpha * full, s, beta * full, k, t).reshape(counts.shape)
+
+
+def _conditional_probability_of_purchases(
+    params: np.ndarray, counts: np.ndarray, data: Mapping[str, np.ndarray], t: float
+) -> np.ndarray:
+    """``P(X(T, T+t) = n | x, t_x, T)``, shape ``(rows, len(counts))``.
+
+    Given alive at ``T`` the likelihood ``lambda^x e^(-lambda T) e^(-mu T)`` factorizes, so
+    ``lambda ~ Gamma(r+x, alpha+T)`` and ``mu ~ Gamma(s, beta+T)`` independently, and by the
+    memorylessness of the exponential lifetime the future is that of a new customer with
+    these parameters (note 008 with ``r+x, alpha+T, beta+T``; the same quantity as BTYD's
+    ``pnbd.ConditionalPMF``, here by quadrature of positive terms). Dead at ``T`` (probability
+    ``1 - P(alive)``, note 009 eq. 36-37) adds to ``n = 0``. The pmf given alive depends on
+    ``(x, T)`` only and is evaluated once per distinct pair.
+    """
+    r, alpha, s, beta = params
+    alive = _probability_alive(params, data["frequency"], data["recency"], data["T"])[:, None]
+    unique, inverse = _unique_rows({"x": data["frequency"], "T": data["T"]})
+    x, big_t = unique["x"], unique["T"]
+    k = np.broadcast_to(counts[None, :], (len(x), len(counts)))
+    rows = np.ones(k.shape)
+    given_alive = _lomax_nbd_pmf(
+        ((r + x)[:, None] * rows).ravel(),
+        ((alpha + big_t)[:, None] * rows).ravel(),
+        s,
+        ((beta + big_t)[:, None] * rows).ravel(),
+        k.ravel(),
+        t,
+    ).reshape(k.shape)[inverse]
+    return alive * given_alive + np.where(counts[None, :] == 0, 1.0 - alive, 0.0)
+
+
+def _lomax_nbd_pmf(
+    r: np.ndarray, alpha: np.ndarray, s: float, beta: np.ndarray, k: np.ndarray, t: float
+) -> np.ndarray:
+    """``P(X(t) = k)`` of a gamma(r, alpha)-Poisson buyer with an exponential-gamma(s, beta)
+    lifetime, elementwise over the flat arrays ``r, alpha, beta, k`` (note 008).
 
     Alive throughout ``(0, t]`` (probability ``(beta/(beta+t))^s``) the count is negative
     binomial; dead at ``tau < t`` (Lomax density ``s beta^s / (beta+tau)^(s+1)``) it is negative
@@ -487,50 +543,51 @@ def _probability_of_purchases(params: np.ndarray, n: Any, t: float) -> np.ndarra
     Gauss-Legendre on the region within ``e^-44`` of its maximum: every term is positive (the
     closed form of note 008 subtracts nearly equal hypergeometric terms for large ``n``).
     """
-    r, alpha, s, beta = params
-    counts = np.asarray(n, dtype=float)
-    shape = counts.shape
-    k = counts.ravel()
     if t <= 0:
-        return np.where(k == 0, 1.0, 0.0).reshape(shape)
+        return np.where(k == 0, 1.0, 0.0)
+    log_alpha, log_beta = np.log(alpha), np.log(beta)
     log_nb_const = gammaln(r + k) - gammaln(r) - gammaln(k + 1.0)
     log_t = np.log(t)
-    log_nb_t = (
-        log_nb_const + r * (np.log(alpha) - np.log(alpha + t)) + k * (log_t - np.log(alpha + t))
-    )
-    alive = log_nb_t + s * (np.log(beta) - np.log(beta + t))
-    const = log_nb_const + r * np.log(alpha) + np.log(s) + s * np.log(beta)
+    log_nb_t = log_nb_const + r * (log_alpha - np.log(alpha + t)) + k * (log_t - np.log(alpha + t))
+    alive = log_nb_t + s * (log_beta - np.log(beta + t))
+    const = log_nb_const + r * log_alpha + np.log(s) + s * log_beta
+
+    def column(values: np.ndarray, v: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        return values[rows] if v.ndim == 1 else values[rows, None]
 
     def log_f(v: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        kk = k[rows] if v.ndim == 1 else k[rows, None]
-        cc = const[rows] if v.ndim == 1 else const[rows, None]
+        kk, rr = column(k, v, rows), column(r, v, rows)
         return (
-            cc
+            column(const, v, rows)
             + (kk + 1.0) * v
-            - (r + kk) * np.logaddexp(np.log(alpha), v)
-            - (s + 1.0) * np.logaddexp(np.log(beta), v)
+            - (rr + kk) * np.logaddexp(column(log_alpha, v, rows), v)
+            - (s + 1.0) * np.logaddexp(column(log_beta, v, rows), v)
         )
 
     def slope(v: np.ndarray, rows: np.ndarray) -> np.ndarray:
         tau = np.exp(v)
+        kk, rr = column(k, v, rows), column(r, v, rows)
         return (
-            (k[rows] + 1.0) - (r + k[rows]) * tau / (alpha + tau) - (s + 1.0) * tau / (beta + tau)
+            (kk + 1.0)
+            - (rr + kk) * tau / (column(alpha, v, rows) + tau)
+            - (s + 1.0) * tau / (column(beta, v, rows) + tau)
         )
 
     # the maximiser: slope is decreasing from k+1 > 0 to -(r+s) < 0; bisection on a bracket
-    lo = np.full(k.shape, min(np.log(alpha), np.log(beta), log_t) - 60.0)
-    hi = np.full(k.shape, max(np.log(alpha), np.log(beta), log_t) + 60.0 + np.log1p(k))
+    low = np.minimum(np.minimum(log_alpha, log_beta), log_t) - 60.0
+    lo = low.copy()
+    hi = np.maximum(np.maximum(log_alpha, log_beta), log_t) + 60.0 + np.log1p(k)
     rows = np.arange(k.shape[0])
     for _ in range(80):
         mid = 0.5 * (lo + hi)
         up = slope(mid, rows) > 0
         lo, hi = np.where(up, mid, lo), np.where(up, hi, mid)
     peak = np.minimum(0.5 * (lo + hi), log_t)
-    left = np.full(k.shape, min(np.log(alpha), np.log(beta), log_t) - 60.0 - _QUAD_DROP)
+    left = low - _QUAD_DROP
     log_dead, _, _ = _concave_log_quadrature(
         log_f, slope, np.minimum(left, peak), np.full(k.shape, log_t), peak, _GL256
     )
-    return np.exp(np.logaddexp(alive, log_dead)).reshape(shape)
+    return np.exp(np.logaddexp(alive, log_dead))
 
 
 def _log_h_dert(s: float, z: np.ndarray) -> np.ndarray:
@@ -791,16 +848,27 @@ class ParetoNBDModel(CovariateModelMixin, BaseModel):
         return self._series(values, summary, "expected_purchases")
 
     def probability_alive(
-        self, summary: pd.DataFrame, customers: pd.DataFrame | None = None
+        self,
+        summary: pd.DataFrame,
+        t: float | str | None = None,
+        customers: pd.DataFrame | None = None,
     ) -> pd.Series:
-        """Probability that each customer is alive at the end of observation, ``T``.
+        """Probability that each customer is alive now (``t=None``) or ``t`` periods later.
 
-        ``P(alive | frequency, recency, T)`` (Hardie's note 009, eq. 36-37).
+        ``P(alive at T | frequency, recency, T)`` (Hardie's note 009, eq. 36-37); with ``t``
+        times ``((beta+T)/(beta+T+t))^s``, the survival under the posterior ``Gamma(s,
+        beta+T)`` of the drop-out rate (the Pareto/NBD's lifetime is memoryless, so purchases
+        in between carry no risk, unlike the BG/NBD's).
 
         Parameters
         ----------
         summary : DataFrame
             Customers with ``frequency``, ``recency`` and ``T`` in the unit of the fit.
+        t : float or str, optional
+            Horizon after ``T``: a duration with unit or a number of periods.
+        customers : DataFrame, optional
+            For a model with covariates: the customers' covariates, indexed like ``summary``
+            (default: columns of ``summary``).
 
         Returns
         -------
@@ -815,18 +883,72 @@ class ParetoNBDModel(CovariateModelMixin, BaseModel):
         >>> customer = pd.DataFrame({"frequency": [0], "recency": [0], "T": [38.86]})
         >>> model.probability_alive(customer).round(3).tolist()
         [0.295]
+        >>> model.probability_alive(customer, 39).round(3).tolist()
+        [0.209]
         """
         data = self._prediction_data(summary)
+        horizon = 0.0 if t is None else self._one_horizon(t)
+        x, t_x, big_t = data["frequency"], data["recency"], data["T"]
         if getattr(self, "covariates_", None) is not None:
-            x, t_x, big_t = data["frequency"], data["recency"], data["T"]
             values = self._by_profile(
-                summary, customers, lambda p, i: _probability_alive(p, x[i], t_x[i], big_t[i])
+                summary,
+                customers,
+                lambda p, i: _probability_alive_later(p, x[i], t_x[i], big_t[i], horizon),
             )
             return self._series(values, summary, "probability_alive")
-        values = _probability_alive(self._params(), data["frequency"], data["recency"], data["T"])
+        values = _probability_alive_later(self._params(), x, t_x, big_t, horizon)
         return self._series(values, summary, "probability_alive")
 
-    def probability_of_purchases(self, n: int | Any, t: float | str) -> float | pd.Series:
+    def probability_of_purchases(
+        self, summary: pd.DataFrame | Any, n: int | Any = None, t: float | str | None = None
+    ) -> pd.Series | pd.DataFrame | float:
+        """Probability that each customer makes exactly ``n`` repeat purchases in the next
+        ``t`` periods, given their history: ``P(X(T, T+t) = n | frequency, recency, T)``.
+
+        Fader, Hardie & Lee's conditional Pareto/NBD pmf (BTYD ``pnbd.ConditionalPMF``):
+        dead at ``T`` with ``1 - P(alive)``, else a new customer with parameters ``r+x,
+        alpha+T, s, beta+T`` (derivation in ``_conditional_probability_of_purchases`` of this
+        module), evaluated by quadrature of positive terms. It sums to one over ``n`` and its
+        mean is :meth:`expected_purchases`. The old call ``probability_of_purchases(n, t)``
+        (for a new customer) still works with a ``FutureWarning``; it is
+        :meth:`probability_of_purchases_new_customer`. Not for a model with covariates.
+
+        Parameters
+        ----------
+        summary : DataFrame
+            Customers with ``frequency``, ``recency`` and ``T`` in the unit of the fit.
+        n : int or array-like of int
+            Number(s) of repeat purchases, >= 0.
+        t : float or str
+            Length of the period: a duration with unit or a number of periods.
+
+        Returns
+        -------
+        Series or DataFrame
+            A Series ``probability`` aligned with ``summary.index`` for a scalar ``n``;
+            otherwise a DataFrame with one column per ``n``.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> from custval import ParetoNBDModel
+        >>> model = ParetoNBDModel.from_params(r=0.553, alpha=10.578, s=0.606, beta=11.669)
+        >>> customer = pd.DataFrame({"frequency": [2], "recency": [30.43], "T": [38.86]})
+        >>> model.probability_of_purchases(customer, [0, 1, 2], 39).round(3).values.tolist()
+        [[0.408, 0.219, 0.152]]
+        """
+        return self._conditional_purchases(
+            summary,
+            n,
+            t,
+            lambda counts, data, horizon: _conditional_probability_of_purchases(
+                self._params(), counts, data, horizon
+            ),
+        )
+
+    def probability_of_purchases_new_customer(
+        self, n: int | Any, t: float | str
+    ) -> float | pd.Series:
         """Probability that a new customer makes exactly ``n`` repeat purchases in ``(0, t]``.
 
         Hardie's note 008, evaluated in its integral form (positive terms only).
@@ -847,16 +969,13 @@ class ParetoNBDModel(CovariateModelMixin, BaseModel):
         --------
         >>> from custval import ParetoNBDModel
         >>> model = ParetoNBDModel.from_params(r=0.553, alpha=10.578, s=0.606, beta=11.669)
-        >>> round(model.probability_of_purchases(0, 39), 4)
+        >>> round(model.probability_of_purchases_new_customer(0, 39), 4)
         0.5936
         """
         params = self._params()
-        counts = self._purchase_counts(n, noun="purchases")
-        horizon = self._duration(t)
-        if np.ndim(horizon) != 0:
-            raise DataError(f"t must be a single horizon here, got {t!r}")
-        values = _probability_of_purchases(params, counts, float(horizon))
-        return self._by_count(counts, values)
+        return self._new_customer_purchases(
+            n, t, lambda counts, horizon: _probability_of_purchases(params, counts, horizon)
+        )
 
     def expected_purchases_new_customer(self, t: float | str | Any) -> float | pd.Series:
         """Expected repeat purchases of a newly acquired customer in their first ``t`` periods.
