@@ -11,11 +11,19 @@ One definition, two dialects
 The aggregation is one SQL text (:func:`_summary_sql`), rendered for DuckDB and for Spark SQL;
 only a few expressions differ (:class:`_Dialect`: quoting, the day number of a timestamp and an
 ordered sum). Narwhals was tried first: it expresses the grouped minimum, maximum and distinct
-count, but it cannot state *the order in which a group's amounts are added*, and that order
-decides the last bit of a floating-point sum (README, "At scale"). The pandas path adds each
-customer's amounts in row order, so for results equal to it bit for bit the engines add them
-in row order too: DuckDB with an ordered aggregate ``sum(amount ORDER BY row)``, Spark by
-folding the row-ordered list of amounts (``aggregate(array_sort(collect_list(...)), 0D, ...)``).
+count, but it cannot state *the order in which a group's amounts are added* (README, "At
+scale"), which the fallback below needs.
+
+Sums that do not depend on the order
+------------------------------------
+Amounts that are decimals of a few places (cents: the usual case) are summed as whole units
+(:func:`custval.rfm.decimal_units`): every partial sum is an exact float64 integer, so any order
+of additions gives the same bits, in pandas and in a parallel engine alike, and DuckDB and Spark
+aggregate plainly (``sum``, ``min_by``). The one validating pass (:func:`_scan`) finds the
+number of places with the pandas path's rule. Other amounts (thirds, full-precision floats) are
+added in row order, as the pandas path adds them: DuckDB with an ordered aggregate
+``sum(amount ORDER BY row)``, Spark by folding the row-ordered list of amounts
+(``aggregate(array_sort(collect_list(...)), 0D, ...)``), about five times the price.
 
 Periods are the same integer arithmetic as :mod:`custval.rfm`: the day number of a timestamp
 (days since 1970-01-01, wall-clock time) for ``"D"``; ``floor((day + 3 - week_start) / 7)``
@@ -289,8 +297,33 @@ def _parquet_files(path: str | os.PathLike[str]) -> list[str]:
 # --- validation and the end of observation ------------------------------------------------------
 
 
-def _scan(source: _Source, amount: bool) -> tuple[int, str | None]:
-    """One pass: the row count and the last timestamp; raise on missing or non-finite values."""
+def _units(scale: str) -> str:
+    """Whole units of ``1 / scale`` of the amount (exact where :func:`_places_sql` finds places)."""
+    return f"round(amt * {scale})"
+
+
+def _places_sql() -> str:
+    """The fewest decimal places of each amount, as :func:`custval.rfm.decimal_units` tests
+    them (``round(amt * 10**places) / 10**places = amt`` with units below 2**40), else 99.
+
+    A decimal with ``k`` places passes for every number of places from ``k`` while its units
+    are in range, so the fewest places that fit every row is the largest of these minima."""
+    from custval.rfm import DECIMAL_PLACES, UNIT_LIMIT
+
+    cases = " ".join(
+        f"WHEN abs(amt * 1e{k}) < CAST({UNIT_LIMIT:.0f} AS DOUBLE) AND "
+        f"{_units(f'1e{k}')} / 1e{k} = amt THEN {k}"
+        for k in DECIMAL_PLACES
+    )
+    return f"CASE {cases} ELSE 99 END"
+
+
+def _scan(source: _Source, amount: bool) -> tuple[int, str | None, str | None]:
+    """One pass: the row count, the last timestamp and the scale of whole units of the amounts
+    (``"1e2"`` for cents; None when the amounts are not such decimals: see
+    :func:`custval.rfm.decimal_units`); raise on missing or non-finite values."""
+    from custval.rfm import DECIMAL_PLACES, units_fit
+
     checks = ["CASE WHEN cid IS NULL THEN 1 ELSE 0 END", "CASE WHEN ts IS NULL THEN 1 ELSE 0 END"]
     if amount:
         checks.append(
@@ -298,9 +331,17 @@ def _scan(source: _Source, amount: bool) -> tuple[int, str | None]:
             "THEN 1 ELSE 0 END"
         )
     sums = ", ".join(f"CAST(sum({c}) AS BIGINT)" for c in checks)
+    decimals = f", max({_places_sql()}), max(abs(amt))" if amount else ""
     text = source.dialect.to_text
-    (row,) = source.collect(f"SELECT count(*), CAST(max(ts) AS {text}), {sums} FROM {source.view}")
-    n, last, *bad = row
+    (row,) = source.collect(
+        f"SELECT count(*), CAST(max(ts) AS {text}), {sums}{decimals} FROM {source.view}"
+    )
+    n, last, *bad = row[: 2 + len(checks)]
+    scale = None
+    if amount and n:
+        places, largest = row[2 + len(checks) :]
+        if places in DECIMAL_PLACES and units_fit(n, float(largest), places):
+            scale = f"1e{places}"
     problems = [
         ("customer id", "missing customer ids", "drop those rows or fill in the customer id"),
         ("timestamp", "missing timestamps", "drop those rows or fill in the purchase time"),
@@ -318,7 +359,7 @@ def _scan(source: _Source, amount: bool) -> tuple[int, str | None]:
             )
             shown = ", ".join(f"(customer_id={c!r}, timestamp={t!r})" for c, t in examples)
             raise DataError(f"the {what} column has {count:,} {problem} ({shown}); {fix}")
-    return int(n), last
+    return int(n), last, scale
 
 
 def _moment(value: Any, name: str) -> pd.Timestamp:
@@ -355,26 +396,45 @@ def _summary_sql(
     end: pd.Timestamp,
     end_period: int,
     amount: bool,
+    scale: str | None = None,
     calibration_end: pd.Timestamp | None = None,
     holdout_duration: int = 0,
 ) -> str:
     """The summary (and, with ``calibration_end``, the holdout columns) as one SQL query.
 
     The calibration part is the summary of the rows up to ``calibration_end``; with
-    ``calibration_end=None`` it is the summary of the rows up to ``end``.
+    ``calibration_end=None`` it is the summary of the rows up to ``end``. With a ``scale``
+    (the amounts are decimals: :func:`_scan`) spend is a plain sum of whole units, exact in any
+    order, and a mean is ``units / (count * scale)``; without, amounts are added in row order.
     """
     d = source.dialect
     period = _period_sql(d, "ts", freq)
     order = [f"r.{c}" for c in source.order]
-    carry = (", amt, " + ", ".join(source.order)) if amount else ""
+    carry = ""
+    if amount:
+        carry = f", {_units(scale)} AS amt" if scale else (", amt, " + ", ".join(source.order))
+
+    def spend() -> str:
+        return "sum(r.amt)" if scale else d.ordered_sum("r.amt", order)
+
+    def mean(total: str, count: str) -> str:
+        return f"{total} / ({count} * {scale})" if scale else f"{total} / {count}"
+
     cut = _literal(calibration_end if calibration_end is not None else end)
+    # With whole units, spend is summed per (customer, period) pair and per customer in the
+    # same grouped passes (exact in any order); the spend of the first period is the pair
+    # total at the smallest period, min_by(s, p). Otherwise row-order sums (a join per sum).
+    units = amount and scale is not None
+    pair_spend = ", sum(amt) AS s" if units else ""
     ctes = [
         f"r_all AS (SELECT cid, ts, {period} AS p{carry} FROM {source.view} "
         f"WHERE ts <= {_literal(end)})",
         f"r AS (SELECT * FROM r_all WHERE ts <= {cut})",
         # distinct (customer, period) pairs first: cheaper than count(DISTINCT p) per customer
-        "pr AS (SELECT cid, p FROM r GROUP BY cid, p)",
-        "f AS (SELECT cid, min(p) AS p0, max(p) AS p1, count(*) AS n FROM pr GROUP BY cid)",
+        f"pr AS (SELECT cid, p{pair_spend} FROM r GROUP BY cid, p)",
+        "f AS (SELECT cid, min(p) AS p0, max(p) AS p1, count(*) AS n"
+        + (", sum(s) - min_by(s, p) AS spend" if units else "")
+        + " FROM pr GROUP BY cid)",
     ]
     select = [
         "f.cid AS customer_id",
@@ -384,32 +444,38 @@ def _summary_sql(
     ]
     joins = []
     if amount:
-        # Spend outside the first purchase period, added in row order (as the pandas path).
-        ctes.append(
-            f"m AS (SELECT r.cid, {d.ordered_sum('r.amt', order)} AS spend FROM r "
-            "JOIN f ON r.cid = f.cid WHERE r.p <> f.p0 GROUP BY r.cid)"
-        )
-        joins.append("LEFT JOIN m ON f.cid = m.cid")
+        total = "f.spend"
+        if not units:  # spend outside the first purchase period, added in row order
+            ctes.append(
+                f"m AS (SELECT r.cid, {spend()} AS spend FROM r "
+                "JOIN f ON r.cid = f.cid WHERE r.p <> f.p0 GROUP BY r.cid)"
+            )
+            joins.append("LEFT JOIN m ON f.cid = m.cid")
+            total = "m.spend"
         select.append(
-            "CASE WHEN f.n > 1 THEN m.spend / CAST(f.n - 1 AS DOUBLE) ELSE CAST(0 AS DOUBLE) "
-            "END AS monetary_value"
+            f"CASE WHEN f.n > 1 THEN {mean(total, 'CAST(f.n - 1 AS DOUBLE)')} "
+            "ELSE CAST(0 AS DOUBLE) END AS monetary_value"
         )
     if calibration_end is not None:
         ctes.append(
-            "h AS (SELECT cid, count(*) AS n FROM (SELECT cid, p FROM r_all "
-            f"WHERE ts > {cut} GROUP BY cid, p) hp GROUP BY cid)"
+            "h AS (SELECT cid, count(*) AS n" + (", sum(s) AS spend" if units else "") + " FROM "
+            f"(SELECT cid, p{pair_spend} FROM r_all WHERE ts > {cut} GROUP BY cid, p) hp "
+            "GROUP BY cid)"
         )
         joins.append("LEFT JOIN h ON f.cid = h.cid")
         select.append("CAST(coalesce(h.n, 0) AS DOUBLE) AS frequency_holdout")
         if amount:
-            ctes.append(
-                f"hs AS (SELECT r.cid, {d.ordered_sum('r.amt', order)} AS spend FROM r_all r "
-                f"WHERE r.ts > {cut} GROUP BY r.cid)"
-            )
-            joins.append("LEFT JOIN hs ON f.cid = hs.cid")
+            total = "h.spend"
+            if not units:
+                ctes.append(
+                    f"hs AS (SELECT r.cid, {spend()} AS spend FROM r_all r "
+                    f"WHERE r.ts > {cut} GROUP BY r.cid)"
+                )
+                joins.append("LEFT JOIN hs ON f.cid = hs.cid")
+                total = "hs.spend"
             select.append(
-                "CASE WHEN h.n > 0 THEN hs.spend / CAST(h.n AS DOUBLE) ELSE CAST(0 AS DOUBLE) "
-                "END AS monetary_value_holdout"
+                f"CASE WHEN h.n > 0 THEN {mean(total, 'CAST(h.n AS DOUBLE)')} "
+                "ELSE CAST(0 AS DOUBLE) END AS monetary_value_holdout"
             )
         select.append(f"CAST({holdout_duration} AS DOUBLE) AS duration_holdout")
     return f"WITH {', '.join(ctes)} SELECT {', '.join(select)} FROM f {' '.join(joins)}"
@@ -524,7 +590,7 @@ def rfm_summary(
 
     parsed = _parse_freq(freq)
     source = _source(transactions, customer_id, timestamp, amount)
-    _, last = _scan(source, amount is not None)
+    _, last, scale = _scan(source, amount is not None)
     if observation_end is not None:
         end = _moment(observation_end, "observation_end")
     elif last is None:
@@ -532,7 +598,12 @@ def rfm_summary(
     else:
         end = pd.Timestamp(last)
     query = _summary_sql(
-        source, parsed, end=end, end_period=_period_of(end, parsed), amount=amount is not None
+        source,
+        parsed,
+        end=end,
+        end_period=_period_of(end, parsed),
+        amount=amount is not None,
+        scale=scale,
     )
     columns = SUMMARY_COLUMNS if amount is not None else SUMMARY_COLUMNS[:3]
     attrs = {"freq": parsed.code, "observation_end": end.isoformat()}
@@ -560,7 +631,7 @@ def calibration_holdout_split(
             "period, e.g. '1997-09-30'"
         )
     cal = _moment(calibration_end, "calibration_end")
-    _, last = _scan(source, amount is not None)
+    _, last, scale = _scan(source, amount is not None)
     if observation_end is not None:
         end = _moment(observation_end, "observation_end")
     else:
@@ -595,6 +666,7 @@ def calibration_holdout_split(
         end=end,
         end_period=_period_of(cal, parsed),
         amount=amount is not None,
+        scale=scale,
         calibration_end=cal,
         holdout_duration=_period_of(end, parsed) - _period_of(cal, parsed),
     )
