@@ -297,42 +297,159 @@ def test_readme_duckdb_example_runs(fitted, tmp_path, monkeypatch):
 
 @pytest.fixture(scope="module")
 def dirty(log) -> pd.DataFrame:
-    """The generated log with every problem the engine cleaning counts."""
+    """The generated log with every problem the cleaning counts: missing and blank ids, ids
+    written as floats, missing and unreadable timestamps, missing and non-numeric amounts,
+    copies, zero amounts, returns (some larger than what they can net), cancellations marked
+    by the order id (one with a positive amount), product codes, quantities and an extra
+    column."""
     rng = np.random.default_rng(5)
-    frame = log.head(4_000).copy()
-    frame.loc[rng.choice(4_000, 30, replace=False), "customer_id"] = None
-    frame.loc[rng.choice(4_000, 20, replace=False), "customer_id"] = "  "
-    frame.loc[rng.choice(4_000, 25, replace=False), "timestamp"] = pd.NaT
-    frame.loc[rng.choice(4_000, 25, replace=False), "amount"] = np.nan
-    frame.loc[rng.choice(4_000, 40, replace=False), "amount"] = 0.0
+    n = 4_000
+    frame = log.head(n).copy()
+    frame["customer_id"] = frame["customer_id"].astype(object)
+    frame.loc[rng.choice(n, 30, replace=False), "customer_id"] = None
+    frame.loc[rng.choice(n, 20, replace=False), "customer_id"] = "  "
+    frame.loc[rng.choice(n, 20, replace=False), "customer_id"] = " 17850.0 "
+    frame["timestamp"] = frame["timestamp"].dt.strftime("%Y-%m-%d %H:%M:%S").astype(object)
+    frame.loc[rng.choice(n, 25, replace=False), "timestamp"] = None
+    frame.loc[rng.choice(n, 5, replace=False), "timestamp"] = "not a date"
+    frame["amount"] = frame["amount"].astype(object)
+    frame.loc[rng.choice(n, 25, replace=False), "amount"] = None
+    frame.loc[rng.choice(n, 5, replace=False), "amount"] = "12,50"
+    frame.loc[rng.choice(n, 40, replace=False), "amount"] = 0.0
+    frame["amount"] = frame["amount"].map(lambda v: v if v is None else str(v))
+    order = rng.integers(100_000, 999_999, n).astype(str).astype(object)
+    cancelled = rng.random(n) < 0.05
+    order[cancelled] = "C" + order[cancelled]
+    frame["order_id"] = order
+    frame["product_code"] = rng.choice(["A1", "B2", "C3", "POST", None], n).astype(object)
+    frame["quantity"] = rng.integers(1, 12, n).astype(float)
+    frame["channel"] = rng.choice(["web", "shop"], n)
     copies = frame.sample(60, random_state=1)
-    return pd.concat([frame, copies], ignore_index=True)
-
-
-@pytest.mark.parametrize("returns", ["drop", "keep"])
-@pytest.mark.parametrize("end", [None, "2022-03-01"])
-def test_cleaning_counts_every_row_as_pandas_does(dirty, returns, end):
-    from custval import clean_transactions
-
-    clean, report = clean_transactions(dirty, returns=returns, observation_end=end)
-    engine_clean, engine_report = clean_transactions(
-        duckdb.from_df(dirty), returns=returns, observation_end=end
+    return pd.concat([frame, copies], ignore_index=True).astype(
+        {c: "str" for c in ("timestamp", "amount", "order_id", "product_code", "channel")}
     )
+
+
+def engine_frame(clean) -> pd.DataFrame:
+    """An engine's clean log as pandas, with pandas' dtypes (text ids, nanosecond times)."""
+    frame = clean.df() if hasattr(clean, "df") else clean.toPandas()
+    frame["timestamp"] = frame["timestamp"].astype("datetime64[ns]")
+    for column in frame.columns:
+        if frame[column].dtype == object:
+            frame[column] = frame[column].astype("str")
+    return frame
+
+
+def assert_same_cleaning(pandas_result, engine_result) -> None:
+    """Every count and amount of the report and every cell of the clean log, exactly."""
+    (clean, report), (engine_clean, engine_report) = pandas_result, engine_result
+    for field in ("rows_in", "rows_kept", "amount_in", "amount_kept", "amount_netted"):
+        assert getattr(engine_report, field) == getattr(report, field), field
     assert dict(engine_report.rows_dropped) == dict(report.rows_dropped)
-    assert (engine_report.rows_in, engine_report.rows_kept) == (report.rows_in, report.rows_kept)
+    assert dict(engine_report.amount_dropped) == dict(report.amount_dropped)
     assert engine_report.reconciles
-    for key, amount in report.amount_dropped.items():
-        assert engine_report.amount_dropped[key] == pytest.approx(amount, rel=1e-12, abs=1e-9)
-    assert engine_report.amount_kept == pytest.approx(report.amount_kept, rel=1e-12)
-    assert engine_report.rows_dropped["duplicate"] > 0 and engine_report.rows_dropped["zero_amount"]
-    kept = engine_clean.df().sort_values(["customer_id", "timestamp", "amount"])
-    expected = clean.sort_values(["customer_id", "timestamp", "amount"])
-    np.testing.assert_array_equal(kept["amount"].to_numpy(), expected["amount"].to_numpy())
-    assert kept["customer_id"].tolist() == expected["customer_id"].tolist()
+    settings = dict(engine_report.settings)
+    assert settings.pop("engine") in ("duckdb", "spark")
+    assert settings == dict(report.settings)
+    got = engine_frame(engine_clean)
+    expected = clean.astype({c: "str" for c in clean.columns if clean[c].dtype == object})
+    assert list(got.columns) == list(expected.columns)
+    pd.testing.assert_frame_equal(got, expected, check_exact=True, check_dtype=False)
 
 
-def test_cleaning_on_engines_refuses_netting(log):
+@pytest.mark.parametrize("returns", ["net", "drop", "keep"])
+@pytest.mark.parametrize("end", [None, "2022-03-01"])
+def test_cleaning_equals_pandas(dirty, returns, end):
     from custval import clean_transactions
 
-    with pytest.raises(DataError, match="returns='net' is not available on DuckDB or Spark"):
-        clean_transactions(duckdb.from_df(log), returns="net")
+    kwargs = dict(returns=returns, observation_end=end)
+    result = clean_transactions(dirty, **kwargs)
+    _, report = result
+    assert report.rows_dropped["duplicate"] and report.rows_dropped["zero_amount"]
+    assert report.rows_dropped["invalid_amount"] and report.rows_dropped["invalid_timestamp"]
+    if returns == "net":
+        for key in ("return_unmatched", "return_netted", "purchase_netted_to_zero"):
+            assert report.rows_dropped[key] > 0, key
+        assert report.rows_dropped["cancellation_not_negative"] > 0
+    assert_same_cleaning(result, clean_transactions(duckdb.from_df(dirty), **kwargs))
+
+
+def test_cleaning_options_equal_pandas(dirty, tmp_path):
+    from custval import clean_transactions
+
+    kwargs = dict(
+        exclude_codes=["POST"],
+        duplicates="keep",
+        zero_amounts="keep",
+        cancellation_prefix=None,
+        timestamp_format="%Y-%m-%d %H:%M:%S",
+    )
+    assert_same_cleaning(
+        clean_transactions(dirty, **kwargs), clean_transactions(duckdb.from_df(dirty), **kwargs)
+    )
+    dirty.to_parquet(tmp_path / "dirty.parquet")
+    assert_same_cleaning(
+        clean_transactions(dirty), clean_transactions(str(tmp_path / "dirty.parquet"))
+    )
+
+
+def test_strict_cleaning_raises_like_pandas(dirty):
+    from custval import clean_transactions
+
+    with pytest.raises(DataError, match="missing customer ids"):
+        clean_transactions(dirty, strict=True)
+    with pytest.raises(DataError, match=r"'customer_id' has 50 missing customer ids.*strict=False"):
+        clean_transactions(duckdb.from_df(dirty), strict=True)
+    valid = dirty[dirty["customer_id"].str.strip().ne("") & dirty["customer_id"].notna()]
+    count = clean_transactions(valid)[1].rows_dropped["invalid_timestamp"]
+    with pytest.raises(DataError, match=rf"'timestamp' has {count} missing or unreadable"):
+        clean_transactions(duckdb.from_df(valid), strict=True)
+    _, report = clean_transactions(duckdb.from_df(dirty), strict=False)
+    assert report.rows_dropped["missing_customer_id"] == 50
+
+
+def test_cleaning_cdnow_equals_pandas(cdnow):
+    from custval import clean_transactions
+
+    for kwargs in ({}, {"observation_end": "1997-09-30", "returns": "drop"}):
+        assert_same_cleaning(
+            clean_transactions(cdnow, **kwargs),
+            clean_transactions(duckdb.from_df(cdnow), **kwargs),
+        )
+
+
+@pytest.mark.slow
+def test_cleaning_online_retail_equals_pandas():
+    """UCI Online Retail as text, amounts quantity * price to the price's three decimals:
+    netted against the same invoices, the same report to the last bit."""
+    from custval import ONLINE_RETAIL_NON_PRODUCT_CODES, clean_transactions
+
+    raw = pd.read_csv(shared_file("online_retail", "online_retail.csv.gz"), dtype=str)
+    amount = pd.to_numeric(raw["Quantity"]) * pd.to_numeric(raw["UnitPrice"])
+    frame = pd.DataFrame(
+        {
+            "customer_id": raw["CustomerID"],
+            "timestamp": raw["InvoiceDate"],
+            "amount": amount.round(3),
+            "order_id": raw["InvoiceNo"],
+            "quantity": raw["Quantity"],
+            "product_code": raw["StockCode"],
+            "Country": raw["Country"],
+        }
+    )
+    kwargs = dict(exclude_codes=ONLINE_RETAIL_NON_PRODUCT_CODES)
+    result = clean_transactions(frame, **kwargs)
+    assert result[1].rows_dropped["return_netted"] > 1_000
+    assert_same_cleaning(result, clean_transactions(duckdb.from_df(frame), **kwargs))
+
+
+def test_engine_netting_needs_decimal_amounts(log):
+    from custval import clean_transactions
+
+    thirds = log.assign(amount=log["amount"] / 3)
+    with pytest.raises(DataError, match=r"returns='net' on DuckDB or Spark needs amounts.*round"):
+        clean_transactions(duckdb.from_df(thirds))
+    _, report = clean_transactions(duckdb.from_df(thirds), returns="drop")
+    _, expected = clean_transactions(thirds, returns="drop")
+    assert dict(report.rows_dropped) == dict(expected.rows_dropped)
+    assert report.amount_kept == pytest.approx(expected.amount_kept, rel=1e-12)
