@@ -57,11 +57,13 @@ total of the netted return rows, ``amount_dropped["purchase_netted_to_zero"]`` i
     rows_in   == rows_kept   + sum(rows_dropped.values())
     amount_in == amount_kept + sum(amount_dropped.values())
 
-Row counts are integers and match exactly. Amounts are floats; every total is a ``math.fsum``
-(correctly rounded, and independent of the order of the rows), and netting subtracts in floating
-point, so the amount identity holds to rounding: :attr:`CleaningReport.reconciles` allows a
-difference of at most 1e-12 times the amounts involved (a millionth of a cent on a log of ten
-million).
+Row counts are integers and match exactly. Amounts are floats; every total is correctly rounded
+and independent of the order of the rows: when every amount is a decimal of at most six places
+(cents; :func:`custval.rfm.decimal_units`), amounts are worked on as exact whole units (netting
+included) and a total is their exact sum divided once, else it is a ``math.fsum`` and netting
+subtracts in floating point. The amount identity holds to rounding:
+:attr:`CleaningReport.reconciles` allows a difference of at most 1e-12 times the amounts involved
+(a millionth of a cent on a log of ten million).
 """
 
 from __future__ import annotations
@@ -179,7 +181,8 @@ class CleaningReport:
     -----
     ``rows_in == rows_kept + sum(rows_dropped.values())`` holds exactly and
     ``amount_in == amount_kept + sum(amount_dropped.values())`` holds to floating-point
-    rounding (see :attr:`reconciles`). All totals are ``math.fsum`` sums.
+    rounding (see :attr:`reconciles`). All totals are correctly rounded: exact sums of whole
+    units for decimal amounts (cents), else ``math.fsum`` sums.
 
     Examples
     --------
@@ -558,10 +561,11 @@ def clean_transactions(
 
     Parameters
     ----------
-    frame : pandas.DataFrame
+    frame : pandas.DataFrame, DuckDB relation, Parquet path or Spark DataFrame
         Columns ``customer_id``, ``timestamp``, ``amount``; optionally ``order_id``,
         ``quantity``, ``product_code``; other columns are carried along unchanged. Never
-        modified.
+        modified. An engine input is cleaned in its engine with the same rules and gives a
+        lazy clean log of that engine and the same report (README, "At scale").
     observation_end : date-like, optional
         Rows with a timestamp after it are dropped (``after_observation_end``); rows exactly at
         it are kept. A date such as ``"2011-12-09"`` means midnight at the start of that day.
