@@ -579,7 +579,12 @@ class EngineSummary:
 
     def to_pandas(self) -> pd.DataFrame:
         """Collect the summary: the frame the pandas path returns (index, dtypes and attrs)."""
-        table = self.to_arrow().select(["customer_id", *self.columns])
+        if self.engine == "duckdb":  # sorted by DuckDB in parallel; pandas then only checks
+            table = self.frame.order('"customer_id"').arrow()
+            table = table.read_all() if hasattr(table, "read_all") else table
+            table = table.select(["customer_id", *self.columns])
+        else:
+            table = self.to_arrow().select(["customer_id", *self.columns])
         frame = table.to_pandas().set_index("customer_id").sort_index(kind="stable")
         frame.attrs.update(self.attrs)
         return frame
