@@ -1,4 +1,4 @@
-"""The customer summary on DuckDB (larger than memory) and Spark (a cluster).
+"""The customer summary and the cleaning on DuckDB (larger than memory) and Spark (a cluster).
 
 :func:`custval.rfm_summary` and :func:`custval.calibration_holdout_split` route a DuckDB
 relation, a path or glob of Parquet files (read by DuckDB, out of core) or a
@@ -34,6 +34,10 @@ Row order is the order of the input: a Parquet glob is read file by file in sort
 (DuckDB's ``file_index`` and ``file_row_number``), a DuckDB relation in its scan order, a Spark
 DataFrame in partition order (``monotonically_increasing_id``). A pandas frame with the same
 rows in the same order gives the same summary, every bit of every column.
+
+:func:`clean_transactions` is :func:`custval.clean_transactions` for the same inputs: one SQL
+text for both engines (reasons, duplicates by window ``row_number``, netting by window running
+sums and minima), equal to the pandas results bit for bit for decimal amounts.
 
 Spark reads timestamps in its session time zone; keep ``spark.sql.session.timeZone`` the zone
 the log was written in (UTC in the tests) so wall-clock days are the days of the pandas path.
