@@ -44,3 +44,64 @@ def assert_same_table(got: pd.DataFrame, expected: pd.DataFrame) -> None:
     n = len(got)
     assert got["value_decile"].tolist() == ((got["value_rank"] - 1) * 10 // n + 1).tolist()
     assert got["value_rank"].dtype == expected["value_rank"].dtype == np.int64
+
+
+def dirty_log(log: pd.DataFrame) -> pd.DataFrame:
+    """The generated log with every problem the cleaning counts: missing and blank ids, ids
+    written as floats, missing and unreadable timestamps, missing and non-numeric amounts,
+    copies, zero amounts, returns (some larger than what they can net), cancellations marked
+    by the order id (one with a positive amount), product codes, quantities and an extra
+    column."""
+    rng = np.random.default_rng(5)
+    n = min(4_000, len(log))
+    frame = log.head(n).copy()
+    frame["customer_id"] = frame["customer_id"].astype(object)
+    frame.loc[rng.choice(n, 30, replace=False), "customer_id"] = None
+    frame.loc[rng.choice(n, 20, replace=False), "customer_id"] = "  "
+    frame.loc[rng.choice(n, 20, replace=False), "customer_id"] = " 17850.0 "
+    frame["timestamp"] = frame["timestamp"].dt.strftime("%Y-%m-%d %H:%M:%S").astype(object)
+    frame.loc[rng.choice(n, 25, replace=False), "timestamp"] = None
+    frame.loc[rng.choice(n, 5, replace=False), "timestamp"] = "not a date"
+    frame["amount"] = frame["amount"].astype(object)
+    frame.loc[rng.choice(n, 25, replace=False), "amount"] = None
+    frame.loc[rng.choice(n, 5, replace=False), "amount"] = "12,50"
+    frame.loc[rng.choice(n, 40, replace=False), "amount"] = 0.0
+    frame["amount"] = frame["amount"].map(lambda v: v if v is None else str(v))
+    order = rng.integers(100_000, 999_999, n).astype(str).astype(object)
+    cancelled = rng.random(n) < 0.05
+    order[cancelled] = "C" + order[cancelled]
+    frame["order_id"] = order
+    frame["product_code"] = rng.choice(["A1", "B2", "C3", "POST", None], n).astype(object)
+    frame["quantity"] = rng.integers(1, 12, n).astype(float)
+    frame["channel"] = rng.choice(["web", "shop"], n)
+    copies = frame.sample(60, random_state=1)
+    return pd.concat([frame, copies], ignore_index=True).astype(
+        {c: "str" for c in ("timestamp", "amount", "order_id", "product_code", "channel")}
+    )
+
+
+def engine_frame(clean) -> pd.DataFrame:
+    """An engine's clean log as pandas, with pandas' dtypes (text ids, nanosecond times)."""
+    frame = clean.df() if hasattr(clean, "df") else clean.toPandas()
+    frame["timestamp"] = frame["timestamp"].astype("datetime64[ns]")
+    for column in frame.columns:
+        if frame[column].dtype == object:
+            frame[column] = frame[column].astype("str")
+    return frame
+
+
+def assert_same_cleaning(pandas_result, engine_result) -> None:
+    """Every count and amount of the report and every cell of the clean log, exactly."""
+    (clean, report), (engine_clean, engine_report) = pandas_result, engine_result
+    for field in ("rows_in", "rows_kept", "amount_in", "amount_kept", "amount_netted"):
+        assert getattr(engine_report, field) == getattr(report, field), field
+    assert dict(engine_report.rows_dropped) == dict(report.rows_dropped)
+    assert dict(engine_report.amount_dropped) == dict(report.amount_dropped)
+    assert engine_report.reconciles
+    settings = dict(engine_report.settings)
+    assert settings.pop("engine") in ("duckdb", "spark")
+    assert settings == dict(report.settings)
+    got = engine_frame(engine_clean)
+    expected = clean.astype({c: "str" for c in clean.columns if clean[c].dtype == object})
+    assert list(got.columns) == list(expected.columns)
+    pd.testing.assert_frame_equal(got, expected, check_exact=True, check_dtype=False)

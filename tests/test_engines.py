@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from _engine_data import assert_same_table, generated_log
+from _engine_data import assert_same_cleaning, assert_same_table, dirty_log, generated_log
 from conftest import shared_file
 from custval import (
     BetaGeoModel,
@@ -50,15 +50,34 @@ def assert_same(expected: pd.DataFrame, engine: EngineSummary) -> None:
     assert got.attrs == expected.attrs
 
 
-def test_order_of_additions_matters_in_the_generated_log(log):
-    """The data can tell an ordered sum from another one: reversing the rows changes the
-    pandas path's monetary values in the last bits, and the engine follows the row order."""
+def test_decimal_amounts_are_summed_exactly_in_any_order(log):
+    """Amounts in cents are summed as whole cents: the same means whatever the row order (a
+    row-order float64 sum of the same log differs in the last bits), equal to the exact mean of
+    the decimals rounded once, and the engine's plain sum gives the very same bits."""
     forward = rfm_summary(log)
     backward_log = log.iloc[::-1].reset_index(drop=True)
+    pd.testing.assert_frame_equal(rfm_summary(backward_log), forward, check_exact=True)
+    assert_same(forward, rfm_summary(duckdb.from_df(backward_log)))
+    # the log can tell the order of float additions apart
+    floats = {}
+    for name, frame in (("forward", log), ("backward", backward_log)):
+        spend = np.zeros(log["customer_id"].nunique())
+        codes = pd.Index(sorted(log["customer_id"].unique())).get_indexer(frame["customer_id"])
+        np.add.at(spend, codes, frame["amount"].to_numpy())
+        floats[name] = spend
+    assert (floats["forward"] != floats["backward"]).sum() > 10
+
+
+def test_other_amounts_are_added_in_row_order(log):
+    """Amounts that are no decimals of a few places (thirds) keep the pandas path's row-order
+    float64 additions, which the engines reproduce: there the order shows in the last bits."""
+    thirds = log.assign(amount=log["amount"] / 3.0)
+    forward = rfm_summary(thirds)
+    backward_log = thirds.iloc[::-1].reset_index(drop=True)
     backward = rfm_summary(backward_log)
-    differ = (forward["monetary_value"] != backward["monetary_value"]).sum()
-    assert differ > 10
+    assert (forward["monetary_value"] != backward["monetary_value"]).sum() > 10
     assert_same(backward, rfm_summary(duckdb.from_df(backward_log)))
+    assert_same(forward, rfm_summary(duckdb.from_df(thirds)))
 
 
 @pytest.mark.parametrize("freq", ["D", "W", "M", "h", "W-WED", "Y"])
@@ -278,42 +297,102 @@ def test_readme_duckdb_example_runs(fitted, tmp_path, monkeypatch):
 
 @pytest.fixture(scope="module")
 def dirty(log) -> pd.DataFrame:
-    """The generated log with every problem the engine cleaning counts."""
-    rng = np.random.default_rng(5)
-    frame = log.head(4_000).copy()
-    frame.loc[rng.choice(4_000, 30, replace=False), "customer_id"] = None
-    frame.loc[rng.choice(4_000, 20, replace=False), "customer_id"] = "  "
-    frame.loc[rng.choice(4_000, 25, replace=False), "timestamp"] = pd.NaT
-    frame.loc[rng.choice(4_000, 25, replace=False), "amount"] = np.nan
-    frame.loc[rng.choice(4_000, 40, replace=False), "amount"] = 0.0
-    copies = frame.sample(60, random_state=1)
-    return pd.concat([frame, copies], ignore_index=True)
+    return dirty_log(log)
 
 
-@pytest.mark.parametrize("returns", ["drop", "keep"])
+@pytest.mark.parametrize("returns", ["net", "drop", "keep"])
 @pytest.mark.parametrize("end", [None, "2022-03-01"])
-def test_cleaning_counts_every_row_as_pandas_does(dirty, returns, end):
+def test_cleaning_equals_pandas(dirty, returns, end):
     from custval import clean_transactions
 
-    clean, report = clean_transactions(dirty, returns=returns, observation_end=end)
-    engine_clean, engine_report = clean_transactions(
-        duckdb.from_df(dirty), returns=returns, observation_end=end
+    kwargs = dict(returns=returns, observation_end=end)
+    result = clean_transactions(dirty, **kwargs)
+    _, report = result
+    assert report.rows_dropped["duplicate"] and report.rows_dropped["zero_amount"]
+    assert report.rows_dropped["invalid_amount"] and report.rows_dropped["invalid_timestamp"]
+    if returns == "net":
+        for key in ("return_unmatched", "return_netted", "purchase_netted_to_zero"):
+            assert report.rows_dropped[key] > 0, key
+        assert report.rows_dropped["cancellation_not_negative"] > 0
+    assert_same_cleaning(result, clean_transactions(duckdb.from_df(dirty), **kwargs))
+
+
+def test_cleaning_options_equal_pandas(dirty, tmp_path):
+    from custval import clean_transactions
+
+    kwargs = dict(
+        exclude_codes=["POST"],
+        duplicates="keep",
+        zero_amounts="keep",
+        cancellation_prefix=None,
+        timestamp_format="%Y-%m-%d %H:%M:%S",
     )
-    assert dict(engine_report.rows_dropped) == dict(report.rows_dropped)
-    assert (engine_report.rows_in, engine_report.rows_kept) == (report.rows_in, report.rows_kept)
-    assert engine_report.reconciles
-    for key, amount in report.amount_dropped.items():
-        assert engine_report.amount_dropped[key] == pytest.approx(amount, rel=1e-12, abs=1e-9)
-    assert engine_report.amount_kept == pytest.approx(report.amount_kept, rel=1e-12)
-    assert engine_report.rows_dropped["duplicate"] > 0 and engine_report.rows_dropped["zero_amount"]
-    kept = engine_clean.df().sort_values(["customer_id", "timestamp", "amount"])
-    expected = clean.sort_values(["customer_id", "timestamp", "amount"])
-    np.testing.assert_array_equal(kept["amount"].to_numpy(), expected["amount"].to_numpy())
-    assert kept["customer_id"].tolist() == expected["customer_id"].tolist()
+    assert_same_cleaning(
+        clean_transactions(dirty, **kwargs), clean_transactions(duckdb.from_df(dirty), **kwargs)
+    )
+    dirty.to_parquet(tmp_path / "dirty.parquet")
+    assert_same_cleaning(
+        clean_transactions(dirty), clean_transactions(str(tmp_path / "dirty.parquet"))
+    )
 
 
-def test_cleaning_on_engines_refuses_netting(log):
+def test_strict_cleaning_raises_like_pandas(dirty):
     from custval import clean_transactions
 
-    with pytest.raises(DataError, match="returns='net' is not available on DuckDB or Spark"):
-        clean_transactions(duckdb.from_df(log), returns="net")
+    with pytest.raises(DataError, match="missing customer ids"):
+        clean_transactions(dirty, strict=True)
+    with pytest.raises(DataError, match=r"'customer_id' has 50 missing customer ids.*strict=False"):
+        clean_transactions(duckdb.from_df(dirty), strict=True)
+    valid = dirty[dirty["customer_id"].str.strip().ne("") & dirty["customer_id"].notna()]
+    count = clean_transactions(valid)[1].rows_dropped["invalid_timestamp"]
+    with pytest.raises(DataError, match=rf"'timestamp' has {count} missing or unreadable"):
+        clean_transactions(duckdb.from_df(valid), strict=True)
+    _, report = clean_transactions(duckdb.from_df(dirty), strict=False)
+    assert report.rows_dropped["missing_customer_id"] == 50
+
+
+def test_cleaning_cdnow_equals_pandas(cdnow):
+    from custval import clean_transactions
+
+    for kwargs in ({}, {"observation_end": "1997-09-30", "returns": "drop"}):
+        assert_same_cleaning(
+            clean_transactions(cdnow, **kwargs),
+            clean_transactions(duckdb.from_df(cdnow), **kwargs),
+        )
+
+
+@pytest.mark.slow
+def test_cleaning_online_retail_equals_pandas():
+    """UCI Online Retail as text, amounts quantity * price to the price's three decimals:
+    netted against the same invoices, the same report to the last bit."""
+    from custval import ONLINE_RETAIL_NON_PRODUCT_CODES, clean_transactions
+
+    raw = pd.read_csv(shared_file("online_retail", "online_retail.csv.gz"), dtype=str)
+    amount = pd.to_numeric(raw["Quantity"]) * pd.to_numeric(raw["UnitPrice"])
+    frame = pd.DataFrame(
+        {
+            "customer_id": raw["CustomerID"],
+            "timestamp": raw["InvoiceDate"],
+            "amount": amount.round(3),
+            "order_id": raw["InvoiceNo"],
+            "quantity": raw["Quantity"],
+            "product_code": raw["StockCode"],
+            "Country": raw["Country"],
+        }
+    )
+    kwargs = dict(exclude_codes=ONLINE_RETAIL_NON_PRODUCT_CODES)
+    result = clean_transactions(frame, **kwargs)
+    assert result[1].rows_dropped["return_netted"] > 1_000
+    assert_same_cleaning(result, clean_transactions(duckdb.from_df(frame), **kwargs))
+
+
+def test_engine_netting_needs_decimal_amounts(log):
+    from custval import clean_transactions
+
+    thirds = log.assign(amount=log["amount"] / 3)
+    with pytest.raises(DataError, match=r"returns='net' on DuckDB or Spark needs amounts.*round"):
+        clean_transactions(duckdb.from_df(thirds))
+    _, report = clean_transactions(duckdb.from_df(thirds), returns="drop")
+    _, expected = clean_transactions(thirds, returns="drop")
+    assert dict(report.rows_dropped) == dict(expected.rows_dropped)
+    assert report.amount_kept == pytest.approx(expected.amount_kept, rel=1e-12)

@@ -4,6 +4,7 @@ invariants with hypothesis, RFM scores and segments, and every error message."""
 from __future__ import annotations
 
 import warnings
+from fractions import Fraction
 
 import numpy as np
 import pandas as pd
@@ -13,7 +14,7 @@ from hypothesis import strategies as st
 
 from custval import DataError, calibration_holdout_split, rfm_scores, rfm_segments, rfm_summary
 from custval.errors import CustvalWarning
-from custval.rfm import _parse_freq, _periods
+from custval.rfm import _parse_freq, _periods, decimal_units
 
 SUMMARY = ["frequency", "recency", "T", "monetary_value"]
 CAL_END, OBS_END = "1997-09-30", "1998-06-30"
@@ -862,3 +863,72 @@ def test_score_errors():
         rfm_scores(summary, bins=10)
     with pytest.raises(DataError, match=r"column 'frequency' has 1 missing or infinite values"):
         rfm_segments(summary.assign(frequency=[np.nan, 1.0]))
+
+
+# --- exact sums of decimal amounts -----------------------------------------------------------
+
+
+def _cents_log(seed: int = 3, n: int = 6_000) -> tuple[pd.DataFrame, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    cents = rng.integers(-(10**8), 10**8, n) * (rng.random(n) < 0.5) + rng.integers(1, 999, n)
+    log = pd.DataFrame(
+        {
+            "customer_id": rng.integers(0, 400, n),
+            "timestamp": pd.Timestamp("2024-01-01")
+            + pd.to_timedelta(rng.integers(0, 90 * 86400, n), unit="s"),
+            "amount": cents / 100,
+        }
+    )
+    return log, cents
+
+
+def test_monetary_value_is_the_exact_mean_of_decimal_amounts_rounded_once():
+    """Cents from 0.01 to a million: the
+    holdout and calibration means are the exact rational means of the decimals, rounded once,
+    whatever the row order."""
+    log, cents = _cents_log()
+    split = calibration_holdout_split(log, calibration_end="2024-02-15")
+    days = log["timestamp"].dt.floor("D")
+    end = pd.Timestamp("2024-02-15")
+    for customer, row in split.iterrows():
+        mine = (log["customer_id"] == customer).to_numpy()
+        cal = mine & (log["timestamp"] <= end).to_numpy()
+        first = days[cal].min()
+        repeat = cal & (days > first).to_numpy()
+        if row["frequency"] > 0:
+            truth = Fraction(int(cents[repeat].sum()), 100 * int(row["frequency"]))
+            assert row["monetary_value"] == float(truth)
+        hold = mine & ~cal
+        if row["frequency_holdout"] > 0:
+            truth = Fraction(int(cents[hold].sum()), 100 * int(row["frequency_holdout"]))
+            assert row["monetary_value_holdout"] == float(truth)
+    shuffled = log.sample(frac=1.0, random_state=1)
+    again = calibration_holdout_split(shuffled, calibration_end="2024-02-15")
+    pd.testing.assert_frame_equal(again, split, check_exact=True)
+
+
+def test_decimal_units_rule():
+    units, scale = decimal_units(np.array([1.5, -2.25, 3.0]))
+    assert scale == 100.0 and units.tolist() == [150.0, -225.0, 300.0]
+    units, scale = decimal_units(np.array([1.0, -2.0, 7.0]))
+    assert scale == 1.0 and units.tolist() == [1.0, -2.0, 7.0]
+    # 0.1 + 0.2 as float64 is not a decimal of up to six places
+    assert decimal_units(np.array([0.1 + 0.2])) == (None, None)
+    # in range per row, but a million such rows could sum past 2**53 units
+    assert decimal_units(np.full(1_000_000, 1e10)) == (None, None)
+    assert decimal_units(np.full(1_000, 1e10))[1] == 1.0
+
+
+def test_amounts_that_are_not_decimals_are_added_in_row_order():
+    log, _ = _cents_log()
+    thirds = log.assign(amount=log["amount"] / 3)
+    summary = rfm_summary(thirds)
+    codes = pd.Index(np.sort(thirds["customer_id"].unique())).get_indexer(thirds["customer_id"])
+    days = thirds["timestamp"].dt.floor("D")
+    first = days.groupby(thirds["customer_id"]).transform("min")
+    spend = np.zeros(len(summary))
+    np.add.at(spend, codes, np.where(days > first, thirds["amount"], 0.0))
+    frequency = summary["frequency"].to_numpy()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        expected = np.where(frequency > 0, spend / frequency, 0.0)
+    np.testing.assert_array_equal(summary["monetary_value"].to_numpy(), expected)

@@ -1,4 +1,4 @@
-"""The customer summary on DuckDB (larger than memory) and Spark (a cluster).
+"""The customer summary and the cleaning on DuckDB (larger than memory) and Spark (a cluster).
 
 :func:`custval.rfm_summary` and :func:`custval.calibration_holdout_split` route a DuckDB
 relation, a path or glob of Parquet files (read by DuckDB, out of core) or a
@@ -11,11 +11,19 @@ One definition, two dialects
 The aggregation is one SQL text (:func:`_summary_sql`), rendered for DuckDB and for Spark SQL;
 only a few expressions differ (:class:`_Dialect`: quoting, the day number of a timestamp and an
 ordered sum). Narwhals was tried first: it expresses the grouped minimum, maximum and distinct
-count, but it cannot state *the order in which a group's amounts are added*, and that order
-decides the last bit of a floating-point sum (README, "At scale"). The pandas path adds each
-customer's amounts in row order, so for results equal to it bit for bit the engines add them
-in row order too: DuckDB with an ordered aggregate ``sum(amount ORDER BY row)``, Spark by
-folding the row-ordered list of amounts (``aggregate(array_sort(collect_list(...)), 0D, ...)``).
+count, but it cannot state *the order in which a group's amounts are added* (README, "At
+scale"), which the fallback below needs.
+
+Sums that do not depend on the order
+------------------------------------
+Amounts that are decimals of a few places (cents: the usual case) are summed as whole units
+(:func:`custval.rfm.decimal_units`): every partial sum is an exact float64 integer, so any order
+of additions gives the same bits, in pandas and in a parallel engine alike, and DuckDB and Spark
+aggregate plainly (``sum``, ``min_by``). The one validating pass (:func:`_scan`) finds the
+number of places with the pandas path's rule. Other amounts (thirds, full-precision floats) are
+added in row order, as the pandas path adds them: DuckDB with an ordered aggregate
+``sum(amount ORDER BY row)``, Spark by folding the row-ordered list of amounts
+(``aggregate(array_sort(collect_list(...)), 0D, ...)``), about five times the price.
 
 Periods are the same integer arithmetic as :mod:`custval.rfm`: the day number of a timestamp
 (days since 1970-01-01, wall-clock time) for ``"D"``; ``floor((day + 3 - week_start) / 7)``
@@ -26,6 +34,10 @@ Row order is the order of the input: a Parquet glob is read file by file in sort
 (DuckDB's ``file_index`` and ``file_row_number``), a DuckDB relation in its scan order, a Spark
 DataFrame in partition order (``monotonically_increasing_id``). A pandas frame with the same
 rows in the same order gives the same summary, every bit of every column.
+
+:func:`clean_transactions` is :func:`custval.clean_transactions` for the same inputs: one SQL
+text for both engines (reasons, duplicates by window ``row_number``, netting by window running
+sums and minima), equal to the pandas results bit for bit for decimal amounts.
 
 Spark reads timestamps in its session time zone; keep ``spark.sql.session.timeZone`` the zone
 the log was written in (UTC in the tests) so wall-clock days are the days of the pandas path.
@@ -100,6 +112,10 @@ class _Dialect:
     day: Callable[[str], str]  # days since 1970-01-01 of a timestamp expression
     ordered_sum: Callable[[str, Sequence[str]], str]  # sum of a value in the order of columns
     to_text: str  # type name for CAST(... AS <text>)
+    strip: Callable[[str], str]  # text without surrounding whitespace
+    integral_text: Callable[[str], str]  # "17850.0" -> "17850"
+    try_double: Callable[[str], str]  # text as a double, NULL if it is not a number
+    parse_timestamp: Callable[[str, str | None], str]  # text as a timestamp, NULL if not one
 
 
 def _duck_ordered_sum(value: str, order: Sequence[str]) -> str:
@@ -114,19 +130,44 @@ def _spark_ordered_sum(value: str, order: Sequence[str]) -> str:
     return f"aggregate(array_sort({pairs}), CAST(0 AS DOUBLE), (acc, x) -> acc + x.a)"
 
 
+def _text_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _duck_timestamp(text: str, fmt: str | None) -> str:
+    if fmt is None:
+        return f"TRY_CAST({text} AS TIMESTAMP)"
+    return f"try_strptime({text}, {_text_literal(fmt)})"
+
+
+def _spark_timestamp(text: str, fmt: str | None) -> str:
+    if fmt is None:
+        return f"try_cast({text} AS TIMESTAMP)"
+    return f"try_to_timestamp({text}, {_text_literal(_java_format(fmt))})"
+
+
 _DUCKDB = _Dialect(
     name="duckdb",
     quote=lambda name: '"' + name.replace('"', '""') + '"',
     day=lambda ts: f"date_diff('day', DATE '1970-01-01', CAST({ts} AS DATE))",
     ordered_sum=_duck_ordered_sum,
     to_text="VARCHAR",
+    strip=lambda text: rf"regexp_replace({text}, '^\s+|\s+$', '', 'g')",
+    integral_text=lambda text: rf"regexp_replace({text}, '^([+-]?[0-9]+)\.0+$', '\1')",
+    try_double=lambda text: f"TRY_CAST({text} AS DOUBLE)",
+    parse_timestamp=_duck_timestamp,
 )
+# Spark SQL string literals read backslash escapes: '\\s' is the regular expression \s.
 _SPARK = _Dialect(
     name="spark",
     quote=lambda name: "`" + name.replace("`", "``") + "`",
     day=lambda ts: f"datediff(CAST({ts} AS DATE), DATE '1970-01-01')",
     ordered_sum=_spark_ordered_sum,
     to_text="STRING",
+    strip=lambda text: rf"regexp_replace({text}, '^\\s+|\\s+$', '')",
+    integral_text=lambda text: rf"regexp_replace({text}, '^([+-]?[0-9]+)\\.0+$', '$1')",
+    try_double=lambda text: f"try_cast({text} AS DOUBLE)",
+    parse_timestamp=_spark_timestamp,
 )
 
 
@@ -174,68 +215,38 @@ def _columns_of(frame: Any, engine: str) -> dict[str, str]:
     return {f.name: f.dataType.simpleString() for f in frame.schema.fields}
 
 
-def _source(transactions: Any, customer_id: str, timestamp: str, amount: str | None) -> _Source:
-    keep = None
+def _native(transactions: Any) -> tuple[Any, str, Any]:
+    """``(frame, engine, keep)``: the engine frame of an input (a Parquet path read by a new
+    DuckDB connection, which ``keep`` holds, with its file index and row number)."""
     if _is_spark(transactions):
+        return transactions, "spark", None
+    import duckdb
+
+    if _is_duckdb(transactions):
+        return transactions, "duckdb", None
+    files = _parquet_files(transactions)
+    keep = duckdb.connect()
+    listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+    frame = keep.sql(
+        f"SELECT *, CAST(file_index AS BIGINT) AS {_FILE} "
+        f"FROM read_parquet([{listed}], file_row_number = true)"
+    )
+    return frame, "duckdb", keep
+
+
+def _register(frame: Any, engine: str, keep: Any, select: Sequence[str], id_type: str) -> _Source:
+    """A view of ``select`` (expressions over the frame's columns) plus the row order."""
+    dialect = _DUCKDB if engine == "duckdb" else _SPARK
+    view = f"custval_src_{os.getpid()}_{next(_counter)}"
+    select = list(select)
+    if engine == "spark":
         from pyspark.sql import functions as F
 
-        frame = transactions
-        engine = "spark"
-    else:
-        import duckdb
-
-        engine = "duckdb"
-        if _is_duckdb(transactions):
-            frame = transactions
-        else:
-            files = _parquet_files(transactions)
-            keep = duckdb.connect()
-            listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
-            frame = keep.sql(
-                f"SELECT *, CAST(file_index AS BIGINT) AS {_FILE} "
-                f"FROM read_parquet([{listed}], file_row_number = true)"
-            )
-    columns = _columns_of(frame, engine)
-    wanted = [customer_id, timestamp] + ([amount] if amount is not None else [])
-    missing = [c for c in wanted if c not in columns]
-    if missing:
-        present = ", ".join(repr(c) for c in columns)
-        raise DataError(
-            f"transactions is missing required column(s) {', '.join(repr(c) for c in missing)}; "
-            f"columns present: {present}. Pass the column names with customer_id=, timestamp= "
-            "and amount= (amount=None to skip monetary values)"
-        )
-    ts_type = columns[timestamp].upper()
-    if not ts_type.startswith(("TIMESTAMP", "DATE")):
-        raise DataError(
-            f"column {timestamp!r} holds {columns[timestamp]} values, not timestamps; cast it "
-            f"in the engine first, e.g. CAST({timestamp} AS TIMESTAMP) or to_timestamp(...)"
-        )
-    if "TIME ZONE" in ts_type:  # DuckDB's TIMESTAMPTZ (Spark's timestamp is read in session time)
-        raise DataError(
-            f"column {timestamp!r} is a timestamp with time zone; cast it to the local "
-            "wall-clock time (TIMESTAMP without time zone) first, as the pandas path reads it"
-        )
-    if amount is not None and not _is_numeric_type(columns[amount]):
-        raise DataError(
-            f"column {amount!r} holds {columns[amount]} values, not numbers; cast it in the "
-            f"engine first, e.g. CAST({amount} AS DOUBLE)"
-        )
-    dialect = _DUCKDB if engine == "duckdb" else _SPARK
-    q = dialect.quote
-    view = f"custval_src_{os.getpid()}_{next(_counter)}"
-    select = [f"{q(customer_id)} AS cid", f"{q(timestamp)} AS ts"]
-    if amount is not None:
-        select.append(f"CAST({q(amount)} AS DOUBLE) AS amt")
-    if engine == "spark":
         frame = frame.withColumn(_ORDER, F.monotonically_increasing_id())
-        order: tuple[str, ...] = (_ORDER,)
-        select.append(q(_ORDER))
+        select.append(dialect.quote(_ORDER))
     elif keep is not None:  # Parquet: file by file (in sorted path order), row by row
-        order = (_ORDER,)
         select.append(f"({_FILE} << 40) + file_row_number AS {_ORDER}")
     else:
-        order = (_ORDER,)
         select.append(f"row_number() OVER () AS {_ORDER}")
     base = f"SELECT {', '.join(select)} FROM {{table}}"
     if engine == "spark":
@@ -252,7 +263,50 @@ def _source(transactions: Any, customer_id: str, timestamp: str, amount: str | N
         def run(query: str) -> Any:
             return inner.query(view, query)
 
-    return _Source(dialect, run, view, order, columns[customer_id], keep=(keep, inner))
+    return _Source(dialect, run, view, (_ORDER,), id_type, keep=(keep, inner))
+
+
+def _missing_columns(columns: dict[str, str], wanted: Sequence[str], hint: str) -> None:
+    missing = [c for c in wanted if c not in columns]
+    if missing:
+        present = ", ".join(repr(c) for c in columns)
+        raise DataError(
+            f"transactions is missing required column(s) {', '.join(repr(c) for c in missing)}; "
+            f"columns present: {present}. {hint}"
+        )
+
+
+def _source(transactions: Any, customer_id: str, timestamp: str, amount: str | None) -> _Source:
+    frame, engine, keep = _native(transactions)
+    columns = _columns_of(frame, engine)
+    wanted = [customer_id, timestamp] + ([amount] if amount is not None else [])
+    _missing_columns(
+        columns,
+        wanted,
+        "Pass the column names with customer_id=, timestamp= and amount= (amount=None to "
+        "skip monetary values)",
+    )
+    ts_type = columns[timestamp].upper()
+    if not ts_type.startswith(("TIMESTAMP", "DATE")):
+        raise DataError(
+            f"column {timestamp!r} holds {columns[timestamp]} values, not timestamps; cast it "
+            f"in the engine first, e.g. CAST({timestamp} AS TIMESTAMP) or to_timestamp(...)"
+        )
+    if "TIME ZONE" in ts_type:  # DuckDB's TIMESTAMPTZ (Spark's timestamp is read in session time)
+        raise DataError(
+            f"column {timestamp!r} is a timestamp with time zone; cast it to the local "
+            "wall-clock time (TIMESTAMP without time zone) first, as the pandas path reads it"
+        )
+    if amount is not None and not _is_numeric_type(columns[amount]):
+        raise DataError(
+            f"column {amount!r} holds {columns[amount]} values, not numbers; cast it in the "
+            f"engine first, e.g. CAST({amount} AS DOUBLE)"
+        )
+    q = (_DUCKDB if engine == "duckdb" else _SPARK).quote
+    select = [f"{q(customer_id)} AS cid", f"{q(timestamp)} AS ts"]
+    if amount is not None:
+        select.append(f"CAST({q(amount)} AS DOUBLE) AS amt")
+    return _register(frame, engine, keep, select, columns[customer_id])
 
 
 def _is_numeric_type(kind: str) -> bool:
@@ -289,8 +343,33 @@ def _parquet_files(path: str | os.PathLike[str]) -> list[str]:
 # --- validation and the end of observation ------------------------------------------------------
 
 
-def _scan(source: _Source, amount: bool) -> tuple[int, str | None]:
-    """One pass: the row count and the last timestamp; raise on missing or non-finite values."""
+def _units(scale: str) -> str:
+    """Whole units of ``1 / scale`` of the amount (exact where :func:`_places_sql` finds places)."""
+    return f"round(amt * {scale})"
+
+
+def _places_sql() -> str:
+    """The fewest decimal places of each amount, as :func:`custval.rfm.decimal_units` tests
+    them (``round(amt * 10**places) / 10**places = amt`` with units below 2**40), else 99.
+
+    A decimal with ``k`` places passes for every number of places from ``k`` while its units
+    are in range, so the fewest places that fit every row is the largest of these minima."""
+    from custval.rfm import DECIMAL_PLACES, UNIT_LIMIT
+
+    cases = " ".join(
+        f"WHEN abs(amt * 1e{k}) < CAST({UNIT_LIMIT:.0f} AS DOUBLE) AND "
+        f"{_units(f'1e{k}')} / 1e{k} = amt THEN {k}"
+        for k in DECIMAL_PLACES
+    )
+    return f"CASE WHEN amt IS NULL THEN NULL {cases} ELSE 99 END"
+
+
+def _scan(source: _Source, amount: bool) -> tuple[int, str | None, str | None]:
+    """One pass: the row count, the last timestamp and the scale of whole units of the amounts
+    (``"1e2"`` for cents; None when the amounts are not such decimals: see
+    :func:`custval.rfm.decimal_units`); raise on missing or non-finite values."""
+    from custval.rfm import DECIMAL_PLACES, units_fit
+
     checks = ["CASE WHEN cid IS NULL THEN 1 ELSE 0 END", "CASE WHEN ts IS NULL THEN 1 ELSE 0 END"]
     if amount:
         checks.append(
@@ -298,9 +377,17 @@ def _scan(source: _Source, amount: bool) -> tuple[int, str | None]:
             "THEN 1 ELSE 0 END"
         )
     sums = ", ".join(f"CAST(sum({c}) AS BIGINT)" for c in checks)
+    decimals = f", max({_places_sql()}), max(abs(amt))" if amount else ""
     text = source.dialect.to_text
-    (row,) = source.collect(f"SELECT count(*), CAST(max(ts) AS {text}), {sums} FROM {source.view}")
-    n, last, *bad = row
+    (row,) = source.collect(
+        f"SELECT count(*), CAST(max(ts) AS {text}), {sums}{decimals} FROM {source.view}"
+    )
+    n, last, *bad = row[: 2 + len(checks)]
+    scale = None
+    if amount and n:
+        places, largest = row[2 + len(checks) :]
+        if places in DECIMAL_PLACES and units_fit(n, float(largest), places):
+            scale = f"1e{places}"
     problems = [
         ("customer id", "missing customer ids", "drop those rows or fill in the customer id"),
         ("timestamp", "missing timestamps", "drop those rows or fill in the purchase time"),
@@ -318,7 +405,7 @@ def _scan(source: _Source, amount: bool) -> tuple[int, str | None]:
             )
             shown = ", ".join(f"(customer_id={c!r}, timestamp={t!r})" for c, t in examples)
             raise DataError(f"the {what} column has {count:,} {problem} ({shown}); {fix}")
-    return int(n), last
+    return int(n), last, scale
 
 
 def _moment(value: Any, name: str) -> pd.Timestamp:
@@ -355,26 +442,45 @@ def _summary_sql(
     end: pd.Timestamp,
     end_period: int,
     amount: bool,
+    scale: str | None = None,
     calibration_end: pd.Timestamp | None = None,
     holdout_duration: int = 0,
 ) -> str:
     """The summary (and, with ``calibration_end``, the holdout columns) as one SQL query.
 
     The calibration part is the summary of the rows up to ``calibration_end``; with
-    ``calibration_end=None`` it is the summary of the rows up to ``end``.
+    ``calibration_end=None`` it is the summary of the rows up to ``end``. With a ``scale``
+    (the amounts are decimals: :func:`_scan`) spend is a plain sum of whole units, exact in any
+    order, and a mean is ``units / (count * scale)``; without, amounts are added in row order.
     """
     d = source.dialect
     period = _period_sql(d, "ts", freq)
     order = [f"r.{c}" for c in source.order]
-    carry = (", amt, " + ", ".join(source.order)) if amount else ""
+    carry = ""
+    if amount:
+        carry = f", {_units(scale)} AS amt" if scale else (", amt, " + ", ".join(source.order))
+
+    def spend() -> str:
+        return "sum(r.amt)" if scale else d.ordered_sum("r.amt", order)
+
+    def mean(total: str, count: str) -> str:
+        return f"{total} / ({count} * {scale})" if scale else f"{total} / {count}"
+
     cut = _literal(calibration_end if calibration_end is not None else end)
+    # With whole units, spend is summed per (customer, period) pair and per customer in the
+    # same grouped passes (exact in any order); the spend of the first period is the pair
+    # total at the smallest period, min_by(s, p). Otherwise row-order sums (a join per sum).
+    units = amount and scale is not None
+    pair_spend = ", sum(amt) AS s" if units else ""
     ctes = [
         f"r_all AS (SELECT cid, ts, {period} AS p{carry} FROM {source.view} "
         f"WHERE ts <= {_literal(end)})",
         f"r AS (SELECT * FROM r_all WHERE ts <= {cut})",
         # distinct (customer, period) pairs first: cheaper than count(DISTINCT p) per customer
-        "pr AS (SELECT cid, p FROM r GROUP BY cid, p)",
-        "f AS (SELECT cid, min(p) AS p0, max(p) AS p1, count(*) AS n FROM pr GROUP BY cid)",
+        f"pr AS (SELECT cid, p{pair_spend} FROM r GROUP BY cid, p)",
+        "f AS (SELECT cid, min(p) AS p0, max(p) AS p1, count(*) AS n"
+        + (", sum(s) - min_by(s, p) AS spend" if units else "")
+        + " FROM pr GROUP BY cid)",
     ]
     select = [
         "f.cid AS customer_id",
@@ -384,32 +490,38 @@ def _summary_sql(
     ]
     joins = []
     if amount:
-        # Spend outside the first purchase period, added in row order (as the pandas path).
-        ctes.append(
-            f"m AS (SELECT r.cid, {d.ordered_sum('r.amt', order)} AS spend FROM r "
-            "JOIN f ON r.cid = f.cid WHERE r.p <> f.p0 GROUP BY r.cid)"
-        )
-        joins.append("LEFT JOIN m ON f.cid = m.cid")
+        total = "f.spend"
+        if not units:  # spend outside the first purchase period, added in row order
+            ctes.append(
+                f"m AS (SELECT r.cid, {spend()} AS spend FROM r "
+                "JOIN f ON r.cid = f.cid WHERE r.p <> f.p0 GROUP BY r.cid)"
+            )
+            joins.append("LEFT JOIN m ON f.cid = m.cid")
+            total = "m.spend"
         select.append(
-            "CASE WHEN f.n > 1 THEN m.spend / CAST(f.n - 1 AS DOUBLE) ELSE CAST(0 AS DOUBLE) "
-            "END AS monetary_value"
+            f"CASE WHEN f.n > 1 THEN {mean(total, 'CAST(f.n - 1 AS DOUBLE)')} "
+            "ELSE CAST(0 AS DOUBLE) END AS monetary_value"
         )
     if calibration_end is not None:
         ctes.append(
-            "h AS (SELECT cid, count(*) AS n FROM (SELECT cid, p FROM r_all "
-            f"WHERE ts > {cut} GROUP BY cid, p) hp GROUP BY cid)"
+            "h AS (SELECT cid, count(*) AS n" + (", sum(s) AS spend" if units else "") + " FROM "
+            f"(SELECT cid, p{pair_spend} FROM r_all WHERE ts > {cut} GROUP BY cid, p) hp "
+            "GROUP BY cid)"
         )
         joins.append("LEFT JOIN h ON f.cid = h.cid")
         select.append("CAST(coalesce(h.n, 0) AS DOUBLE) AS frequency_holdout")
         if amount:
-            ctes.append(
-                f"hs AS (SELECT r.cid, {d.ordered_sum('r.amt', order)} AS spend FROM r_all r "
-                f"WHERE r.ts > {cut} GROUP BY r.cid)"
-            )
-            joins.append("LEFT JOIN hs ON f.cid = hs.cid")
+            total = "h.spend"
+            if not units:
+                ctes.append(
+                    f"hs AS (SELECT r.cid, {spend()} AS spend FROM r_all r "
+                    f"WHERE r.ts > {cut} GROUP BY r.cid)"
+                )
+                joins.append("LEFT JOIN hs ON f.cid = hs.cid")
+                total = "hs.spend"
             select.append(
-                "CASE WHEN h.n > 0 THEN hs.spend / CAST(h.n AS DOUBLE) ELSE CAST(0 AS DOUBLE) "
-                "END AS monetary_value_holdout"
+                f"CASE WHEN h.n > 0 THEN {mean(total, 'CAST(h.n AS DOUBLE)')} "
+                "ELSE CAST(0 AS DOUBLE) END AS monetary_value_holdout"
             )
         select.append(f"CAST({holdout_duration} AS DOUBLE) AS duration_holdout")
     return f"WITH {', '.join(ctes)} SELECT {', '.join(select)} FROM f {' '.join(joins)}"
@@ -471,7 +583,12 @@ class EngineSummary:
 
     def to_pandas(self) -> pd.DataFrame:
         """Collect the summary: the frame the pandas path returns (index, dtypes and attrs)."""
-        table = self.to_arrow().select(["customer_id", *self.columns])
+        if self.engine == "duckdb":  # sorted by DuckDB in parallel; pandas then only checks
+            table = self.frame.order('"customer_id"').arrow()
+            table = table.read_all() if hasattr(table, "read_all") else table
+            table = table.select(["customer_id", *self.columns])
+        else:
+            table = self.to_arrow().select(["customer_id", *self.columns])
         frame = table.to_pandas().set_index("customer_id").sort_index(kind="stable")
         frame.attrs.update(self.attrs)
         return frame
@@ -524,7 +641,7 @@ def rfm_summary(
 
     parsed = _parse_freq(freq)
     source = _source(transactions, customer_id, timestamp, amount)
-    _, last = _scan(source, amount is not None)
+    _, last, scale = _scan(source, amount is not None)
     if observation_end is not None:
         end = _moment(observation_end, "observation_end")
     elif last is None:
@@ -532,7 +649,12 @@ def rfm_summary(
     else:
         end = pd.Timestamp(last)
     query = _summary_sql(
-        source, parsed, end=end, end_period=_period_of(end, parsed), amount=amount is not None
+        source,
+        parsed,
+        end=end,
+        end_period=_period_of(end, parsed),
+        amount=amount is not None,
+        scale=scale,
     )
     columns = SUMMARY_COLUMNS if amount is not None else SUMMARY_COLUMNS[:3]
     attrs = {"freq": parsed.code, "observation_end": end.isoformat()}
@@ -560,7 +682,7 @@ def calibration_holdout_split(
             "period, e.g. '1997-09-30'"
         )
     cal = _moment(calibration_end, "calibration_end")
-    _, last = _scan(source, amount is not None)
+    _, last, scale = _scan(source, amount is not None)
     if observation_end is not None:
         end = _moment(observation_end, "observation_end")
     else:
@@ -595,6 +717,7 @@ def calibration_holdout_split(
         end=end,
         end_period=_period_of(cal, parsed),
         amount=amount is not None,
+        scale=scale,
         calibration_end=cal,
         holdout_duration=_period_of(end, parsed) - _period_of(cal, parsed),
     )
@@ -910,105 +1033,382 @@ def score_log(
 # --- cleaning -----------------------------------------------------------------------------------
 
 
+_STRFTIME_TO_JAVA = {
+    "Y": "yyyy", "y": "yy", "m": "MM", "d": "dd", "H": "HH", "I": "hh", "M": "mm", "S": "ss",
+    "f": "SSSSSS", "p": "a", "b": "MMM", "B": "MMMM", "j": "DDD", "z": "Z",
+}  # fmt: skip
+
+
+def _java_format(fmt: str) -> str:
+    """A strftime format (pandas' ``timestamp_format``) as a Spark datetime pattern."""
+    out, i = [], 0
+    while i < len(fmt):
+        if fmt[i] == "%" and i + 1 < len(fmt):
+            code = fmt[i + 1]
+            if code == "%":
+                out.append("'%'")
+            elif code in _STRFTIME_TO_JAVA:
+                out.append(_STRFTIME_TO_JAVA[code])
+            else:
+                raise DataError(
+                    f"timestamp_format={fmt!r}: %{code} has no Spark equivalent here; use "
+                    f"%Y %m %d %H %M %S %f %y %I %p %b %B %j %z, or parse the column in Spark"
+                )
+            i += 2
+        else:
+            j = i
+            while j < len(fmt) and fmt[j] != "%":
+                j += 1
+            text = fmt[i:j]
+            out.append("'" + text.replace("'", "''") + "'" if any(c.isalpha() for c in text)
+                       else text)  # fmt: skip
+            i = j
+    return "".join(out)
+
+
+def _clean_columns(
+    d: _Dialect, columns: dict[str, str], timestamp_format: str | None
+) -> dict[str, str]:
+    """SQL of the parsed vocabulary columns, as :func:`custval.transactions._validate` reads
+    them: ids as stripped text ("17850.0" -> "17850", blank -> missing), amounts and
+    quantities as finite doubles (else missing), timestamps as wall-clock timestamps (text
+    parsed as ISO 8601 or with ``timestamp_format``; missing outside pandas' range)."""
+    q = d.quote
+
+    def ids(name: str) -> str:
+        value = q(name)
+        if columns[name].upper().startswith(("FLOAT", "DOUBLE", "REAL")):
+            value = f"CASE WHEN isnan({value}) THEN NULL ELSE {value} END"
+        text = d.strip(f"CAST({value} AS {d.to_text})")
+        return f"nullif({d.integral_text(text)}, '')"
+
+    def number(name: str) -> str:
+        kind = columns[name].upper()
+        if kind.startswith("BOOL"):
+            return "CAST(NULL AS DOUBLE)"
+        value = (
+            f"CAST({q(name)} AS DOUBLE)"
+            if _is_numeric_type(kind)
+            else d.try_double(d.strip(f"CAST({q(name)} AS {d.to_text})"))
+        )
+        return (
+            f"CASE WHEN isnan({value}) OR abs({value}) = CAST('Infinity' AS DOUBLE) THEN NULL "
+            f"ELSE {value} END"
+        )
+
+    kind = columns["timestamp"].upper()
+    ts = q("timestamp")
+    if "TIME ZONE" in kind:  # DuckDB's TIMESTAMPTZ: UTC, without the zone, as pandas
+        ts = f"timezone('UTC', {ts})"
+    elif kind.startswith("DATE"):
+        ts = f"CAST({ts} AS TIMESTAMP)"
+    elif not kind.startswith("TIMESTAMP"):
+        if _is_numeric_type(kind) or kind.startswith("BOOL"):
+            raise DataError(
+                f"column 'timestamp' holds numbers ({columns['timestamp']}), not dates; convert "
+                "them in the engine first (e.g. to_timestamp(seconds)) before cleaning"
+            )
+        ts = d.parse_timestamp(d.strip(f"CAST({ts} AS {d.to_text})"), timestamp_format)
+    low, high = _literal(pd.Timestamp.min.ceil("us")), _literal(pd.Timestamp.max)
+    parsed = {
+        "cid": ids("customer_id"),
+        "ts": f"CASE WHEN {ts} < {low} OR {ts} > {high} THEN NULL ELSE {ts} END",
+        "amt": number("amount"),
+    }
+    if "order_id" in columns:
+        parsed["oid"] = ids("order_id")
+    if "quantity" in columns:
+        parsed["qty"] = number("quantity")
+    if "product_code" in columns:
+        parsed["pc"] = ids("product_code")
+    return parsed
+
+
+def _strict_check(source: _Source, reason_sql: str, keys: Sequence[str]) -> None:
+    """With ``strict=True``: raise for the first of the data problems that occurs (``r0`` of
+    ``reason_sql``), showing the first values in input order."""
+    from custval.transactions import _REASON_CODE
+
+    codes = ", ".join(str(_REASON_CODE[k]) for k in keys)
+    found = dict(
+        source.collect(
+            f"SELECT r0, count(*) FROM ({reason_sql}) t WHERE r0 IN ({codes}) GROUP BY r0"
+        )
+    )
+    messages = {
+        "missing_customer_id": ("customer_id", "missing customer ids", "fill them in or drop "
+                                "those rows"),
+        "invalid_timestamp": ("timestamp", "missing or unreadable timestamps", "fix them (pass "
+                              "timestamp_format= for a fixed non-ISO format) or drop those rows"),
+        "invalid_amount": ("amount", "missing or non-numeric amounts", "fix them (plain numbers "
+                           "only) or drop those rows"),
+        "after_observation_end": ("timestamp", "timestamps after observation_end",
+                                  "move observation_end later or filter those rows out first"),
+    }  # fmt: skip
+    for key in keys:
+        count = found.get(_REASON_CODE[key], 0)
+        if count:
+            column, problem, fix = messages[key]
+            shown = source.collect(
+                f"SELECT CAST(raw_{column} AS {source.dialect.to_text}) FROM ({reason_sql}) t "
+                f"WHERE r0 = {_REASON_CODE[key]} ORDER BY {_ORDER} LIMIT 5"
+            )
+            values = ", ".join(repr(v) for (v,) in shown)
+            raise DataError(
+                f"column {column!r} has {count:,} {problem} (first values: {values}); {fix}, "
+                "or pass strict=False to drop and count them"
+            )
+
+
 def clean_transactions(
     frame: Any,
     *,
     observation_end: Any = None,
-    returns: str = "drop",
+    strict: bool = False,
+    returns: str = "net",
     cancellation_prefix: str | None = "C",
     zero_amounts: str = "drop",
     duplicates: str = "drop",
+    exclude_codes: Any = None,
+    timestamp_format: str | None = None,
 ) -> tuple[Any, Any]:
-    """The engine version of :func:`custval.clean_transactions` (see its documentation).
+    """The engine version of :func:`custval.clean_transactions` (same options, same rules).
 
-    Each row gets the first reason that applies, in the pandas order (missing customer id,
-    missing timestamp, missing or non-finite amount, after ``observation_end``, duplicate, zero
-    amount, return), in one pass of the engine; the report's counts and amounts come from one
-    grouped query (amounts summed exactly enough to reconcile: DuckDB's compensated ``fsum``,
-    Spark's sum of 38-digit decimals). The clean log is a lazy frame of the same engine
-    (``customer_id`` as trimmed text, ``timestamp``, ``amount``), ready for
-    :func:`custval.rfm_summary`. Not available on engines: netting returns (``returns="net"``,
-    the row-by-row matching of the pandas path), cancellation order ids (returns are the
-    negative amounts), ``exclude_codes``, ``strict`` and other columns.
+    One SQL definition for DuckDB and Spark SQL. Each row gets the first reason that applies,
+    in the pandas order; duplicates are rows equal to an earlier live row (in input order) in
+    every parsed column; netting (``returns="net"``) is the pandas path's nearest-first matching
+    of returns to earlier purchases of the same customer (and product code), written as the
+    same two Lindley recursions: running sums and running minima over a window ordered by
+    time, purchases before returns, amount, order id, product code, quantity and input row,
+    forward for the returns and backward for the purchases. Amounts that are decimals of a few
+    places (cents) are worked on as exact whole units, as the pandas path does, so the clean
+    amounts, the netted quantities and every total of the report are equal to the pandas
+    results bit for bit. Other amounts cannot be netted on an engine (float sums in a
+    window depend on how the engine adds), and their report totals (``fsum`` in DuckDB,
+    38-digit decimals in Spark) agree with pandas to rounding.
+
+    The clean log is a lazy frame of the same engine with the pandas columns, in the pandas
+    order (``customer_id``, ``timestamp``, ``amount``, then ``order_id``, ``quantity``,
+    ``product_code`` when present, then the other columns) and sorted as the pandas log
+    (customer, time, amount, order id, product code, quantity, input row). Differences from
+    pandas: text timestamps are parsed as ISO 8601 or with ``timestamp_format`` only (pandas
+    also infers one other format from the first value); id text is stripped of ASCII
+    whitespace only; timestamps keep the engine's resolution (microseconds).
     """
-    from custval.transactions import _REASON_CODE, CleaningReport, _parse_end, _reasons_for
+    from custval.rfm import DECIMAL_PLACES, units_fit
+    from custval.transactions import (
+        _REASON_CODE,
+        CleaningReport,
+        _check_options,
+        _reasons_for,
+    )
 
-    if returns not in ("drop", "keep"):
+    excluded, end = _check_options(
+        returns, zero_amounts, duplicates, cancellation_prefix, exclude_codes, observation_end
+    )
+    native, engine, keep = _native(frame)
+    columns = _columns_of(native, engine)
+    _missing_columns(
+        columns,
+        ["customer_id", "timestamp", "amount"],
+        "clean_transactions expects the custval column names; rename them in the engine first",
+    )
+    if excluded is not None:
+        _missing_columns(
+            columns, ["product_code"], "exclude_codes needs the product codes: a "
+            "'product_code' column"
+        )  # fmt: skip
+    d = _DUCKDB if engine == "duckdb" else _SPARK
+    q = d.quote
+    parsed = _clean_columns(d, columns, timestamp_format)
+    vocabulary = ("customer_id", "timestamp", "amount", "order_id", "quantity", "product_code")
+    internal = {_FILE, "file_row_number"} if keep is not None else set()
+    extras = [c for c in columns if c not in vocabulary and c not in internal]
+    select = [f"{expr} AS __{name}" for name, expr in parsed.items()]
+    select += [f"{q(c)} AS __x{i}" for i, c in enumerate(extras)]
+    select += [f"{q(c)} AS raw_{c}" for c in ("customer_id", "timestamp", "amount")]
+    source = _register(native, engine, keep, select, columns["customer_id"])
+    has = set(parsed)
+
+    # Amounts as whole units, if they are decimals (the pandas rule, over the valid amounts).
+    (scan,) = source.collect(
+        f"SELECT count(amt), max({_places_sql()}), max(abs(amt)), "
+        "CAST(sum(CASE WHEN amt < 0 THEN 1 ELSE 0 END) AS BIGINT) "
+        f"FROM (SELECT __amt AS amt FROM {source.view}) a"
+    )
+    n_amounts, places, largest, negative = scan
+    scale = None
+    if n_amounts and places in DECIMAL_PLACES and units_fit(n_amounts, float(largest), places):
+        scale = f"1e{places}"
+    if returns == "net" and scale is None and negative:
         raise DataError(
-            f"returns={returns!r} is not available on DuckDB or Spark (netting matches each "
-            "return to earlier purchases row by row); pass returns='drop' or 'keep', or clean "
-            "the log in pandas"
+            "returns='net' on DuckDB or Spark needs amounts that are decimals of at most "
+            f"{DECIMAL_PLACES[-1]} places (such as cents), so that netting adds exactly; these "
+            "amounts are not (or too large). Round them in the engine (e.g. round(amount, 2)), "
+            "pass returns='drop' or 'keep', or clean the log in pandas"
         )
-    for option, value in (("zero_amounts", zero_amounts), ("duplicates", duplicates)):
-        if value not in ("drop", "keep"):
-            raise DataError(f"{option} must be 'drop' or 'keep'; got {value!r}")
-    end = _parse_end(observation_end)
-    source = _source(frame, "customer_id", "timestamp", "amount")
-    d = source.dialect
-    text = d.to_text
-    bad_amount = "amt IS NULL OR isnan(amt) OR abs(amt) = CAST('Infinity' AS DOUBLE)"
-    cases = [
-        (f"cid IS NULL OR trim(CAST(cid AS {text})) = ''", "missing_customer_id"),
-        ("ts IS NULL", "invalid_timestamp"),
-        (bad_amount, "invalid_amount"),
+
+    code = _REASON_CODE
+    first = [
+        ("__cid IS NULL", "missing_customer_id"),
+        ("__ts IS NULL", "invalid_timestamp"),
+        ("__amt IS NULL", "invalid_amount"),
     ]
     if end is not None:
-        cases.append((f"ts > {_literal(end)}", "after_observation_end"))
+        first.append((f"__ts > {_literal(end)}", "after_observation_end"))
+    if excluded is not None:
+        listed = ", ".join("'" + c.replace("'", "''") + "'" for c in sorted(excluded)) or "NULL"
+        first.append((f"__pc IN ({listed})", "excluded_code"))
+    r1 = "CASE " + " ".join(f"WHEN {c} THEN {code[k]}" for c, k in first) + " END"
+    strict_keys = [k for _, k in first if k != "excluded_code"]
+    rows = f"SELECT *, {r1} AS r0 FROM {source.view}"
+    if strict:
+        _strict_check(source, rows, strict_keys)
+    compare = [f"__{c}" for c in parsed] + [f"__x{i}" for i in range(len(extras))]
+    later = []
     if duplicates == "drop":
-        cases.append(("dup > 1", "duplicate"))
+        later.append(
+            (
+                f"row_number() OVER (PARTITION BY r0 IS NULL, {', '.join(compare)} "
+                f"ORDER BY {_ORDER}) > 1",
+                "duplicate",
+            )
+        )
     if zero_amounts == "drop":
-        cases.append(("amt = 0", "zero_amount"))
+        later.append(("__amt = 0", "zero_amount"))
+    cancelled = "FALSE"
+    if cancellation_prefix is not None and "oid" in has:
+        prefix = cancellation_prefix.replace("'", "''")
+        cancelled = f"coalesce(substr(__oid, 1, {len(cancellation_prefix)}) = '{prefix}', FALSE)"
     if returns == "drop":
-        cases.append(("amt < 0", "return"))
-    reason = (
-        "CASE " + " ".join(f"WHEN {c} THEN {_REASON_CODE[k]}" for c, k in cases) + " ELSE -1 END"
-    )
-    order = ", ".join(source.order)
-    # identical rows: the earliest in row order is kept
-    dup = (
-        f", row_number() OVER (PARTITION BY cid, ts, amt ORDER BY {order}) AS dup"
-        if duplicates == "drop"
-        else ""
-    )
-    rows = (
-        f"SELECT cid, ts, amt, {order}, {reason} AS reason "
-        f"FROM (SELECT *{dup} FROM {source.view}) s"
-    )
-    total = "fsum" if d is _DUCKDB else None
+        later.append((f"{cancelled} OR __amt < 0", "return"))
+    elif returns == "net":
+        later.append((f"{cancelled} AND __amt >= 0", "cancellation_not_negative"))
+    r2 = "CASE " + " ".join(f"WHEN {c} THEN {code[k]}" for c, k in later) + " END"
+    rows = f"SELECT *, coalesce(r0, {r2 if later else 'NULL'}) AS r FROM ({rows}) t1"
+    units = f"round(__amt * {scale})" if scale else "__amt"
+    rows = f"SELECT *, {units} AS u FROM ({rows}) t2"
 
-    def money(expression: str) -> str:
-        value = f"CASE WHEN NOT ({bad_amount}) THEN {expression} END"
-        if total:
-            return f"coalesce(fsum({value}), 0)"
-        return f"coalesce(CAST(sum(CAST({value} AS DECIMAL(38, 18))) AS DOUBLE), 0)"
+    if returns == "net":
+        group = "r IS NULL, __cid" + (", __pc" if "pc" in has else "")
+        # the pandas order: time, purchases before returns, amount, ids, quantity, input row
+        keys = ["__ts", "CASE WHEN u < 0 THEN 1 ELSE 0 END", "u"]
+        if "oid" in has:
+            keys.append("__oid")
+        if "pc" in has:
+            keys.append("__pc")
+        if "qty" in has:
+            keys.append("__qty")
+        keys.append(_ORDER)
+        first_nulls = {"__oid", "__pc"}
+
+        def order(desc: bool) -> str:
+            parts = []
+            for k in keys:
+                direction = "DESC" if desc else "ASC"
+                if k in first_nulls:
+                    parts.append(f"{k} {direction} NULLS {'LAST' if desc else 'FIRST'}")
+                elif k == "__qty":
+                    parts.append(f"{k} {direction} NULLS {'FIRST' if desc else 'LAST'}")
+                else:
+                    parts.append(f"{k} {direction}")
+            return ", ".join(parts)
+
+        fwd = f"PARTITION BY {group} ORDER BY {order(False)} ROWS UNBOUNDED PRECEDING"
+        bwd = f"PARTITION BY {group} ORDER BY {order(True)} ROWS UNBOUNDED PRECEDING"
+        fwd_lag = f"PARTITION BY {group} ORDER BY {order(False)}"
+        bwd_lag = f"PARTITION BY {group} ORDER BY {order(True)}"
+        rows = f"SELECT *, sum(u) OVER ({fwd}) AS s_f, sum(-u) OVER ({bwd}) AS s_b FROM ({rows}) t3"
+        rows = (
+            f"SELECT *, least(min(s_f) OVER ({fwd}), 0) AS low_f, "
+            f"least(min(s_b) OVER ({bwd}), 0) AS low_b FROM ({rows}) t4"
+        )
+        rows = (
+            f"SELECT *, coalesce(lag(low_f) OVER ({fwd_lag}), 0) - low_f AS lost, "
+            f"coalesce(lag(low_b) OVER ({bwd_lag}), 0) - low_b AS left_ FROM ({rows}) t5"
+        )
+        rows = (
+            "SELECT *, CASE WHEN r IS NOT NULL OR u < 0 THEN u "
+            "ELSE least(greatest(left_, 0), u) END AS nu, "
+            "CASE WHEN r IS NULL AND u < 0 THEN least(greatest(lost, 0), -u) END AS unmatched "
+            f"FROM ({rows}) t6"
+        )
+        rows = (
+            "SELECT *, CASE WHEN r IS NOT NULL THEN r "
+            f"WHEN u < 0 AND unmatched < -u THEN {code['return_netted']} "
+            f"WHEN u < 0 THEN {code['return_unmatched']} "
+            f"WHEN u > 0 AND nu = 0 THEN {code['purchase_netted_to_zero']} END AS reason, "
+            "CASE WHEN r IS NULL AND u >= 0 THEN u - nu ELSE 0 END AS consumed "
+            f"FROM ({rows}) t7"
+        )
+    else:
+        rows = f"SELECT *, u AS nu, r AS reason, 0 AS consumed FROM ({rows}) t6"
+
+    # The report: counts and exact unit totals per reason, divided once in Python.
+    def total(expression: str) -> str:
+        if scale:
+            return f"coalesce(sum({expression}), 0)"
+        value = f"CAST({expression} AS DECIMAL(38, 18))" if d is _SPARK else expression
+        summed = f"sum({value})" if d is _SPARK else f"fsum({value})"
+        return f"coalesce(CAST({summed} AS DOUBLE), 0)"
 
     grouped = source.collect(
-        f"SELECT reason, count(*), {money('amt')} FROM ({rows}) r GROUP BY reason"
+        f"SELECT coalesce(reason, -1), count(*), {total('nu')}, {total('consumed')}, "
+        f"{total('u')} FROM ({rows}) r GROUP BY coalesce(reason, -1)"
     )
-    (totals,) = source.collect(f"SELECT count(*), {money('amt')} FROM {source.view}")
-    by_code = {int(code): (int(n), float(amount)) for code, n, amount in grouped}
-    kept_rows, kept_amount = by_code.get(-1, (0, 0.0))
-    keys = _reasons_for(returns, zero_amounts, duplicates)
+    divide = float(scale) if scale else 1.0
+    by_code = {int(c): (int(n), float(a), float(b), float(u)) for c, n, a, b, u in grouped}
+
+    def value(units_total: float) -> float:
+        return units_total / divide
+
+    empty = (0, 0.0, 0.0, 0.0)
+    consumed = sum(entry[2] for entry in by_code.values())  # exact: whole units
+    rows_dropped, amount_dropped = {}, {}
+    for key in _reasons_for(returns, zero_amounts, duplicates):
+        n, amount, _, original = by_code.get(code[key], empty)
+        rows_dropped[key] = n
+        if key == "return_netted":
+            amount_dropped[key] = value(original + consumed)
+        else:
+            amount_dropped[key] = value(amount)
+    kept = by_code.get(-1, empty)
     report = CleaningReport(
-        rows_in=int(totals[0]),
-        rows_kept=kept_rows,
-        amount_in=float(totals[1]),
-        amount_kept=kept_amount,
-        rows_dropped={k: by_code.get(_REASON_CODE[k], (0, 0.0))[0] for k in keys},
-        amount_dropped={k: by_code.get(_REASON_CODE[k], (0, 0.0))[1] for k in keys},
+        rows_in=sum(entry[0] for entry in by_code.values()),
+        rows_kept=kept[0],
+        amount_in=value(sum(entry[3] for entry in by_code.values())),
+        amount_kept=value(kept[1]),
+        rows_dropped=rows_dropped,
+        amount_dropped=amount_dropped,
+        amount_netted=(0.0 - value(consumed)) if returns == "net" else 0.0,
         settings={
             "returns": returns,
             "cancellation_prefix": cancellation_prefix,
             "zero_amounts": zero_amounts,
             "duplicates": duplicates,
-            "exclude_codes": None,
+            "exclude_codes": tuple(sorted(excluded)) if excluded is not None else None,
             "observation_end": None if end is None else end.isoformat(),
-            "strict": False,
+            "strict": strict,
             "engine": d.name,
         },
     )
+    amount_out = f"nu / {scale}" if scale else "nu"
+    out = [f"__cid AS {q('customer_id')}", f"__ts AS {q('timestamp')}"]
+    out.append(f"{amount_out} AS {q('amount')}")
+    sort = [f"{q('customer_id')} ASC", f"{q('timestamp')} ASC", f"{q('amount')} ASC"]
+    if "oid" in has:
+        out.append(f"__oid AS {q('order_id')}")
+        sort.append(f"{q('order_id')} ASC NULLS FIRST")
+    if "qty" in has:
+        out.append(f"CASE WHEN nu <> u THEN __qty * (nu / u) ELSE __qty END AS {q('quantity')}")
+    if "pc" in has:
+        out.append(f"__pc AS {q('product_code')}")
+        sort.append(f"{q('product_code')} ASC NULLS FIRST")
+    if "qty" in has:
+        sort.append(f"{q('quantity')} ASC NULLS LAST")
+    out += [f"__x{i} AS {q(c)}" for i, c in enumerate(extras)]
     clean = source.sql(
-        f"SELECT trim(CAST(cid AS {text})) AS customer_id, ts AS timestamp, amt AS amount "
-        f"FROM ({rows}) r WHERE reason = -1"
+        f"SELECT {', '.join(out)} FROM (SELECT *, {_ORDER} AS __o FROM ({rows}) r "
+        f"WHERE reason IS NULL) k ORDER BY {', '.join(sort)}, __o"
     )
     return clean, report.check()

@@ -83,6 +83,12 @@ _TICKS_PER_SECOND = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}
 # the customer code (no hashing); wider ranges are factorized.
 _COMPACT_ID_FACTOR = 4
 _COMPACT_ID_SLACK = 1 << 20
+# Amounts that are decimals of at most this many places are summed as whole units (exactly, in
+# any order): see decimal_units. A row's units stay below 2**40 (so rounding is never a tie)
+# and their absolute total below 2**53 (so every partial sum is an exact float64).
+DECIMAL_PLACES = tuple(range(7))
+UNIT_LIMIT = 2.0**40
+TOTAL_LIMIT = 2.0**53
 
 
 # --- periods --------------------------------------------------------------------------------------
@@ -156,10 +162,26 @@ class _Log:
     ticks: np.ndarray  # int64 timestamps in ``unit`` since the epoch (wall-clock time)
     unit: str
     tz: object  # the column's time zone or None
-    amount: np.ndarray | None
+    amount: np.ndarray | None  # the amounts, or their whole units of 1 / scale
     uniques: pd.Index | None  # customer id of each code; None for compact integer ids
     id_base: int
     id_dtype: object
+    scale: float | None = None  # 10**places when ``amount`` holds whole units, else None
+
+    def spend(self, codes: np.ndarray, amount: np.ndarray) -> np.ndarray:
+        """Sum of ``amount`` per customer code: exact whole units in any order when the
+        amounts are decimals, else float64 additions in row order."""
+        if self.scale is not None:
+            return np.bincount(codes, weights=amount, minlength=self.n_codes)
+        total = np.zeros(self.n_codes)
+        np.add.at(total, codes, amount)
+        return total
+
+    def mean(self, spend: np.ndarray, count: np.ndarray) -> np.ndarray:
+        """``spend / count`` where ``count > 0``, else 0; one rounding for whole units."""
+        scale = 1.0 if self.scale is None else self.scale
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(count > 0, spend / (count * scale), 0.0)
 
     def ids(self, codes: np.ndarray) -> pd.Index:
         if self.uniques is not None:
@@ -206,7 +228,62 @@ def _read_log(
             )
         require_numeric(transactions, [amount], what="transactions")
         values = series.to_numpy(dtype=np.float64)
-    return _Log(codes, n_codes, ticks, unit, tz, values, uniques, id_base, id_dtype)
+    scale = None
+    if values is not None:
+        units, scale = decimal_units(values)
+        values = units if units is not None else values
+    return _Log(codes, n_codes, ticks, unit, tz, values, uniques, id_base, id_dtype, scale)
+
+
+def _passes(amount: np.ndarray, scale: float) -> np.ndarray | None:
+    """Whole units ``rint(amount * scale)`` if every amount is the float64 nearest to
+    ``units / scale``, else None (the caller has checked that the units are in range)."""
+    units = np.rint(amount * scale)
+    return units if np.array_equal(units / scale, amount) else None
+
+
+def units_fit(rows: int, largest: float, places: int) -> bool:
+    """Whether ``rows`` amounts of absolute value at most ``largest`` with ``places`` decimals
+    are whole units below 2**40 each whose partial sums are exact in float64 (below 2**53):
+    one rule for the pandas path and the engines."""
+    scale = 10.0**places
+    return largest * scale < UNIT_LIMIT and rows * largest * scale < TOTAL_LIMIT
+
+
+def decimal_units(amount: np.ndarray) -> tuple[np.ndarray | None, float | None]:
+    """The amounts as whole units of ``10**-places``, for exact sums in any order.
+
+    ``places`` is the fewest of :data:`DECIMAL_PLACES` for which every amount is the float64
+    nearest to a decimal with that many places (cents: 2); the units must stay in range
+    (:func:`units_fit`: the largest below 2**40, rows times the largest below 2**53). Sums of
+    such units are exact float64 integers whatever the order of the additions, so a
+    customer's mean spend is ``units / (count * 10**places)``, rounded once: the correctly
+    rounded mean of the decimal amounts, which the DuckDB and Spark engines compute the same
+    way (``custval._engines``). Returns ``(None, None)`` when no number of places fits; sums
+    are then float64 additions in row order.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> decimal_units(np.array([0.1, 0.2, 12.25]))
+    (array([  10.,   20., 1225.]), 100.0)
+    >>> decimal_units(np.array([1 / 3]))
+    (None, None)
+    """
+    if amount.size == 0:
+        return None, None
+    largest = float(np.abs(amount).max())
+    sample = amount[:4096]
+    for places in DECIMAL_PLACES:
+        if not units_fit(amount.size, largest, places):
+            return None, None  # more places only make larger units
+        scale = 10.0**places
+        if _passes(sample, scale) is None:  # a sample rules out most places in no time
+            continue
+        units = _passes(amount, scale)
+        if units is not None:
+            return units, scale
+    return None, None
 
 
 def _customer_codes(frame: pd.DataFrame, column: str):
@@ -404,10 +481,8 @@ def _summarize(
         first_of = np.zeros(log.n_codes, dtype=periods.dtype)
         first_of[customer] = first
         repeat = periods != first_of.take(codes)
-        spend = np.zeros(log.n_codes)
-        np.add.at(spend, codes, np.where(repeat, amount, 0.0))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            data["monetary_value"] = np.where(frequency > 0, spend[customer] / frequency, 0.0)
+        spend = log.spend(codes, np.where(repeat, amount, 0.0))
+        data["monetary_value"] = log.mean(spend[customer], frequency)
     return pd.DataFrame(data, index=log.ids(customer), columns=columns), customer
 
 
@@ -688,10 +763,8 @@ def calibration_holdout_split(
         counts = np.zeros(len(customers))
     result["frequency_holdout"] = counts
     if log.amount is not None:
-        spend = np.zeros(log.n_codes)
-        np.add.at(spend, codes, log.amount[holdout])
-        with np.errstate(invalid="ignore", divide="ignore"):
-            result["monetary_value_holdout"] = np.where(counts > 0, spend[customers] / counts, 0.0)
+        spend = log.spend(codes, log.amount[holdout])
+        result["monetary_value_holdout"] = log.mean(spend[customers], counts)
     result["duration_holdout"] = float(end_period - cal_period)
     result.attrs["freq"] = parsed.code
     result.attrs["calibration_end"] = cal.isoformat()

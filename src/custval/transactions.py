@@ -57,11 +57,13 @@ total of the netted return rows, ``amount_dropped["purchase_netted_to_zero"]`` i
     rows_in   == rows_kept   + sum(rows_dropped.values())
     amount_in == amount_kept + sum(amount_dropped.values())
 
-Row counts are integers and match exactly. Amounts are floats; every total is a ``math.fsum``
-(correctly rounded, and independent of the order of the rows), and netting subtracts in floating
-point, so the amount identity holds to rounding: :attr:`CleaningReport.reconciles` allows a
-difference of at most 1e-12 times the amounts involved (a millionth of a cent on a log of ten
-million).
+Row counts are integers and match exactly. Amounts are floats; every total is correctly rounded
+and independent of the order of the rows: when every amount is a decimal of at most six places
+(cents; :func:`custval.rfm.decimal_units`), amounts are worked on as exact whole units (netting
+included) and a total is their exact sum divided once, else it is a ``math.fsum`` and netting
+subtracts in floating point. The amount identity holds to rounding:
+:attr:`CleaningReport.reconciles` allows a difference of at most 1e-12 times the amounts involved
+(a millionth of a cent on a log of ten million).
 """
 
 from __future__ import annotations
@@ -179,7 +181,8 @@ class CleaningReport:
     -----
     ``rows_in == rows_kept + sum(rows_dropped.values())`` holds exactly and
     ``amount_in == amount_kept + sum(amount_dropped.values())`` holds to floating-point
-    rounding (see :attr:`reconciles`). All totals are ``math.fsum`` sums.
+    rounding (see :attr:`reconciles`). All totals are correctly rounded: exact sums of whole
+    units for decimal amounts (cents), else ``math.fsum`` sums.
 
     Examples
     --------
@@ -558,10 +561,11 @@ def clean_transactions(
 
     Parameters
     ----------
-    frame : pandas.DataFrame
+    frame : pandas.DataFrame, DuckDB relation, Parquet path or Spark DataFrame
         Columns ``customer_id``, ``timestamp``, ``amount``; optionally ``order_id``,
         ``quantity``, ``product_code``; other columns are carried along unchanged. Never
-        modified.
+        modified. An engine input is cleaned in its engine with the same rules and gives a
+        lazy clean log of that engine and the same report (README, "At scale").
     observation_end : date-like, optional
         Rows with a timestamp after it are dropped (``after_observation_end``); rows exactly at
         it are kept. A date such as ``"2011-12-09"`` means midnight at the start of that day.
@@ -634,18 +638,16 @@ def clean_transactions(
     from custval import _engines
 
     if _engines.is_engine_input(frame):  # DuckDB, Parquet or Spark: see custval._engines
-        if exclude_codes is not None or strict or timestamp_format is not None:
-            raise DataError(
-                "exclude_codes, strict and timestamp_format are not available on DuckDB or "
-                "Spark; filter or cast those columns in the engine first"
-            )
         return _engines.clean_transactions(
             frame,
             observation_end=observation_end,
+            strict=strict,
             returns=returns,
             cancellation_prefix=cancellation_prefix,
             zero_amounts=zero_amounts,
             duplicates=duplicates,
+            exclude_codes=exclude_codes,
+            timestamp_format=timestamp_format,
         )
     return _clean(
         frame,
@@ -782,18 +784,9 @@ def _clean(
     timestamp_format: str | None = None,
 ) -> tuple[pd.DataFrame, CleaningReport]:
     """Clean ``frame``; ``labels`` maps vocabulary names to the user's names for messages."""
-    _check_choice("returns", returns, _RETURNS)
-    _check_choice("zero_amounts", zero_amounts, _DROP_KEEP)
-    _check_choice("duplicates", duplicates, _DROP_KEEP)
-    if cancellation_prefix is not None and not (
-        isinstance(cancellation_prefix, str) and cancellation_prefix
-    ):
-        raise DataError(
-            "cancellation_prefix must be a non-empty string such as 'C', or None to mark only "
-            f"negative amounts as returns; got {cancellation_prefix!r}"
-        )
-    excluded = _exclusion_list(exclude_codes)
-    end = _parse_end(observation_end)
+    excluded, end = _check_options(
+        returns, zero_amounts, duplicates, cancellation_prefix, exclude_codes, observation_end
+    )
     require_columns(frame, _REQUIRED, what="transactions", hint=_HINT_VOCAB)
     if excluded is not None:
         require_columns(
@@ -824,19 +817,24 @@ def _clean(
         codes, uniques = cols.ids["order_id"]
         starts = np.array([u.startswith(cancellation_prefix) for u in uniques], dtype=bool)
         cancelled = _lookup(codes, starts)
-    amounts, quantity = cols.amounts, cols.quantity
+    # Decimal amounts (cents) are worked on as exact whole units; others as float64.
+    finite = ~np.isnan(cols.amounts)
+    money = _Money.of(cols.amounts, finite)
+    original = money.work(cols.amounts, finite)
+    amounts, quantity = original, cols.quantity
     netting = _Netting(amounts, 0.0, 0.0)
     if returns == "drop":
         with np.errstate(invalid="ignore"):
             ledger.drop("return", cancelled | (amounts < 0))
     elif returns == "net":
-        ledger.drop("cancellation_not_negative", cancelled & (amounts >= 0))
-        netting = _net_returns(cols, ledger)
+        with np.errstate(invalid="ignore"):
+            ledger.drop("cancellation_not_negative", cancelled & (amounts >= 0))
+        netting = _net_returns(cols, ledger, amounts, money)
         amounts = netting.amounts
         if quantity is not None:
             # A partly netted purchase keeps the same share of its quantity as of its amount.
             with np.errstate(invalid="ignore", divide="ignore"):
-                share = np.where(amounts != cols.amounts, amounts / cols.amounts, 1.0)
+                share = np.where(amounts != original, amounts / original, 1.0)
             quantity = quantity * share
 
     # Output: kept rows in an order that does not depend on the input's, by customer and time.
@@ -845,7 +843,7 @@ def _clean(
     data: dict[str, Any] = {
         "customer_id": _text_column(cols.customer[0][kept], cols.customer[1]),
         "timestamp": cols.times[kept],
-        "amount": amounts[kept],
+        "amount": money.value(amounts[kept]),
     }
     for column in _OPTIONAL:
         if column == "quantity" and quantity is not None:
@@ -857,7 +855,6 @@ def _clean(
     for column in extras:
         clean[column] = frame[column].iloc[kept].to_numpy()
 
-    finite = ~np.isnan(cols.amounts)
     rows_dropped: dict[str, int] = {}
     amount_dropped: dict[str, float] = {}
     for key in _reasons_for(returns, zero_amounts, duplicates):
@@ -866,7 +863,7 @@ def _clean(
         if key == "return_netted":
             amount_dropped[key] = netting.excess
         else:
-            amount_dropped[key] = _fsum(amounts[hit & finite])
+            amount_dropped[key] = money.total(amounts[hit & finite])
     settings = {
         "returns": returns,
         "cancellation_prefix": cancellation_prefix,
@@ -879,14 +876,36 @@ def _clean(
     report = CleaningReport(
         rows_in=len(frame),
         rows_kept=len(kept),
-        amount_in=_fsum(cols.amounts[finite]),
-        amount_kept=_fsum(amounts[kept]),
+        amount_in=money.total(original[finite]),
+        amount_kept=money.total(amounts[kept]),
         rows_dropped=rows_dropped,
         amount_dropped=amount_dropped,
         amount_netted=netting.netted,
         settings=settings,
     )
     return clean, report
+
+
+def _check_options(
+    returns: str,
+    zero_amounts: str,
+    duplicates: str,
+    cancellation_prefix: str | None,
+    exclude_codes: Collection[str] | None,
+    observation_end: Any,
+) -> tuple[frozenset[str] | None, pd.Timestamp | None]:
+    """Refuse unknown option values; return the excluded codes and the observation end."""
+    _check_choice("returns", returns, _RETURNS)
+    _check_choice("zero_amounts", zero_amounts, _DROP_KEEP)
+    _check_choice("duplicates", duplicates, _DROP_KEEP)
+    if cancellation_prefix is not None and not (
+        isinstance(cancellation_prefix, str) and cancellation_prefix
+    ):
+        raise DataError(
+            "cancellation_prefix must be a non-empty string such as 'C', or None to mark only "
+            f"negative amounts as returns; got {cancellation_prefix!r}"
+        )
+    return _exclusion_list(exclude_codes), _parse_end(observation_end)
 
 
 def _validate(
@@ -986,15 +1005,49 @@ def _duplicated(
 
 
 @dataclass(frozen=True)
+class _Money:
+    """How amounts are added: as exact whole units of ``1 / scale`` when every amount is a
+    decimal of a few places (:func:`custval.rfm.decimal_units`; cents: ``scale`` 100), else as
+    float64 with ``math.fsum``. Either way a total does not depend on the order of the rows,
+    and the DuckDB and Spark cleaning (``custval._engines``) computes the same totals."""
+
+    scale: float | None
+
+    @classmethod
+    def of(cls, amounts: np.ndarray, finite: np.ndarray) -> _Money:
+        from custval.rfm import decimal_units
+
+        return cls(decimal_units(amounts[finite])[1])
+
+    def work(self, amounts: np.ndarray, finite: np.ndarray) -> np.ndarray:
+        """The amounts to compute with: whole units (NaN where missing), or the amounts."""
+        if self.scale is None:
+            return amounts
+        units = np.full(len(amounts), np.nan)
+        units[finite] = np.rint(amounts[finite] * self.scale)
+        return units
+
+    def value(self, work: np.ndarray) -> np.ndarray:
+        """Amounts from working values (for untouched rows, the input amounts exactly)."""
+        return work if self.scale is None else work / self.scale
+
+    def total(self, work: np.ndarray) -> float:
+        """Correctly rounded total: the exact sum of whole units divided once, or fsum."""
+        if self.scale is None:
+            return _fsum(work)
+        return float(np.sum(work)) / self.scale
+
+
+@dataclass(frozen=True)
 class _Netting:
     amounts: np.ndarray  # amounts after netting (purchases reduced; other rows unchanged)
     netted: float  # amount moved from returns into purchases (<= 0)
     excess: float  # part of netted returns beyond what they could net against (<= 0)
 
 
-def _net_returns(cols: _Columns, ledger: _Ledger) -> _Netting:
-    """Net the live returns against live purchases; record the outcome in ``ledger``."""
-    amounts = cols.amounts
+def _net_returns(cols: _Columns, ledger: _Ledger, amounts: np.ndarray, money: _Money) -> _Netting:
+    """Net the live returns against live purchases (``amounts`` as worked on by ``money``);
+    record the outcome in ``ledger``."""
     rows = np.flatnonzero(ledger.live)
     if not (amounts[rows] < 0).any():
         return _Netting(amounts, 0.0, 0.0)
@@ -1004,7 +1057,11 @@ def _net_returns(cols: _Columns, ledger: _Ledger) -> _Netting:
     group = customer * (int(product.max(initial=0)) + 2) + product + 1
     tiebreak = cols.sort_keys(amounts, cols.quantity)[:-3]
     remaining, unmatched = _net_lifo(
-        group[rows], cols.times.view("i8")[rows], amounts[rows], [t[rows] for t in tiebreak]
+        group[rows],
+        cols.times.view("i8")[rows],
+        amounts[rows],
+        [t[rows] for t in tiebreak],
+        exact=money.scale is not None,
     )
     is_return = amounts[rows] < 0
     purchases, returned = rows[~is_return], rows[is_return]
@@ -1018,8 +1075,8 @@ def _net_returns(cols: _Columns, ledger: _Ledger) -> _Netting:
     netted_amounts[purchases] = after
     return _Netting(
         amounts=netted_amounts,
-        netted=0.0 - _fsum(consumed),
-        excess=_fsum(np.concatenate([amounts[returned[matched]], consumed])),
+        netted=0.0 - money.total(consumed),
+        excess=money.total(np.concatenate([amounts[returned[matched]], consumed])),
     )
 
 
@@ -1048,7 +1105,11 @@ def _reasons_for(returns: str, zero_amounts: str, duplicates: str) -> list[str]:
 
 
 def _net_lifo(
-    group: np.ndarray, time: np.ndarray, amount: np.ndarray, tiebreak: list[np.ndarray]
+    group: np.ndarray,
+    time: np.ndarray,
+    amount: np.ndarray,
+    tiebreak: list[np.ndarray],
+    exact: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Net returns (negative amounts) against earlier purchases, most recent first, per group.
 
@@ -1064,7 +1125,8 @@ def _net_lifo(
     purchase, and the amount a purchase keeps is the drop of the backward running minimum at
     that purchase. Matching returned to bought money nearest-first is like matching brackets:
     the matching is unique, so both passes describe the same one and no row-by-row loop is
-    needed (the tests check it against an explicit stack walked row by row).
+    needed (the tests check it against an explicit stack walked row by row). With ``exact``
+    the amounts are whole units whose sums are exact, and no rounding noise is snapped away.
     """
     m = len(amount)
     remaining = amount.copy()
@@ -1089,7 +1151,7 @@ def _net_lifo(
     # totals; differences below this tolerance are rounding noise, not money.
     size = np.diff(np.append(np.flatnonzero(first), len(g)))
     gross = np.repeat(np.add.reduceat(np.abs(x), np.flatnonzero(first)), size)
-    tol = 4.0 * _EPS * np.repeat(size, size) * gross
+    tol = 0.0 if exact else 4.0 * _EPS * np.repeat(size, size) * gross
 
     # Forward: the part of a return that finds the stack empty.
     low = _running_low(x, g)
