@@ -73,6 +73,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
@@ -93,12 +94,14 @@ from custval._quadrature import (
 from custval._rows import unique_index
 from custval._units import annual_rate_to_period, normalize_freq, parse_duration, summary_freq
 from custval._validation import (
+    Interval,
     check_margin,
     check_margins,
     covariate_profiles,
     has_covariates,
     require_columns,
     require_numeric,
+    validate_params,
     with_customer_columns,
 )
 from custval.errors import DataError
@@ -677,30 +680,25 @@ def _attrs(valuation: _Valuation) -> dict[str, Any]:
     }
 
 
+#: the arguments of the percentile functions (clv_interval, customer_value_table)
+_DRAW_CONSTRAINTS = {
+    "interval": Interval(Real, 0, 1, closed="neither", fix="0.8 for the 10th to 90th percentiles"),
+    "n_draws": Interval(Integral, 0, None),
+    "chunk_size": Interval(Integral, 1, None),
+}
+
+
 def _check_interval(interval: float) -> tuple[float, float, float]:
-    if isinstance(interval, bool) or not isinstance(interval, int | float | np.number):
-        raise DataError(f"interval must be a probability such as 0.8, got {interval!r}")
-    if not 0.0 < float(interval) < 1.0:
-        raise DataError(
-            f"interval must be between 0 and 1 (0.8 for the 10th to 90th percentiles), got "
-            f"{interval!r}"
-        )
     tail = (1.0 - float(interval)) / 2.0
     return tail, 0.5, 1.0 - tail
 
 
-def _check_draw_settings(n_draws: Any, chunk_size: Any) -> None:
-    if isinstance(n_draws, bool) or not isinstance(n_draws, int | np.integer) or n_draws < 0:
-        raise DataError(f"n_draws must be a whole number >= 0, got {n_draws!r}")
+def _check_draw_settings(n_draws: int) -> None:
     if 0 < n_draws < 20:
         raise DataError(
             f"n_draws={n_draws} is too few to estimate percentiles; use at least 20 (200 is "
             "the default), or 0 for no intervals"
         )
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int | np.integer):
-        raise DataError(f"chunk_size must be a positive whole number, got {chunk_size!r}")
-    if chunk_size < 1:
-        raise DataError(f"chunk_size must be a positive whole number, got {chunk_size!r}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -800,6 +798,7 @@ def customer_lifetime_value(
     return result
 
 
+@validate_params(_DRAW_CONSTRAINTS)
 def clv_interval(
     transaction_model: Any,
     spend_model: Any,
@@ -868,7 +867,7 @@ def clv_interval(
     True
     """
     probabilities = _check_interval(interval)
-    _check_draw_settings(n_draws, chunk_size)
+    _check_draw_settings(n_draws)
     valuation = _valuation(
         transaction_model,
         spend_model,
@@ -893,6 +892,7 @@ def clv_interval(
     return result
 
 
+@validate_params(_DRAW_CONSTRAINTS)
 def customer_value_table(
     transaction_model: Any,
     spend_model: Any,
@@ -987,7 +987,7 @@ def customer_value_table(
             step=step,
         )
     probabilities = _check_interval(interval)
-    _check_draw_settings(n_draws, chunk_size)
+    _check_draw_settings(n_draws)
     valuation = _valuation(
         transaction_model,
         spend_model,

@@ -3,17 +3,19 @@ inputs given as a number, a column or a Series."""
 
 from __future__ import annotations
 
-import math
 import warnings
+from numbers import Real
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from custval._validation import (
+    Interval,
     bad_values_message,
     check_margin,
     check_margins,
+    check_param,
     require_columns,
     require_numeric,
 )
@@ -43,15 +45,10 @@ def check_value_table(value_table: pd.DataFrame, columns: list[str]) -> None:
 
 def check_fraction(name: str, value: float, *, low_open: bool = False) -> float:
     """Return ``value`` as a float after checking it lies in [0, 1] (or (0, 1])."""
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise DataError(f"{name} must be a number between 0 and 1, got {value!r}") from None
-    ok = (0.0 < value <= 1.0) if low_open else (0.0 <= value <= 1.0)
-    if not ok or not math.isfinite(value):
-        bound = "(0, 1]" if low_open else "[0, 1]"
-        raise DataError(f"{name} must lie in {bound}, got {value!r}")
-    return value
+    return float(check_param(name, value, Interval(Real, 0, 1, closed=_FRACTION[low_open])))
+
+
+_FRACTION = {True: "right", False: "both"}
 
 
 def per_customer(

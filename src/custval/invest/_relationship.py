@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from numbers import Integral, Real
 from typing import Any, Literal
 
 import numpy as np
@@ -31,7 +32,15 @@ from scipy import stats
 from sklearn.linear_model import LogisticRegression
 from tqdm import tqdm  # text bars: tqdm.auto warns in Jupyter without ipywidgets
 
-from custval._validation import bad_values_message, require_columns, require_numeric
+from custval._validation import (
+    OPEN_PROBABILITY,
+    Interval,
+    Options,
+    bad_values_message,
+    require_columns,
+    require_numeric,
+    validate_params,
+)
 from custval.errors import DataError
 from custval.invest._common import percentile_interval
 
@@ -140,6 +149,14 @@ def _smd(x: np.ndarray, z: np.ndarray, w: np.ndarray, sd: np.ndarray) -> np.ndar
     return diff / sd
 
 
+@validate_params(
+    {
+        "estimand": Options(("ATT", "ATE")),
+        "trim": Interval(Real, 0, 0.5, closed="left"),
+        "n_bootstrap": Interval(Integral, 0, None),
+        "alpha": OPEN_PROBABILITY,
+    }
+)
 def relationship_effect(
     frame: pd.DataFrame,
     *,
@@ -205,13 +222,9 @@ def relationship_effect(
     >>> round(result.estimate)
     2
     """
-    if estimand not in ("ATT", "ATE"):
-        raise DataError(f"estimand must be 'ATT' or 'ATE', got {estimand!r}")
     covariates = [covariates] if isinstance(covariates, str) else list(covariates)
     if not covariates:
         raise DataError("covariates is empty; name the pre-enrolment behaviour to balance on")
-    if not (0 <= trim < 0.5):
-        raise DataError(f"trim must lie in [0, 0.5), got {trim!r}")
     require_columns(frame, [member, outcome, *covariates], what="frame")
     if {member, outcome} & set(covariates):
         raise DataError("covariates must not include the membership or the outcome column")

@@ -15,12 +15,13 @@ out-of-fold predictions held fixed, as in :func:`custval.invest.estimate_uplift`
 from __future__ import annotations
 
 from dataclasses import dataclass
+from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from custval._validation import check_margin
+from custval._validation import OPEN_PROBABILITY, Interval, Margin, validate_params
 from custval.errors import DataError
 from custval.invest._common import percentile_interval
 
@@ -98,6 +99,15 @@ def _net_at(
     return margin * diff * size - cost * size
 
 
+@validate_params(
+    {
+        "margin": Margin(),
+        "cost_per_contact": Interval(Real, 0, None),
+        "n_bootstrap": Interval(Integral, 0, None),
+        "alpha": OPEN_PROBABILITY,
+        "random_state": Integral,
+    }
+)
 def uplift_targeting(
     effect: Any,
     *,
@@ -148,10 +158,7 @@ def uplift_targeting(
     >>> result.beats_random
     True
     """
-    margin = check_margin(margin)
-    cost = float(cost_per_contact)
-    if not np.isfinite(cost) or cost < 0:
-        raise DataError(f"cost_per_contact must be a non-negative amount, got {cost_per_contact!r}")
+    margin, cost = float(margin), float(cost_per_contact)
     if not (hasattr(effect, "cate") and hasattr(effect, "_frame")):
         raise DataError(
             f"effect must be the result of estimate_uplift, got {type(effect).__name__}"

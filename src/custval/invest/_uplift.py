@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from numbers import Integral
 from typing import Any, Literal
 
 import numpy as np
@@ -37,7 +38,15 @@ from threadpoolctl import threadpool_limits
 from tqdm import tqdm  # text bars: tqdm.auto warns in Jupyter without ipywidgets
 
 from custval._format import number
-from custval._validation import bad_values_message, require_columns, require_numeric
+from custval._validation import (
+    OPEN_PROBABILITY,
+    Interval,
+    Options,
+    bad_values_message,
+    require_columns,
+    require_numeric,
+    validate_params,
+)
 from custval.errors import DataError
 from custval.invest._common import percentile_interval
 
@@ -436,6 +445,15 @@ def _check_inputs(
     return t, y, binary
 
 
+@validate_params(
+    {
+        "method": Options(("t_learner", "x_learner")),
+        "n_folds": Interval(Integral, 2, None),
+        "n_bootstrap": Interval(Integral, 0, None),
+        "alpha": OPEN_PROBABILITY,
+        "power": OPEN_PROBABILITY,
+    }
+)
 def estimate_uplift(
     frame: pd.DataFrame,
     *,
@@ -506,14 +524,6 @@ def estimate_uplift(
     >>> bool(abs(result.ate.loc["difference in means", "estimate"] - 5.0) < 0.5)
     True
     """
-    if method not in ("t_learner", "x_learner"):
-        raise DataError(f"method must be 't_learner' or 'x_learner', got {method!r}")
-    if not (isinstance(n_folds, int) and n_folds >= 2):
-        raise DataError(f"n_folds must be an integer >= 2, got {n_folds!r}")
-    if not (0 < alpha < 1) or not (0 < power < 1):
-        raise DataError(f"alpha and power must lie in (0, 1), got {alpha!r} and {power!r}")
-    if not (isinstance(n_bootstrap, int) and n_bootstrap >= 0):
-        raise DataError(f"n_bootstrap must be a non-negative integer, got {n_bootstrap!r}")
     features = [features] if isinstance(features, str) else list(features)
     t, y, binary = _check_inputs(frame, treatment, outcome, features, n_folds)
     encoder = _make_encoder(frame, features)
