@@ -67,6 +67,23 @@ def bad_values_message(
     )
 
 
+def refuse_rows(
+    frame: pd.DataFrame, mask: np.ndarray | pd.Series, column: str, problem: str, fix: str
+) -> None:
+    """Raise ``DataError`` with :func:`bad_values_message` if ``mask`` selects any row.
+
+    >>> import pandas as pd
+    >>> f = pd.DataFrame({"amount": [1.0, -2.0]})
+    >>> refuse_rows(f, f["amount"] < -5, "amount", "amounts below -5", "drop them")
+    >>> refuse_rows(f, f["amount"] < 0, "amount", "negative amounts", "drop them")
+    Traceback (most recent call last):
+    ...
+    custval.errors.DataError: column 'amount' has 1 negative amounts (rows 1 (-2.0)); drop them
+    """
+    if np.asarray(mask, dtype=bool).any():
+        raise DataError(bad_values_message(frame, mask, column, problem, fix))
+
+
 def require_columns(
     frame: pd.DataFrame, columns: Iterable[str], *, what: str = "input", hint: str | None = None
 ) -> None:
@@ -99,16 +116,13 @@ def require_numeric(
         if not (pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)):
             numeric = pd.to_numeric(series, errors="coerce")
             mask = (numeric.isna() & series.notna()).to_numpy()
-            if mask.any():
-                raise DataError(
-                    bad_values_message(
-                        frame,
-                        mask,
-                        column,
-                        "non-numeric values",
-                        f"{what} column {column!r} must be numeric; convert or drop those rows",
-                    )
-                )
+            refuse_rows(
+                frame,
+                mask,
+                column,
+                "non-numeric values",
+                f"{what} column {column!r} must be numeric; convert or drop those rows",
+            )
             raise DataError(
                 f"{what} column {column!r} holds {series.dtype} values, not numbers; "
                 f"convert it first, e.g. frame[{column!r}] = pd.to_numeric(frame[{column!r}])"
@@ -116,24 +130,41 @@ def require_numeric(
         values = series.to_numpy(dtype=float)
         if finite:
             mask = ~np.isfinite(values)
-            if mask.any():
-                raise DataError(
-                    bad_values_message(
-                        frame,
-                        mask,
-                        column,
-                        "missing or infinite values",
-                        "fill or drop those rows before calling this function",
-                    )
-                )
+            refuse_rows(
+                frame,
+                mask,
+                column,
+                "missing or infinite values",
+                "fill or drop those rows before calling this function",
+            )
         if nonnegative:
             mask = values < 0
-            if mask.any():
-                raise DataError(
-                    bad_values_message(
-                        frame, mask, column, "negative values", f"{column!r} must be >= 0"
-                    )
-                )
+            refuse_rows(frame, mask, column, "negative values", f"{column!r} must be >= 0")
+
+
+def align_by_customer(
+    series: pd.Series, frame: pd.DataFrame, *, name: str, what: str = "summary"
+) -> pd.Series:
+    """``series`` (indexed by customer_id) as numbers in the order of ``frame.index``.
+
+    Refuses a Series that lacks customers of ``frame`` (naming the first few) or repeats a
+    customer id; values that are not numbers become NaN for the caller's own check.
+
+    >>> import pandas as pd
+    >>> frame = pd.DataFrame(index=pd.Index([2, 1], name="customer_id"))
+    >>> align_by_customer(pd.Series({1: 0.5, 2: 0.25}), frame, name="margin").tolist()
+    [0.25, 0.5]
+    """
+    missing = ~frame.index.isin(series.index)
+    if missing.any():
+        raise DataError(
+            f"{name} has no value for {int(missing.sum()):,} customers of the {what} (first: "
+            f"{list(frame.index[missing][:5])}); index it by customer_id and give a value for "
+            "every customer"
+        )
+    if not series.index.is_unique:
+        raise DataError(f"{name} has duplicated customer ids; give one value per customer")
+    return pd.to_numeric(series.reindex(frame.index), errors="coerce")
 
 
 #: the one margin rule of custval (clv, invest, reports)
@@ -166,10 +197,7 @@ def check_margins(frame: pd.DataFrame, column: str, *, what: str = "input") -> n
     require_numeric(frame, [column], what=what)
     values = frame[column].to_numpy(dtype=float)
     bad = ~((values > 0) & (values <= 1))
-    if bad.any():
-        raise DataError(
-            bad_values_message(frame, bad, column, "margins outside (0, 1]", MARGIN_RULE)
-        )
+    refuse_rows(frame, bad, column, "margins outside (0, 1]", MARGIN_RULE)
     return values
 
 

@@ -12,10 +12,11 @@ import pandas as pd
 
 from custval._validation import (
     Interval,
-    bad_values_message,
+    align_by_customer,
     check_margin,
     check_margins,
     check_param,
+    refuse_rows,
     require_columns,
     require_numeric,
 )
@@ -68,15 +69,7 @@ def per_customer(
         require_numeric(table, [spec], what="value table")
         series = table[spec].astype(float)
     elif isinstance(spec, pd.Series):
-        missing = ~table.index.isin(spec.index)
-        if missing.any():
-            raise DataError(
-                f"{name} has no value for {int(missing.sum()):,} customers of the value table "
-                f"(first: {list(table.index[missing][:5])}); give a value for every customer"
-            )
-        if not spec.index.is_unique:
-            raise DataError(f"{name} has duplicated customer ids; give one value per customer")
-        series = pd.to_numeric(spec, errors="coerce").reindex(table.index).astype(float)
+        series = align_by_customer(spec, table, name=name, what="value table").astype(float)
         series.name = name
     elif isinstance(spec, int | float | np.number) and not isinstance(spec, bool):
         series = pd.Series(float(spec), index=table.index, name=name)
@@ -88,24 +81,13 @@ def per_customer(
     values = series.to_numpy()
     frame = series.to_frame(name)
     bad = ~np.isfinite(values)
-    if bad.any():
-        raise DataError(
-            bad_values_message(
-                frame, bad, name, "missing or non-numeric values", "give a number per customer"
-            )
-        )
+    refuse_rows(frame, bad, name, "missing or non-numeric values", "give a number per customer")
     if fraction:
         bad = (values < 0) | (values > 1)
-        if bad.any():
-            raise DataError(
-                bad_values_message(frame, bad, name, "values outside [0, 1]", "use shares 0..1")
-            )
+        refuse_rows(frame, bad, name, "values outside [0, 1]", "use shares 0..1")
     if nonnegative:
         bad = values < 0
-        if bad.any():
-            raise DataError(
-                bad_values_message(frame, bad, name, "negative values", f"{name} must be >= 0")
-            )
+        refuse_rows(frame, bad, name, "negative values", f"{name} must be >= 0")
     return series.rename(name)
 
 
@@ -231,10 +213,5 @@ def to_datetime_column(frame: pd.DataFrame, column: str, *, what: str) -> pd.Ser
         return raw
     parsed = pd.to_datetime(raw, errors="coerce")
     bad = (parsed.isna() & raw.notna()).to_numpy()
-    if bad.any():
-        raise DataError(
-            bad_values_message(
-                frame, bad, column, "values that are not dates", "write them as ISO dates"
-            )
-        )
+    refuse_rows(frame, bad, column, "values that are not dates", "write them as ISO dates")
     return parsed

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from custval._format import percent
-from custval._validation import Interval, bad_values_message, require_numeric, validate_params
+from custval._validation import Interval, refuse_rows, require_numeric, validate_params
 from custval.errors import DataError
 from custval.invest._common import (
     check_fraction,
@@ -135,16 +135,13 @@ def value_concentration(
     require_numeric(value_table, [value], what="value table")
     values = value_table[value].to_numpy(dtype=float)
     negative = values < 0
-    if negative.any():
-        raise DataError(
-            bad_values_message(
-                value_table,
-                negative,
-                value,
-                "negative values",
-                "concentration needs non-negative values; use a non-negative value column",
-            )
-        )
+    refuse_rows(
+        value_table,
+        negative,
+        value,
+        "negative values",
+        "concentration needs non-negative values; use a non-negative value column",
+    )
     n = len(values)
     total = float(values.sum())
     if n == 0 or total <= 0:

@@ -36,7 +36,7 @@ from custval._validation import (
     OPEN_PROBABILITY,
     Interval,
     Options,
-    bad_values_message,
+    refuse_rows,
     require_columns,
     require_numeric,
     validate_params,
@@ -96,16 +96,13 @@ def _design_matrix(frame: pd.DataFrame, covariates: Sequence[str]) -> pd.DataFra
         ):
             values = s.astype(float)
             bad = ~np.isfinite(values.to_numpy())
-            if bad.any():
-                raise DataError(
-                    bad_values_message(
-                        frame,
-                        bad,
-                        c,
-                        "missing or infinite values",
-                        "fill them (e.g. a 'no history' indicator and 0) before weighting",
-                    )
-                )
+            refuse_rows(
+                frame,
+                bad,
+                c,
+                "missing or infinite values",
+                "fill them (e.g. a 'no history' indicator and 0) before weighting",
+            )
             parts.append(values.rename(c).to_frame())
         else:
             dummies = pd.get_dummies(s.astype("string"), prefix=c, drop_first=True, dtype=float)
@@ -320,12 +317,7 @@ def _membership(frame: pd.DataFrame, member: str) -> np.ndarray:
     else:
         z = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float)
     bad = ~np.isin(z, [0.0, 1.0])
-    if bad.any():
-        raise DataError(
-            bad_values_message(
-                frame, bad, member, "values other than 0/1", "code members 1 and non-members 0"
-            )
-        )
+    refuse_rows(frame, bad, member, "values other than 0/1", "code members 1 and non-members 0")
     z = z.astype(int)
     if min((z == 1).sum(), (z == 0).sum()) < 2:
         raise DataError(

@@ -42,7 +42,7 @@ from custval._validation import (
     OPEN_PROBABILITY,
     Interval,
     Options,
-    bad_values_message,
+    refuse_rows,
     require_columns,
     require_numeric,
     validate_params,
@@ -423,16 +423,13 @@ def _check_inputs(
     raw_t = frame[treatment]
     t = pd.to_numeric(raw_t, errors="coerce").to_numpy(dtype=float)
     bad = ~np.isin(t, [0.0, 1.0])
-    if bad.any():
-        raise DataError(
-            bad_values_message(
-                frame,
-                bad,
-                treatment,
-                "values other than 0 and 1",
-                "code the treatment as 1 (contacted) and 0 (control)",
-            )
-        )
+    refuse_rows(
+        frame,
+        bad,
+        treatment,
+        "values other than 0 and 1",
+        "code the treatment as 1 (contacted) and 0 (control)",
+    )
     for arm, name in ((1.0, "treated"), (0.0, "control")):
         size = int((t == arm).sum())
         if size < max(2, n_folds):
