@@ -4,13 +4,14 @@ inputs given as a number, a column or a Series."""
 from __future__ import annotations
 
 import warnings
-from numbers import Real
+from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from custval._validation import (
+    OPEN_PROBABILITY,
     Interval,
     align_by_customer,
     check_margin,
@@ -42,6 +43,10 @@ def check_value_table(value_table: pd.DataFrame, columns: list[str]) -> None:
             f"value table index (customer_id) has {int(dup.sum()):,} duplicated labels "
             f"(first: {list(value_table.index[dup][:5])}); keep one row per customer"
         )
+
+
+#: the uncertainty arguments shared by the effect estimators and the targeting built on them
+UNCERTAINTY_CONSTRAINTS = {"n_bootstrap": Interval(Integral, 0, None), "alpha": OPEN_PROBABILITY}
 
 
 def check_fraction(name: str, value: float, *, low_open: bool = False) -> float:

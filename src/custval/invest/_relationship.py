@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from numbers import Integral, Real
+from numbers import Real
 from typing import Any, Literal
 
 import numpy as np
@@ -33,7 +33,6 @@ from sklearn.linear_model import LogisticRegression
 from tqdm import tqdm  # text bars: tqdm.auto warns in Jupyter without ipywidgets
 
 from custval._validation import (
-    OPEN_PROBABILITY,
     Interval,
     Options,
     refuse_rows,
@@ -42,7 +41,7 @@ from custval._validation import (
     validate_params,
 )
 from custval.errors import DataError
-from custval.invest._common import percentile_interval
+from custval.invest._common import UNCERTAINTY_CONSTRAINTS, percentile_interval
 
 __all__ = ["RelationshipEffect", "relationship_effect"]
 
@@ -150,8 +149,7 @@ def _smd(x: np.ndarray, z: np.ndarray, w: np.ndarray, sd: np.ndarray) -> np.ndar
     {
         "estimand": Options(("ATT", "ATE")),
         "trim": Interval(Real, 0, 0.5, closed="left"),
-        "n_bootstrap": Interval(Integral, 0, None),
-        "alpha": OPEN_PROBABILITY,
+        **UNCERTAINTY_CONSTRAINTS,
     }
 )
 def relationship_effect(

@@ -15,15 +15,15 @@ out-of-fold predictions held fixed, as in :func:`custval.invest.estimate_uplift`
 from __future__ import annotations
 
 from dataclasses import dataclass
-from numbers import Integral, Real
+from numbers import Real
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from custval._validation import OPEN_PROBABILITY, Interval, Margin, validate_params
+from custval._validation import Interval, Margin, validate_params
 from custval.errors import DataError
-from custval.invest._common import percentile_interval
+from custval.invest._common import UNCERTAINTY_CONSTRAINTS, percentile_interval
 
 __all__ = ["UpliftTargeting", "uplift_targeting"]
 
@@ -100,13 +100,7 @@ def _net_at(
 
 
 @validate_params(
-    {
-        "margin": Margin(),
-        "cost_per_contact": Interval(Real, 0, None),
-        "n_bootstrap": Interval(Integral, 0, None),
-        "alpha": OPEN_PROBABILITY,
-        "random_state": Integral,
-    }
+    {"margin": Margin(), "cost_per_contact": Interval(Real, 0, None), **UNCERTAINTY_CONSTRAINTS}
 )
 def uplift_targeting(
     effect: Any,

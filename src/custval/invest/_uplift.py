@@ -48,7 +48,7 @@ from custval._validation import (
     validate_params,
 )
 from custval.errors import DataError
-from custval.invest._common import percentile_interval
+from custval.invest._common import UNCERTAINTY_CONSTRAINTS, percentile_interval
 
 __all__ = ["UpliftResult", "estimate_uplift"]
 
@@ -446,9 +446,8 @@ def _check_inputs(
     {
         "method": Options(("t_learner", "x_learner")),
         "n_folds": Interval(Integral, 2, None),
-        "n_bootstrap": Interval(Integral, 0, None),
-        "alpha": OPEN_PROBABILITY,
         "power": OPEN_PROBABILITY,
+        **UNCERTAINTY_CONSTRAINTS,
     }
 )
 def estimate_uplift(
