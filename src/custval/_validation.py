@@ -142,6 +142,21 @@ def require_numeric(
             refuse_rows(frame, mask, column, "negative values", f"{column!r} must be >= 0")
 
 
+def nonnegative_columns(
+    frame: pd.DataFrame, columns: Sequence[str], *, what: str = "summary", hint: str | None = None
+) -> dict[str, np.ndarray]:
+    """``columns`` of ``frame`` as float arrays, after checking they are present, numeric,
+    finite and >= 0 (the counts and durations of a summary or split).
+
+    >>> import pandas as pd
+    >>> nonnegative_columns(pd.DataFrame({"frequency": [0, 2]}), ["frequency"])["frequency"]
+    array([0., 2.])
+    """
+    require_columns(frame, columns, what=what, hint=hint)
+    require_numeric(frame, list(columns), what=what, nonnegative=True)
+    return {c: frame[c].to_numpy(dtype=float) for c in columns}
+
+
 def align_by_customer(
     series: pd.Series, frame: pd.DataFrame, *, name: str, what: str = "summary"
 ) -> pd.Series:

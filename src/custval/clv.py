@@ -100,8 +100,8 @@ from custval._validation import (
     check_margins,
     covariate_profiles,
     has_covariates,
+    nonnegative_columns,
     require_columns,
-    require_numeric,
     validate_params,
     with_customer_columns,
 )
@@ -249,14 +249,12 @@ def _resolve_margin(margin: Any, summary: pd.DataFrame) -> tuple[np.ndarray | fl
 
 def _check_summary(summary: pd.DataFrame, *, monetary: bool = True) -> dict[str, np.ndarray]:
     columns = _SUMMARY_COLUMNS if monetary else _SUMMARY_COLUMNS[:3]
-    require_columns(
+    return nonnegative_columns(
         summary,
         columns,
         what="summary",
         hint="Build it with custval.rfm_summary(transactions) (with an amount column)",
     )
-    require_numeric(summary, list(columns), what="summary", nonnegative=True)
-    return {c: summary[c].to_numpy(dtype=float) for c in columns}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -38,6 +38,7 @@ from custval._validation import (
     Options,
     covariate_profiles,
     has_covariates,
+    nonnegative_columns,
     require_columns,
     require_numeric,
     validate_params,
@@ -72,13 +73,12 @@ def _check_split(split: pd.DataFrame, columns: tuple[str, ...] = _SPLIT_COLUMNS)
             f"split must be a DataFrame from custval.calibration_holdout_split, got "
             f"{type(split).__name__}"
         )
-    require_columns(
+    nonnegative_columns(
         split,
         columns,
         what="split",
         hint="Build it with custval.calibration_holdout_split(transactions, calibration_end=...)",
     )
-    require_numeric(split, list(columns), what="split", nonnegative=True)
     if len(split) == 0:
         raise DataError("the split has no customers; check calibration_end and the transactions")
     return summary_freq(split)
