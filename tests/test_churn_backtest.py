@@ -297,7 +297,7 @@ def test_metrics_by_hand():
         churn_metrics([1, 0], [1.5, 0.2])
     with pytest.raises(DataError, match=r"must be 1-d and the same length"):
         churn_metrics([1, 0], [0.5])
-    with pytest.raises(DataError, match=r"top must be a share in \(0, 1\]"):
+    with pytest.raises(DataError, match=r"top must lie in \(0, 1\], got"):
         churn_metrics([1, 0], [0.5, 0.2], top=0)
     with pytest.raises(DataError, match=r"needs at least one customer"):
         churn_metrics([], [])

@@ -456,7 +456,7 @@ def test_interval_refusals():
         clv_interval(bg, gg, summary, n_draws=50)
     with pytest.raises(DataError, match="n_draws=5 is too few"):
         clv_interval(bg, gg, summary, n_draws=5)
-    with pytest.raises(DataError, match="interval must be between 0 and 1"):
+    with pytest.raises(DataError, match=r"interval must lie in \(0, 1\), got 80; 0.8 for the 10th"):
         clv_interval(bg, gg, summary, interval=80)
     empty = clv_interval(bg, gg, summary, n_draws=0)
     assert empty.isna().all().all()

@@ -129,7 +129,7 @@ def test_observational_effect_is_labelled_and_needs_members_for_totals():
 
 def test_payback_refuses_bad_arguments():
     effect = estimate_uplift(_campaign(400), outcome="revenue", features=["x"], **FAST)
-    with pytest.raises(DataError, match="cost_per_contact must be a positive amount, got 0"):
+    with pytest.raises(DataError, match="cost_per_contact must be a positive number, got 0"):
         campaign_payback(effect, margin=0.3, cost_per_contact=0)
     with pytest.raises(
         DataError, match=r"margin must be a fraction of revenue in \(0, 1\], got 1\.5"

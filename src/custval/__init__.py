@@ -45,35 +45,10 @@ from custval._engines import EngineSummary, summary_patterns
 __all__ += ["EngineSummary", "summary_patterns"]
 
 # --- datasets -----------------------------------------------------------------------------------
-from custval.datasets import (
-    RetailerParameters,
-    SimulatedRetailer,
-    load_cdnow,
-    load_donations,
-    load_online_retail,
-    load_sample,
-    load_simulated,
-    simulate,
-    simulate_beta_geo,
-    simulate_beta_geo_covariates,
-    simulate_cnbd,
-    simulate_gamma_gamma,
-)
+from custval.datasets import *  # noqa: F403
+from custval.datasets import __all__ as _datasets_all
 
-__all__ += [
-    "RetailerParameters",
-    "SimulatedRetailer",
-    "load_cdnow",
-    "load_donations",
-    "load_online_retail",
-    "load_sample",
-    "load_simulated",
-    "simulate",
-    "simulate_beta_geo",
-    "simulate_beta_geo_covariates",
-    "simulate_cnbd",
-    "simulate_gamma_gamma",
-]
+__all__ += _datasets_all
 
 # --- models -------------------------------------------------------------------------------------
 from custval.models import *  # noqa: F403

@@ -114,22 +114,12 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
 def _run_report(args: argparse.Namespace) -> int:
     import json
 
-    from custval.reports import NotebookFailed, render
+    from custval.reports import TRANSACTION_KEYS, NotebookFailed, render
 
     if args.sample and args.transactions:
         raise DataError("give either --sample or --transactions, not both")
     columns = {
-        key: getattr(args, key)
-        for key in (
-            "customer_id",
-            "timestamp",
-            "amount",
-            "quantity",
-            "unit_price",
-            "order_id",
-            "product_code",
-        )
-        if getattr(args, key) is not None
+        key: getattr(args, key) for key in TRANSACTION_KEYS if getattr(args, key) is not None
     }
     cleaning: dict[str, object] = {}
     if args.exclude_codes:

@@ -73,6 +73,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
@@ -93,12 +94,15 @@ from custval._quadrature import (
 from custval._rows import unique_index
 from custval._units import annual_rate_to_period, normalize_freq, parse_duration, summary_freq
 from custval._validation import (
+    Interval,
+    align_by_customer,
     check_margin,
     check_margins,
     covariate_profiles,
     has_covariates,
+    nonnegative_columns,
     require_columns,
-    require_numeric,
+    validate_params,
     with_customer_columns,
 )
 from custval.errors import DataError
@@ -106,6 +110,7 @@ from custval.errors import DataError
 __all__ = ["clv_interval", "customer_lifetime_value", "customer_value_table"]
 
 _SUMMARY_COLUMNS = ("frequency", "recency", "T", "monetary_value")
+_BANDS = ("clv_lower", "clv_median", "clv_upper")
 _TABLE_COLUMNS = (
     "frequency",
     "recency",
@@ -115,9 +120,7 @@ _TABLE_COLUMNS = (
     "expected_purchases",
     "expected_spend",
     "clv",
-    "clv_lower",
-    "clv_median",
-    "clv_upper",
+    *_BANDS,
     "value_rank",
     "value_decile",
     "segment",
@@ -232,16 +235,7 @@ def _resolve_margin(margin: Any, summary: pd.DataFrame) -> tuple[np.ndarray | fl
         )
         return check_margins(summary, margin, what="summary"), f"column {margin!r}", "contribution"
     if isinstance(margin, pd.Series):
-        missing = ~summary.index.isin(margin.index)
-        if missing.any():
-            raise DataError(
-                f"margin Series has no value for {int(missing.sum()):,} customers of the summary "
-                f"(first: {list(summary.index[missing][:5])}); index it by customer_id and "
-                "cover every customer"
-            )
-        if not margin.index.is_unique:
-            raise DataError("margin Series has duplicate customer ids in its index")
-        aligned = pd.to_numeric(margin.reindex(summary.index), errors="coerce")
+        aligned = align_by_customer(margin, summary, name="margin Series")
         values = check_margins(aligned.to_frame("margin"), "margin", what="margin Series")
         return values, "per-customer Series", "contribution"
     if isinstance(margin, int | float | np.number) and not isinstance(margin, bool):
@@ -255,14 +249,12 @@ def _resolve_margin(margin: Any, summary: pd.DataFrame) -> tuple[np.ndarray | fl
 
 def _check_summary(summary: pd.DataFrame, *, monetary: bool = True) -> dict[str, np.ndarray]:
     columns = _SUMMARY_COLUMNS if monetary else _SUMMARY_COLUMNS[:3]
-    require_columns(
+    return nonnegative_columns(
         summary,
         columns,
         what="summary",
         hint="Build it with custval.rfm_summary(transactions) (with an amount column)",
     )
-    require_numeric(summary, list(columns), what="summary", nonnegative=True)
-    return {c: summary[c].to_numpy(dtype=float) for c in columns}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -677,30 +669,44 @@ def _attrs(valuation: _Valuation) -> dict[str, Any]:
     }
 
 
-def _check_interval(interval: float) -> tuple[float, float, float]:
-    if isinstance(interval, bool) or not isinstance(interval, int | float | np.number):
-        raise DataError(f"interval must be a probability such as 0.8, got {interval!r}")
-    if not 0.0 < float(interval) < 1.0:
-        raise DataError(
-            f"interval must be between 0 and 1 (0.8 for the 10th to 90th percentiles), got "
-            f"{interval!r}"
-        )
+#: the arguments of the percentile functions (clv_interval, customer_value_table)
+_DRAW_CONSTRAINTS = {
+    "interval": Interval(Real, 0, 1, closed="neither", fix="0.8 for the 10th to 90th percentiles"),
+    "n_draws": Interval(Integral, 0, None),
+    "chunk_size": Interval(Integral, 1, None),
+}
+
+
+def _bands(
+    valuation: _Valuation,
+    interval: float,
+    n_draws: int,
+    random_state: int | np.random.Generator | None,
+    chunk_size: int,
+    progress: bool,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Per-customer CLV lower, median and upper percentiles (NaN without draws), and the attrs
+    that record how they were drawn."""
+    attrs = {
+        "interval": float(interval),
+        "n_draws": int(n_draws),
+        "random_state": random_state if isinstance(random_state, int) else None,
+    }
+    if n_draws == 0:
+        return np.full((len(valuation.summary), 3), np.nan), attrs
     tail = (1.0 - float(interval)) / 2.0
-    return tail, 0.5, 1.0 - tail
+    values = valuation.quantiles(
+        (tail, 0.5, 1.0 - tail), int(n_draws), random_state, int(chunk_size), progress
+    )
+    return values, attrs
 
 
-def _check_draw_settings(n_draws: Any, chunk_size: Any) -> None:
-    if isinstance(n_draws, bool) or not isinstance(n_draws, int | np.integer) or n_draws < 0:
-        raise DataError(f"n_draws must be a whole number >= 0, got {n_draws!r}")
+def _check_draw_settings(n_draws: int) -> None:
     if 0 < n_draws < 20:
         raise DataError(
             f"n_draws={n_draws} is too few to estimate percentiles; use at least 20 (200 is "
             "the default), or 0 for no intervals"
         )
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int | np.integer):
-        raise DataError(f"chunk_size must be a positive whole number, got {chunk_size!r}")
-    if chunk_size < 1:
-        raise DataError(f"chunk_size must be a positive whole number, got {chunk_size!r}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -800,6 +806,7 @@ def customer_lifetime_value(
     return result
 
 
+@validate_params(_DRAW_CONSTRAINTS)
 def clv_interval(
     transaction_model: Any,
     spend_model: Any,
@@ -867,8 +874,7 @@ def clv_interval(
     >>> bool((bands["clv_lower"] <= bands["clv_upper"]).all())
     True
     """
-    probabilities = _check_interval(interval)
-    _check_draw_settings(n_draws, chunk_size)
+    _check_draw_settings(n_draws)
     valuation = _valuation(
         transaction_model,
         spend_model,
@@ -879,20 +885,14 @@ def clv_interval(
         step,
         customers,
     )
-    columns = ["clv_lower", "clv_median", "clv_upper"]
-    if n_draws == 0:
-        values = np.full((len(summary), 3), np.nan)
-    else:
-        values = valuation.quantiles(
-            probabilities, int(n_draws), random_state, int(chunk_size), progress
-        )
-    result = pd.DataFrame(values, index=summary.index, columns=columns, copy=False)
+    values, drawn = _bands(valuation, interval, n_draws, random_state, chunk_size, progress)
+    result = pd.DataFrame(values, index=summary.index, columns=list(_BANDS), copy=False)
     result.attrs.update(_attrs(valuation))
-    result.attrs.update({"interval": float(interval), "n_draws": int(n_draws)})
-    result.attrs["random_state"] = random_state if isinstance(random_state, int) else None
+    result.attrs.update(drawn)
     return result
 
 
+@validate_params(_DRAW_CONSTRAINTS)
 def customer_value_table(
     transaction_model: Any,
     spend_model: Any,
@@ -986,8 +986,7 @@ def customer_value_table(
             random_state=random_state,
             step=step,
         )
-    probabilities = _check_interval(interval)
-    _check_draw_settings(n_draws, chunk_size)
+    _check_draw_settings(n_draws)
     valuation = _valuation(
         transaction_model,
         spend_model,
@@ -1021,15 +1020,8 @@ def customer_value_table(
     table["expected_spend"] = valuation.spend.point
     clv = valuation.margin * valuation.spend.point * discounted
     table["clv"] = clv
-    if n_draws == 0:
-        bands = np.full((len(summary), 3), np.nan)
-    else:
-        bands = valuation.quantiles(
-            probabilities, int(n_draws), random_state, int(chunk_size), progress
-        )
-    table["clv_lower"] = bands[:, 0]
-    table["clv_median"] = bands[:, 1]
-    table["clv_upper"] = bands[:, 2]
+    bands, drawn = _bands(valuation, interval, n_draws, random_state, chunk_size, progress)
+    table[list(_BANDS)] = bands
     n = len(table)
     order = np.argsort(-clv, kind="stable")
     rank = np.empty(n, dtype=np.int64)
@@ -1047,12 +1039,5 @@ def customer_value_table(
         table["segment"] = pd.Series(pd.NA, index=table.index, dtype="object")
     table = table[list(_TABLE_COLUMNS)]
     table.attrs.update(_attrs(valuation))
-    table.attrs.update(
-        {
-            "interval": float(interval),
-            "n_draws": int(n_draws),
-            "random_state": random_state if isinstance(random_state, int) else None,
-            "expected_purchases": purchases_note,
-        }
-    )
+    table.attrs.update({**drawn, "expected_purchases": purchases_note})
     return table

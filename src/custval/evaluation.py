@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Mapping
+from numbers import Integral
 from typing import Any
 
 import numpy as np
@@ -33,10 +34,14 @@ from custval._metrics import BY_ABSOLUTE as _BY_ABSOLUTE
 from custval._metrics import SMALLER_IS_BETTER as _SMALLER_IS_BETTER
 from custval._units import DAYS_PER_UNIT, normalize_freq, summary_freq
 from custval._validation import (
+    Interval,
+    Options,
     covariate_profiles,
     has_covariates,
+    nonnegative_columns,
     require_columns,
     require_numeric,
+    validate_params,
     with_customer_columns,
 )
 from custval.errors import CustvalWarning, DataError
@@ -68,13 +73,12 @@ def _check_split(split: pd.DataFrame, columns: tuple[str, ...] = _SPLIT_COLUMNS)
             f"split must be a DataFrame from custval.calibration_holdout_split, got "
             f"{type(split).__name__}"
         )
-    require_columns(
+    nonnegative_columns(
         split,
         columns,
         what="split",
         hint="Build it with custval.calibration_holdout_split(transactions, calibration_end=...)",
     )
-    require_numeric(split, list(columns), what="split", nonnegative=True)
     if len(split) == 0:
         raise DataError("the split has no customers; check calibration_end and the transactions")
     return summary_freq(split)
@@ -118,12 +122,6 @@ def _value_predictions(
     spend = spend_model.expected_spend(split).to_numpy(dtype=float)
     actual_value = actual * split["monetary_value_holdout"].to_numpy(dtype=float)
     return predicted * spend, actual_value, "holdout spend"
-
-
-def _check_count(name: str, value: Any) -> None:
-    """Refuse anything but a whole number >= 1 (a bool is not a count)."""
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise DataError(f"{name} must be a whole number >= 1, got {value!r}")
 
 
 def _holdout_duration(split: pd.DataFrame) -> float | None:
@@ -398,6 +396,13 @@ def _new_customer_expectations(
     return expected.astype(float), codes
 
 
+@validate_params(
+    {
+        "by": Options(("frequency", "recency")),
+        "max_bin": Interval(Integral, 1, None),
+        "bins": Interval(Integral, 1, None),
+    }
+)
 def conditional_expectations(
     model: Any,
     split: pd.DataFrame,
@@ -450,10 +455,6 @@ def conditional_expectations(
     >>> conditional_expectations(model, split).index.tolist()
     ['0', '1', '2', '7+']
     """
-    if by not in ("frequency", "recency"):
-        raise DataError(f"by must be 'frequency' or 'recency', got {by!r}")
-    _check_count("max_bin", max_bin)
-    _check_count("bins", bins)
     split = with_customer_columns(split, customers, what="split")
     predicted, actual = _holdout_predictions(model, split)
     if by == "frequency":
@@ -719,6 +720,7 @@ def alive_metrics(model: Any, split: pd.DataFrame) -> pd.Series:
     )
 
 
+@validate_params({"bins": Interval(Integral, 1, None)})
 def alive_calibration(model: Any, split: pd.DataFrame, *, bins: int = 10) -> pd.DataFrame:
     """Share of customers active in the holdout within bins of P(alive).
 
@@ -749,7 +751,6 @@ def alive_calibration(model: Any, split: pd.DataFrame, *, bins: int = 10) -> pd.
     >>> alive_calibration(model, split, bins=2)["n_customers"].tolist()
     [1, 2]
     """
-    _check_count("bins", bins)
     p_alive, active = _alive_data(model, split)
     group, labels = _equal_width_bins(p_alive, np.linspace(0.0, 1.0, bins + 1), ".3g")
     counts, (mean_p, share) = _group_means(group, bins, p_alive, active)
@@ -773,6 +774,13 @@ def alive_calibration(model: Any, split: pd.DataFrame, *, bins: int = 10) -> pd.
 # ---------------------------------------------------------------------------------------------
 # Model comparison
 # ---------------------------------------------------------------------------------------------
+@validate_params(
+    {
+        "metric": Options(
+            sorted(_SMALLER_IS_BETTER), fix="the metric names a column of the comparison"
+        )
+    }
+)
 def compare_models(
     models: Mapping[str, Any],
     split: pd.DataFrame,
@@ -836,11 +844,6 @@ def compare_models(
         raise DataError(
             "models must be a non-empty dict of name to fitted model, e.g. "
             "{'BG/NBD': bgnbd, 'Pareto/NBD': pnbd}"
-        )
-    if metric not in _SMALLER_IS_BETTER:
-        raise DataError(
-            f"metric {metric!r} is not a column of the comparison; use one of "
-            f"{sorted(_SMALLER_IS_BETTER)}"
         )
     split = with_customer_columns(split, customers, what="split")
     rows = {}

@@ -83,7 +83,7 @@ import numpy as np
 import pandas as pd
 
 from custval._format import count, percent
-from custval._validation import bad_values_message, require_columns
+from custval._validation import bad_values_message, refuse_rows, require_columns
 from custval.errors import DataError
 
 __all__ = [
@@ -520,17 +520,14 @@ def read_transactions(
         if strict:
             for name, values in (("quantity", qty), ("unit_price", price)):
                 bad = np.isnan(values)
-                if bad.any():
-                    raise DataError(
-                        bad_values_message(
-                            raw,
-                            bad,
-                            mapping[name],
-                            "missing or non-numeric values",
-                            "fix or drop those rows, or pass strict=False to drop and count them "
-                            "(reason 'invalid_amount')",
-                        )
-                    )
+                refuse_rows(
+                    raw,
+                    bad,
+                    mapping[name],
+                    "missing or non-numeric values",
+                    "fix or drop those rows, or pass strict=False to drop and count them "
+                    "(reason 'invalid_amount')",
+                )
         with np.errstate(over="ignore", invalid="ignore"):
             frame = frame.drop(columns="unit_price").assign(amount=qty * price, quantity=qty)
         labels["amount"] = f"{quantity} * {unit_price}"

@@ -7,6 +7,7 @@ import contextlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,7 @@ from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm  # text bars: tqdm.auto warns in Jupyter without ipywidgets
 
+from custval._validation import OPEN_PROBABILITY, Interval, validate_params
 from custval.churn._data import _Log, _prepare_log, _timedelta, _timestamp
 from custval.churn._features import _features_at, _FeatureSpec
 from custval.churn._labels import _end, _labels_at
@@ -44,6 +46,7 @@ def _baseline(features: pd.DataFrame, name: str) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------ metrics
+@validate_params({"top": Interval(Real, 0, 1, closed="right")})
 def churn_metrics(
     churned: Sequence[int] | np.ndarray | pd.Series,
     probability: Sequence[float] | np.ndarray | pd.Series,
@@ -89,8 +92,6 @@ def churn_metrics(
         raise DataError("churned must hold only 0 and 1")
     if not np.all(np.isfinite(p)) or np.any((p < 0) | (p > 1)):
         raise DataError("probability must hold finite numbers in [0, 1]")
-    if not 0 < top <= 1:
-        raise DataError(f"top must be a share in (0, 1], got {top!r}")
     both = 0 < y.sum() < y.size
     rate = float(y.mean())
     k = max(1, math.ceil(top * y.size))
@@ -298,8 +299,6 @@ def _threads(n_threads: int | None) -> contextlib.AbstractContextManager:
     thread per process is much faster than oversubscribing the cores)."""
     if n_threads is None:
         return contextlib.nullcontext()
-    if not (isinstance(n_threads, int) and n_threads >= 1):
-        raise DataError(f"n_threads must be a positive integer or None, got {n_threads!r}")
     return threadpool_limits(limits=n_threads)
 
 
@@ -309,6 +308,11 @@ def _stack(frames: list[pd.DataFrame]) -> pd.DataFrame:
 
 
 # ------------------------------------------------------------------------------------ backtest
+#: what the model-fitting entry points (backtest, evaluate, scores) accept
+_FIT_CONSTRAINTS = {"n_threads": [Interval(Integral, 1, None), None]}
+
+
+@validate_params(_FIT_CONSTRAINTS)
 def churn_backtest(
     transactions: pd.DataFrame,
     *,
@@ -453,6 +457,7 @@ def _cutoffs(
 
 
 # ------------------------------------------------------------------------------------ snapshot
+@validate_params({**_FIT_CONSTRAINTS, "test_size": OPEN_PROBABILITY})
 def churn_evaluate(
     features: pd.DataFrame,
     labels: pd.Series,
@@ -523,6 +528,7 @@ def churn_evaluate(
 
 
 # ------------------------------------------------------------------------------------ scores
+@validate_params(_FIT_CONSTRAINTS)
 def churn_scores(
     transactions: pd.DataFrame,
     *,

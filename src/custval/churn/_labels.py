@@ -8,7 +8,7 @@ from collections.abc import Collection
 import numpy as np
 import pandas as pd
 
-from custval._validation import bad_values_message, require_columns
+from custval._validation import bad_values_message, refuse_rows, require_columns
 from custval.churn._data import (
     _check_horizon,
     _datetimes,
@@ -179,16 +179,13 @@ def contractual_churn_labels(
         values = customers[churn]
         flags = _flags(values, positive)
         bad = np.isnan(flags)
-        if bad.any():
-            raise DataError(
-                bad_values_message(
-                    customers,
-                    bad,
-                    churn,
-                    "values that are neither churned nor retained",
-                    "use Yes/No, True/False or 1/0, or list the churned values in positive=",
-                )
-            )
+        refuse_rows(
+            customers,
+            bad,
+            churn,
+            "values that are neither churned nor retained",
+            "use Yes/No, True/False or 1/0, or list the churned values in positive=",
+        )
         return pd.Series(flags.astype(np.int8), index=ids, name="churned")
 
     if cutoff is None or horizon is None:

@@ -16,6 +16,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from custval._validation import Options, validate_params
 from custval.errors import DataError
 
 __all__ = ["CategoricalColumns", "make_churn_pipeline"]
@@ -143,6 +144,7 @@ def _signed_log1p(values: np.ndarray) -> np.ndarray:
     return np.sign(values) * np.log1p(np.abs(values))
 
 
+@validate_params({"kind": Options(_KINDS)})
 def make_churn_pipeline(
     kind: Literal["logistic", "gradient_boosting"] = "gradient_boosting",
     *,
@@ -192,8 +194,6 @@ def make_churn_pipeline(
     >>> make_churn_pipeline(calibrate=True).steps[-1][1].__class__.__name__
     'CalibratedClassifierCV'
     """
-    if kind not in _KINDS:
-        raise DataError(f"kind must be one of {list(_KINDS)}, got {kind!r}")
     steps: list[tuple[str, Any]] = [
         ("categories", CategoricalColumns(max_categories=max_categories))
     ]

@@ -21,6 +21,7 @@ uplift's bounds (exact for a normal interval of a linear function).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
@@ -28,10 +29,12 @@ import pandas as pd
 from scipy import stats
 
 from custval._format import money, percent
-from custval._validation import check_margin
+from custval._validation import OPEN_PROBABILITY, Interval, Margin, validate_params
 from custval.errors import DataError
 
 __all__ = ["CampaignPayback", "campaign_payback"]
+
+_COST_FIX = "give what one contact costs, in the outcome's currency"
 
 _COLUMNS = [
     "n_contacted",
@@ -183,6 +186,14 @@ def _row(
     }
 
 
+@validate_params(
+    {
+        "margin": Margin(),
+        "cost_per_contact": Interval(Real, 0, None, closed="neither", fix=_COST_FIX),
+        "n_members": [Interval(Integral, 1, None), None],
+        "alpha": OPEN_PROBABILITY,
+    }
+)
 def campaign_payback(
     effect: Any,
     *,
@@ -230,15 +241,7 @@ def campaign_payback(
     >>> result.overall["verdict"]
     'paid back'
     """
-    margin = check_margin(margin)
-    cost = float(cost_per_contact)
-    if not np.isfinite(cost) or cost <= 0:
-        raise DataError(
-            f"cost_per_contact must be a positive amount, got {cost_per_contact!r}; give what "
-            "one contact costs"
-        )
-    if not 0 < alpha < 1:
-        raise DataError(f"alpha must lie in (0, 1), got {alpha!r}")
+    margin, cost = float(margin), float(cost_per_contact)
     z = float(stats.norm.ppf(1 - alpha / 2))
     rows: dict[str, dict[str, Any]] = {}
     if hasattr(effect, "ate") and hasattr(effect, "effect_by"):

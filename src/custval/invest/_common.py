@@ -3,17 +3,21 @@ inputs given as a number, a column or a Series."""
 
 from __future__ import annotations
 
-import math
 import warnings
+from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from custval._validation import (
-    bad_values_message,
+    OPEN_PROBABILITY,
+    Interval,
+    align_by_customer,
     check_margin,
     check_margins,
+    check_param,
+    refuse_rows,
     require_columns,
     require_numeric,
 )
@@ -41,17 +45,16 @@ def check_value_table(value_table: pd.DataFrame, columns: list[str]) -> None:
         )
 
 
+#: the uncertainty arguments shared by the effect estimators and the targeting built on them
+UNCERTAINTY_CONSTRAINTS = {"n_bootstrap": Interval(Integral, 0, None), "alpha": OPEN_PROBABILITY}
+
+
 def check_fraction(name: str, value: float, *, low_open: bool = False) -> float:
     """Return ``value`` as a float after checking it lies in [0, 1] (or (0, 1])."""
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise DataError(f"{name} must be a number between 0 and 1, got {value!r}") from None
-    ok = (0.0 < value <= 1.0) if low_open else (0.0 <= value <= 1.0)
-    if not ok or not math.isfinite(value):
-        bound = "(0, 1]" if low_open else "[0, 1]"
-        raise DataError(f"{name} must lie in {bound}, got {value!r}")
-    return value
+    return float(check_param(name, value, Interval(Real, 0, 1, closed=_FRACTION[low_open])))
+
+
+_FRACTION = {True: "right", False: "both"}
 
 
 def per_customer(
@@ -71,15 +74,7 @@ def per_customer(
         require_numeric(table, [spec], what="value table")
         series = table[spec].astype(float)
     elif isinstance(spec, pd.Series):
-        missing = ~table.index.isin(spec.index)
-        if missing.any():
-            raise DataError(
-                f"{name} has no value for {int(missing.sum()):,} customers of the value table "
-                f"(first: {list(table.index[missing][:5])}); give a value for every customer"
-            )
-        if not spec.index.is_unique:
-            raise DataError(f"{name} has duplicated customer ids; give one value per customer")
-        series = pd.to_numeric(spec, errors="coerce").reindex(table.index).astype(float)
+        series = align_by_customer(spec, table, name=name, what="value table").astype(float)
         series.name = name
     elif isinstance(spec, int | float | np.number) and not isinstance(spec, bool):
         series = pd.Series(float(spec), index=table.index, name=name)
@@ -91,24 +86,13 @@ def per_customer(
     values = series.to_numpy()
     frame = series.to_frame(name)
     bad = ~np.isfinite(values)
-    if bad.any():
-        raise DataError(
-            bad_values_message(
-                frame, bad, name, "missing or non-numeric values", "give a number per customer"
-            )
-        )
+    refuse_rows(frame, bad, name, "missing or non-numeric values", "give a number per customer")
     if fraction:
         bad = (values < 0) | (values > 1)
-        if bad.any():
-            raise DataError(
-                bad_values_message(frame, bad, name, "values outside [0, 1]", "use shares 0..1")
-            )
+        refuse_rows(frame, bad, name, "values outside [0, 1]", "use shares 0..1")
     if nonnegative:
         bad = values < 0
-        if bad.any():
-            raise DataError(
-                bad_values_message(frame, bad, name, "negative values", f"{name} must be >= 0")
-            )
+        refuse_rows(frame, bad, name, "negative values", f"{name} must be >= 0")
     return series.rename(name)
 
 
@@ -234,10 +218,5 @@ def to_datetime_column(frame: pd.DataFrame, column: str, *, what: str) -> pd.Ser
         return raw
     parsed = pd.to_datetime(raw, errors="coerce")
     bad = (parsed.isna() & raw.notna()).to_numpy()
-    if bad.any():
-        raise DataError(
-            bad_values_message(
-                frame, bad, column, "values that are not dates", "write them as ISO dates"
-            )
-        )
+    refuse_rows(frame, bad, column, "values that are not dates", "write them as ISO dates")
     return parsed

@@ -5,13 +5,14 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from numbers import Real
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from custval._format import percent
-from custval._validation import bad_values_message, require_numeric
+from custval._validation import Interval, refuse_rows, require_numeric, validate_params
 from custval.errors import DataError
 from custval.invest._common import (
     check_fraction,
@@ -79,6 +80,12 @@ class ValueConcentration:
         )
 
 
+@validate_params(
+    {
+        "high_value_share": Interval(Real, 0, 1, closed="right"),
+        "churn_threshold": Interval(Real, 0, 1, closed="both"),
+    }
+)
 def value_concentration(
     value_table: pd.DataFrame,
     *,
@@ -128,16 +135,13 @@ def value_concentration(
     require_numeric(value_table, [value], what="value table")
     values = value_table[value].to_numpy(dtype=float)
     negative = values < 0
-    if negative.any():
-        raise DataError(
-            bad_values_message(
-                value_table,
-                negative,
-                value,
-                "negative values",
-                "concentration needs non-negative values; use a non-negative value column",
-            )
-        )
+    refuse_rows(
+        value_table,
+        negative,
+        value,
+        "negative values",
+        "concentration needs non-negative values; use a non-negative value column",
+    )
     n = len(values)
     total = float(values.sum())
     if n == 0 or total <= 0:
@@ -146,8 +150,7 @@ def value_concentration(
             "concentration needs a positive total value"
         )
     top = [check_fraction("top share", p, low_open=True) for p in top]
-    high_value_share = check_fraction("high_value_share", high_value_share, low_open=True)
-    churn_threshold = check_fraction("churn_threshold", churn_threshold)
+    high_value_share, churn_threshold = float(high_value_share), float(churn_threshold)
 
     # Most valuable first; ties broken by the table's order so the result is deterministic.
     order = np.argsort(-values, kind="stable")

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from numbers import Real
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
 from custval._format import count, money, percent
+from custval._validation import Interval, Options, validate_params
 from custval.errors import DataError
 from custval.invest._roi import retention_roi
 
@@ -80,6 +82,9 @@ def _value_tier(values: pd.Series) -> pd.Series:
     return pd.Series(labels, index=values.index, name="value_tier").astype(cats)
 
 
+@validate_params(
+    {"uplift_kind": Options(("absolute", "save_rate")), "min_roi": Interval(Real, None, None)}
+)
 def investment_plan(
     value_table: pd.DataFrame,
     *,
@@ -161,8 +166,6 @@ def investment_plan(
         label = by
     else:
         raise DataError(f"by must be a column name or a Series, got {type(by).__name__}")
-    if not np.isfinite(min_roi):
-        raise DataError(f"min_roi must be a finite number, got {min_roi!r}")
 
     data = scores.assign(_group=groups.to_numpy())
     data["_positive"] = np.maximum(data["expected_net_value"], 0.0)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from numbers import Real
 from typing import Any, Literal
 
 import numpy as np
@@ -31,9 +32,16 @@ from scipy import stats
 from sklearn.linear_model import LogisticRegression
 from tqdm import tqdm  # text bars: tqdm.auto warns in Jupyter without ipywidgets
 
-from custval._validation import bad_values_message, require_columns, require_numeric
+from custval._validation import (
+    Interval,
+    Options,
+    refuse_rows,
+    require_columns,
+    require_numeric,
+    validate_params,
+)
 from custval.errors import DataError
-from custval.invest._common import percentile_interval
+from custval.invest._common import UNCERTAINTY_CONSTRAINTS, percentile_interval
 
 __all__ = ["RelationshipEffect", "relationship_effect"]
 
@@ -87,16 +95,13 @@ def _design_matrix(frame: pd.DataFrame, covariates: Sequence[str]) -> pd.DataFra
         ):
             values = s.astype(float)
             bad = ~np.isfinite(values.to_numpy())
-            if bad.any():
-                raise DataError(
-                    bad_values_message(
-                        frame,
-                        bad,
-                        c,
-                        "missing or infinite values",
-                        "fill them (e.g. a 'no history' indicator and 0) before weighting",
-                    )
-                )
+            refuse_rows(
+                frame,
+                bad,
+                c,
+                "missing or infinite values",
+                "fill them (e.g. a 'no history' indicator and 0) before weighting",
+            )
             parts.append(values.rename(c).to_frame())
         else:
             dummies = pd.get_dummies(s.astype("string"), prefix=c, drop_first=True, dtype=float)
@@ -140,6 +145,13 @@ def _smd(x: np.ndarray, z: np.ndarray, w: np.ndarray, sd: np.ndarray) -> np.ndar
     return diff / sd
 
 
+@validate_params(
+    {
+        "estimand": Options(("ATT", "ATE")),
+        "trim": Interval(Real, 0, 0.5, closed="left"),
+        **UNCERTAINTY_CONSTRAINTS,
+    }
+)
 def relationship_effect(
     frame: pd.DataFrame,
     *,
@@ -205,13 +217,9 @@ def relationship_effect(
     >>> round(result.estimate)
     2
     """
-    if estimand not in ("ATT", "ATE"):
-        raise DataError(f"estimand must be 'ATT' or 'ATE', got {estimand!r}")
     covariates = [covariates] if isinstance(covariates, str) else list(covariates)
     if not covariates:
         raise DataError("covariates is empty; name the pre-enrolment behaviour to balance on")
-    if not (0 <= trim < 0.5):
-        raise DataError(f"trim must lie in [0, 0.5), got {trim!r}")
     require_columns(frame, [member, outcome, *covariates], what="frame")
     if {member, outcome} & set(covariates):
         raise DataError("covariates must not include the membership or the outcome column")
@@ -307,12 +315,7 @@ def _membership(frame: pd.DataFrame, member: str) -> np.ndarray:
     else:
         z = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float)
     bad = ~np.isin(z, [0.0, 1.0])
-    if bad.any():
-        raise DataError(
-            bad_values_message(
-                frame, bad, member, "values other than 0/1", "code members 1 and non-members 0"
-            )
-        )
+    refuse_rows(frame, bad, member, "values other than 0/1", "code members 1 and non-members 0")
     z = z.astype(int)
     if min((z == 1).sum(), (z == 0).sum()) < 2:
         raise DataError(

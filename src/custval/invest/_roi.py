@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from custval._format import count, money, percent
+from custval._validation import Options, validate_params
 from custval.errors import DataError
 from custval.invest._common import (
     check_fraction,
@@ -135,6 +136,7 @@ def _rank(net: np.ndarray) -> np.ndarray:
     return np.argsort(-net, kind="stable")
 
 
+@validate_params({"uplift_kind": Options(("absolute", "save_rate"))})
 def retention_roi(
     value_table: pd.DataFrame,
     *,
@@ -202,8 +204,6 @@ def retention_roi(
             "give exactly one of save_rate= (an assumed share of would-be-lost customers the "
             "action keeps) and uplift= (per-customer effect estimated from a campaign)"
         )
-    if uplift_kind not in ("absolute", "save_rate"):
-        raise DataError(f"uplift_kind must be 'absolute' or 'save_rate', got {uplift_kind!r}")
     value_at_stake, value_info = contribution_value(value_table, value, margin)
     p_loss, churn_label = churn_probability(value_table, churn)
     cost = per_customer(cost_per_contact, value_table, name="cost_per_contact", nonnegative=True)

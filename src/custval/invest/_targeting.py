@@ -15,14 +15,15 @@ out-of-fold predictions held fixed, as in :func:`custval.invest.estimate_uplift`
 from __future__ import annotations
 
 from dataclasses import dataclass
+from numbers import Real
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from custval._validation import check_margin
+from custval._validation import Interval, Margin, validate_params
 from custval.errors import DataError
-from custval.invest._common import percentile_interval
+from custval.invest._common import UNCERTAINTY_CONSTRAINTS, percentile_interval
 
 __all__ = ["UpliftTargeting", "uplift_targeting"]
 
@@ -98,6 +99,9 @@ def _net_at(
     return margin * diff * size - cost * size
 
 
+@validate_params(
+    {"margin": Margin(), "cost_per_contact": Interval(Real, 0, None), **UNCERTAINTY_CONSTRAINTS}
+)
 def uplift_targeting(
     effect: Any,
     *,
@@ -148,10 +152,7 @@ def uplift_targeting(
     >>> result.beats_random
     True
     """
-    margin = check_margin(margin)
-    cost = float(cost_per_contact)
-    if not np.isfinite(cost) or cost < 0:
-        raise DataError(f"cost_per_contact must be a non-negative amount, got {cost_per_contact!r}")
+    margin, cost = float(margin), float(cost_per_contact)
     if not (hasattr(effect, "cate") and hasattr(effect, "_frame")):
         raise DataError(
             f"effect must be the result of estimate_uplift, got {type(effect).__name__}"

@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from numbers import Integral
 from typing import Any, Literal
 
 import numpy as np
@@ -37,9 +38,17 @@ from threadpoolctl import threadpool_limits
 from tqdm import tqdm  # text bars: tqdm.auto warns in Jupyter without ipywidgets
 
 from custval._format import number
-from custval._validation import bad_values_message, require_columns, require_numeric
+from custval._validation import (
+    OPEN_PROBABILITY,
+    Interval,
+    Options,
+    refuse_rows,
+    require_columns,
+    require_numeric,
+    validate_params,
+)
 from custval.errors import DataError
-from custval.invest._common import percentile_interval
+from custval.invest._common import UNCERTAINTY_CONSTRAINTS, percentile_interval
 
 __all__ = ["UpliftResult", "estimate_uplift"]
 
@@ -414,16 +423,13 @@ def _check_inputs(
     raw_t = frame[treatment]
     t = pd.to_numeric(raw_t, errors="coerce").to_numpy(dtype=float)
     bad = ~np.isin(t, [0.0, 1.0])
-    if bad.any():
-        raise DataError(
-            bad_values_message(
-                frame,
-                bad,
-                treatment,
-                "values other than 0 and 1",
-                "code the treatment as 1 (contacted) and 0 (control)",
-            )
-        )
+    refuse_rows(
+        frame,
+        bad,
+        treatment,
+        "values other than 0 and 1",
+        "code the treatment as 1 (contacted) and 0 (control)",
+    )
     for arm, name in ((1.0, "treated"), (0.0, "control")):
         size = int((t == arm).sum())
         if size < max(2, n_folds):
@@ -436,6 +442,14 @@ def _check_inputs(
     return t, y, binary
 
 
+@validate_params(
+    {
+        "method": Options(("t_learner", "x_learner")),
+        "n_folds": Interval(Integral, 2, None),
+        "power": OPEN_PROBABILITY,
+        **UNCERTAINTY_CONSTRAINTS,
+    }
+)
 def estimate_uplift(
     frame: pd.DataFrame,
     *,
@@ -506,14 +520,6 @@ def estimate_uplift(
     >>> bool(abs(result.ate.loc["difference in means", "estimate"] - 5.0) < 0.5)
     True
     """
-    if method not in ("t_learner", "x_learner"):
-        raise DataError(f"method must be 't_learner' or 'x_learner', got {method!r}")
-    if not (isinstance(n_folds, int) and n_folds >= 2):
-        raise DataError(f"n_folds must be an integer >= 2, got {n_folds!r}")
-    if not (0 < alpha < 1) or not (0 < power < 1):
-        raise DataError(f"alpha and power must lie in (0, 1), got {alpha!r} and {power!r}")
-    if not (isinstance(n_bootstrap, int) and n_bootstrap >= 0):
-        raise DataError(f"n_bootstrap must be a non-negative integer, got {n_bootstrap!r}")
     features = [features] if isinstance(features, str) else list(features)
     t, y, binary = _check_inputs(frame, treatment, outcome, features, n_folds)
     encoder = _make_encoder(frame, features)

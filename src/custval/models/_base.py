@@ -44,7 +44,10 @@ from threadpoolctl import threadpool_limits
 from custval import _engines
 from custval._rows import compress_rows
 from custval._units import normalize_freq, parse_duration
-from custval._validation import bad_values_message, require_columns, require_numeric
+from custval._validation import (
+    bad_values_message,
+    nonnegative_columns,
+)
 from custval.errors import ConvergenceError, CustvalWarning, DataError
 
 __all__ = ["BaseModel", "load_model"]
@@ -392,14 +395,12 @@ class BaseModel(BaseEstimator):
     ) -> dict[str, np.ndarray]:
         """Validate ``columns`` of ``summary`` once and return them as float arrays."""
         columns = self._data_columns if columns is None else columns
-        require_columns(
+        data = nonnegative_columns(
             summary,
             columns,
             what=what,
             hint="Build it with custval.rfm_summary or rename your columns to custval's vocabulary",
         )
-        require_numeric(summary, columns, what=what, nonnegative=True)
-        data = {c: summary[c].to_numpy(dtype=float) for c in columns}
         self._validate_data(data, summary)
         return data
 

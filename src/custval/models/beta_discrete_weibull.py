@@ -153,10 +153,17 @@ class BetaDiscreteWeibullModel(ShiftedBetaGeoModel):
     >>> model = BetaDiscreteWeibullModel().fit(regular)
     >>> model.params_.round(2).tolist()
     [0.46, 0.78, 1.28]
+    >>> bdw = BetaDiscreteWeibullModel.from_params(alpha=0.7, beta=1.2, c=1.3)
+    >>> round(bdw.discounted_expected_lifetime(0.1), 3)
+    3.159
+    >>> round(bdw.discounted_expected_residual_lifetime(0.1, renewals_so_far=4), 2)
+    4.84
     """
 
     _param_names: ClassVar[tuple[str, ...]] = ("alpha", "beta", "c")
     _display_name: ClassVar[str] = "BdW model"
+    #: no closed form for ``c != 1``: the DERL summed period by period
+    _derl = staticmethod(_discounted_expected_residual_lifetime)
 
     def _row_loglik_grad(
         self, params: Any, data: Mapping[str, np.ndarray]
@@ -239,89 +246,6 @@ class BetaDiscreteWeibullModel(ShiftedBetaGeoModel):
         params = self._params()
         values = _survival(params, periods - 1.0) - _survival(params, periods)
         return self._curve(values, periods, "churn_probability")
-
-    def discounted_expected_residual_lifetime(
-        self,
-        period_discount_rate: float | None = None,
-        renewals_so_far: Any = 0,
-        *,
-        annual_discount_rate: float | None = None,
-        discount_rate: float | None = None,
-    ) -> float | pd.Series:
-        """Discounted expected residual lifetime (DERL) after ``renewals_so_far`` renewals.
-
-        ``sum_k S(n+k)/S(n-1) (1+d)^-k`` after ``n - 1`` renewals, as for the sBG (Fader &
-        Hardie 2010): the expected present value, in units of the per-period payment, of the
-        payments from the next renewal on. Summed period by period (no closed form for
-        ``c != 1``).
-
-        Parameters
-        ----------
-        period_discount_rate : float, optional
-            Discount rate per period (0.1 for 10% a period), > 0. ``discount_rate`` is its
-            deprecated name.
-        annual_discount_rate : float, optional
-            Instead: an annual rate (0.10 for 10% a year), converted with the model's unit
-            (``freq_``), as in :func:`custval.customer_lifetime_value`.
-        renewals_so_far : int or array-like of int, default 0
-            Renewals made (``n - 1``).
-
-        Returns
-        -------
-        float or Series
-            A float for a scalar ``renewals_so_far``; otherwise a Series indexed by it.
-
-        Examples
-        --------
-        >>> from custval import BetaDiscreteWeibullModel
-        >>> model = BetaDiscreteWeibullModel.from_params(alpha=0.7, beta=1.2, c=1.3)
-        >>> round(model.discounted_expected_residual_lifetime(0.1, renewals_so_far=4), 2)
-        4.84
-        """
-        d = self._period_rate(period_discount_rate, annual_discount_rate, discount_rate)
-        renewals = np.asarray(renewals_so_far)
-        periods = self._periods(renewals, minimum=0, name="renewals_so_far")
-        values = _discounted_expected_residual_lifetime(self._params(), d, periods)
-        if renewals.ndim == 0:
-            return float(values[0])
-        return pd.Series(
-            values, index=pd.Index(periods.astype(int), name="renewals_so_far"), name="derl"
-        )
-
-    def discounted_expected_lifetime(
-        self,
-        period_discount_rate: float | None = None,
-        *,
-        annual_discount_rate: float | None = None,
-        discount_rate: float | None = None,
-    ) -> float:
-        """Discounted expected lifetime (DEL) of a new customer, ``sum_t S(t) (1+d)^-t``.
-
-        Parameters
-        ----------
-        period_discount_rate : float, optional
-            Discount rate per period (0.1 for 10% a period), > 0. ``discount_rate`` is its
-            deprecated name.
-        annual_discount_rate : float, optional
-            Instead: an annual rate (0.10 for 10% a year), converted with the model's unit
-            (``freq_``), as in :func:`custval.customer_lifetime_value`.
-
-        Returns
-        -------
-        float
-            Present value of the payments in units of the per-period payment, the first
-            (at acquisition) undiscounted.
-
-        Examples
-        --------
-        >>> from custval import BetaDiscreteWeibullModel
-        >>> model = BetaDiscreteWeibullModel.from_params(alpha=0.7, beta=1.2, c=1.3)
-        >>> round(model.discounted_expected_lifetime(0.1), 3)
-        3.159
-        """
-        d = self._period_rate(period_discount_rate, annual_discount_rate, discount_rate)
-        derl = _discounted_expected_residual_lifetime(self._params(), d, np.zeros(1))
-        return float(1.0 + derl[0] / (1.0 + d))
 
     def expected_lifetime(self, renewals_so_far: Any = None) -> float | pd.Series:
         """Not available for the BdW: its mean lifetime has no closed form (and is infinite

@@ -61,7 +61,7 @@ from scipy.special import betainc, betaln, digamma, expit, gammaln, polygamma
 from sklearn.utils.validation import check_is_fitted
 
 from custval._rows import unique_rows as _unique_rows
-from custval._validation import bad_values_message, require_columns, require_numeric
+from custval._validation import bad_values_message, refuse_rows, require_columns, require_numeric
 from custval.errors import ConvergenceError, CustvalWarning, DataError
 from custval.models._base import BaseModel
 from custval.models._special import digamma_rising, log_rising
@@ -915,16 +915,13 @@ def _purchase_times(
         require_numeric(transactions, (timestamp,), what="transactions", finite=False)
         times = column.to_numpy(dtype=float)
         missing = ~np.isfinite(times)
-    if missing.any():
-        raise DataError(
-            bad_values_message(
-                transactions,
-                missing,
-                timestamp,
-                "missing times",
-                "drop those rows or fill in their purchase times",
-            )
-        )
+    refuse_rows(
+        transactions,
+        missing,
+        timestamp,
+        "missing times",
+        "drop those rows or fill in their purchase times",
+    )
     codes, _ = pd.factorize(transactions[customer_id], use_na_sentinel=False)
     order = np.lexsort((times, codes))
     codes, times = codes[order], times[order]

@@ -24,7 +24,10 @@ from scipy.special import gammaln
 from sklearn.utils.validation import check_is_fitted
 
 from custval._rows import unique_index
-from custval._validation import bad_values_message, require_columns, require_numeric
+from custval._validation import (
+    bad_values_message,
+    nonnegative_columns,
+)
 from custval.errors import CustvalWarning, DataError
 from custval.models._base import BaseModel
 from custval.models._covariates import CovariateModelMixin
@@ -190,9 +193,7 @@ def frequency_spend_correlation(summary: pd.DataFrame) -> pd.Series:
     >>> float(frequency_spend_correlation(summary)["n_customers"])
     4.0
     """
-    what = "summary"
-    require_columns(summary, _COLUMNS, what=what, hint="Build it with custval.rfm_summary")
-    require_numeric(summary, _COLUMNS, what=what, nonnegative=True)
+    nonnegative_columns(summary, _COLUMNS, hint="Build it with custval.rfm_summary")
     repeat = summary["frequency"].to_numpy(dtype=float) > 0
     frame = summary.loc[repeat, list(_COLUMNS)].astype(float)
     if len(frame) < 3:

@@ -135,13 +135,6 @@ def _discounted_expected_residual_lifetime(
     return np.exp(_log_discounted_sum(alpha, beta + n.ravel() - 1.0, discount_rate)).reshape(shape)
 
 
-def _discounted_expected_lifetime(params: np.ndarray, discount_rate: float) -> float:
-    """DEL of a new customer, ``2F1(1, beta; alpha+beta; 1/(1+d))`` (FH10): the present
-    value of the payments, the first (at acquisition) undiscounted; ``1 + DERL(0) / (1+d)``."""
-    derl = _discounted_expected_residual_lifetime(params, discount_rate, np.zeros(1))
-    return float(1.0 + derl[0] / (1.0 + discount_rate))
-
-
 def _expected_lifetime(params: np.ndarray, renewals: Any = None) -> Any:
     """Mean lifetime in periods: ``(alpha+beta-1)/(alpha-1)`` for a new customer, and
     ``(beta+n-1)/(alpha-1)`` further periods after ``n - 1`` renewals; infinite if
@@ -213,6 +206,8 @@ class ShiftedBetaGeoModel(CovariateModelMixin, BaseModel):
     _data_columns: ClassVar[tuple[str, ...]] = ("period", "censored")
     _display_name: ClassVar[str] = "sBG model"
     _covariate_groups: ClassVar[tuple[str, ...]] = ("alpha", "beta")
+    #: DERL(params, d, renewals_so_far): the closed form here, summed period by period in the BdW
+    _derl = staticmethod(_discounted_expected_residual_lifetime)
 
     def fit(
         self,
@@ -589,16 +584,8 @@ class ShiftedBetaGeoModel(CovariateModelMixin, BaseModel):
         5.89
         """
         d = self._period_rate(period_discount_rate, annual_discount_rate, discount_rate)
-        renewals = np.asarray(renewals_so_far)
-        periods = self._periods(renewals, minimum=0, name="renewals_so_far")
-        values = _discounted_expected_residual_lifetime(self._params(), d, periods)
-        if renewals.ndim == 0:
-            return float(values[0])
-        return pd.Series(
-            values,
-            index=pd.Index(periods.astype(int), name="renewals_so_far"),
-            name="derl",
-        )
+        params = self._params()
+        return self._by_renewals(lambda n: self._derl(params, d, n), renewals_so_far, "derl")
 
     def discounted_expected_lifetime(
         self,
@@ -607,7 +594,9 @@ class ShiftedBetaGeoModel(CovariateModelMixin, BaseModel):
         annual_discount_rate: float | None = None,
         discount_rate: float | None = None,
     ) -> float:
-        """Discounted expected lifetime (DEL) of a new customer (FH10).
+        """Discounted expected lifetime (DEL) of a new customer (FH10), ``1 + DERL(0) / (1+d)``.
+
+        For the sBG ``2F1(1, beta; alpha+beta; 1/(1+d))``; for the BdW summed period by period.
 
         Parameters
         ----------
@@ -631,10 +620,8 @@ class ShiftedBetaGeoModel(CovariateModelMixin, BaseModel):
         >>> round(model.discounted_expected_lifetime(0.1), 3)
         3.695
         """
-        return _discounted_expected_lifetime(
-            self._params(),
-            self._period_rate(period_discount_rate, annual_discount_rate, discount_rate),
-        )
+        d = self._period_rate(period_discount_rate, annual_discount_rate, discount_rate)
+        return float(1.0 + self._derl(self._params(), d, np.zeros(1))[0] / (1.0 + d))
 
     def expected_lifetime(self, renewals_so_far: Any = None) -> float | pd.Series:
         """Mean lifetime in periods (infinite when ``alpha <= 1``).
@@ -659,15 +646,20 @@ class ShiftedBetaGeoModel(CovariateModelMixin, BaseModel):
         params = self._params()
         if renewals_so_far is None:
             return float(_expected_lifetime(params))
+        return self._by_renewals(
+            lambda n: _expected_lifetime(params, n), renewals_so_far, "expected_lifetime"
+        )
+
+    def _by_renewals(self, values_at: Any, renewals_so_far: Any, name: str) -> float | pd.Series:
+        """``values_at(renewals)`` for a customer after ``renewals_so_far`` renewals: a float for
+        a scalar, else a Series indexed by ``renewals_so_far``."""
         renewals = np.asarray(renewals_so_far)
         periods = self._periods(renewals, minimum=0, name="renewals_so_far")
-        values = np.asarray(_expected_lifetime(params, periods), dtype=float)
+        values = np.asarray(values_at(periods), dtype=float)
         if renewals.ndim == 0:
             return float(values[0])
         return pd.Series(
-            values,
-            index=pd.Index(periods.astype(int), name="renewals_so_far"),
-            name="expected_lifetime",
+            values, index=pd.Index(periods.astype(int), name="renewals_so_far"), name=name
         )
 
     def _period_rate(

@@ -13,78 +13,12 @@ figures the report notebooks show.
 
 from __future__ import annotations
 
-from custval.reports import _figures as figures
-from custval.reports import _story as story
-from custval.reports import _tables as tables
-from custval.reports._data import (
-    CANDIDATES,
-    ReportData,
-    ValueModels,
-    activity_by_period,
-    best_covariate_model,
-    best_scoring_model,
-    campaign_effects,
-    cohort_retention,
-    contact_targets,
-    customer_attributes,
-    customer_values,
-    default_calibration_end,
-    load_report_data,
-    margin_to_apply,
-    programme_effect,
-    refit,
-    retention_assumptions,
-    segment_summary,
-    spend_model,
-    targets_by_segment,
-    value_models,
-    value_table_with_ranges,
-    write_downloads,
-)
-from custval.reports._runner import (
-    NOTEBOOKS,
-    NotebookFailed,
-    ReportResult,
-    notebook_dir,
-    read_findings,
-    record_findings,
-    render,
-    setup_notebook,
-)
+from custval.reports import _figures as figures  # noqa: F401 (in __all__ below)
+from custval.reports import _story as story  # noqa: F401
+from custval.reports import _tables as tables  # noqa: F401
+from custval.reports._data import *  # noqa: F403
+from custval.reports._data import __all__ as _data_all
+from custval.reports._runner import *  # noqa: F403
+from custval.reports._runner import __all__ as _runner_all
 
-__all__ = [
-    "CANDIDATES",
-    "NOTEBOOKS",
-    "NotebookFailed",
-    "ReportData",
-    "ReportResult",
-    "ValueModels",
-    "activity_by_period",
-    "best_covariate_model",
-    "best_scoring_model",
-    "campaign_effects",
-    "cohort_retention",
-    "contact_targets",
-    "customer_attributes",
-    "customer_values",
-    "default_calibration_end",
-    "figures",
-    "load_report_data",
-    "margin_to_apply",
-    "notebook_dir",
-    "programme_effect",
-    "read_findings",
-    "record_findings",
-    "refit",
-    "render",
-    "retention_assumptions",
-    "segment_summary",
-    "setup_notebook",
-    "spend_model",
-    "story",
-    "tables",
-    "targets_by_segment",
-    "value_models",
-    "value_table_with_ranges",
-    "write_downloads",
-]
+__all__ = sorted([*_data_all, *_runner_all, "figures", "story", "tables"])

@@ -20,8 +20,11 @@ import pandas as pd
 from custval.errors import DataError
 
 __all__ = [
+    "CANDIDATES",
     "EXCLUDE_CODE_PRESETS",
+    "TRANSACTION_KEYS",
     "ReportData",
+    "ValueModels",
     "activity_by_period",
     "best_covariate_model",
     "best_scoring_model",
@@ -39,6 +42,7 @@ __all__ = [
     "segment_summary",
     "spend_model",
     "targets_by_segment",
+    "value_models",
     "value_table_with_ranges",
     "write_downloads",
 ]
@@ -49,7 +53,9 @@ EXCLUDE_CODE_PRESETS: dict[str, tuple[str, ...]] = {
     "sample": ("POST",),
 }
 
-_TRANSACTION_KEYS = (
+#: The column roles a report's transactions may map (``columns={"customer_id": ...}``, and
+#: ``custval report --customer-id ...``).
+TRANSACTION_KEYS = (
     "customer_id",
     "timestamp",
     "amount",
@@ -162,7 +168,7 @@ def load_report_data(
 
         sample = load_sample()
         options.setdefault("exclude_codes", EXCLUDE_CODE_PRESETS["sample"])
-        raw = sample.transactions[[c for c in _TRANSACTION_KEYS if c != "unit_price"]]
+        raw = sample.transactions[[c for c in TRANSACTION_KEYS if c != "unit_price"]]
         clean, report = clean_transactions(raw, **options)
         return ReportData(
             transactions=clean,
@@ -181,9 +187,9 @@ def load_report_data(
 
     mapping = {"customer_id": "customer_id", "timestamp": "timestamp"}
     mapping.update({k: v for k, v in dict(columns or {}).items() if v})
-    unknown = sorted(set(mapping) - set(_TRANSACTION_KEYS))
+    unknown = sorted(set(mapping) - set(TRANSACTION_KEYS))
     if unknown:
-        raise DataError(f"unknown column mapping key(s) {unknown}; use {list(_TRANSACTION_KEYS)}")
+        raise DataError(f"unknown column mapping key(s) {unknown}; use {list(TRANSACTION_KEYS)}")
     if "amount" not in mapping and not {"quantity", "unit_price"} <= set(mapping):
         mapping["amount"] = "amount"
     clean, report = read_transactions(transactions_path, **mapping, **options)
