@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from custval._log import read_timestamps
 from custval._validation import (
     bad_values_message,
     check_margin,
@@ -226,18 +227,12 @@ def id_keys(values: pd.Index | pd.Series | np.ndarray) -> np.ndarray:
     return text.str.replace(r"^(-?\d+)\.0+$", r"\1", regex=True).to_numpy(dtype=object)
 
 
-def to_datetime_column(frame: pd.DataFrame, column: str, *, what: str) -> pd.Series:
-    """``frame[column]`` as datetime64, refusing values that are not dates with their rows."""
+def read_dates(frame: pd.DataFrame, column: str, *, what: str) -> pd.Series:
+    """``frame[column]`` as naive datetime64 (NaT kept), refusing values that are not dates.
+
+    The column is read by :func:`custval._log.read_timestamps`, as the transaction log is.
+    """
     require_columns(frame, [column], what=what)
-    raw = frame[column]
-    if pd.api.types.is_datetime64_any_dtype(raw):
-        return raw
-    parsed = pd.to_datetime(raw, errors="coerce")
-    bad = (parsed.isna() & raw.notna()).to_numpy()
-    if bad.any():
-        raise DataError(
-            bad_values_message(
-                frame, bad, column, "values that are not dates", "write them as ISO dates"
-            )
-        )
-    return parsed
+    return read_timestamps(
+        frame[column], what=what, column=column, frame=frame, allow_missing=True, wall_clock=True
+    )

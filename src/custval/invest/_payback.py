@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from custval._format import money
+from custval._log import read_moment
 from custval._units import DAYS_PER_UNIT, normalize_freq, parse_duration
 from custval._validation import check_margin, check_margins, require_columns, require_numeric
 from custval.errors import CustvalWarning, DataError
@@ -31,7 +32,7 @@ from custval.invest._campaign import _check_log
 from custval.invest._common import (
     contribution_value,
     id_keys,
-    to_datetime_column,
+    read_dates,
     value_table_context,
 )
 
@@ -163,7 +164,7 @@ def payback(
     log = _check_log(transactions)
     if observation_end is None:
         observation_end = value_table.attrs.get("observation_end") or log["timestamp"].max()
-    end = pd.Timestamp(observation_end)
+    end = read_moment(observation_end, "observation_end", wall_clock=True)
     tenure = _tenure(cust, acquired, end, unit)
 
     codes, labels = pd.factorize(groups, sort=True)
@@ -251,7 +252,7 @@ def _acquired_customers(
         raise DataError(
             f"customers has duplicated customer ids (first: {dup}); keep one row per customer"
         )
-    acquired = to_datetime_column(cust, acquisition_date, what="customers")
+    acquired = read_dates(cust, acquisition_date, what="customers")
     if acquired.isna().any():
         missing = cust["customer_id"][acquired.isna()].head(5).tolist()
         raise DataError(
