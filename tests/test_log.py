@@ -10,11 +10,13 @@ import pytest
 from custval import (
     BetaGeoModel,
     DataError,
+    calibration_holdout_split,
     churn_labels,
     customer_lifetime_value,
     customer_value_table,
     rfm_summary,
 )
+from custval import evaluation as ev
 from custval._log import read_log, read_moment, read_timestamps
 from custval.invest import campaign_outcomes, payback, retention_roi
 
@@ -218,3 +220,37 @@ def test_payback_of_a_merged_value_table_takes_explicit_arguments():
     )
     pd.testing.assert_frame_equal(got.summary, expected.summary)
     pd.testing.assert_frame_equal(got.curves, expected.curves)
+
+
+def test_evaluation_of_a_merged_split_takes_freq_and_the_split_dates():
+    log = _log(n_customers=60, seed=8)
+    split = calibration_holdout_split(
+        log, calibration_end="2024-08-31", observation_end="2024-12-31", freq="W"
+    )
+    model = BetaGeoModel.from_params(r=0.5, alpha=6.0, a=0.8, b=2.5, freq="W")
+    merged = _merged(split)
+    with pytest.raises(DataError, match=r"attrs\['freq'\] is missing.*pass freq="):
+        ev.error_metrics(model, merged)
+    with pytest.raises(DataError, match=r"attrs\['calibration_end'\].*pass calibration_end="):
+        ev.tracking(model, log, merged, freq="W")
+    pd.testing.assert_series_equal(
+        ev.error_metrics(model, merged, freq="W"), ev.error_metrics(model, split)
+    )
+    pd.testing.assert_frame_equal(
+        ev.compare_models({"bg": model}, merged, freq="W"), ev.compare_models({"bg": model}, split)
+    )
+    pd.testing.assert_frame_equal(
+        ev.alive_calibration(model, merged, bins=4, freq="W"),
+        ev.alive_calibration(model, split, bins=4),
+    )
+    pd.testing.assert_frame_equal(
+        ev.tracking(
+            model,
+            log,
+            merged,
+            freq="W",
+            calibration_end="2024-08-31",
+            observation_end="2024-12-31",
+        ),
+        ev.tracking(model, log, split),
+    )

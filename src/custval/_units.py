@@ -109,7 +109,7 @@ def annual_rate_to_period(annual_rate: float, freq: str) -> float:
     return (1.0 + annual_rate) ** years_per_period - 1.0
 
 
-def summary_freq(summary, freq: str | None = None, *, what: str = "summary") -> str:
+def summary_freq(summary, freq: str | None = None) -> str:
     """The time unit of ``summary``: the explicit ``freq`` when given, else the unit recorded in
     ``summary.attrs["freq"]``; a ``DataError`` naming ``freq=`` when there is neither.
 
@@ -121,8 +121,8 @@ def summary_freq(summary, freq: str | None = None, *, what: str = "summary") -> 
         freq = getattr(summary, "attrs", {}).get("freq")
     if freq is None:
         raise DataError(
-            f"the {what} does not record its time unit ({what}.attrs['freq'] is missing; "
+            "the summary does not record its time unit (summary.attrs['freq'] is missing; "
             "pandas drops attrs in merge and join); pass freq='D', 'W' or 'M' (the freq it "
-            f"was built with), build it with custval.rfm_summary, or set {what}.attrs['freq']"
+            "was built with), build it with custval.rfm_summary, or set summary.attrs['freq']"
         )
     return normalize_freq(freq)
