@@ -137,7 +137,8 @@ def read_log(
 
 
 def read_amounts(frame: pd.DataFrame, column: str) -> np.ndarray:
-    """``frame[column]`` as float64, refusing text, numbers stored as text and non-finite values.
+    """``frame[column]`` as float64, refusing text, numbers stored as text and non-finite values
+    (the non-numeric rows named by :func:`custval._validation.require_numeric`).
 
     >>> import pandas as pd
     >>> read_amounts(pd.DataFrame({"amount": [1, 2]}), "amount").tolist()
@@ -146,21 +147,11 @@ def read_amounts(frame: pd.DataFrame, column: str) -> np.ndarray:
     series = frame[column]
     if not pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
         numeric = pd.to_numeric(series, errors="coerce")
-        mask = (numeric.isna() & series.notna()).to_numpy()
-        if mask.any():
+        if not (numeric.isna() & series.notna()).any():  # all numbers, stored as text
             raise DataError(
-                bad_values_message(
-                    frame,
-                    mask,
-                    column,
-                    "non-numeric values",
-                    "clean or drop those rows, or convert the column with pd.to_numeric",
-                )
+                f"column {column!r} holds numbers stored as {series.dtype} values; "
+                f"convert it first, e.g. df[{column!r}] = pd.to_numeric(df[{column!r}])"
             )
-        raise DataError(
-            f"column {column!r} holds numbers stored as {series.dtype} values; "
-            f"convert it first, e.g. df[{column!r}] = pd.to_numeric(df[{column!r}])"
-        )
     require_numeric(frame, [column], what="transactions")
     return series.to_numpy(dtype=np.float64)
 
@@ -182,21 +173,23 @@ def _customer_codes(frame: pd.DataFrame, column: str, *, compact: bool):
         codes, uniques = pd.factorize(series, sort=True)
     except TypeError:  # ids that cannot be ordered (mixed types): keep first-seen order
         codes, uniques = pd.factorize(series, sort=False)
-    missing = codes < 0
-    if missing.any():
-        raise DataError(
-            bad_values_message(
-                frame,
-                missing,
-                column,
-                "missing customer ids",
-                "drop those rows or fill in the customer id (a purchase without a customer "
-                "cannot be followed over time)",
-            )
-        )
+    _refuse_rows(
+        frame,
+        codes < 0,
+        column,
+        "missing customer ids",
+        "drop those rows or fill in the customer id (a purchase without a customer cannot be "
+        "followed over time)",
+    )
     small = len(uniques) < 2**31
     codes = codes.astype(np.int32 if small else np.int64, copy=False)
     return codes, len(uniques), pd.Index(uniques), 0, None
+
+
+def _refuse_rows(frame: pd.DataFrame, mask: np.ndarray, column: str, problem: str, fix: str):
+    """Raise the standard message naming the rows of ``mask`` when there is any."""
+    if mask.any():
+        raise DataError(bad_values_message(frame, mask, column, problem, fix))
 
 
 def read_timestamps(
@@ -243,30 +236,23 @@ def read_timestamps(
         if bad.any():  # the format is inferred from the first value; ISO dates may vary
             parsed = pd.to_datetime(series, errors="coerce", format="ISO8601")
             bad = (parsed.isna() & series.notna()).to_numpy()
-        if bad.any():
-            raise DataError(
-                bad_values_message(
-                    frame,
-                    bad,
-                    column,
-                    "values that are not dates",
-                    f"parse the column yourself, e.g. pd.to_datetime(df[{column!r}], format=...), "
-                    "and fix or drop those rows",
-                )
-            )
+        _refuse_rows(
+            frame,
+            bad,
+            column,
+            "values that are not dates",
+            f"parse the column yourself, e.g. pd.to_datetime(df[{column!r}], format=...), and "
+            "fix or drop those rows",
+        )
         series = parsed
     if not allow_missing:
-        missing = series.isna().to_numpy()
-        if missing.any():
-            raise DataError(
-                bad_values_message(
-                    frame,
-                    missing,
-                    column,
-                    "missing timestamps (NaT)",
-                    "drop those rows or fill in the time (custval.clean_transactions drops them)",
-                )
-            )
+        _refuse_rows(
+            frame,
+            series.isna().to_numpy(),
+            column,
+            "missing timestamps (NaT)",
+            "drop those rows or fill in the time (custval.clean_transactions drops them)",
+        )
     if wall_clock and getattr(series.dtype, "tz", None) is not None:
         series = series.dt.tz_localize(None)
     return series
