@@ -421,6 +421,28 @@ def test_load_report_data_from_files_maps_columns(tmp_path):
     assert data.campaign is None
 
 
+def test_load_report_data_refuses_dates_it_cannot_read(tmp_path):
+    path = tmp_path / "log.csv"
+    pd.DataFrame(
+        {"customer_id": ["7", "7"], "timestamp": ["2024-01-02", "2024-02-01"], "amount": [5.0, 6.0]}
+    ).to_csv(path, index=False)
+    customers = tmp_path / "customers.csv"
+    pd.DataFrame(
+        {"customer_id": ["7", "8"], "acquisition_date": ["2024-01-02", "next spring"]}
+    ).to_csv(customers, index=False)
+    with pytest.raises(
+        custval.DataError,
+        match=r"column 'acquisition_date' has 1 values that are not dates \(rows 1 \('next spring'",
+    ):
+        reports.load_report_data(path, customers)
+    # an empty cell is a missing date, kept as NaT
+    pd.DataFrame({"customer_id": ["7", "8"], "acquisition_date": ["2024-01-02", None]}).to_csv(
+        customers, index=False
+    )
+    data = reports.load_report_data(path, customers)
+    assert data.customers["acquisition_date"].isna().tolist() == [False, True]
+
+
 def test_load_report_data_refuses_unknown_preset(tmp_path):
     with pytest.raises(custval.DataError, match="unknown exclude_codes preset 'nope'"):
         reports.load_report_data(tmp_path / "x.csv", cleaning={"exclude_codes": "nope"})

@@ -767,7 +767,7 @@ def test_bad_amounts_are_named():
     with pytest.raises(
         DataError,
         match=r"column 'amount' has 2 non-numeric values \(rows "
-        r"1 \('n/a'\), 2 \('x'\)\); clean or drop",
+        r"1 \('n/a'\), 2 \('x'\)\); transactions column 'amount' must be numeric",
     ):
         rfm_summary(text)
     with pytest.raises(

@@ -109,13 +109,20 @@ def annual_rate_to_period(annual_rate: float, freq: str) -> float:
     return (1.0 + annual_rate) ** years_per_period - 1.0
 
 
-def summary_freq(summary) -> str:
-    """Return the unit recorded on a summary, or raise a ``DataError`` saying how to set it."""
-    freq = getattr(summary, "attrs", {}).get("freq")
+def summary_freq(summary, freq: str | None = None) -> str:
+    """The time unit of ``summary``: the explicit ``freq`` when given, else the unit recorded in
+    ``summary.attrs["freq"]``; a ``DataError`` naming ``freq=`` when there is neither.
+
+    >>> import pandas as pd
+    >>> summary_freq(pd.DataFrame(), freq="W")
+    'W'
+    """
+    if freq is None:
+        freq = getattr(summary, "attrs", {}).get("freq")
     if freq is None:
         raise DataError(
-            "the summary does not record its time unit (summary.attrs['freq'] is "
-            "missing); build it with custval.rfm_summary, or set "
-            "summary.attrs['freq'] = 'D', 'W' or 'M' yourself"
+            "the summary does not record its time unit (summary.attrs['freq'] is missing; "
+            "pandas drops attrs in merge and join); pass freq='D', 'W' or 'M' (the freq it "
+            "was built with), build it with custval.rfm_summary, or set summary.attrs['freq']"
         )
     return normalize_freq(freq)

@@ -81,6 +81,7 @@ import pandas as pd
 from sklearn.utils.validation import check_is_fitted
 
 from custval import _engines
+from custval._log import read_moment
 from custval._quadrature import (
     AliveFactorKernel,
     CovariateKernel,
@@ -150,8 +151,9 @@ def _resolve_terms(
     horizon: Any,
     annual_discount_rate: float,
     step: Any,
+    freq: str | None = None,
 ) -> Terms:
-    freq = summary_freq(summary)
+    freq = summary_freq(summary, freq)
     model_freq = getattr(transaction_model, "freq_", None)
     if model_freq is None:
         raise DataError(
@@ -452,6 +454,7 @@ class _Valuation:
     summary: pd.DataFrame
     _patterns: tuple[dict[str, np.ndarray], np.ndarray] | None = None
     customers: pd.DataFrame | None = None
+    observation_end: str | None = None
 
     def covariate_kwargs(self) -> dict[str, Any]:
         """``customers=`` for the transaction model's predictions, if it has covariates."""
@@ -624,6 +627,8 @@ def _valuation(
     margin: Any,
     step: Any,
     customers: pd.DataFrame | None = None,
+    freq: str | None = None,
+    observation_end: Any = None,
 ) -> _Valuation:
     if not isinstance(summary, pd.DataFrame):
         raise DataError(
@@ -632,8 +637,12 @@ def _valuation(
         )
     _check_fitted(transaction_model)
     terms = _resolve_terms(
-        transaction_model, spend_model, summary, horizon, annual_discount_rate, step
+        transaction_model, spend_model, summary, horizon, annual_discount_rate, step, freq
     )
+    if observation_end is not None:
+        observation_end = read_moment(observation_end, "observation_end").isoformat()
+    else:
+        observation_end = summary.attrs.get("observation_end")
     data = _check_summary(summary)
     margin_values, described, basis = _resolve_margin(margin, summary)
     profiles, codes = _covariate_profiles((transaction_model, spend_model), summary, customers)
@@ -642,7 +651,16 @@ def _valuation(
     kernel = _transaction_kernel(transaction_model, terms, profiles)
     spend = _Spend(spend_model, summary, customers, profiles)
     return _Valuation(
-        terms, margin_values, described, basis, kernel, spend, data, summary, customers=customers
+        terms,
+        margin_values,
+        described,
+        basis,
+        kernel,
+        spend,
+        data,
+        summary,
+        customers=customers,
+        observation_end=observation_end,
     )
 
 
@@ -665,7 +683,7 @@ def _attrs(valuation: _Valuation) -> dict[str, Any]:
         "method": method,
         "transaction_model": model_name(valuation.kernel.model),
         "spend_model": valuation.spend.description,
-        "observation_end": valuation.summary.attrs.get("observation_end"),
+        "observation_end": valuation.observation_end,
     }
 
 
@@ -722,6 +740,8 @@ def customer_lifetime_value(
     margin: float | str | pd.Series = 1.0,
     step: str | None = None,
     customers: pd.DataFrame | None = None,
+    freq: str | None = None,
+    observation_end: Any = None,
 ) -> pd.Series:
     """Discounted value of each customer's expected future purchases.
 
@@ -761,6 +781,11 @@ def customer_lifetime_value(
         ...): the customers' covariates, indexed by customer_id (default: the covariate
         columns are columns of ``summary``). Each customer is valued with their own
         covariates, by the exact quadrature of the model's ``expected_purchases``.
+    freq : str, optional
+        The summary's time unit; defaults to ``summary.attrs["freq"]`` (which pandas drops in
+        ``merge`` and ``join``: pass it here then). The explicit value wins.
+    observation_end : date-like, optional
+        Recorded in the result's ``attrs``; defaults to ``summary.attrs["observation_end"]``.
 
     Returns
     -------
@@ -800,6 +825,8 @@ def customer_lifetime_value(
         margin,
         step,
         customers,
+        freq,
+        observation_end,
     )
     result = pd.Series(valuation.point(), index=summary.index, name="clv")
     result.attrs.update(_attrs(valuation))
@@ -822,6 +849,8 @@ def clv_interval(
     chunk_size: int = 20_000,
     progress: bool = True,
     customers: pd.DataFrame | None = None,
+    freq: str | None = None,
+    observation_end: Any = None,
 ) -> pd.DataFrame:
     """Per-customer CLV percentiles from the sampling distribution of the fitted parameters.
 
@@ -834,10 +863,10 @@ def clv_interval(
     Parameters
     ----------
     transaction_model, spend_model, summary, horizon, annual_discount_rate, margin, step, customers
-        As in :func:`customer_lifetime_value`. Covariate coefficients are drawn normal, the
-        positive parameters log-normal, from the same joint covariance. Both models need
-        ``variance_matrix_`` (a fitted model); a fixed spend or spend Series adds no
-        uncertainty.
+        As in :func:`customer_lifetime_value`; so are ``freq`` and ``observation_end``.
+        Covariate coefficients are drawn normal, the positive parameters log-normal, from the
+        same joint covariance. Both models need ``variance_matrix_`` (a fitted model); a fixed
+        spend or spend Series adds no uncertainty.
     interval : float, default 0.8
         Central probability of the interval (0.8: 10th to 90th percentile).
     n_draws : int, default 200
@@ -884,6 +913,8 @@ def clv_interval(
         margin,
         step,
         customers,
+        freq,
+        observation_end,
     )
     values, drawn = _bands(valuation, interval, n_draws, random_state, chunk_size, progress)
     result = pd.DataFrame(values, index=summary.index, columns=list(_BANDS), copy=False)
@@ -909,6 +940,8 @@ def customer_value_table(
     chunk_size: int = 20_000,
     progress: bool = True,
     customers: pd.DataFrame | None = None,
+    freq: str | None = None,
+    observation_end: Any = None,
 ) -> pd.DataFrame:
     """One row per customer: history, P(alive), expected purchases and spend, CLV with interval,
     rank, decile and RFM segment.
@@ -916,7 +949,7 @@ def customer_value_table(
     Parameters
     ----------
     transaction_model, spend_model, summary, horizon, annual_discount_rate, margin, step, customers
-        As in :func:`customer_lifetime_value`.
+        As in :func:`customer_lifetime_value`; so are ``freq`` and ``observation_end``.
     interval, n_draws, random_state, chunk_size, progress
         As in :func:`clv_interval`; ``n_draws=0`` leaves the interval columns empty (NaN).
     segments : bool, default True
@@ -996,6 +1029,8 @@ def customer_value_table(
         margin,
         step,
         customers,
+        freq,
+        observation_end,
     )
     terms = valuation.terms
     model = valuation.kernel.model

@@ -30,6 +30,7 @@ from scipy import stats
 from sklearn.metrics import roc_auc_score
 from sklearn.utils.validation import check_is_fitted
 
+from custval._log import read_moment, read_timestamps
 from custval._metrics import BY_ABSOLUTE as _BY_ABSOLUTE
 from custval._metrics import SMALLER_IS_BETTER as _SMALLER_IS_BETTER
 from custval._units import DAYS_PER_UNIT, normalize_freq, summary_freq
@@ -67,7 +68,9 @@ def _model_name(model: Any) -> str:
     return getattr(model, "_display_name", "") or type(model).__name__
 
 
-def _check_split(split: pd.DataFrame, columns: tuple[str, ...] = _SPLIT_COLUMNS) -> str:
+def _check_split(
+    split: pd.DataFrame, columns: tuple[str, ...] = _SPLIT_COLUMNS, freq: str | None = None
+) -> str:
     if not isinstance(split, pd.DataFrame):
         raise DataError(
             f"split must be a DataFrame from custval.calibration_holdout_split, got "
@@ -81,7 +84,7 @@ def _check_split(split: pd.DataFrame, columns: tuple[str, ...] = _SPLIT_COLUMNS)
     )
     if len(split) == 0:
         raise DataError("the split has no customers; check calibration_end and the transactions")
-    return summary_freq(split)
+    return summary_freq(split, freq)
 
 
 def _check_model_unit(model: Any, freq: str) -> None:
@@ -100,9 +103,11 @@ def _check_model_unit(model: Any, freq: str) -> None:
         )
 
 
-def _holdout_predictions(model: Any, split: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+def _holdout_predictions(
+    model: Any, split: pd.DataFrame, freq: str | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Predicted and actual holdout purchases per customer."""
-    freq = _check_split(split)
+    freq = _check_split(split, freq=freq)
     _check_model_unit(model, freq)
     duration = split["duration_holdout"].to_numpy(dtype=float)
     horizon: Any = float(duration[0]) if np.all(duration == duration[0]) else duration
@@ -112,9 +117,9 @@ def _holdout_predictions(model: Any, split: pd.DataFrame) -> tuple[np.ndarray, n
 
 
 def _value_predictions(
-    model: Any, split: pd.DataFrame, spend_model: Any
+    model: Any, split: pd.DataFrame, spend_model: Any, freq: str | None = None
 ) -> tuple[np.ndarray, np.ndarray, str]:
-    predicted, actual = _holdout_predictions(model, split)
+    predicted, actual = _holdout_predictions(model, split, freq)
     if spend_model is None:
         return predicted, actual, "holdout purchases"
     require_columns(split, ["monetary_value", "monetary_value_holdout"], what="split")
@@ -207,6 +212,9 @@ def tracking(
     timestamp: str = "timestamp",
     purchase_unit: str | None = None,
     customers: pd.DataFrame | None = None,
+    freq: str | None = None,
+    calibration_end: Any = None,
+    observation_end: Any = None,
 ) -> pd.DataFrame:
     """Predicted vs actual repeat transactions of the cohort, per period and cumulative.
 
@@ -238,6 +246,12 @@ def tracking(
         For a model with covariates: the customers' covariates, indexed by customer_id
         (default: columns of ``split``); each customer's prediction is that of a new
         customer with their covariates (BG/NBD and MBG/NBD).
+    freq : str, optional
+        The split's unit; defaults to ``split.attrs["freq"]`` (which pandas drops in ``merge``
+        and ``join``: pass it here then). The explicit value wins.
+    calibration_end, observation_end : date-like, optional
+        The split's dates; default to ``split.attrs["calibration_end"]`` and
+        ``split.attrs["observation_end"]``.
 
     Returns
     -------
@@ -267,14 +281,19 @@ def tracking(
     >>> int(table["actual_cumulative"].iloc[-1])
     2
     """
-    freq = _check_split(split, ("frequency", "recency", "T"))
+    freq = _check_split(split, ("frequency", "recency", "T"), freq)
     _check_model_unit(model, freq)
-    for key in ("calibration_end", "observation_end"):
-        if not split.attrs.get(key):
+    given = {"calibration_end": calibration_end, "observation_end": observation_end}
+    dates = {}
+    for key, value in given.items():
+        value = value if value is not None else split.attrs.get(key)
+        if not value:
             raise DataError(
-                f"the split does not record attrs[{key!r}]; build it with "
-                "custval.calibration_holdout_split (or set the attribute to an ISO date)"
+                f"the split does not record attrs[{key!r}] (pandas drops attrs in merge and "
+                f"join); pass {key}= (the date the split was built with), or build it with "
+                "custval.calibration_holdout_split"
             )
+        dates[key] = read_moment(value, key, wall_clock=True)
     unit = normalize_freq(purchase_unit) if purchase_unit is not None else freq
     ratio = DAYS_PER_UNIT[unit] / DAYS_PER_UNIT[freq]  # one tick in periods of the split
     if ratio > 1.0 + 1e-12:
@@ -283,11 +302,15 @@ def tracking(
             "the summary counted purchases in (e.g. 'D')"
         )
     require_columns(transactions, [customer_id, timestamp], what="transactions")
-    end = pd.Timestamp(split.attrs["observation_end"])
-    calibration_end = pd.Timestamp(split.attrs["calibration_end"])
-    times = pd.to_datetime(transactions[timestamp])
-    if getattr(times.dt, "tz", None) is not None:
-        times = times.dt.tz_localize(None)
+    end, calibration_end = dates["observation_end"], dates["calibration_end"]
+    times = read_timestamps(
+        transactions[timestamp],
+        what="transactions",
+        column=timestamp,
+        frame=transactions,
+        allow_missing=True,
+        wall_clock=True,
+    )
     in_cohort = transactions[customer_id].isin(split.index).to_numpy() & (times <= end).to_numpy()
     log = pd.DataFrame(
         {
@@ -411,6 +434,7 @@ def conditional_expectations(
     max_bin: int = 7,
     bins: int = 10,
     customers: pd.DataFrame | None = None,
+    freq: str | None = None,
 ) -> pd.DataFrame:
     """Mean holdout purchases per calibration group, actual vs the model's prediction.
 
@@ -434,6 +458,9 @@ def conditional_expectations(
     customers : DataFrame, optional
         For a model with covariates: the customers' covariates, indexed by customer_id
         (default: columns of ``split``).
+    freq : str, optional
+        The split's unit; defaults to ``split.attrs["freq"]`` (which pandas drops in ``merge``
+        and ``join``: pass it here then). The explicit value wins.
 
     Returns
     -------
@@ -456,7 +483,7 @@ def conditional_expectations(
     ['0', '1', '2', '7+']
     """
     split = with_customer_columns(split, customers, what="split")
-    predicted, actual = _holdout_predictions(model, split)
+    predicted, actual = _holdout_predictions(model, split, freq)
     if by == "frequency":
         x = split["frequency"].to_numpy(dtype=float)
         group = np.minimum(x, max_bin).astype(np.int64)
@@ -482,7 +509,7 @@ def conditional_expectations(
         {
             "by": by,
             "duration": _holdout_duration(split),
-            "freq": summary_freq(split),
+            "freq": summary_freq(split, freq),
             "model": _model_name(model),
         }
     )
@@ -492,7 +519,7 @@ def conditional_expectations(
 # ---------------------------------------------------------------------------------------------
 # Per-customer metrics
 # ---------------------------------------------------------------------------------------------
-def error_metrics(model: Any, split: pd.DataFrame) -> pd.Series:
+def error_metrics(model: Any, split: pd.DataFrame, *, freq: str | None = None) -> pd.Series:
     """Per-customer errors of predicted holdout purchases.
 
     Parameters
@@ -501,6 +528,9 @@ def error_metrics(model: Any, split: pd.DataFrame) -> pd.Series:
         Fitted on the split's calibration columns.
     split : DataFrame
         From :func:`custval.calibration_holdout_split`.
+    freq : str, optional
+        The split's unit; defaults to ``split.attrs["freq"]`` (which pandas drops in ``merge``
+        and ``join``: pass it here then). The explicit value wins.
 
     Returns
     -------
@@ -522,7 +552,7 @@ def error_metrics(model: Any, split: pd.DataFrame) -> pd.Series:
     >>> round(float(error_metrics(model, split)["mae"]), 3)
     0.278
     """
-    predicted, actual = _holdout_predictions(model, split)
+    predicted, actual = _holdout_predictions(model, split, freq)
     error = predicted - actual
     total = float(actual.sum())
     return pd.Series(
@@ -557,7 +587,9 @@ def _normalized_gini(predicted: np.ndarray, actual: np.ndarray) -> float:
     return gini(predicted) / best if best and math.isfinite(best) else math.nan
 
 
-def lift_by_decile(model: Any, split: pd.DataFrame, *, spend_model: Any = None) -> pd.DataFrame:
+def lift_by_decile(
+    model: Any, split: pd.DataFrame, *, spend_model: Any = None, freq: str | None = None
+) -> pd.DataFrame:
     """Actual holdout purchases (or spend) in each decile of the model's prediction.
 
     Customers are ranked by predicted holdout purchases (with ``spend_model``: predicted
@@ -572,6 +604,9 @@ def lift_by_decile(model: Any, split: pd.DataFrame, *, spend_model: Any = None) 
         From :func:`custval.calibration_holdout_split`.
     spend_model : fitted spend model, optional
         Rank and measure by value (``frequency_holdout * monetary_value_holdout``).
+    freq : str, optional
+        The split's unit; defaults to ``split.attrs["freq"]`` (which pandas drops in ``merge``
+        and ``join``: pass it here then). The explicit value wins.
 
     Returns
     -------
@@ -592,7 +627,7 @@ def lift_by_decile(model: Any, split: pd.DataFrame, *, spend_model: Any = None) 
     >>> float(lift_by_decile(model, split)["lift"].iloc[0])
     2.5
     """
-    predicted, actual, _ = _value_predictions(model, split, spend_model)
+    predicted, actual, _ = _value_predictions(model, split, spend_model, freq)
     order, averaged = _tie_averaged(predicted, actual)
     n = len(actual)
     decile = (np.arange(n) * 10) // n + 1
@@ -613,7 +648,9 @@ def lift_by_decile(model: Any, split: pd.DataFrame, *, spend_model: Any = None) 
     return table
 
 
-def ranking_metrics(model: Any, split: pd.DataFrame, *, spend_model: Any = None) -> pd.Series:
+def ranking_metrics(
+    model: Any, split: pd.DataFrame, *, spend_model: Any = None, freq: str | None = None
+) -> pd.Series:
     """How well the model's ranking of customers matches their holdout behaviour.
 
     Parameters
@@ -624,6 +661,9 @@ def ranking_metrics(model: Any, split: pd.DataFrame, *, spend_model: Any = None)
         From :func:`custval.calibration_holdout_split`.
     spend_model : fitted spend model, optional
         Rank by predicted value and compare with holdout spend instead of purchases.
+    freq : str, optional
+        The split's unit; defaults to ``split.attrs["freq"]`` (which pandas drops in ``merge``
+        and ``join``: pass it here then). The explicit value wins.
 
     Returns
     -------
@@ -646,8 +686,8 @@ def ranking_metrics(model: Any, split: pd.DataFrame, *, spend_model: Any = None)
     >>> round(float(ranking_metrics(model, split)["normalized_gini"]), 3)
     1.0
     """
-    predicted, actual, _ = _value_predictions(model, split, spend_model)
-    deciles = lift_by_decile(model, split, spend_model=spend_model)
+    predicted, actual, _ = _value_predictions(model, split, spend_model, freq)
+    deciles = lift_by_decile(model, split, spend_model=spend_model, freq=freq)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         rho = stats.spearmanr(predicted, actual).statistic
@@ -664,8 +704,10 @@ def ranking_metrics(model: Any, split: pd.DataFrame, *, spend_model: Any = None)
     )
 
 
-def _alive_data(model: Any, split: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    freq = _check_split(split)
+def _alive_data(
+    model: Any, split: pd.DataFrame, freq: str | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    freq = _check_split(split, freq=freq)
     _check_model_unit(model, freq)
     if not hasattr(model, "probability_alive"):
         raise DataError(f"the {_model_name(model)} has no probability_alive(summary) method")
@@ -674,7 +716,7 @@ def _alive_data(model: Any, split: pd.DataFrame) -> tuple[np.ndarray, np.ndarray
     return p_alive, active
 
 
-def alive_metrics(model: Any, split: pd.DataFrame) -> pd.Series:
+def alive_metrics(model: Any, split: pd.DataFrame, *, freq: str | None = None) -> pd.Series:
     """P(alive) at the end of calibration against activity in the holdout.
 
     Activity (at least one holdout purchase) is the observable proxy of being alive: an alive
@@ -687,6 +729,9 @@ def alive_metrics(model: Any, split: pd.DataFrame) -> pd.Series:
         With ``probability_alive(summary)``, fitted on the split's calibration columns.
     split : DataFrame
         From :func:`custval.calibration_holdout_split`.
+    freq : str, optional
+        The split's unit; defaults to ``split.attrs["freq"]`` (which pandas drops in ``merge``
+        and ``join``: pass it here then). The explicit value wins.
 
     Returns
     -------
@@ -706,7 +751,7 @@ def alive_metrics(model: Any, split: pd.DataFrame) -> pd.Series:
     >>> round(float(alive_metrics(model, split)["share_active"]), 3)
     0.333
     """
-    p_alive, active = _alive_data(model, split)
+    p_alive, active = _alive_data(model, split, freq)
     auc = float(roc_auc_score(active, p_alive)) if 0 < active.sum() < len(active) else math.nan
     return pd.Series(
         {
@@ -721,7 +766,9 @@ def alive_metrics(model: Any, split: pd.DataFrame) -> pd.Series:
 
 
 @validate_params({"bins": Interval(Integral, 1, None)})
-def alive_calibration(model: Any, split: pd.DataFrame, *, bins: int = 10) -> pd.DataFrame:
+def alive_calibration(
+    model: Any, split: pd.DataFrame, *, bins: int = 10, freq: str | None = None
+) -> pd.DataFrame:
     """Share of customers active in the holdout within bins of P(alive).
 
     Parameters
@@ -732,6 +779,9 @@ def alive_calibration(model: Any, split: pd.DataFrame, *, bins: int = 10) -> pd.
         From :func:`custval.calibration_holdout_split`.
     bins : int, default 10
         Equal-width bins of P(alive) over ``[0, 1]``; empty bins are left out.
+    freq : str, optional
+        The split's unit; defaults to ``split.attrs["freq"]`` (which pandas drops in ``merge``
+        and ``join``: pass it here then). The explicit value wins.
 
     Returns
     -------
@@ -751,7 +801,7 @@ def alive_calibration(model: Any, split: pd.DataFrame, *, bins: int = 10) -> pd.
     >>> alive_calibration(model, split, bins=2)["n_customers"].tolist()
     [1, 2]
     """
-    p_alive, active = _alive_data(model, split)
+    p_alive, active = _alive_data(model, split, freq)
     group, labels = _equal_width_bins(p_alive, np.linspace(0.0, 1.0, bins + 1), ".3g")
     counts, (mean_p, share) = _group_means(group, bins, p_alive, active)
     keep = counts > 0
@@ -763,10 +813,10 @@ def alive_calibration(model: Any, split: pd.DataFrame, *, bins: int = 10) -> pd.
         },
         index=pd.Index(np.asarray(labels, dtype=object)[keep], name="p_alive_bin"),
     )
-    metrics = alive_metrics(model, split)
+    metrics = alive_metrics(model, split, freq=freq)
     table.attrs.update({k: float(v) for k, v in metrics.items()})
     table.attrs["duration"] = _holdout_duration(split)
-    table.attrs["freq"] = summary_freq(split)
+    table.attrs["freq"] = summary_freq(split, freq)
     table.attrs["model"] = _model_name(model)
     return table
 
@@ -788,6 +838,7 @@ def compare_models(
     metric: str = "rmse",
     spend_model: Any = None,
     customers: pd.DataFrame | None = None,
+    freq: str | None = None,
 ) -> pd.DataFrame:
     """One table over several fitted models: fit statistics and holdout metrics, best first.
 
@@ -811,6 +862,9 @@ def compare_models(
     customers : DataFrame, optional
         The customers' covariates, indexed by customer_id, for models fitted with covariates
         (default: the covariate columns are columns of ``split``).
+    freq : str, optional
+        The split's unit; defaults to ``split.attrs["freq"]`` (which pandas drops in ``merge``
+        and ``join``: pass it here then). The explicit value wins.
 
     Returns
     -------
@@ -848,10 +902,10 @@ def compare_models(
     split = with_customer_columns(split, customers, what="split")
     rows = {}
     for name, model in models.items():
-        errors = error_metrics(model, split)
-        ranking = ranking_metrics(model, split, spend_model=spend_model)
+        errors = error_metrics(model, split, freq=freq)
+        ranking = ranking_metrics(model, split, spend_model=spend_model, freq=freq)
         try:
-            alive = alive_metrics(model, split)
+            alive = alive_metrics(model, split, freq=freq)
         except DataError:
             alive = pd.Series({"roc_auc": math.nan, "brier": math.nan})
         n_params = _n_estimated(model)
@@ -893,7 +947,7 @@ def compare_models(
             "best_model": str(table.index[0]),
             "metric": metric,
             "smaller_is_better": smaller,
-            "freq": summary_freq(split),
+            "freq": summary_freq(split, freq),
         }
     )
     return table

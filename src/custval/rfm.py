@@ -29,15 +29,18 @@ timestamp column is read as local wall-clock time (as pandas' ``to_period`` does
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from custval import _engines
+from custval._log import TICKS_PER_SECOND, TransactionLog, read_log, read_moment
 from custval._units import normalize_freq
-from custval._validation import bad_values_message, require_columns, require_numeric
+from custval._validation import require_columns, require_numeric
 from custval.errors import CustvalWarning, DataError
 
 __all__ = [
@@ -78,20 +81,17 @@ _SEGMENT_GRID = np.array(
 )
 
 _WEEKDAYS = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")
-_TICKS_PER_SECOND = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}
-# A compact integer id range (max - min) up to this many times the row count is used directly as
-# the customer code (no hashing); wider ranges are factorized.
-_COMPACT_ID_FACTOR = 4
-_COMPACT_ID_SLACK = 1 << 20
+
+
+# --- periods --------------------------------------------------------------------------------------
+
+
 # Amounts that are decimals of at most this many places are summed as whole units (exactly, in
 # any order): see decimal_units. A row's units stay below 2**40 (so rounding is never a tie)
 # and their absolute total below 2**53 (so every partial sum is an exact float64).
 DECIMAL_PLACES = tuple(range(7))
 UNIT_LIMIT = 2.0**40
 TOTAL_LIMIT = 2.0**53
-
-
-# --- periods --------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -132,7 +132,7 @@ def _periods(ticks: np.ndarray, unit: str, freq: _Freq) -> np.ndarray:
 
     The codes are int32 when they fit (half the memory of int64), else int64.
     """
-    per_second = _TICKS_PER_SECOND[unit]
+    per_second = TICKS_PER_SECOND[unit]
     step = 3600 * per_second if freq.code == "h" else 86400 * per_second
     if ticks.size == 0:
         return np.empty(0, dtype=np.int64)
@@ -152,87 +152,26 @@ def _periods(ticks: np.ndarray, unit: str, freq: _Freq) -> np.ndarray:
 
 # --- input ------------------------------------------------------------------------------------
 
-
-@dataclass
-class _Log:
-    """Validated transactions as flat arrays: one entry per row."""
-
-    codes: np.ndarray  # int32/int64 customer code per row, ordered like the sorted customer ids
-    n_codes: int
-    ticks: np.ndarray  # int64 timestamps in ``unit`` since the epoch (wall-clock time)
-    unit: str
-    tz: object  # the column's time zone or None
-    amount: np.ndarray | None  # the amounts, or their whole units of 1 / scale
-    uniques: pd.Index | None  # customer id of each code; None for compact integer ids
-    id_base: int
-    id_dtype: object
-    scale: float | None = None  # 10**places when ``amount`` holds whole units, else None
-
-    def spend(self, codes: np.ndarray, amount: np.ndarray) -> np.ndarray:
-        """Sum of ``amount`` per customer code: exact whole units in any order when the
-        amounts are decimals, else float64 additions in row order."""
-        if self.scale is not None:
-            return np.bincount(codes, weights=amount, minlength=self.n_codes)
-        total = np.zeros(self.n_codes)
-        np.add.at(total, codes, amount)
-        return total
-
-    def mean(self, spend: np.ndarray, count: np.ndarray) -> np.ndarray:
-        """``spend / count`` where ``count > 0``, else 0; one rounding for whole units."""
-        scale = 1.0 if self.scale is None else self.scale
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(count > 0, spend / (count * scale), 0.0)
-
-    def ids(self, codes: np.ndarray) -> pd.Index:
-        if self.uniques is not None:
-            index = self.uniques.take(codes)
-        else:
-            index = pd.Index((codes + self.id_base).astype(self.id_dtype, copy=False))
-        index.name = "customer_id"
-        return index
+# The log is read by custval._log.read_log; custval._engines still imports this name.
+_parse_moment = read_moment
 
 
-def _read_log(
-    transactions: pd.DataFrame, customer_id: str, timestamp: str, amount: str | None
-) -> _Log:
-    columns = [customer_id, timestamp] + ([amount] if amount is not None else [])
-    require_columns(
-        transactions,
-        columns,
-        what="transactions",
-        hint="Pass the column names with customer_id=, timestamp= and amount= "
-        "(amount=None to skip monetary values)",
-    )
-    codes, n_codes, uniques, id_base, id_dtype = _customer_codes(transactions, customer_id)
-    ticks, unit, tz = _timestamp_ticks(transactions, timestamp)
-    values = None
-    if amount is not None:
-        series = transactions[amount]
-        if not pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
-            numeric = pd.to_numeric(series, errors="coerce")
-            mask = (numeric.isna() & series.notna()).to_numpy()
-            if mask.any():
-                raise DataError(
-                    bad_values_message(
-                        transactions,
-                        mask,
-                        amount,
-                        "non-numeric values",
-                        "clean or drop those rows, or convert the column with pd.to_numeric",
-                    )
-                )
+def _moment_tick(value, log: TransactionLog, name: str) -> tuple[int, pd.Timestamp]:
+    """``value`` as a tick of ``log`` (floored), and as a naive wall-clock Timestamp."""
+    moment = read_moment(value, name)
+    if moment.tz is not None:
+        if log.tz is None:
             raise DataError(
-                f"column {amount!r} holds numbers stored as {series.dtype} values; "
-                f"convert it first, e.g. df[{amount!r}] = "
-                f"pd.to_numeric(df[{amount!r}])"
+                f"{name}={value!r} has a time zone but the timestamp column has "
+                "none; pass a time without time zone"
             )
-        require_numeric(transactions, [amount], what="transactions")
-        values = series.to_numpy(dtype=np.float64)
-    scale = None
-    if values is not None:
-        units, scale = decimal_units(values)
-        values = units if units is not None else values
-    return _Log(codes, n_codes, ticks, unit, tz, values, uniques, id_base, id_dtype, scale)
+        moment = moment.tz_convert(log.tz).tz_localize(None)
+    floored = moment.floor(f"1{log.unit}") if log.unit != "ns" else moment
+    tick = int(floored.asm8.astype(f"datetime64[{log.unit}]").view(np.int64))
+    return tick, moment
+
+
+# --- core aggregation -------------------------------------------------------------------------
 
 
 def _passes(amount: np.ndarray, scale: float) -> np.ndarray | None:
@@ -286,118 +225,15 @@ def decimal_units(amount: np.ndarray) -> tuple[np.ndarray | None, float | None]:
     return None, None
 
 
-def _customer_codes(frame: pd.DataFrame, column: str):
-    """Integer code per row, increasing with the customer id where the ids can be sorted."""
-    series = frame[column]
-    dtype = series.dtype
-    if isinstance(dtype, np.dtype) and dtype.kind in "iu" and len(series) > 0:
-        values = series.to_numpy()
-        low, high = int(values.min()), int(values.max())
-        span = high - low + 1
-        if high < 2**62 and span <= _COMPACT_ID_FACTOR * len(values) + _COMPACT_ID_SLACK:
-            # Compact integer ids are their own codes: no hashing, sorted for free.
-            codes = np.empty(values.size, dtype=np.int32 if span < 2**31 else np.int64)
-            np.subtract(values, low, out=codes, casting="unsafe")  # in range by construction
-            return codes, span, None, low, dtype
-    try:
-        codes, uniques = pd.factorize(series, sort=True)
-    except TypeError:  # ids that cannot be ordered (mixed types): keep first-seen order
-        codes, uniques = pd.factorize(series, sort=False)
-    missing = codes < 0
-    if missing.any():
-        raise DataError(
-            bad_values_message(
-                frame,
-                missing,
-                column,
-                "missing customer ids",
-                "drop those rows or fill in the customer id",
-            )
-        )
-    small = len(uniques) < 2**31
-    codes = codes.astype(np.int32 if small else np.int64, copy=False)
-    return codes, len(uniques), pd.Index(uniques), 0, None
-
-
-def _timestamp_ticks(frame: pd.DataFrame, column: str) -> tuple[np.ndarray, str, object]:
-    series = frame[column]
-    if not pd.api.types.is_datetime64_any_dtype(series):
-        if pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
-            raise DataError(
-                f"column {column!r} holds numbers ({series.dtype}), not timestamps; "
-                f"convert it with pd.to_datetime(df[{column!r}], unit=...) stating "
-                "the unit of the numbers"
-            )
-        parsed = pd.to_datetime(series, errors="coerce")
-        bad = (parsed.isna() & series.notna()).to_numpy()
-        if bad.any():  # the format is inferred from the first value; ISO dates may vary
-            parsed = pd.to_datetime(series, errors="coerce", format="ISO8601")
-            bad = (parsed.isna() & series.notna()).to_numpy()
-        if bad.any():
-            raise DataError(
-                bad_values_message(
-                    frame,
-                    bad,
-                    column,
-                    "values that are not dates",
-                    f"parse the column yourself, e.g. pd.to_datetime(df[{column!r}], format=...), "
-                    "and fix or drop those rows",
-                )
-            )
-        series = parsed
-    tz = getattr(series.dtype, "tz", None)
-    if tz is not None:
-        series = series.dt.tz_localize(None)  # wall-clock time, as Timestamp.to_period uses
-    values = series.to_numpy()
-    unit = np.datetime_data(values.dtype)[0]
-    if unit not in _TICKS_PER_SECOND:
-        values = values.astype("datetime64[ns]")
-        unit = "ns"
-    ticks = values.view(np.int64)
-    missing = np.isnat(values)
-    if missing.any():
-        raise DataError(
-            bad_values_message(
-                frame,
-                missing,
-                column,
-                "missing timestamps (NaT)",
-                "drop those rows or fill in the purchase time",
-            )
-        )
-    return ticks, unit, tz
-
-
-def _parse_moment(value, name: str) -> pd.Timestamp:
-    """``value`` as a Timestamp, or a DataError naming the argument ``name``."""
-    try:
-        moment = pd.Timestamp(value)
-    except (TypeError, ValueError) as error:
-        raise DataError(
-            f"cannot read {name}={value!r} as a date or timestamp ({error}); pass "
-            "e.g. '1997-09-30' or a pd.Timestamp"
-        ) from None
-    if moment is pd.NaT:
-        raise DataError(f"{name} is missing (NaT); pass a date such as '1997-09-30'")
-    return moment
-
-
-def _moment_tick(value, log: _Log, name: str) -> tuple[int, pd.Timestamp]:
-    """``value`` as a tick of ``log`` (floored), and as a naive wall-clock Timestamp."""
-    moment = _parse_moment(value, name)
-    if moment.tz is not None:
-        if log.tz is None:
-            raise DataError(
-                f"{name}={value!r} has a time zone but the timestamp column has "
-                "none; pass a time without time zone"
-            )
-        moment = moment.tz_convert(log.tz).tz_localize(None)
-    floored = moment.floor(f"1{log.unit}") if log.unit != "ns" else moment
-    tick = int(floored.asm8.astype(f"datetime64[{log.unit}]").view(np.int64))
-    return tick, moment
-
-
-# --- core aggregation -------------------------------------------------------------------------
+def _read_summary_log(transactions: pd.DataFrame, **columns: Any) -> TransactionLog:
+    """The log of a summary: :func:`custval._log.read_log` with the amounts as whole units of
+    ``1 / scale`` when they are decimals (:func:`decimal_units`), so sums are exact in any
+    order."""
+    log = read_log(transactions, **columns)
+    if log.amount is None:
+        return log
+    units, scale = decimal_units(log.amount)
+    return log if units is None else dataclasses.replace(log, amount=units, scale=scale)
 
 
 def _pair_keys(codes: np.ndarray, periods: np.ndarray) -> tuple[np.ndarray, int, int]:
@@ -426,7 +262,7 @@ def _pair_keys(codes: np.ndarray, periods: np.ndarray) -> tuple[np.ndarray, int,
 
 
 def _summarize(
-    log: _Log,
+    log: TransactionLog,
     rows: np.ndarray | None,
     periods: np.ndarray,
     end_period: int,
@@ -477,7 +313,7 @@ def _summarize(
     if litt is not None:
         data["litt"] = litt
     if amount is not None:
-        # Spend outside the first purchase period, summed per customer in row order.
+        # Spend outside the first purchase period, summed per customer (exact for decimals).
         first_of = np.zeros(log.n_codes, dtype=periods.dtype)
         first_of[customer] = first
         repeat = periods != first_of.take(codes)
@@ -602,7 +438,9 @@ def rfm_summary(
             observation_end=observation_end,
         )
     parsed = _parse_freq(freq)
-    log = _read_log(transactions, customer_id, timestamp, amount)
+    log = _read_summary_log(
+        transactions, customer_id=customer_id, timestamp=timestamp, amount=amount
+    )
     end_tick, end = _resolve_end(log, observation_end, "observation_end")
     rows = None
     if observation_end is not None:
@@ -616,7 +454,7 @@ def rfm_summary(
     return result
 
 
-def _resolve_end(log: _Log, value, name: str) -> tuple[int, pd.Timestamp | None]:
+def _resolve_end(log: TransactionLog, value, name: str) -> tuple[int, pd.Timestamp | None]:
     if value is not None:
         return _moment_tick(value, log, name)
     if log.ticks.size == 0:
@@ -720,7 +558,9 @@ def calibration_holdout_split(
             amount=amount,
         )
     parsed = _parse_freq(freq)
-    log = _read_log(transactions, customer_id, timestamp, amount)
+    log = _read_summary_log(
+        transactions, customer_id=customer_id, timestamp=timestamp, amount=amount
+    )
     if calibration_end is None:
         raise DataError(
             "calibration_end is required; pass the last date of the calibration "

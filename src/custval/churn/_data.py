@@ -1,7 +1,8 @@
 """Input handling shared by churn labels, features and the backtest.
 
-A transaction log is validated once and reduced to a lean frame with integer customer codes
-(:class:`_Log`), so that features and labels at many cutoffs reuse the same work.
+A transaction log is validated once by :func:`custval._log.read_log` (the reader shared with rfm
+and invest) and reduced to a lean, time-sorted frame with integer customer codes (:class:`_Log`),
+so that features and labels at many cutoffs reuse the same work.
 
 Purchases and returns
 ---------------------
@@ -19,11 +20,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from custval._log import read_log, read_moment, read_timestamps
 from custval._units import parse_duration
-from custval._validation import bad_values_message, require_columns, require_numeric
+from custval._validation import require_numeric
 from custval.errors import DataError
 
-_REQUIRED = ("customer_id", "timestamp", "amount")
 _HINT = (
     "Clean the log with custval.clean_transactions (or rename your columns to customer_id, "
     "timestamp, amount)"
@@ -77,84 +78,55 @@ class _Log:
 
 
 def _prepare_log(transactions: pd.DataFrame) -> _Log:
-    """Validate a clean transaction log and build the lean :class:`_Log` (input untouched)."""
-    require_columns(transactions, _REQUIRED, what="transactions", hint=_HINT)
-    timestamps = _datetimes(
-        transactions["timestamp"],
-        "column 'timestamp'",
-        "convert it with pd.to_datetime or clean the log with custval.clean_transactions",
+    """Validate a clean transaction log and build the lean :class:`_Log` (input untouched).
+
+    The log is read once by :func:`custval._log.read_log` (the reader of rfm and invest);
+    churn adds the return flag and sorts the rows by time.
+    """
+    log = read_log(
+        transactions,
+        optional=("quantity", "order_id", "product_code"),
+        text_timestamps=False,
+        compact_ids=False,
+        hint=_HINT,
     )
-    missing = timestamps.isna().to_numpy()
-    if missing.any():
-        raise DataError(
-            bad_values_message(
-                transactions,
-                missing,
-                "timestamp",
-                "missing values",
-                "drop those rows or clean the log with custval.clean_transactions",
-            )
-        )
-    missing = transactions["customer_id"].isna().to_numpy()
-    if missing.any():
-        raise DataError(
-            bad_values_message(
-                transactions,
-                missing,
-                "customer_id",
-                "missing values",
-                "a purchase without a customer cannot be followed over time; drop those rows",
-            )
-        )
-    numeric = ["amount"] + (["quantity"] if "quantity" in transactions.columns else [])
-    require_numeric(transactions, numeric, what="transactions")
+    if "quantity" in log.columns:
+        require_numeric(transactions, ["quantity"], what="transactions")
     if len(transactions) == 0:
         raise DataError("transactions is empty; churn needs at least one purchase")
 
-    codes, customers = pd.factorize(transactions["customer_id"], sort=True)
     frame = pd.DataFrame(
         {
-            "code": codes.astype(np.int64),
-            "timestamp": timestamps.to_numpy(dtype="datetime64[ns]"),
-            "amount": transactions["amount"].to_numpy(dtype=float),
+            "code": log.codes.astype(np.int64),
+            "timestamp": log.times.astype("datetime64[ns]"),
+            "amount": log.amount,
         }
     )
-    is_return = frame["amount"].to_numpy() < 0
-    if "quantity" in transactions.columns:
-        quantity = transactions["quantity"].to_numpy(dtype=float)
+    is_return = log.amount < 0
+    if "quantity" in log.columns:
+        quantity = log.columns["quantity"].to_numpy(dtype=float)
         frame["quantity"] = quantity
         is_return |= quantity < 0
     frame["is_return"] = is_return
-    if "order_id" in transactions.columns:
-        frame["order_id"] = pd.factorize(transactions["order_id"])[0].astype(np.int64)
-    if "product_code" in transactions.columns:
-        frame["product_code"] = pd.factorize(transactions["product_code"])[0].astype(np.int64)
+    for name in ("order_id", "product_code"):
+        if name in log.columns:
+            frame[name] = pd.factorize(log.columns[name])[0].astype(np.int64)
     order = np.argsort(frame["timestamp"].to_numpy(), kind="stable")
     frame = frame.take(order).reset_index(drop=True)
     times = frame["timestamp"]
-    return _Log(frame=frame, customers=customers, start=times.iloc[0], end=times.iloc[-1])
+    return _Log(frame=frame, customers=log.customers, start=times.iloc[0], end=times.iloc[-1])
 
 
-def _datetimes(values: pd.Series, what: str, fix: str = "convert it with pd.to_datetime"):
-    """``values`` as tz-naive datetimes, or a ``DataError`` naming ``what`` and the fix."""
-    if not pd.api.types.is_datetime64_any_dtype(values):
-        raise DataError(f"{what} must hold datetimes, got dtype {values.dtype}; {fix}")
-    return values.dt.tz_localize(None) if values.dt.tz is not None else values
+def _datetimes(values: pd.Series, what: str, column: str) -> pd.Series:
+    """``values`` (column ``column`` of ``what``) as tz-naive datetimes, NaT kept."""
+    return read_timestamps(
+        values, what=what, column=column, text=False, allow_missing=True, wall_clock=True
+    )
 
 
 def _timestamp(value: object, name: str) -> pd.Timestamp:
-    """Read a cutoff-like argument as a tz-naive Timestamp."""
-    try:
-        stamp = pd.Timestamp(value)
-    except (TypeError, ValueError) as error:
-        raise DataError(
-            f"{name} must be a date or timestamp such as '2011-06-01', got {value!r}"
-        ) from error
-    if stamp is pd.NaT or pd.isna(stamp):
-        raise DataError(f"{name} must be a date or timestamp such as '2011-06-01', got {value!r}")
-    if stamp.tz is not None:
-        stamp = stamp.tz_localize(None)
-    return stamp
+    """Read a cutoff-like argument as a tz-naive (wall-clock) Timestamp."""
+    return read_moment(value, name, wall_clock=True)
 
 
 def _timedelta(duration: str, name: str) -> pd.Timedelta:

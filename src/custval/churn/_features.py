@@ -183,7 +183,7 @@ def _customer_table(customers: pd.DataFrame, log: _Log) -> pd.DataFrame:
         ):
             out[column] = values.astype("category")
         elif pd.api.types.is_datetime64_any_dtype(values):
-            out[column] = _datetimes(values, column).astype("datetime64[ns]")
+            out[column] = _datetimes(values, "customers", column).astype("datetime64[ns]")
         else:
             out[column] = values.astype(float)
     return pd.DataFrame(out, index=table.index)
@@ -216,7 +216,7 @@ def _touchpoints(
         what="touchpoints",
         hint="one row per contact with the customer and when it happened",
     )
-    times = _datetimes(touchpoints["timestamp"], "touchpoints column 'timestamp'")
+    times = _datetimes(touchpoints["timestamp"], "touchpoints", "timestamp")
     ids = _align_ids(pd.Index(touchpoints["customer_id"]), log.customers, "touchpoints")
     codes = log.customers.get_indexer(ids)
     keep = (codes >= 0) & times.notna().to_numpy()

@@ -191,7 +191,7 @@ def contractual_churn_labels(
     if cutoff is None or horizon is None:
         raise DataError("end= needs cutoff= and horizon= (e.g. cutoff='2024-01-01', horizon='90D')")
     require_columns(customers, [end] + ([start] if start is not None else []), what="customers")
-    ends, starts = (_datetimes(customers[c], f"column {c!r}") for c in (end, start or end))
+    ends, starts = (_datetimes(customers[c], "customers", c) for c in (end, start or end))
     when = _timestamp(cutoff, "cutoff")
     window = _timedelta(horizon, "horizon")
     active = ends.isna() | (ends > when)

@@ -7,10 +7,11 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from custval._log import read_log, read_moment
 from custval._units import parse_duration
-from custval._validation import bad_values_message, require_columns, require_numeric
+from custval._validation import bad_values_message, require_columns
 from custval.errors import CustvalWarning, DataError
-from custval.invest._common import id_keys, to_datetime_column
+from custval.invest._common import id_keys, read_dates
 
 __all__ = ["campaign_outcomes", "history_features"]
 
@@ -18,24 +19,24 @@ _DAY = pd.Timedelta(days=1)
 
 
 def _check_log(transactions: pd.DataFrame) -> pd.DataFrame:
-    require_columns(
+    """The log as read by :func:`custval._log.read_log`, with a text key per customer (to join
+    the campaign and customer tables) and an order key per row."""
+    log = read_log(
         transactions,
-        ["customer_id", "timestamp", "amount"],
-        what="transactions",
+        optional=("order_id",),
+        compact_ids=False,
         hint="clean the log with custval.clean_transactions first",
     )
-    require_numeric(transactions, ["amount"], what="transactions")
-    ts = to_datetime_column(transactions, "timestamp", what="transactions")
     order = (
-        transactions["order_id"].astype(str).to_numpy()
-        if "order_id" in transactions.columns
-        else ts.astype("int64").to_numpy()  # without order ids, one order per timestamp
+        log.columns["order_id"].astype(str).to_numpy()
+        if "order_id" in log.columns
+        else log.ticks  # without order ids, one order per timestamp
     )
     return pd.DataFrame(
         {
-            "key": id_keys(transactions["customer_id"]),
-            "timestamp": ts.to_numpy(),
-            "amount": transactions["amount"].to_numpy(dtype=float),
+            "key": id_keys(log.customers)[log.codes],
+            "timestamp": log.times,
+            "amount": log.amount,
             "order": order,
         }
     )
@@ -43,7 +44,7 @@ def _check_log(transactions: pd.DataFrame) -> pd.DataFrame:
 
 def _required_dates(frame: pd.DataFrame, column: str, *, what: str, fix: str) -> pd.Series:
     """``frame[column]`` as datetimes, refusing values that are not dates or are missing."""
-    dates = to_datetime_column(frame, column, what=what)
+    dates = read_dates(frame, column, what=what)
     if dates.isna().any():
         raise DataError(
             bad_values_message(frame, dates.isna().to_numpy(), column, "missing dates", fix)
@@ -231,7 +232,7 @@ def campaign_outcomes(
     window_days = _window_days(window, "window")
     span = pd.Timedelta(days=window_days)
     end = (
-        pd.Timestamp(observation_end)
+        read_moment(observation_end, "observation_end", wall_clock=True)
         if observation_end is not None
         else pd.Timestamp(log["timestamp"].max())
     )

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from custval._log import read_timestamps
 from custval._validation import (
     OPEN_PROBABILITY,
     Interval,
@@ -122,18 +123,31 @@ def churn_probability(value_table: pd.DataFrame, churn: str | pd.Series) -> tupl
     )
 
 
+def table_basis(value_table: pd.DataFrame, value_basis: str | None) -> str | None:
+    """The money basis of ``value_table``: the explicit ``value_basis`` when given, else the
+    table's ``attrs["value_basis"]`` (None when neither says)."""
+    if value_basis is not None:
+        if value_basis not in ("contribution", "revenue"):
+            raise DataError(f"value_basis must be 'contribution' or 'revenue', got {value_basis!r}")
+        return value_basis
+    return value_table.attrs.get("value_basis")
+
+
 def contribution_value(
-    value_table: pd.DataFrame, value: str, margin: float | str | None
+    value_table: pd.DataFrame,
+    value: str,
+    margin: float | str | None,
+    value_basis: str | None = None,
 ) -> tuple[pd.Series, dict[str, Any]]:
     """Per-customer value as contribution, applying ``margin`` only when the table is revenue.
 
-    The value table records its basis in ``attrs["value_basis"]``. A contribution table already
-    carries the margin, so a second margin is refused (it would count the margin twice); a revenue
-    table needs one.
+    The basis is ``value_basis`` when given, else the table's ``attrs["value_basis"]``. A
+    contribution table already carries the margin, so a second margin is refused (it would count
+    the margin twice); a revenue table needs one.
     """
     check_value_table(value_table, [value])
     require_numeric(value_table, [value], what="value table")
-    basis = value_table.attrs.get("value_basis")
+    basis = table_basis(value_table, value_basis)
     raw = value_table[value].astype(float)
     if basis == "contribution":
         if margin is not None:
@@ -176,10 +190,9 @@ def contribution_value(
     if basis is None:
         raise DataError(
             "the value table does not say whether its values are revenue or contribution "
-            "(attrs['value_basis'] is missing); build it with custval.customer_value_table or "
-            "set value_table.attrs['value_basis'] = 'contribution' or 'revenue'. pandas drops "
-            "attrs in join and merge: pass churn scores as churn=scores instead of joining "
-            "them, or copy the attrs (joined.attrs = dict(value_table.attrs))"
+            "(attrs['value_basis'] is missing; pandas drops attrs in join and merge); pass "
+            "value_basis='contribution' or 'revenue' (customer_value_table's attrs say which), "
+            "or pass churn scores as churn=scores instead of joining them"
         )
     raise DataError(
         f"value table attrs['value_basis'] is {basis!r}; expected 'contribution' or 'revenue'"
@@ -210,13 +223,12 @@ def id_keys(values: pd.Index | pd.Series | np.ndarray) -> np.ndarray:
     return text.str.replace(r"^(-?\d+)\.0+$", r"\1", regex=True).to_numpy(dtype=object)
 
 
-def to_datetime_column(frame: pd.DataFrame, column: str, *, what: str) -> pd.Series:
-    """``frame[column]`` as datetime64, refusing values that are not dates with their rows."""
+def read_dates(frame: pd.DataFrame, column: str, *, what: str) -> pd.Series:
+    """``frame[column]`` as naive datetime64 (NaT kept), refusing values that are not dates.
+
+    The column is read by :func:`custval._log.read_timestamps`, as the transaction log is.
+    """
     require_columns(frame, [column], what=what)
-    raw = frame[column]
-    if pd.api.types.is_datetime64_any_dtype(raw):
-        return raw
-    parsed = pd.to_datetime(raw, errors="coerce")
-    bad = (parsed.isna() & raw.notna()).to_numpy()
-    refuse_rows(frame, bad, column, "values that are not dates", "write them as ISO dates")
-    return parsed
+    return read_timestamps(
+        frame[column], what=what, column=column, frame=frame, allow_missing=True, wall_clock=True
+    )

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from custval._format import money
+from custval._log import read_moment
 from custval._units import DAYS_PER_UNIT, normalize_freq, parse_duration
 from custval._validation import check_margin, check_margins, require_columns, require_numeric
 from custval.errors import CustvalWarning, DataError
@@ -31,7 +32,8 @@ from custval.invest._campaign import _check_log
 from custval.invest._common import (
     contribution_value,
     id_keys,
-    to_datetime_column,
+    read_dates,
+    table_basis,
     value_table_context,
 )
 
@@ -97,6 +99,7 @@ def payback(
     value: str = "clv",
     projection_horizon: str | None = None,
     observation_end: str | pd.Timestamp | None = None,
+    value_basis: str | None = None,
 ) -> PaybackResult:
     """Acquisition cost against cumulative contribution per channel or cohort; payback, CLV:CAC.
 
@@ -131,6 +134,10 @@ def payback(
         ``attrs["horizon"]`` (required when that is infinite).
     observation_end : date-like, optional
         Defaults to the value table's ``attrs["observation_end"]``, else the last transaction.
+    value_basis : {"contribution", "revenue"}, optional
+        Whether ``value`` is contribution or revenue; defaults to the value table's
+        ``attrs["value_basis"]``. ``projection_horizon``, ``observation_end`` and ``value_basis``
+        win over the table's attrs, which pandas drops in ``merge`` and ``join``.
 
     Returns
     -------
@@ -156,14 +163,14 @@ def payback(
     groups, group_label = _payback_groups(cust, acquired, by, cohort_freq)
     m_cust, margin_shown = _observed_margins(cust, margin)
     f_cust, value_info, n_missing = _future_contribution(
-        cust, value_table, value, margin, m_cust, margin_shown
+        cust, value_table, value, margin, m_cust, margin_shown, value_basis
     )
     horizon_label = projection_horizon or value_table.attrs.get("horizon")
     horizon = _projection_periods(horizon_label, unit)
     log = _check_log(transactions)
     if observation_end is None:
         observation_end = value_table.attrs.get("observation_end") or log["timestamp"].max()
-    end = pd.Timestamp(observation_end)
+    end = read_moment(observation_end, "observation_end", wall_clock=True)
     tenure = _tenure(cust, acquired, end, unit)
 
     codes, labels = pd.factorize(groups, sort=True)
@@ -251,7 +258,7 @@ def _acquired_customers(
         raise DataError(
             f"customers has duplicated customer ids (first: {dup}); keep one row per customer"
         )
-    acquired = to_datetime_column(cust, acquisition_date, what="customers")
+    acquired = read_dates(cust, acquisition_date, what="customers")
     if acquired.isna().any():
         missing = cust["customer_id"][acquired.isna()].head(5).tolist()
         raise DataError(
@@ -288,10 +295,11 @@ def _future_contribution(
     margin: float | str,
     m_cust: np.ndarray,
     margin_shown: Any,
+    value_basis: str | None = None,
 ) -> tuple[np.ndarray, dict[str, Any], int]:
     """Each customer's expected future contribution (0 without a value-table row), what it is,
     and how many customers have no row. A revenue table gets the customers' margins here."""
-    basis = value_table.attrs.get("value_basis")
+    basis = table_basis(value_table, value_basis)
     if basis == "revenue":
         table_margin = (
             pd.Series(m_cust, index=id_keys(cust["customer_id"]))
@@ -299,11 +307,11 @@ def _future_contribution(
             .fillna(float(np.mean(m_cust)))
             .to_numpy()
         )
-        future, value_info = contribution_value(value_table, value, 1.0)
+        future, value_info = contribution_value(value_table, value, 1.0, basis)
         future = future * table_margin
         value_info["margin_applied_here"] = margin_shown
     else:
-        future, value_info = contribution_value(value_table, value, None)
+        future, value_info = contribution_value(value_table, value, None, basis)
         table_margin_attr = value_table.attrs.get("margin")
         if isinstance(table_margin_attr, int | float) and not isinstance(margin, str):
             if not math.isclose(float(table_margin_attr), float(margin), rel_tol=1e-9):

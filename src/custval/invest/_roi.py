@@ -148,6 +148,7 @@ def retention_roi(
     churn: str | pd.Series = "churn_probability",
     value: str = "clv",
     sensitivity_multipliers: Sequence[float] = _DEFAULT_MULTIPLIERS,
+    value_basis: Literal["contribution", "revenue"] | None = None,
 ) -> RetentionROI:
     """Expected incremental value of a retention action per customer, target list and budget.
 
@@ -181,6 +182,10 @@ def retention_roi(
         Column with the value at stake (e.g. ``"clv"``, ``"clv_lower"`` for a cautious plan).
     sensitivity_multipliers : sequence of float
         Multiples of the assumed effect for the sensitivity table.
+    value_basis : {"contribution", "revenue"}, optional
+        Whether ``value`` is contribution or revenue; defaults to ``attrs["value_basis"]``
+        (which pandas drops in ``merge`` and ``join``: pass it here then). The explicit value
+        wins.
 
     Returns
     -------
@@ -204,7 +209,7 @@ def retention_roi(
             "give exactly one of save_rate= (an assumed share of would-be-lost customers the "
             "action keeps) and uplift= (per-customer effect estimated from a campaign)"
         )
-    value_at_stake, value_info = contribution_value(value_table, value, margin)
+    value_at_stake, value_info = contribution_value(value_table, value, margin, value_basis)
     p_loss, churn_label = churn_probability(value_table, churn)
     cost = per_customer(cost_per_contact, value_table, name="cost_per_contact", nonnegative=True)
     effect, multiply_churn, effect_label, formula = _effect(

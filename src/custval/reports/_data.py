@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from custval._log import read_timestamps
 from custval.errors import DataError
 
 __all__ = [
@@ -252,8 +253,10 @@ def _read_table(
             f"{id_column!r} like in the transactions"
         )
     for column in frame.columns:
-        if column.endswith("_date"):
-            frame[column] = pd.to_datetime(frame[column], errors="coerce")
+        if column.endswith("_date"):  # empty cells stay NaT; text that is not a date is refused
+            frame[column] = read_timestamps(
+                frame[column], what=f"{what} table", column=column, frame=frame, allow_missing=True
+            )
     return _ids_as_text(frame, "customer_id")
 
 
@@ -1159,7 +1162,9 @@ def programme_effect(
     if customers is None or join_column not in customers.columns:
         return None, 0
     customers = customers.set_index(customers["customer_id"].astype(str))
-    join = pd.to_datetime(customers[join_column], errors="coerce")
+    join = read_timestamps(
+        customers[join_column], what="customers", column=join_column, allow_missing=True
+    )
     window = pd.Timedelta(days=parse_duration(join_window, to="D"))
     horizon = pd.Timedelta(days=parse_duration(outcome_window, to="D"))
     landmark = (data.observation_end - horizon).normalize()
