@@ -33,12 +33,14 @@ Usage::
     .venv/bin/python benchmarks/bench_covariates.py            # 1,000,000 customers
     .venv/bin/python benchmarks/bench_covariates.py --quick    # 100,000 customers
     .venv/bin/python benchmarks/bench_covariates.py --model pareto   # Pareto/NBD, 100,000
+    .venv/bin/python benchmarks/bench_covariates.py --model ggom     # GGom/NBD, 100,000
 
-``--model pareto``: a Pareto/NBD with two continuous covariates (``income ~ N(0, 1)``,
-``tenure ~ U(-1, 1)``, each on the purchase rate and the dropout rate) on 100,000 customers
-(``--n``), fitted with every customer at their own ``alpha_i``, ``beta_i`` (the series and
-quadrature vectorised over the customers), next to the Pareto/NBD without covariates on the
-same summary (compressed to its distinct patterns) as the reference.
+``--model pareto`` (``ggom``: a GGom/NBD with ``b = 0.05``, ``s = 0.8``, ``beta = 2``): the
+model with two continuous covariates (``income ~ N(0, 1)``, ``tenure ~ U(-1, 1)``, each on the
+purchase rate and the dropout rate) on 100,000 customers (``--n``), fitted with every customer
+at their own ``alpha_i``, ``beta_i`` (the series and quadrature vectorised over the customers),
+next to the same model without covariates on the same summary (compressed to its distinct
+patterns) as the reference.
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from _simulate_models import simulate_beta_geo, simulate_continuous_covariates  # noqa: E402
-from custval import BetaGeoModel, ParetoNBDModel  # noqa: E402
+from custval import BetaGeoModel, GammaGompertzNBDModel, ParetoNBDModel  # noqa: E402
 
 BASE = {"r": 0.5, "alpha": 5.0, "a": 0.8, "b": 2.5}
 COVARIATES = ["x1", "x2", "x3", "d1", "d2"]
@@ -156,18 +158,23 @@ PARETO_EFFECTS = {
 }
 
 
-def bench_pareto(n: int, repeat: int) -> int:
-    """The continuous-covariate Pareto/NBD fit and the plain one on the same customers."""
+GGOM = {"r": 0.6, "alpha": 8.0, "b": 0.05, "s": 0.8, "beta": 2.0}
+
+
+def bench_continuous(n: int, repeat: int, ggom: bool) -> int:
+    """The continuous-covariate Pareto/NBD (GGom/NBD) fit and the plain one on the same
+    customers."""
     effects = {g: {} for g in ("purchase", "dropout")}
     for name, value in PARETO_EFFECTS.items():
         group, column = name.split(":")
         effects[group][column] = value
     summary, customers = simulate_continuous_covariates(
-        PARETO, effects["purchase"], effects["dropout"], n, random_state=0
+        GGOM if ggom else PARETO, effects["purchase"], effects["dropout"], n, random_state=0
     )
+    model_class = GammaGompertzNBDModel if ggom else ParetoNBDModel
     print(
-        f"Pareto/NBD with 2 continuous covariates on purchase and dropout, {n:,} customers "
-        f"(load average {os.getloadavg()[0]:.2f})"
+        f"{model_class._display_name} with 2 continuous covariates on purchase and dropout, "
+        f"{n:,} customers (load average {os.getloadavg()[0]:.2f})"
     )
     timings = {}
     for label in ("plain", "covariates"):
@@ -176,9 +183,9 @@ def bench_pareto(n: int, repeat: int) -> int:
             with threadpool_limits(limits=1):
                 start = time.perf_counter()
                 if label == "plain":
-                    model = ParetoNBDModel().fit(summary)
+                    model = model_class().fit(summary)
                 else:
-                    model = ParetoNBDModel().fit(
+                    model = model_class().fit(
                         summary,
                         customers=customers,
                         purchase_covariates=["income", "tenure"],
@@ -211,11 +218,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pymc-timeout", type=float, default=1800.0)
     parser.add_argument("--no-pymc", action="store_true", help="skip pymc-marketing")
     parser.add_argument(
-        "--model", choices=("bgnbd", "pareto"), default="bgnbd", help="pareto: see the docstring"
+        "--model", choices=("bgnbd", "pareto", "ggom"), default="bgnbd", help="see the docstring"
     )
     args = parser.parse_args(argv)
-    if args.model == "pareto":
-        return bench_pareto(args.n or 100_000, args.repeat)
+    if args.model != "bgnbd":
+        return bench_continuous(args.n or 100_000, args.repeat, args.model == "ggom")
     n = args.n or (100_000 if args.quick else 1_000_000)
     data = simulate(n)
     print(

@@ -20,6 +20,7 @@ from scipy.optimize import check_grad
 from _simulate_models import simulate_continuous_covariates
 from custval import (
     GammaGammaModel,
+    GammaGompertzNBDModel,
     ParetoNBDModel,
     customer_lifetime_value,
     customer_value_table,
@@ -128,11 +129,11 @@ def test_per_customer_path_equals_the_per_profile_path(equal):
         )
 
 
-def test_gradient_matches_finite_differences(simulated):
-    summary, customers = simulated
-    model = ParetoNBDModel.from_params(**PNBD, **TRUTH)
-    data = _data(model, summary.head(600), customers.head(600))
-    weights = np.random.default_rng(1).uniform(0.5, 2.0, 600)
+def _check_gradient(model, summary, customers, n):
+    """check_grad of the weighted log-likelihood on the first ``n`` customers; the per-row
+    terms sum to the weighted ones."""
+    data = _data(model, summary.head(n), customers.head(n))
+    weights = np.random.default_rng(1).uniform(0.5, 2.0, n)
     start = model.params_.to_numpy()
 
     def total(p):
@@ -145,6 +146,11 @@ def test_gradient_matches_finite_differences(simulated):
     ll, grad = model._loglik_grad(start, data)
     np.testing.assert_allclose(weights @ ll, total(start), rtol=1e-12)
     np.testing.assert_allclose(weights @ grad, gradient(start), rtol=1e-9)
+
+
+def test_gradient_matches_finite_differences(simulated):
+    summary, customers = simulated
+    _check_gradient(ParetoNBDModel.from_params(**PNBD, **TRUTH), summary, customers, 600)
 
 
 def test_fit_recovers_continuous_effects_with_covering_intervals():
@@ -212,3 +218,85 @@ def test_value_table_with_continuous_covariates(simulated):
         value = math.exp(-rate * 52.0) * expected(52.0) + rate * inner
         reference = 0.5 * float(expected_spend.iloc[i]) * value
         assert clv.iloc[i] == pytest.approx(reference, rel=1e-9)
+
+
+# ------------------------------------------------------------------------------ GGom/NBD
+GGOM = {"r": 0.6, "alpha": 8.0, "b": 0.05, "s": 0.8, "beta": 2.0}
+GGOM_PURCHASE = {"income": 0.4}
+GGOM_DROPOUT = {"income": -0.5, "tenure": 0.3}
+GGOM_NAMES = ["purchase:income", "dropout:income", "dropout:tenure"]
+
+
+@pytest.fixture(scope="module")
+def simulated_ggom():
+    return simulate_continuous_covariates(GGOM, GGOM_PURCHASE, GGOM_DROPOUT, 3000, random_state=1)
+
+
+def test_ggom_zero_coefficients_equal_the_model_without_covariates(simulated_ggom):
+    summary, customers = simulated_ggom
+    with_cov = GammaGompertzNBDModel.from_params(**GGOM, **_coefficients(GGOM_NAMES))
+    plain = GammaGompertzNBDModel.from_params(**GGOM)
+    data = _data(with_cov, summary, customers)
+    assert data["_profiles"] is None
+    ll, grad = with_cov._loglik_grad(with_cov.params_.to_numpy(), data)
+    ll0, grad0 = plain._loglik_grad(plain.params_.to_numpy(), _data(plain, summary, None))
+    np.testing.assert_allclose(ll, ll0, rtol=1e-8)
+    np.testing.assert_allclose(grad[:, :5], grad0, rtol=1e-8, atol=1e-12)
+    for method, args in (("expected_purchases", (10.0,)), ("probability_alive", (5.0,))):
+        np.testing.assert_allclose(
+            getattr(with_cov, method)(summary, *args, customers=customers),
+            getattr(plain, method)(summary, *args),
+            rtol=1e-8,
+        )
+
+
+@pytest.mark.parametrize(("b", "beta"), [(0.05, 2.0), (1.0, 2.0), (0.05, 0.3), (1.0, 50.0)])
+def test_ggom_per_customer_path_equals_the_per_profile_path(simulated_ggom, b, beta):
+    """Discrete covariates, with and without the graded pieces around the lifetime density's
+    turning point (``b = 1``, ``beta_i > 1``) and with the singularity shift (``beta_i < 1``)."""
+    summary, customers = simulated_ggom
+    summary, customers = summary.head(800), customers.head(800)
+    flags = pd.DataFrame(
+        {
+            "hi": (customers["income"] > 0.5).astype(float),
+            "old": (customers["tenure"] > 0).astype(float),
+        }
+    )
+    params = {**GGOM, "b": b, "beta": beta, "purchase:hi": 0.5, "dropout:hi": 1.5}
+    params["dropout:old"] = -0.7
+    by_profile = GammaGompertzNBDModel.from_params(**params)
+    by_customer = _per_customer(GammaGompertzNBDModel.from_params(**params))
+    data_p, data_c = _data(by_profile, summary, flags), _data(by_customer, summary, flags)
+    assert data_p["_profiles"] is not None and data_c["_profiles"] is None
+    theta = by_profile.params_.to_numpy()
+    ll_p, grad_p = by_profile._loglik_grad(theta, data_p)
+    ll_c, grad_c = by_customer._loglik_grad(theta, data_c)
+    np.testing.assert_allclose(ll_c, ll_p, rtol=1e-10)
+    np.testing.assert_allclose(grad_c, grad_p, rtol=1e-10, atol=1e-10)
+    for method, args in (("expected_purchases", (26.0,)), ("probability_alive", (8.0,))):
+        np.testing.assert_allclose(
+            getattr(by_customer, method)(summary, *args, customers=flags),
+            getattr(by_profile, method)(summary, *args, customers=flags),
+            rtol=1e-10,
+        )
+
+
+def test_ggom_gradient_matches_finite_differences(simulated_ggom):
+    summary, customers = simulated_ggom
+    truth = {"purchase:income": 0.4, "dropout:income": -0.5, "dropout:tenure": 0.3}
+    _check_gradient(GammaGompertzNBDModel.from_params(**GGOM, **truth), summary, customers, 500)
+
+
+def test_ggom_fit_recovers_continuous_effects(simulated_ggom):
+    summary, customers = simulated_ggom
+    model = GammaGompertzNBDModel().fit(
+        summary,
+        customers=customers,
+        purchase_covariates=["income"],
+        dropout_covariates=["income", "tenure"],
+    )
+    table = model.summary
+    truth = {"purchase:income": 0.4, "dropout:income": -0.5, "dropout:tenure": 0.3}
+    for name, value in truth.items():
+        assert abs(table.at[name, "estimate"] - value) < 3.5 * table.at[name, "std_error"], name
+    assert table.at["purchase:income", "p_value"] < 1e-6

@@ -297,6 +297,25 @@ def split_coefficient_names(
     return tuple(base) + tuple(extra)
 
 
+def row_params(params: Any, rows: Any) -> tuple[Any, ...]:
+    """``params`` at the rows ``rows``: the per-row entries (arrays: with continuous
+    covariates each customer has their own scaled parameters) selected, scalars kept."""
+    return tuple(p[rows] if np.ndim(p) else p for p in params)
+
+
+def per_row(params: Any) -> bool:
+    """Whether ``params`` holds per-row parameters (arrays) rather than scalars only."""
+    return any(np.ndim(p) for p in params)
+
+
+def column(value: Any, v: np.ndarray, rows: Any) -> Any:
+    """A per-row ``value`` at ``rows`` shaped against the nodes ``v`` (``(k,)`` or ``(k,
+    n_nodes)``) of a row-wise quadrature; a scalar as it is."""
+    if not np.ndim(value):
+        return value
+    return value[rows] if v.ndim == 1 else value[rows, None]
+
+
 class CovariateModelMixin:
     """Fit-time and saved state of a model with covariates (mixed into a ``BaseModel``).
 

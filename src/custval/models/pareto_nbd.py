@@ -53,7 +53,7 @@ from custval._rows import unique_rows as _unique_rows
 from custval._units import annual_rate_to_period
 from custval.errors import DataError
 from custval.models._base import BaseModel
-from custval.models._covariates import CovariateModelMixin
+from custval.models._covariates import CovariateModelMixin, column, per_row, row_params
 from custval.models._log_quadrature import QUAD_DROP as _QUAD_DROP
 from custval.models._log_quadrature import concave_log_quadrature as _concave_log_quadrature
 from custval.models._log_quadrature import gauss_legendre as _gauss_legendre
@@ -81,17 +81,6 @@ _GL256 = _gauss_legendre(256)  # long intervals with exponential tails (predicti
 # ---------------------------------------------------------------------------------------------
 # Building blocks
 # ---------------------------------------------------------------------------------------------
-def _row_params(params: Any, rows: Any) -> tuple[Any, ...]:
-    """``params`` at the rows ``rows``: the per-row entries (arrays: a model with continuous
-    covariates has its own ``alpha_i``, ``beta_i`` per customer) selected, scalars kept."""
-    return tuple(p[rows] if np.ndim(p) else p for p in params)
-
-
-def _per_row(params: Any) -> bool:
-    """Whether ``params`` holds per-row parameters (arrays) rather than scalars."""
-    return any(np.ndim(p) for p in params)
-
-
 def _ratio_series(
     e_big: np.ndarray, c: np.ndarray, z: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -163,7 +152,7 @@ def _log_j_series(
             log_i, grad = np.empty(t.shape[0]), np.empty((4, t.shape[0]))
             for rows in (big, ~big):
                 log_i[rows], grad[:, rows] = _log_j_series(
-                    _row_params(params, rows), x[rows], t[rows]
+                    row_params(params, rows), x[rows], t[rows]
                 )
             return log_i, grad
     alpha_big = bool(np.all(alpha >= beta))
@@ -204,29 +193,27 @@ def _log_j_quadrature(
     p = r + x
     log_m = np.log(m)
 
-    def col(value: Any, v: np.ndarray, rows: np.ndarray) -> Any:
-        """A per-row ``value`` at ``rows`` shaped against ``v``; a scalar as it is."""
-        if not np.ndim(value):
-            return value
-        return value[rows] if v.ndim == 1 else value[rows, None]
-
     # log of the integrand in v (with the Jacobian m + tau = e^v), times alpha^r beta^s;
     # concave in v. tau = m expm1(v - log m) keeps log1p(tau / alpha) exact for large alpha.
     def log_f(v: np.ndarray, rows: np.ndarray) -> np.ndarray:
         u = np.exp(v)
-        tau = col(m, v, rows) * np.expm1(v - col(log_m, v, rows))
+        tau = column(m, v, rows) * np.expm1(v - column(log_m, v, rows))
         xx = x[rows] if v.ndim == 1 else x[rows, None]
         return (
             v
-            - r * np.log1p(tau / col(alpha, v, rows))
-            - xx * np.log(u + col(da, v, rows))
-            - s * np.log1p(tau / col(beta, v, rows))
-            - np.log(u + col(db, v, rows))
+            - r * np.log1p(tau / column(alpha, v, rows))
+            - xx * np.log(u + column(da, v, rows))
+            - s * np.log1p(tau / column(beta, v, rows))
+            - np.log(u + column(db, v, rows))
         )
 
     def slope(v: np.ndarray, rows: np.ndarray) -> np.ndarray:
         u = np.exp(v)
-        return 1.0 - p[rows] * u / (u + col(da, v, rows)) - (s + 1.0) * u / (u + col(db, v, rows))
+        return (
+            1.0
+            - p[rows] * u / (u + column(da, v, rows))
+            - (s + 1.0) * u / (u + column(db, v, rows))
+        )
 
     lo, hi = np.log(m + t_lo), np.log(m + t_hi)
     peak = lo.copy()
@@ -238,7 +225,7 @@ def _log_j_quadrature(
         peak = np.where(rising, np.clip(v_star, lo, hi), lo)
     log_j, v, weights = _concave_log_quadrature(log_f, slope, lo, hi, peak, _GL64)
     every = np.arange(t_lo.shape[0])
-    alpha, beta, m, log_m, da, db = (col(a, v, every) for a in (alpha, beta, m, log_m, da, db))
+    alpha, beta, m, log_m, da, db = (column(a, v, every) for a in (alpha, beta, m, log_m, da, db))
     u = np.exp(v)
     tau = m * np.expm1(v - log_m)
     grad = np.empty((t_lo.shape[0], 4))
@@ -277,14 +264,14 @@ def _log_j_parts(
     ``grad_i`` of shape ``(4, n_pairs)``): ``d log J = (g_lo - rho g_hi) / (1 - rho)`` with
     ``rho = I(T) / I(t_x)``; rows in ``quad`` (large z) come from quadrature (``grad_quad``).
     """
-    row_params = params
-    if _per_row(params):  # per-row alpha, beta: one "pair" per row and endpoint
+    own_params = params  # the rows' own (for the quadrature rows)
+    if per_row(params):  # per-row alpha, beta: one "pair" per row and endpoint
         n = x.shape[0]
         r, alpha, s, beta = params[:4]
         params = (r, np.broadcast_to(alpha, (n,)), s, np.broadcast_to(beta, (n,)))
         every = np.arange(n)
         pairs = (np.concatenate([x, x]), np.concatenate([t_x, big_t]), every, n + every)
-        row_params, params = params, _row_params(params, np.concatenate([every, every]))
+        own_params, params = params, row_params(params, np.concatenate([every, every]))
     alpha, beta = params[1], params[3]
     pair_x, pair_t, lo, hi = _endpoint_pairs(x, t_x, big_t) if pairs is None else pairs
     z_pair = abs(alpha - beta) / (np.maximum(alpha, beta) + pair_t)
@@ -298,7 +285,7 @@ def _log_j_parts(
         grad_i = np.zeros((4, pair_t.shape[0]))
         if use_series.any():
             log_i[use_series], grad_i[:, use_series] = _log_j_series(
-                _row_params(params, use_series), pair_x[use_series], pair_t[use_series]
+                row_params(params, use_series), pair_x[use_series], pair_t[use_series]
             )
         quad = ~use_series[lo]
     # J = I(t_x) - I(T) = I(t_x) (1 - rho); exactly zero where t_x = T
@@ -310,9 +297,7 @@ def _log_j_parts(
     if quad is not None:
         inv[quad] = 0.0
         if quad.any():
-            lj, g = _log_j_quadrature(
-                _row_params(row_params, quad), x[quad], t_x[quad], big_t[quad]
-            )
+            lj, g = _log_j_quadrature(row_params(own_params, quad), x[quad], t_x[quad], big_t[quad])
             log_j[quad] = lj
             grad_quad = np.where(np.isfinite(lj), g.T, 0.0)
     return {
@@ -590,9 +575,6 @@ def _lomax_nbd_pmf(
     log_nb_t = log_nb_const + r * (log_alpha - np.log(alpha + t)) + k * (log_t - np.log(alpha + t))
     alive = log_nb_t + s * (log_beta - np.log(beta + t))
     const = log_nb_const + r * log_alpha + np.log(s) + s * log_beta
-
-    def column(values: np.ndarray, v: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        return values[rows] if v.ndim == 1 else values[rows, None]
 
     def log_f(v: np.ndarray, rows: np.ndarray) -> np.ndarray:
         kk, rr = column(k, v, rows), column(r, v, rows)
