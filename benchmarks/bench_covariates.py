@@ -32,6 +32,15 @@ Usage::
 
     .venv/bin/python benchmarks/bench_covariates.py            # 1,000,000 customers
     .venv/bin/python benchmarks/bench_covariates.py --quick    # 100,000 customers
+    .venv/bin/python benchmarks/bench_covariates.py --model pareto   # Pareto/NBD, 100,000
+    .venv/bin/python benchmarks/bench_covariates.py --model ggom     # GGom/NBD, 100,000
+
+``--model pareto`` (``ggom``: a GGom/NBD with ``b = 0.05``, ``s = 0.8``, ``beta = 2``): the
+model with two continuous covariates (``income ~ N(0, 1)``, ``tenure ~ U(-1, 1)``, each on the
+purchase rate and the dropout rate) on 100,000 customers (``--n``), fitted with every customer
+at their own ``alpha_i``, ``beta_i`` (the series and quadrature vectorised over the customers),
+next to the same model without covariates on the same summary (compressed to its distinct
+patterns) as the reference.
 """
 
 from __future__ import annotations
@@ -53,8 +62,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from _simulate_models import simulate_beta_geo  # noqa: E402
-from custval import BetaGeoModel  # noqa: E402
+from _simulate_models import simulate_beta_geo, simulate_continuous_covariates  # noqa: E402
+from custval import BetaGeoModel, GammaGompertzNBDModel, ParetoNBDModel  # noqa: E402
 
 BASE = {"r": 0.5, "alpha": 5.0, "a": 0.8, "b": 2.5}
 COVARIATES = ["x1", "x2", "x3", "d1", "d2"]
@@ -140,6 +149,66 @@ def fit_pymc(data: pd.DataFrame, python: Path, timeout: float) -> dict | str:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+PARETO = {"r": 0.6, "alpha": 8.0, "s": 0.7, "beta": 10.0}
+PARETO_EFFECTS = {
+    "purchase:income": 0.4,
+    "purchase:tenure": -0.3,
+    "dropout:income": -0.5,
+    "dropout:tenure": 0.3,
+}
+
+
+GGOM = {"r": 0.6, "alpha": 8.0, "b": 0.05, "s": 0.8, "beta": 2.0}
+
+
+def bench_continuous(n: int, repeat: int, ggom: bool) -> int:
+    """The continuous-covariate Pareto/NBD (GGom/NBD) fit and the plain one on the same
+    customers."""
+    effects = {g: {} for g in ("purchase", "dropout")}
+    for name, value in PARETO_EFFECTS.items():
+        group, column = name.split(":")
+        effects[group][column] = value
+    summary, customers = simulate_continuous_covariates(
+        GGOM if ggom else PARETO, effects["purchase"], effects["dropout"], n, random_state=0
+    )
+    model_class = GammaGompertzNBDModel if ggom else ParetoNBDModel
+    print(
+        f"{model_class._display_name} with 2 continuous covariates on purchase and dropout, "
+        f"{n:,} customers (load average {os.getloadavg()[0]:.2f})"
+    )
+    timings = {}
+    for label in ("plain", "covariates"):
+        best = np.inf
+        for _ in range(repeat):
+            with threadpool_limits(limits=1):
+                start = time.perf_counter()
+                if label == "plain":
+                    model = model_class().fit(summary)
+                else:
+                    model = model_class().fit(
+                        summary,
+                        customers=customers,
+                        purchase_covariates=["income", "tenure"],
+                        dropout_covariates=["income", "tenure"],
+                    )
+                best = min(best, time.perf_counter() - start)
+        timings[label] = (best, model)
+    seconds, model = timings["covariates"]
+    table = model.summary
+    covered = sum(
+        table.at[k, "lower_95"] <= v <= table.at[k, "upper_95"] for k, v in PARETO_EFFECTS.items()
+    )
+    plain_seconds, plain = timings["plain"]
+    print(
+        f"without covariates: {plain_seconds:8.2f} s  ({plain.n_patterns_:,} patterns)\n"
+        f"with covariates:    {seconds:8.2f} s  ({model.n_patterns_:,} rows; "
+        f"{seconds / plain_seconds:.1f}x the plain fit; {covered}/{len(PARETO_EFFECTS)} true "
+        "coefficients inside their 95% intervals)"
+    )
+    print("  " + ", ".join(f"{k}={v:.4g}" for k, v in model.params_.items()))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="100,000 customers")
@@ -148,7 +217,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pymc-python", type=Path, default=PYMC_PYTHON)
     parser.add_argument("--pymc-timeout", type=float, default=1800.0)
     parser.add_argument("--no-pymc", action="store_true", help="skip pymc-marketing")
+    parser.add_argument(
+        "--model", choices=("bgnbd", "pareto", "ggom"), default="bgnbd", help="see the docstring"
+    )
     args = parser.parse_args(argv)
+    if args.model != "bgnbd":
+        return bench_continuous(args.n or 100_000, args.repeat, args.model == "ggom")
     n = args.n or (100_000 if args.quick else 1_000_000)
     data = simulate(n)
     print(

@@ -1,6 +1,7 @@
 """The model simulators live in :mod:`custval.datasets` (public, documented); this module
 re-exports them for the benchmarks; the time-varying Pareto/NBD simulator of the dynamic-covariate
-tests, the GGom/NBD covariate and the sBG/BdW cohort-covariate simulators are here."""
+tests, the GGom/NBD covariate, the continuous-covariate Pareto/NBD and GGom/NBD and the sBG/BdW
+cohort-covariate simulators are here."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ __all__ = [
     "simulate_beta_geo_covariates",
     "simulate_cnbd",
     "simulate_cohort_covariates",
+    "simulate_continuous_covariates",
     "simulate_gamma_gamma",
     "simulate_ggom_covariates",
     "simulate_pareto_dynamic",
@@ -138,6 +140,49 @@ def simulate_ggom_covariates(
     lam = rng.gamma(r, 1.0 / (alpha * np.exp(-eta_p)))
     eta = rng.gamma(s, 1.0 / (beta * np.exp(-eta_d)))
     tau = np.log1p(rng.exponential(size=n) / eta) / b
+    big_t = rng.uniform(26.0, 78.0, n).round()
+    observed = np.minimum(tau, big_t)
+    x = rng.poisson(lam * observed)
+    last = observed * rng.random(n) ** (1.0 / np.maximum(x, 1))  # the last of x uniforms
+    summary = pd.DataFrame(
+        {"frequency": x.astype(float), "recency": np.where(x > 0, last, 0.0), "T": big_t},
+        index=customers.index,
+    )
+    summary.attrs["freq"] = "W"
+    return summary, customers
+
+
+def simulate_continuous_covariates(
+    params: dict[str, float],
+    purchase: dict[str, float],
+    dropout: dict[str, float],
+    n: int,
+    *,
+    random_state: int = 0,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Pareto/NBD (``params`` without ``b``) or GGom/NBD (with ``b``) customers with two
+    continuous covariates: ``income ~ N(0, 1)`` and ``tenure ~ U(-1, 1)``.
+
+    Per customer ``alpha_i = alpha exp(-x'beta_p)``, ``beta_i = beta exp(-x'beta_d)``
+    (CLVTools' static parametrisation; ``purchase``, ``dropout`` keyed by column name):
+    ``lambda ~ Gamma(r, alpha_i)``; an exponential lifetime of rate ``mu ~ Gamma(s, beta_i)``
+    or a Gompertz one, ``P(tau > t) = exp(-eta (e^(b t) - 1))`` with ``eta ~ Gamma(s,
+    beta_i)``, drawn by inversion; Poisson purchases while alive, ``T ~ U(26, 78)`` weeks.
+    Returns ``(summary, customers)``.
+    """
+    rng = np.random.default_rng(random_state)
+    customers = pd.DataFrame(
+        {"income": rng.normal(size=n), "tenure": rng.uniform(-1.0, 1.0, n)},
+        index=pd.RangeIndex(n, name="customer_id"),
+    )
+    eta_p = sum(c * customers[k].to_numpy() for k, c in purchase.items()) + np.zeros(n)
+    eta_d = sum(c * customers[k].to_numpy() for k, c in dropout.items()) + np.zeros(n)
+    lam = rng.gamma(params["r"], 1.0 / (params["alpha"] * np.exp(-eta_p)))
+    rate = rng.gamma(params["s"], 1.0 / (params["beta"] * np.exp(-eta_d)))
+    if "b" in params:
+        tau = np.log1p(rng.exponential(size=n) / rate) / params["b"]
+    else:
+        tau = rng.exponential(size=n) / rate
     big_t = rng.uniform(26.0, 78.0, n).round()
     observed = np.minimum(tau, big_t)
     x = rng.poisson(lam * observed)

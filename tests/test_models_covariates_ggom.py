@@ -123,11 +123,8 @@ def test_fit_recovers_the_effects(simulated, tmp_path):
     )
 
 
-def test_covariate_model_needs_the_customers_and_refuses_continuous_covariates(simulated):
-    summary, customers = simulated
+def test_covariate_model_needs_the_customers():
+    # continuous covariates: tests/test_models_covariates_continuous.py
     model = GammaGompertzNBDModel.from_params(**BASE, **{"purchase:vip": 0.4})
     with pytest.raises(DataError, match="has covariates: give each customer's covariates"):
         model.expected_purchases_new_customer(10.0)
-    noisy = customers.assign(income=np.random.default_rng(0).normal(size=len(customers)))
-    with pytest.raises(DataError, match="distinct covariate profiles, more than 500; use"):
-        GammaGompertzNBDModel().fit(summary, customers=noisy, purchase_covariates=["income"])

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from scipy.optimize import check_grad
 
-from custval import DataError, ParetoNBDModel, covariate_effects, load_model
+from custval import ParetoNBDModel, covariate_effects, load_model
 
 BASE = {"r": 0.6, "alpha": 8.0, "s": 0.7, "beta": 10.0}
 
@@ -118,10 +118,3 @@ def test_fit_recovers_the_effects(simulated, tmp_path):
         loaded.probability_alive(summary, customers=customers),
         model.probability_alive(summary, customers=customers),
     )
-
-
-def test_continuous_covariates_are_refused_with_advice(simulated):
-    summary, customers = simulated
-    noisy = customers.assign(income=np.random.default_rng(0).normal(size=len(customers)))
-    with pytest.raises(DataError, match="distinct covariate profiles, more than 500; use"):
-        ParetoNBDModel().fit(summary, customers=noisy, purchase_covariates=["income"])

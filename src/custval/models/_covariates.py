@@ -297,6 +297,25 @@ def split_coefficient_names(
     return tuple(base) + tuple(extra)
 
 
+def row_params(params: Any, rows: Any) -> tuple[Any, ...]:
+    """``params`` at the rows ``rows``: the per-row entries (arrays: with continuous
+    covariates each customer has their own scaled parameters) selected, scalars kept."""
+    return tuple(p[rows] if np.ndim(p) else p for p in params)
+
+
+def per_row(params: Any) -> bool:
+    """Whether ``params`` holds per-row parameters (arrays) rather than scalars only."""
+    return any(np.ndim(p) for p in params)
+
+
+def column(value: Any, v: np.ndarray, rows: Any) -> Any:
+    """A per-row ``value`` at ``rows`` shaped against the nodes ``v`` (``(k,)`` or ``(k,
+    n_nodes)``) of a row-wise quadrature; a scalar as it is."""
+    if not np.ndim(value):
+        return value
+    return value[rows] if v.ndim == 1 else value[rows, None]
+
+
 class CovariateModelMixin:
     """Fit-time and saved state of a model with covariates (mixed into a ``BaseModel``).
 
@@ -428,8 +447,12 @@ class CovariateModelMixin:
     #: for models whose numerics take scalar parameters (Pareto/NBD, GGom/NBD): the positions
     #: of the parameters that the purchase and the dropout predictor scale, ``p exp(-eta)``
     _profile_scaled: tuple[int, int] = (1, 3)
-    #: the most distinct covariate profiles such a model evaluates one by one
+    #: the most distinct covariate profiles such a model evaluates one by one; beyond them a
+    #: model with :attr:`_per_customer` evaluates every customer at their own parameters
     _max_profiles: int = 500
+    #: whether the model's numerics take per-row parameters (arrays in place of the scaled
+    #: scalars), so that continuous covariates work
+    _per_customer: bool = False
 
     def _fit_by_profiles(
         self,
@@ -448,8 +471,8 @@ class CovariateModelMixin:
         )
         if design is None:
             return plain_fit(summary, weights)
-        matrix = np.column_stack(list(design.values()))
-        self._profiles(matrix, len(summary), self._max_profiles)  # refuse continuous ones early
+        if not self._per_customer:  # refuse continuous ones early
+            self._profiles(np.column_stack(list(design.values())), len(summary), self._max_profiles)
         return self._fit_with_design(summary, weights, design)
 
     def _scaled_params(self, params: np.ndarray, eta_p: float, eta_d: float) -> np.ndarray:
@@ -463,17 +486,43 @@ class CovariateModelMixin:
         out[i_d] *= np.exp(-eta_d)
         return out
 
-    def _profile_design(self, matrix: np.ndarray | None, n: int) -> tuple[Any, ...]:
-        """``(Z_purchase, Z_dropout)`` per distinct profile, and each row's profile."""
-        profiles, inverse = self._profiles(matrix, n, self._max_profiles)
+    def _profile_design(self, matrix: np.ndarray | None, n: int) -> tuple[Any, ...] | None:
+        """``(Z_purchase, Z_dropout)`` per distinct profile, and each row's profile; ``None``
+        where a :attr:`_per_customer` model has more than :attr:`_max_profiles` of them."""
+        if self._per_customer and matrix is not None and matrix.shape[1]:
+            profiles, inverse = np.unique(matrix, axis=0, return_inverse=True)
+            if len(profiles) > self._max_profiles:
+                return None
+            inverse = inverse.ravel()
+        else:
+            profiles, inverse = self._profiles(matrix, n, self._max_profiles)
         zp = self._group_design(profiles, len(profiles), "purchase")
         zd = self._group_design(profiles, len(profiles), "dropout")
         return zp, zd, inverse
 
+    def _customer_params(self, params: np.ndarray, zp: np.ndarray, zd: np.ndarray) -> tuple:
+        """The model's own parameters per row (``_scaled_params`` with the scaled ones as
+        arrays over the rows of the designs ``zp``, ``zd``)."""
+        k = self._n_base()
+        coefficients = np.asarray(params[k:], dtype=float)
+        out: list[Any] = [float(v) for v in params[:k]]
+        i_p, i_d = self._profile_scaled
+        out[i_p] = out[i_p] * np.exp(-(zp @ coefficients))
+        out[i_d] = out[i_d] * np.exp(-(zd @ coefficients))
+        return tuple(out)
+
     def _profile_patterns(self, data: Mapping[str, np.ndarray], prepare: Any) -> dict[str, Any]:
-        """Fitting data split by covariate profile, each part prepared by ``prepare``."""
+        """Fitting data split by covariate profile, each part prepared by ``prepare``; for a
+        :attr:`_per_customer` model with many profiles, prepared whole with each row's
+        designs (``_Zp_rows``, ``_Zd_rows``)."""
         plain = {c: data[c] for c in self._data_columns}
-        zp, zd, inverse = self._profile_design(self._pattern_matrix(data), len(data["T"]))
+        matrix = self._pattern_matrix(data)
+        design = self._profile_design(matrix, len(data["T"]))
+        if design is None:
+            zp_rows = self._group_design(matrix, len(data["T"]), "purchase")
+            zd_rows = self._group_design(matrix, len(data["T"]), "dropout")
+            return {**prepare(plain), "_Zp_rows": zp_rows, "_Zd_rows": zd_rows, "_profiles": None}
+        zp, zd, inverse = design
         groups = []
         for g in range(len(zp)):
             rows = np.flatnonzero(inverse == g)
@@ -492,6 +541,8 @@ class CovariateModelMixin:
         the model's own likelihood per profile (``rows_terms(p, group)`` gives the per-row
         values and gradient ``(k_base, n)``, ``weighted_terms(p, group, w)`` their sums),
         chained to the coefficients: ``d/d eta = -p_g d/d p_g`` for the scaled parameter."""
+        if data["_profiles"] is None:
+            return self._customer_terms(params, data, weights, rows_terms)
         zp, zd = data["_Zp"], data["_Zd"]
         k = self._n_base()
         i_p, i_d = self._profile_scaled
@@ -520,13 +571,47 @@ class CovariateModelMixin:
                 grad[k:] += d_eta_p * zp[g] + d_eta_d * zd[g]
         return ll, grad
 
+    def _customer_terms(
+        self,
+        params: np.ndarray,
+        data: Mapping[str, Any],
+        weights: np.ndarray | None,
+        rows_terms: Any,
+    ) -> tuple[Any, np.ndarray]:
+        """``_profile_terms`` with every row at its own parameters (``rows_terms`` takes them
+        as arrays), chained to the coefficients alike."""
+        zp, zd = data["_Zp_rows"], data["_Zd_rows"]
+        i_p, i_d = self._profile_scaled
+        pg = self._customer_params(params, zp, zd)
+        ll, gr = rows_terms(pg, data)
+        gr = np.array(gr, dtype=float)
+        d_eta_p, d_eta_d = -pg[i_p] * gr[i_p], -pg[i_d] * gr[i_d]
+        gr[i_p] *= pg[i_p] / params[i_p]
+        gr[i_d] *= pg[i_d] / params[i_d]
+        if weights is None:
+            coef = d_eta_p[:, None] * zp + d_eta_d[:, None] * zd
+            return ll, np.hstack([gr.T, coef])
+        w_p, w_d = weights * d_eta_p, weights * d_eta_d
+        grad = np.concatenate([(gr * weights).sum(axis=1), w_p @ zp + w_d @ zd])
+        return float((weights * ll).sum()), grad
+
     def _by_profile(
         self, summary: pd.DataFrame, customers: pd.DataFrame | None, function: Any
     ) -> np.ndarray:
-        """``function(profile_params, rows)`` for the customers of each covariate profile."""
+        """``function(profile_params, rows)`` for the customers of each covariate profile
+        (all customers at once, each at their own parameters, where ``_profile_design``
+        gives ``None``)."""
         matrix = self._customer_matrix(summary, customers)
-        zp, zd, inverse = self._profile_design(matrix, len(summary))
+        design = self._profile_design(matrix, len(summary))
         params = self.params_.to_numpy(dtype=float)
+        if design is None:
+            zp = self._group_design(matrix, len(summary), "purchase")
+            zd = self._group_design(matrix, len(summary), "dropout")
+            return np.asarray(
+                function(self._customer_params(params, zp, zd), np.arange(len(summary))),
+                dtype=float,
+            )
+        zp, zd, inverse = design
         coefficients = params[self._n_base() :]
         out = np.empty(len(summary))
         for g in range(len(zp)):

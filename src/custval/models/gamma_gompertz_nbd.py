@@ -59,7 +59,7 @@ from custval._rows import unique_rows as _unique_rows
 from custval._units import annual_rate_to_period
 from custval.errors import ConvergenceError, CustvalWarning, DataError
 from custval.models._base import BaseModel
-from custval.models._covariates import CovariateModelMixin
+from custval.models._covariates import CovariateModelMixin, column, per_row, row_params
 from custval.models._log_quadrature import gauss_legendre as _gauss_legendre
 from custval.models._special import digamma_rising, log_rising
 from custval.models.pareto_nbd import ParetoNBDModel
@@ -100,9 +100,12 @@ def _log_survival(b: float, s: float, beta: float, t: Any) -> np.ndarray:
     return s * (np.log(beta) - _log_base(b, beta, t))
 
 
-def _singularity_shift(b: float, beta: float) -> float:
+def _singularity_shift(b: float, beta: Any) -> Any:
     """``-log(1 - beta) / b``: minus the real zero of ``beta + e^(b tau) - 1`` (``inf`` if
-    ``beta >= 1``, where it has none)."""
+    ``beta >= 1``, where it has none); per row for an array ``beta``."""
+    if np.ndim(beta):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(beta >= 1.0, np.inf, -np.log1p(-np.minimum(beta, 1.0)) / b)
     if beta >= 1.0:
         return np.inf
     return float(-np.log1p(-beta) / b)
@@ -232,13 +235,17 @@ def _panels(
     Otherwise one piece with 32 nodes.
     """
     span = float(np.max(t_hi - t_lo, initial=0.0))
-    if not (beta > 1.0 and b * span > 2.0):
+    if not (np.all(beta > 1.0) and b * span > 2.0):
         return t_lo[None, :], t_hi[None, :], _GL32
-    d = float(np.log(beta - 1.0) / b)
+    # per-row beta (continuous covariates): each row cut around its own d
+    d = np.log(beta - 1.0) / b if np.ndim(beta) else float(np.log(beta - 1.0) / b)
     reach = float(np.max(np.abs(t_hi - d), initial=0.0)) + float(np.max(np.abs(t_lo - d)))
     steps = 2.0 ** np.arange(int(np.ceil(np.log2(b * reach + 1.0))) + 1) / b
-    cuts = np.concatenate([d - steps[::-1], d + steps])
-    edges = np.clip(cuts[None, :], t_lo[:, None], t_hi[:, None])
+    if np.ndim(beta):
+        cuts = np.concatenate([d[:, None] - steps[None, ::-1], d[:, None] + steps[None, :]], 1)
+    else:
+        cuts = np.concatenate([d - steps[::-1], d + steps])[None, :]
+    edges = np.clip(cuts, t_lo[:, None], t_hi[:, None])
     edges = np.concatenate([t_lo[:, None], edges, t_hi[:, None]], axis=1)
     keep = np.flatnonzero(np.any(edges[:, 1:] > edges[:, :-1], axis=0))
     return edges[:, keep].T, edges[:, keep + 1].T, _GL16
@@ -260,12 +267,27 @@ def _log_death_integral(
     """
     r, alpha, b, s, beta = params
     n = x.shape[0]
+    if per_row(params):  # per-row alpha, beta: rows with and without pieces apart
+        cut = np.broadcast_to((beta > 1.0) & (b * (t_hi - t_lo) > 2.0), x.shape)
+        if cut.any() and not cut.all():
+            log_j, grad = np.empty(n), np.empty((5, n)) if gradient else None
+            for rows in (cut, ~cut):
+                log_j[rows], g = _log_death_integral(
+                    row_params(params, rows), x[rows], t_lo[rows], t_hi[rows], gradient=gradient
+                )
+                if grad is not None:
+                    grad[:, rows] = g
+            return log_j, grad
     lo, hi, nodes = _panels(b, beta, t_lo, t_hi)
     pieces = lo.shape[0]
     lo, hi = lo.ravel(), hi.ravel()  # the pieces of all rows as rows of one quadrature
-    m = np.minimum(min(alpha, _singularity_shift(b, beta)), np.where(hi > 0, hi, 1.0))
+    # per-row alpha and beta repeat with the pieces, as x does
+    alpha_p, beta_p = (np.tile(a, pieces) if np.ndim(a) else a for a in (alpha, beta))
+    shift = np.minimum(alpha_p, _singularity_shift(b, beta_p))
+    m = np.minimum(shift, np.where(hi > 0, hi, 1.0))
     m = m[:, None]
     xx = np.tile(x, pieces)[:, None]
+    every = np.arange(lo.shape[0])
 
     def tau_of(v: np.ndarray, rows: np.ndarray | None) -> np.ndarray:
         return np.maximum(np.exp(v) - (m if rows is None else m[rows]), 0.0)
@@ -273,13 +295,15 @@ def _log_death_integral(
     def log_f(v: np.ndarray, rows: np.ndarray | None) -> np.ndarray:
         tau = tau_of(v, rows)
         x_r = xx if rows is None else xx[rows]
+        which = every if rows is None else rows
+        a_r, b_r = column(alpha_p, v, which), column(beta_p, v, which)
         return (
             v
             + b * tau
-            - s * _log1p_base(b, beta, tau)
-            - _log_base(b, beta, tau)
-            - r * np.log1p(tau / alpha)
-            - x_r * np.log(alpha + tau)
+            - s * _log1p_base(b, b_r, tau)
+            - _log_base(b, b_r, tau)
+            - r * np.log1p(tau / a_r)
+            - x_r * np.log(a_r + tau)
         )
 
     log_j, v, weights = _log_integral(log_f, np.log(m[:, 0] + lo), np.log(m[:, 0] + hi), nodes)
@@ -297,6 +321,7 @@ def _log_death_integral(
         weights = weights.reshape(n, pieces * k)
         tau = tau.reshape(pieces, n, k).transpose(1, 0, 2).reshape(n, pieces * k)
     xx = x[:, None]
+    alpha, beta = (a[:, None] if np.ndim(a) else a for a in (alpha, beta))
     log_base = _log_base(b, beta, tau)
     inv_base = np.exp(-log_base)
     ratio = np.exp(b * tau - log_base)  # e^(b tau) / (beta + e^(b tau) - 1)
@@ -655,6 +680,7 @@ class GammaGompertzNBDModel(CovariateModelMixin, BaseModel):
     _display_name: ClassVar[str] = "GGom/NBD model"
     _covariate_groups: ClassVar[tuple[str, ...]] = ("purchase", "dropout")
     _dropout_effect_words: ClassVar[str] = "rate"
+    _per_customer: ClassVar[bool] = True
     #: covariates scale alpha (purchase) and beta (dropout), CLVTools' ggomnbd static covariates
     _profile_scaled: ClassVar[tuple[int, int]] = (1, 4)
     _covariate_links: ClassVar[dict[str, tuple[str, float]]] = {  # as _profile_scaled
@@ -673,16 +699,18 @@ class GammaGompertzNBDModel(CovariateModelMixin, BaseModel):
         equal_effects: list[str] | tuple[str, ...] = (),
         covariate_penalty: float = 0.0,
     ) -> Any:
-        """Fit by maximum likelihood, optionally with discrete time-invariant covariates.
+        """Fit by maximum likelihood, optionally with time-invariant covariates.
 
         As :meth:`custval.BetaGeoModel.fit`, with CLVTools' ``ggomnbd`` static covariates:
         ``alpha_i = alpha exp(-x'beta_p)`` (``exp(beta_p)`` multiplies the purchase rate
         ``r / alpha_i``) and ``beta_i = beta exp(-x'beta_d)`` (``exp(beta_d)`` multiplies the
         mean Gompertz scale ``s / beta_i``, i.e. the dropout hazard at every age); ``b``
-        (the hazard's shape) and ``s`` are common to all customers. The likelihood is
-        evaluated once per distinct covariate profile with the quadrature of the model
-        without covariates, so the covariates must be discrete (at most 500 profiles). The
-        fit starts from the model without covariates (coefficients 0).
+        (the hazard's shape) and ``s`` are common to all customers. With at most 500
+        distinct covariate profiles (discrete covariates) the likelihood is evaluated once
+        per profile with the quadrature of the model without covariates; with more
+        (continuous covariates) the same quadrature runs vectorised over the customers, each
+        at their own ``alpha_i``, ``beta_i``. The fit starts from the model without
+        covariates (coefficients 0).
 
         Returns
         -------

@@ -53,7 +53,7 @@ from custval._rows import unique_rows as _unique_rows
 from custval._units import annual_rate_to_period
 from custval.errors import DataError
 from custval.models._base import BaseModel
-from custval.models._covariates import CovariateModelMixin
+from custval.models._covariates import CovariateModelMixin, column, per_row, row_params
 from custval.models._log_quadrature import QUAD_DROP as _QUAD_DROP
 from custval.models._log_quadrature import concave_log_quadrature as _concave_log_quadrature
 from custval.models._log_quadrature import gauss_legendre as _gauss_legendre
@@ -146,6 +146,16 @@ def _log_j_series(
     ridge (``r, alpha`` or ``s, beta`` growing together) the plain forms cancel to noise.
     """
     r, alpha, s, beta = params
+    if np.ndim(alpha) or np.ndim(beta):  # per-row alpha, beta: each branch on its rows
+        big = np.broadcast_to(np.asarray(alpha >= beta), t.shape)
+        if big.any() and not big.all():
+            log_i, grad = np.empty(t.shape[0]), np.empty((4, t.shape[0]))
+            for rows in (big, ~big):
+                log_i[rows], grad[:, rows] = _log_j_series(
+                    row_params(params, rows), x[rows], t[rows]
+                )
+            return log_i, grad
+    alpha_big = bool(np.all(alpha >= beta))
     a = r + s + x
     log_at, log_bt = np.log(alpha + t), np.log(beta + t)
     l1p_a, l1p_b = np.log1p(t / alpha), np.log1p(t / beta)
@@ -153,7 +163,7 @@ def _log_j_series(
     da_r = r * t / (alpha * (alpha + t))
     db_s = s * t / (beta * (beta + t))
     grad = np.empty((4, t.shape[0]))
-    if alpha >= beta:  # M = alpha with exponent r + x; m = beta with exponent s + 1
+    if alpha_big:  # M = alpha with exponent r + x; m = beta with exponent s + 1
         z = (alpha - beta) / (alpha + t)
         log_s, d_e, d_c, d_z = _ratio_series(r + x, a + 1.0, z)
         log_i = -r * l1p_a - x * log_at - s * l1p_b + log_s - np.log(a)
@@ -178,8 +188,8 @@ def _log_j_quadrature(
     """``log J + r log alpha + s log beta`` and its gradient by quadrature in
     ``v = log(min(alpha, beta) + tau)`` (the scale taken inside, as in :func:`_log_j_series`)."""
     r, alpha, s, beta = params
-    m = min(alpha, beta)
-    da, db = alpha - m, beta - m  # one of them is 0
+    m = np.minimum(alpha, beta)
+    da, db = alpha - m, beta - m  # one of them is 0 (per row, for per-row alpha and beta)
     p = r + x
     log_m = np.log(m)
 
@@ -187,29 +197,35 @@ def _log_j_quadrature(
     # concave in v. tau = m expm1(v - log m) keeps log1p(tau / alpha) exact for large alpha.
     def log_f(v: np.ndarray, rows: np.ndarray) -> np.ndarray:
         u = np.exp(v)
-        tau = m * np.expm1(v - log_m)
+        tau = column(m, v, rows) * np.expm1(v - column(log_m, v, rows))
         xx = x[rows] if v.ndim == 1 else x[rows, None]
         return (
             v
-            - r * np.log1p(tau / alpha)
-            - xx * np.log(u + da)
-            - s * np.log1p(tau / beta)
-            - np.log(u + db)
+            - r * np.log1p(tau / column(alpha, v, rows))
+            - xx * np.log(u + column(da, v, rows))
+            - s * np.log1p(tau / column(beta, v, rows))
+            - np.log(u + column(db, v, rows))
         )
 
     def slope(v: np.ndarray, rows: np.ndarray) -> np.ndarray:
         u = np.exp(v)
-        return 1.0 - p[rows] * u / (u + da) - (s + 1.0) * u / (u + db)
+        return (
+            1.0
+            - p[rows] * u / (u + column(da, v, rows))
+            - (s + 1.0) * u / (u + column(db, v, rows))
+        )
 
     lo, hi = np.log(m + t_lo), np.log(m + t_hi)
     peak = lo.copy()
-    if alpha < beta:  # the integrand may rise first where r + x < 1
+    if np.any(alpha < beta):  # the integrand may rise first where r + x < 1
         sigma = (1.0 - p) / (s + 1.0)
-        rising = (sigma > 0) & (sigma < 1)
+        rising = (sigma > 0) & (sigma < 1) & (alpha < beta)
         with np.errstate(divide="ignore", invalid="ignore"):
             v_star = np.log(sigma * (beta - alpha) / (1.0 - sigma))
         peak = np.where(rising, np.clip(v_star, lo, hi), lo)
     log_j, v, weights = _concave_log_quadrature(log_f, slope, lo, hi, peak, _GL64)
+    every = np.arange(t_lo.shape[0])
+    alpha, beta, m, log_m, da, db = (column(a, v, every) for a in (alpha, beta, m, log_m, da, db))
     u = np.exp(v)
     tau = m * np.expm1(v - log_m)
     grad = np.empty((t_lo.shape[0], 4))
@@ -248,9 +264,17 @@ def _log_j_parts(
     ``grad_i`` of shape ``(4, n_pairs)``): ``d log J = (g_lo - rho g_hi) / (1 - rho)`` with
     ``rho = I(T) / I(t_x)``; rows in ``quad`` (large z) come from quadrature (``grad_quad``).
     """
+    own_params = params  # the rows' own (for the quadrature rows)
+    if per_row(params):  # per-row alpha, beta: one "pair" per row and endpoint
+        n = x.shape[0]
+        r, alpha, s, beta = params[:4]
+        params = (r, np.broadcast_to(alpha, (n,)), s, np.broadcast_to(beta, (n,)))
+        every = np.arange(n)
+        pairs = (np.concatenate([x, x]), np.concatenate([t_x, big_t]), every, n + every)
+        own_params, params = params, row_params(params, np.concatenate([every, every]))
     alpha, beta = params[1], params[3]
     pair_x, pair_t, lo, hi = _endpoint_pairs(x, t_x, big_t) if pairs is None else pairs
-    z_pair = abs(alpha - beta) / (max(alpha, beta) + pair_t)
+    z_pair = abs(alpha - beta) / (np.maximum(alpha, beta) + pair_t)
     use_series = z_pair <= _SERIES_MAX_Z  # z decreases in t: if (x, t_x) qualifies, so does T
     all_series = bool(use_series.all())
     if all_series:
@@ -261,7 +285,7 @@ def _log_j_parts(
         grad_i = np.zeros((4, pair_t.shape[0]))
         if use_series.any():
             log_i[use_series], grad_i[:, use_series] = _log_j_series(
-                params, pair_x[use_series], pair_t[use_series]
+                row_params(params, use_series), pair_x[use_series], pair_t[use_series]
             )
         quad = ~use_series[lo]
     # J = I(t_x) - I(T) = I(t_x) (1 - rho); exactly zero where t_x = T
@@ -273,7 +297,7 @@ def _log_j_parts(
     if quad is not None:
         inv[quad] = 0.0
         if quad.any():
-            lj, g = _log_j_quadrature(params, x[quad], t_x[quad], big_t[quad])
+            lj, g = _log_j_quadrature(row_params(own_params, quad), x[quad], t_x[quad], big_t[quad])
             log_j[quad] = lj
             grad_quad = np.where(np.isfinite(lj), g.T, 0.0)
     return {
@@ -552,9 +576,6 @@ def _lomax_nbd_pmf(
     alive = log_nb_t + s * (log_beta - np.log(beta + t))
     const = log_nb_const + r * log_alpha + np.log(s) + s * log_beta
 
-    def column(values: np.ndarray, v: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        return values[rows] if v.ndim == 1 else values[rows, None]
-
     def log_f(v: np.ndarray, rows: np.ndarray) -> np.ndarray:
         kk, rr = column(k, v, rows), column(r, v, rows)
         return (
@@ -697,6 +718,7 @@ class ParetoNBDModel(CovariateModelMixin, BaseModel):
         "beta": ("dropout", -1.0),
     }
     _dropout_effect_words: ClassVar[str] = "rate"
+    _per_customer: ClassVar[bool] = True
 
     def fit(
         self,
@@ -709,14 +731,15 @@ class ParetoNBDModel(CovariateModelMixin, BaseModel):
         equal_effects: list[str] | tuple[str, ...] = (),
         covariate_penalty: float = 0.0,
     ) -> Any:
-        """Fit by maximum likelihood, optionally with discrete time-invariant covariates.
+        """Fit by maximum likelihood, optionally with time-invariant covariates.
 
         As :meth:`custval.BetaGeoModel.fit`, with CLVTools' Pareto/NBD parametrisation:
         ``alpha_i = alpha exp(-x'beta_p)`` (``exp(beta_p)`` multiplies the purchase rate) and
-        ``beta_i = beta exp(-x'beta_d)`` (``exp(beta_d)`` multiplies the dropout rate). The
-        likelihood is evaluated once per distinct covariate profile with the exact series and
-        quadrature of the model without covariates, so the covariates must be discrete (at
-        most 500 profiles): categorical columns, or continuous ones binned.
+        ``beta_i = beta exp(-x'beta_d)`` (``exp(beta_d)`` multiplies the dropout rate). With
+        at most 500 distinct covariate profiles (discrete covariates) the likelihood is
+        evaluated once per profile with the exact series and quadrature of the model without
+        covariates; with more (continuous covariates) the same series and quadrature run
+        vectorised over the customers, each at their own ``alpha_i``, ``beta_i``.
 
         Returns
         -------
