@@ -22,6 +22,7 @@ import math
 import os
 import re
 import shutil
+import signal
 import socketserver
 import subprocess
 import tempfile
@@ -169,7 +170,12 @@ class _DevTools:
 @contextlib.contextmanager
 def chromium(executable: str) -> Iterator[int]:
     """A headless Chromium with a fresh profile; yields its DevTools port."""
-    with tempfile.TemporaryDirectory(prefix="custval-chromium-") as profile:
+    # Chromium's helper processes (zygote, renderer, crashpad) can outlive the browser and still
+    # write to the profile: run it as its own process group, end the whole group, and let the
+    # profile's removal retry instead of failing the test.
+    with tempfile.TemporaryDirectory(
+        prefix="custval-chromium-", ignore_cleanup_errors=True
+    ) as profile:
         process = subprocess.Popen(
             [
                 executable,
@@ -182,6 +188,7 @@ def chromium(executable: str) -> Iterator[int]:
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            start_new_session=True,
         )
         try:
             port_file = Path(profile) / "DevToolsActivePort"
@@ -194,12 +201,26 @@ def chromium(executable: str) -> Iterator[int]:
                 time.sleep(0.1)
             yield int(port_file.read_text().split()[0])
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            _end_group(process)
+            for _ in range(50):  # helpers that were still writing are gone; remove the profile
+                shutil.rmtree(profile, ignore_errors=True)
+                if not os.path.exists(profile):
+                    break
+                time.sleep(0.1)
+
+
+def _end_group(process: subprocess.Popen) -> None:
+    """Terminate ``process`` and every process of its group (SIGTERM, then SIGKILL)."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            continue
+        time.sleep(0.2)  # let the group's other members act on the signal
 
 
 def inspect_page(
