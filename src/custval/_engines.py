@@ -57,6 +57,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from custval._log import read_moment
 from custval.errors import CustvalWarning, DataError
 
 __all__ = ["EngineSummary", "summary_patterns"]
@@ -409,9 +410,7 @@ def _scan(source: _Source, amount: bool) -> tuple[int, str | None, str | None]:
 
 
 def _moment(value: Any, name: str) -> pd.Timestamp:
-    from custval.rfm import _parse_moment
-
-    moment = _parse_moment(value, name)
+    moment = read_moment(value, name)
     if moment.tz is not None:
         raise DataError(
             f"{name}={value!r} has a time zone but the engine's timestamps are wall-clock "

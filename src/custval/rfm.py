@@ -152,9 +152,6 @@ def _periods(ticks: np.ndarray, unit: str, freq: _Freq) -> np.ndarray:
 
 # --- input ------------------------------------------------------------------------------------
 
-# The log is read by custval._log.read_log; custval._engines still imports this name.
-_parse_moment = read_moment
-
 
 def _moment_tick(value, log: TransactionLog, name: str) -> tuple[int, pd.Timestamp]:
     """``value`` as a tick of ``log`` (floored), and as a naive wall-clock Timestamp."""

@@ -545,7 +545,6 @@ class CovariateModelMixin:
             return self._customer_terms(params, data, weights, rows_terms)
         zp, zd = data["_Zp"], data["_Zd"]
         k = self._n_base()
-        i_p, i_d = self._profile_scaled
         coefficients = np.asarray(params[k:], dtype=float)
         eta_p, eta_d = zp @ coefficients, zd @ coefficients
         n = len(data["frequency"])
@@ -557,10 +556,7 @@ class CovariateModelMixin:
                 ll_g, gr = rows_terms(pg, group)
             else:
                 ll_g, gr = weighted_terms(pg, group, weights[rows])
-            gr = np.array(gr, dtype=float)
-            d_eta_p, d_eta_d = -pg[i_p] * gr[i_p], -pg[i_d] * gr[i_d]
-            gr[i_p] *= pg[i_p] / params[i_p]
-            gr[i_d] *= pg[i_d] / params[i_d]
+            gr, d_eta_p, d_eta_d = self._chain_scaled(params, pg, gr)
             if weights is None:
                 ll[rows] = ll_g
                 grad[rows, :k] = gr.T
@@ -581,19 +577,26 @@ class CovariateModelMixin:
         """``_profile_terms`` with every row at its own parameters (``rows_terms`` takes them
         as arrays), chained to the coefficients alike."""
         zp, zd = data["_Zp_rows"], data["_Zd_rows"]
-        i_p, i_d = self._profile_scaled
         pg = self._customer_params(params, zp, zd)
         ll, gr = rows_terms(pg, data)
-        gr = np.array(gr, dtype=float)
-        d_eta_p, d_eta_d = -pg[i_p] * gr[i_p], -pg[i_d] * gr[i_d]
-        gr[i_p] *= pg[i_p] / params[i_p]
-        gr[i_d] *= pg[i_d] / params[i_d]
+        gr, d_eta_p, d_eta_d = self._chain_scaled(params, pg, gr)
         if weights is None:
             coef = d_eta_p[:, None] * zp + d_eta_d[:, None] * zd
             return ll, np.hstack([gr.T, coef])
         w_p, w_d = weights * d_eta_p, weights * d_eta_d
         grad = np.concatenate([(gr * weights).sum(axis=1), w_p @ zp + w_d @ zd])
         return float((weights * ll).sum()), grad
+
+    def _chain_scaled(self, params: np.ndarray, scaled: Any, grad: Any) -> tuple[Any, Any, Any]:
+        """The gradient in the scaled parameters ``scaled`` (a profile's, or each row's) chained
+        to the model's own parameters, and its derivatives in the purchase and dropout
+        predictors: ``d/d eta = -p d/d p`` for the parameter each predictor scales."""
+        i_p, i_d = self._profile_scaled
+        grad = np.array(grad, dtype=float)
+        d_eta_p, d_eta_d = -scaled[i_p] * grad[i_p], -scaled[i_d] * grad[i_d]
+        grad[i_p] *= scaled[i_p] / params[i_p]
+        grad[i_d] *= scaled[i_d] / params[i_d]
+        return grad, d_eta_p, d_eta_d
 
     def _by_profile(
         self, summary: pd.DataFrame, customers: pd.DataFrame | None, function: Any
