@@ -392,7 +392,15 @@ def test_readme_example_runs(varying):
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), re.DOTALL)
     block = next(b for b in blocks if "ParetoNBDDynamicModel" in b)
     transactions, covariates, end = varying
-    namespace = {"transactions": transactions, "covariates": covariates, "end": end}
+    rng = np.random.default_rng(0)  # Gamma-Gamma spend: nu ~ Gamma(4, 15), z ~ Gamma(6, nu)
+    nu = rng.gamma(4.0, 1 / 15.0, transactions["customer_id"].max() + 1)
+    amounts = rng.gamma(6.0, 1.0 / nu[transactions["customer_id"].to_numpy()])
+    namespace = {
+        "transactions": transactions.assign(amount=amounts),
+        "covariates": covariates,
+        "end": end,
+        "holdout_end": pd.Timestamp(end) + pd.Timedelta(days=7 * 13 - 1),
+    }
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CustvalWarning)  # 400 customers: a ridge may warn
         exec(compile(block, str(README), "exec"), namespace)
@@ -402,6 +410,10 @@ def test_readme_example_runs(varying):
     assert effects.loc["purchase:season", "multiplier"] > 1.2  # the truth is exp(0.4) = 1.49
     predicted = dynamic.expected_purchases(transactions, covariates, 13)
     assert predicted.index.equals(dynamic.probability_alive(transactions, covariates).index)
+    table = namespace["table"]
+    np.testing.assert_allclose(table["expected_purchases"], predicted.loc[table.index])
+    assert (table["clv"] > 0).all() and table["value_rank"].min() == 1
+    assert set(namespace["comparison"].index) == {"dynamic", "Pareto/NBD"}
 
 
 @pytest.mark.parametrize(

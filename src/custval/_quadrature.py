@@ -273,6 +273,10 @@ class Kernel:
     (``rows`` holds arrays ``frequency``, ``recency``, ``T``). For parameter draws,
     ``prepare_draws(thetas, rows)`` is called once with every row, then
     ``values_draws(thetas, rows_slice)`` per chunk returns shape ``(n_rows_in_slice, n_draws)``.
+
+    A kernel whose value depends on more than a row's ``(frequency, recency, T)`` (e.g. a
+    covariate path per customer) defines ``customer_rows(summary) -> array``, a key per summary
+    row; the rows it gets then carry that key as ``customer`` and are distinct by it.
     """
 
     #: whether :meth:`values` should get the distinct customer patterns rather than every

@@ -464,7 +464,7 @@ class _Valuation:
         """Distinct ``(frequency, recency, T)`` rows (and covariate profile, for models with
         covariates) and each customer's row (cached)."""
         if self._patterns is None:
-            columns = ("frequency", "recency", "T", "profile")
+            columns = ("frequency", "recency", "T", "profile", "customer")
             self._patterns = unique_rows({k: self.data[k] for k in columns if k in self.data})
         return self._patterns
 
@@ -524,6 +524,8 @@ class _Valuation:
         }
         if "profile" in self.data:  # covariates: customers of one profile share their value
             columns["profile"] = self.data["profile"]
+        if "customer" in self.data:  # a kernel keyed by customer (e.g. a covariate path)
+            columns["customer"] = self.data["customer"]
         rows, inverse = _distinct_rows(columns)
         multiplier = None  # covariate spend: A(x) times exp(design @ theta) of the row's profile
         if spend is not None and self.spend.scale_design is not None:
@@ -649,6 +651,9 @@ def _valuation(
     if codes is not None:
         data["profile"] = codes.astype(float)
     kernel = _transaction_kernel(transaction_model, terms, profiles)
+    rows_of = getattr(kernel, "customer_rows", None)
+    if callable(rows_of):  # the value depends on more than the row: the kernel's own key
+        data["customer"] = np.asarray(rows_of(summary), dtype=float)
     spend = _Spend(spend_model, summary, customers, profiles)
     return _Valuation(
         terms,

@@ -88,7 +88,12 @@ def _check_split(
 
 
 def _check_model_unit(model: Any, freq: str) -> None:
-    check_is_fitted(model, "params_")
+    if hasattr(model, "fit"):
+        check_is_fitted(model, "params_")
+    elif not isinstance(getattr(model, "params_", None), pd.Series):  # e.g. a bound model
+        raise DataError(
+            f"{_model_name(model)} has no fitted params_ (a Series of parameters); fit it first"
+        )
     model_freq = getattr(model, "freq_", None)
     if model_freq is None:
         raise DataError(

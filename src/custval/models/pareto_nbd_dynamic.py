@@ -32,11 +32,18 @@ at ``T``: ``Gamma(r+x, alpha+A(T))`` and ``Gamma(s, beta+B(T))``)::
 
     E[X(T, T+t)] = P(alive) (r+x)/(alpha+A(T)) integral_T^{T+t} a(u) ((beta+B(T))/(beta+B(u)))^s du,
 
-in closed form period by period.
+in closed form period by period. The discounted value (CLV) puts ``e^(-delta (u - T))`` into
+that integral (``delta``: the continuously compounded rate per period of
+:mod:`custval.clv`); per period that is an upper incomplete gamma function of order ``1 - s``
+(no stable closed form for ``s > 1``), so it is integrated exactly per period by
+Gauss-Legendre quadrature in ``log(beta + B(u))`` (``_discounted_future``; rounding-level
+agreement with adaptive quadrature in ``tests/test_clv_dynamic.py``). The valuation
+functions reach the model through :meth:`ParetoNBDDynamicModel.bind`.
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
@@ -46,6 +53,14 @@ import pandas as pd
 from scipy.special import gammaln
 from sklearn.utils.validation import check_is_fitted
 
+from custval._quadrature import (
+    GL_NODES,
+    Kernel,
+    TabulatedKernel,
+    Terms,
+    model_name,
+    quadrature_rule,
+)
 from custval.errors import ConvergenceError, CustvalWarning, DataError
 from custval.models._base import BaseModel
 from custval.models._covariates import CovariateModelMixin, CovariateSpec, _plain
@@ -53,7 +68,7 @@ from custval.models._log_quadrature import concave_log_quadrature, gauss_legendr
 from custval.models._special import digamma_rising
 from custval.models.pareto_nbd import ParetoNBDModel, _log_one_minus_power
 
-__all__ = ["ParetoNBDDynamicModel"]
+__all__ = ["ParetoNBDDynamicBound", "ParetoNBDDynamicModel"]
 
 #: The dropout-time integral of a segment is cut into pieces at most this wide in
 #: ``v = log(m + u)`` (one piece for most weekly periods, a few for a long run of constant
@@ -536,6 +551,88 @@ def _expected_future(
     return np.bincount(cust[positive], weights=np.exp(log_piece[positive]), minlength=n)
 
 
+def _purchase_rate_factor(
+    params: np.ndarray, hist: Mapping[str, Any]
+) -> tuple[np.ndarray, np.ndarray]:
+    """``P(alive) (r+x)/(alpha+A(T))`` per customer (the expected purchase rate at ``T`` per
+    unit of ``a``, given the history) and the dropout exposure ``B(T)``."""
+    parts = _loglik_parts(params, hist, gradient=False)
+    r, alpha = float(params[0]), float(params[1])
+    log_alive = parts["log_alive"] - parts["log_sum"]
+    factor = np.exp(log_alive + np.log(r + hist["x"]) - np.log(alpha + parts["a_T"]))
+    return factor, parts["b_T"]
+
+
+def _horizon_segments(hist: Mapping[str, Any], horizon: np.ndarray) -> dict[str, np.ndarray]:
+    """The (customer, period) segments of each customer's horizon ``(T, T + horizon_i]``
+    (``horizon`` in units, one per customer of ``hist``); a DataError names the first
+    customer and period the covariate table lacks."""
+    end = hist["end_day"]
+    stop = end + horizon * hist["path"].unit_days
+    return _merge_runs(
+        _segments(hist["path"], hist["ids"], end, stop, closed=False, what="the prediction horizon")
+    )
+
+
+def _clip_future(future: Mapping[str, np.ndarray], stop: np.ndarray) -> dict[str, np.ndarray]:
+    """The horizon's segments cut at ``stop`` (per customer, in units after ``T``): the
+    segments after it get zero length (their exposures before are unchanged)."""
+    hi = np.minimum(future["hi"], stop[future["cust"]])
+    return {**future, "hi": np.maximum(hi, future["lo"])}
+
+
+def _discounted_future(
+    params: np.ndarray, b_t: np.ndarray, future: Mapping[str, np.ndarray], delta: float, n: int
+) -> np.ndarray:
+    """``integral_0^H e^(-delta u) a(u) ((beta+B(T))/(beta+B(T+u)))^s du`` per customer.
+
+    No closed form for ``delta > 0`` (per period it is an upper incomplete gamma function of
+    order ``1 - s``, negative for ``s > 1``), so each period is integrated exactly by
+    Gauss-Legendre quadrature: with ``w = beta + B(T+u)`` (linear in ``u`` within a period,
+    slope ``b``) and ``y = log(w / w_lo)`` the piece is::
+
+        a/b (beta+B(T))^s w_lo^(1-s) e^(-delta u_lo)
+            * integral_0^Y exp((1-s) y - delta (w_lo/b) expm1(y)) dy
+
+    whose integrand is entire and log-concave in ``y``; 8 nodes per piece with every piece at
+    most ``_PIECE_V`` wide, ``(1-s) y`` and the discount ``delta u`` changing by at most 1 over
+    it, which puts the error at rounding level (``tests/test_clv_dynamic.py`` checks it
+    against adaptive quadrature).
+    """
+    s, beta = float(params[2]), float(params[3])
+    coef = np.asarray(params[4:], dtype=float)
+    cust = future["cust"]
+    length = future["hi"] - future["lo"]
+    keep = np.flatnonzero(length > 0)
+    if keep.size == 0:
+        return np.zeros(n)
+    a, b, _a0, b0, _da, _db = _exposures(coef, future)
+    a, b, b0, length, cust = a[keep], b[keep], b0[keep], length[keep], cust[keep]
+    u_lo = future["lo"][keep]
+    base = beta + b_t[cust]
+    w_lo = base + b0
+    scale = w_lo / b
+    big_y = np.log1p(length / scale)
+    pieces = np.maximum.reduce(
+        [
+            np.ceil(big_y / _PIECE_V),
+            np.ceil(abs(1.0 - s) * big_y),
+            np.ceil(delta * length),
+            np.ones_like(big_y),
+        ]
+    ).astype(np.int64)
+    seg = np.repeat(np.arange(keep.size), pieces)
+    j = np.arange(seg.size) - np.repeat(np.cumsum(pieces) - pieces, pieces)
+    step = big_y[seg] / pieces[seg]
+    nodes, weights = _GL8  # on [0, 1]
+    y = (j * step)[:, None] + step[:, None] * nodes[None, :]
+    integrand = np.exp((1.0 - s) * y - delta * scale[seg, None] * np.expm1(y))
+    piece = (integrand @ weights) * step
+    integral = np.bincount(seg, weights=piece, minlength=keep.size)
+    log_front = np.log(a) - np.log(b) + s * np.log(base) + (1.0 - s) * np.log(w_lo) - delta * u_lo
+    return np.bincount(cust, weights=np.exp(log_front) * integral, minlength=n)
+
+
 # ---------------------------------------------------------------------------------------------
 # The model class
 # ---------------------------------------------------------------------------------------------
@@ -550,9 +647,17 @@ class ParetoNBDDynamicModel(CovariateModelMixin, BaseModel):
     dropout hazard ``mu_i exp(x_ik'gamma_d)``; with constant covariates it equals the
     static-covariate Pareto/NBD, with all coefficients zero the plain one.
 
-    Not (yet) here: weights, DuckDB/Spark inputs, the value table (``customer_value_table``),
-    DERT and new-customer expectations. Fit cost grows with the customers' runs of periods with
-    equal covariates (about 1.5 us per run and evaluation, some 40 evaluations per fit).
+    Valuing customers: :meth:`bind` ties the fitted model to a transaction log and a
+    covariate path that covers the horizon; the bound object goes where a summary model goes
+    (:func:`custval.customer_lifetime_value`, :func:`custval.clv_interval`,
+    :func:`custval.customer_value_table`, :func:`custval.evaluation.compare_models` and the
+    holdout diagnostics on its ``summary_``).
+
+    Not (yet) here: weights, DuckDB/Spark inputs, ``horizon="inf"`` (it would need
+    covariates for every future period), DERT, new-customer expectations and hence
+    :func:`custval.evaluation.tracking` (a new customer's expectation needs a covariate path
+    from an arbitrary first-purchase date). Fit cost grows with the customers' runs of periods
+    with equal covariates (about 1.5 us per run and evaluation, some 40 evaluations per fit).
 
     Parameters
     ----------
@@ -904,17 +1009,299 @@ class ParetoNBDDynamicModel(CovariateModelMixin, BaseModel):
             raise DataError(f"t must be a single horizon here, got {t!r}")
         hist = self._history(transactions, covariates, observation_end)
         params = self._params()
-        parts = _loglik_parts(params, hist, gradient=False)
-        hist.update(b_T=parts["b_T"])
-        end = hist["end_day"]
-        stop = end + float(horizon) * hist["path"].unit_days
-        future = _merge_runs(
-            _segments(
-                hist["path"], hist["ids"], end, stop, closed=False, what="the prediction horizon"
-            )
-        )
-        integral = _expected_future(params, hist, future)
-        r, alpha = float(params[0]), float(params[1])
-        log_alive = parts["log_alive"] - parts["log_sum"]
-        values = np.exp(log_alive + np.log(r + hist["x"]) - np.log(alpha + parts["a_T"])) * integral
+        factor, b_t = _purchase_rate_factor(params, hist)
+        future = _horizon_segments(hist, np.full(len(hist["x"]), float(horizon)))
+        values = factor * _expected_future(params, {**hist, "b_T": b_t}, future)
         return pd.Series(values, index=hist["ids"], name="expected_purchases")
+
+    # ------------------------------------------------------------------ valuation
+    def bind(
+        self,
+        transactions: pd.DataFrame,
+        covariates: pd.DataFrame,
+        *,
+        observation_end: Any = None,
+        holdout_end: Any = None,
+        amount: str | None = "amount",
+    ) -> ParetoNBDDynamicBound:
+        """This model bound to one transaction log and covariate path, for the value table,
+        :func:`custval.customer_lifetime_value`, :func:`custval.clv_interval` and
+        :func:`custval.compare_models`.
+
+        Why a bound object: those functions take a summary (``frequency, recency, T,
+        monetary_value``) and call ``expected_purchases(summary, t)`` and
+        ``probability_alive(summary)``, but this model's predictions need when each purchase
+        fell and the covariates of every period up to the end of the horizon, which a summary
+        cannot carry. The bound object holds them (computed once) and speaks the summary
+        vocabulary over its own summary ``summary_``; its value kernel integrates the
+        discounted purchase rate period by period (exact Gauss-Legendre quadrature per
+        period; module function ``_discounted_future``).
+
+        Parameters
+        ----------
+        transactions, covariates
+            As in :meth:`fit`; ``covariates`` must cover every horizon the bound object will
+            be asked about (a missing period is a DataError naming the customer and period).
+        observation_end : date-like, optional
+            End of the history (default: the fit's ``observation_end_``, else the last
+            transaction).
+        holdout_end : date-like, optional
+            With it, ``summary_`` is :func:`custval.calibration_holdout_split` up to this date
+            (``frequency_holdout``, ``duration_holdout`` in the model's unit), for
+            :func:`custval.compare_models` and the holdout diagnostics.
+        amount : str or None, default "amount"
+            Column of transaction values for ``summary_["monetary_value"]`` (left out when
+            the column is absent or ``None``).
+
+        Returns
+        -------
+        ParetoNBDDynamicBound
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> from custval import ParetoNBDDynamicModel, customer_lifetime_value
+        >>> model = ParetoNBDDynamicModel.from_params(
+        ...     r=0.55, alpha=10.6, s=0.61, beta=11.7, freq="W", **{"purchase:promo": 0.7})
+        >>> log = pd.DataFrame({"customer_id": [1, 1, 1], "amount": [20.0, 30.0, 40.0],
+        ...     "timestamp": pd.to_datetime(["2024-01-01", "2024-01-09", "2024-01-20"])})
+        >>> weeks = pd.DataFrame({"period": pd.date_range("2024-01-01", periods=60, freq="7D"),
+        ...                       "promo": [0, 1] * 30})
+        >>> bound = model.bind(log, weeks, observation_end="2024-02-05")
+        >>> bound.summary_[["frequency", "recency", "T", "monetary_value"]].round(3).to_dict("list")
+        {'frequency': [2.0], 'recency': [2.714], 'T': [5.0], 'monetary_value': [35.0]}
+        >>> bound.probability_alive(bound.summary_).round(3).tolist()
+        [0.892]
+        >>> bound.expected_purchases(bound.summary_, 3).round(3).tolist()
+        [0.616]
+        >>> clv = customer_lifetime_value(bound, 35.0, bound.summary_, horizon="52W")
+        >>> clv.round(2).tolist()
+        [206.61]
+        """
+        from custval.rfm import calibration_holdout_split, rfm_summary
+
+        check_is_fitted(self, "params_")
+        hist = self._history(transactions, covariates, observation_end)
+        cols = getattr(self, "_columns", None) or {
+            "customer_id": "customer_id",
+            "timestamp": "timestamp",
+        }
+        unit = hist["path"].unit_days
+        end_day = int(hist["end_day"][0])
+        # the end of the last day: the history counts every purchase of that day
+        end = pd.Timestamp(end_day * _DAY_NS) + pd.Timedelta(days=1) - pd.Timedelta(1, "ns")
+        value = amount if amount is not None and amount in transactions.columns else None
+        names = {"customer_id": cols["customer_id"], "timestamp": cols["timestamp"]}
+        if holdout_end is None:
+            summary = rfm_summary(
+                transactions, amount=value, freq="D", observation_end=end, **names
+            )
+        else:
+            summary = calibration_holdout_split(
+                transactions,
+                calibration_end=end,
+                observation_end=holdout_end,
+                amount=value,
+                freq="D",
+                **names,
+            )
+            summary["duration_holdout"] = summary["duration_holdout"] / unit
+        summary[["recency", "T"]] = summary[["recency", "T"]] / unit
+        summary.attrs["freq"] = self.freq_
+        summary.attrs["observation_end"] = _day_text(end_day)
+        return ParetoNBDDynamicBound(self, hist, summary)
+
+
+def _delegated(name: str) -> property:
+    """A read-only attribute that is the bound model's ``name``."""
+    return property(lambda self: getattr(self.model, name), doc=f"The model's ``{name}``.")
+
+
+class ParetoNBDDynamicBound:
+    """A fitted :class:`ParetoNBDDynamicModel` bound to a transaction log and covariate path
+    (made by :meth:`ParetoNBDDynamicModel.bind`), with the summary-vocabulary methods the
+    value table, :func:`custval.clv_interval` and :func:`custval.compare_models` call.
+
+    Its customers are those of the log; a summary passed to its methods must hold their
+    ``frequency, recency, T`` as the log gives them (``summary_`` does: purchases on one day
+    count once, ages in days divided by the period length), else a DataError names the
+    customer. ``clv_interval`` draws the parameters from the model's ``variance_matrix_``
+    (coefficients normal, ``r, alpha, s, beta`` log-normal) and re-evaluates the history's
+    likelihood parts per draw, so its cost is ``n_draws`` evaluations of the history.
+
+    Attributes
+    ----------
+    model : ParetoNBDDynamicModel
+    summary_ : DataFrame
+        ``frequency, recency, T`` (and ``monetary_value``; with ``holdout_end`` the holdout
+        columns) by customer_id, in the model's unit (``attrs["freq"]``).
+    params_, variance_matrix_, freq_, observation_end_
+        The model's.
+    """
+
+    def __init__(
+        self, model: ParetoNBDDynamicModel, hist: dict[str, Any], summary: pd.DataFrame
+    ) -> None:
+        self.model = model
+        self.summary_ = summary
+        self._hist = hist
+        self._display_name = model_name(model)
+
+    # what the valuation and evaluation functions read of a fitted model: the model's own
+    params_ = _delegated("params_")
+    variance_matrix_ = _delegated("variance_matrix_")
+    freq_ = _delegated("freq_")
+    n_customers_ = _delegated("n_customers_")
+    log_likelihood_ = _delegated("log_likelihood_")
+    aic = _delegated("aic")
+    bic = _delegated("bic")
+
+    @property
+    def observation_end_(self) -> str:
+        return _day_text(self._hist["end_day"][0])
+
+    def _positions(self, summary: pd.DataFrame) -> np.ndarray:
+        """Each summary row's customer in the bound history; a DataError names the first
+        customer absent from it or whose ``frequency, recency, T`` differ from it."""
+        if not isinstance(summary, pd.DataFrame):
+            raise DataError(
+                f"summary must be a DataFrame indexed by customer_id (e.g. bound.summary_), "
+                f"got {type(summary).__name__}"
+            )
+        hist = self._hist
+        pos = hist["ids"].get_indexer(summary.index)
+        if np.any(pos < 0):
+            missing = list(summary.index[pos < 0][:3])
+            raise DataError(
+                f"{int((pos < 0).sum()):,} customers of the summary (e.g. "
+                f"{[_plain(m) for m in missing]}) have no purchase in the bound transactions "
+                f"up to {self.observation_end_}; value the customers of bound.summary_"
+            )
+        for column, own in (("frequency", hist["x"]), ("recency", hist["t_x"]), ("T", hist["T"])):
+            if column not in summary.columns:
+                continue
+            given = summary[column].to_numpy(dtype=float)
+            off = np.abs(given - own[pos]) > 1e-9 * np.maximum(1.0, np.abs(own[pos]))
+            if np.any(off):
+                i = int(np.flatnonzero(off)[0])
+                raise DataError(
+                    f"the summary's {column} of customer {_plain(summary.index[i])!r} is "
+                    f"{given[i]:g} but the bound transactions give {own[pos[i]]:g} (purchases "
+                    f"on one day count once, ages in {self.freq_} periods); value "
+                    "bound.summary_, built from the same transactions"
+                )
+        return pos
+
+    def _future(self, horizon: np.ndarray) -> dict[str, np.ndarray]:
+        """The horizon segments of every bound customer (``horizon`` in units, scalar or one
+        per customer of the history); cached for a scalar horizon."""
+        key = float(horizon) if np.ndim(horizon) == 0 else None
+        cache = self.__dict__.setdefault("_future_cache", {})
+        if key is not None and key in cache:
+            return cache[key]
+        n = len(self._hist["x"])
+        future = _horizon_segments(self._hist, np.broadcast_to(np.asarray(horizon, float), (n,)))
+        if key is not None:
+            cache[key] = future
+        return future
+
+    def probability_alive(self, summary: pd.DataFrame) -> pd.Series:
+        """P(alive) at the end of observation of each customer of ``summary`` (as
+        :meth:`ParetoNBDDynamicModel.probability_alive`, aligned with ``summary.index``).
+
+        Examples
+        --------
+        See :meth:`ParetoNBDDynamicModel.bind`.
+        """
+        pos = self._positions(summary)
+        parts = _loglik_parts(self.model._params(), self._hist, gradient=False)
+        values = np.exp(parts["log_alive"] - parts["log_sum"])[pos]
+        return pd.Series(values, index=summary.index, name="probability_alive")
+
+    def expected_purchases(self, summary: pd.DataFrame, t: Any) -> pd.Series:
+        """Expected repeat purchases in the ``t`` periods after the end of observation of each
+        customer of ``summary``, along the bound covariate path (as
+        :meth:`ParetoNBDDynamicModel.expected_purchases`).
+
+        Parameters
+        ----------
+        summary : DataFrame
+            Customers of the bound log (e.g. ``summary_``), indexed by customer_id.
+        t : float, str or array
+            Horizon in the model's unit or with its unit (``"13W"``); an array gives one per
+            row of ``summary`` (e.g. ``duration_holdout``).
+
+        Returns
+        -------
+        Series
+            ``expected_purchases`` aligned with ``summary.index``.
+
+        Examples
+        --------
+        See :meth:`ParetoNBDDynamicModel.bind`.
+        """
+        pos = self._positions(summary)
+        horizon = self.model._duration(t)
+        n = len(self._hist["x"])
+        if np.ndim(horizon) == 0:
+            per_customer: Any = float(horizon)
+        else:
+            horizon = np.asarray(horizon, dtype=float).ravel()
+            if horizon.size != len(summary):
+                raise DataError(
+                    f"t has {horizon.size} horizons for a summary of {len(summary)} customers; "
+                    "give one horizon or one per row"
+                )
+            per_customer = np.zeros(n)
+            per_customer[pos] = horizon
+        params = self.model._params()
+        factor, b_t = _purchase_rate_factor(params, self._hist)
+        future = self._future(per_customer)
+        values = factor * _expected_future(params, {**self._hist, "b_T": b_t}, future)
+        return pd.Series(values[pos], index=summary.index, name="expected_purchases")
+
+    def _discounted(
+        self, params: np.ndarray, future: Mapping[str, np.ndarray], terms: Terms
+    ) -> np.ndarray:
+        """Discounted expected purchases over ``terms``' horizon of every bound customer."""
+        hist = self._hist
+        factor, b_t = _purchase_rate_factor(params, hist)
+        n = len(hist["x"])
+        if terms.step is None and terms.delta > 0:
+            return factor * _discounted_future(params, b_t, future, terms.delta, n)
+        # undiscounted (E at H) or step= (a grid sum): the closed form at the rule's times
+        times, weights = quadrature_rule(terms, 1.0, GL_NODES)
+        with_b = {**hist, "b_T": b_t}
+        total = np.zeros(n)
+        for t, w in zip(times, weights, strict=True):
+            total += w * _expected_future(params, with_b, _clip_future(future, np.full(n, t)))
+        return factor * total
+
+    def _value_kernel(self, terms: Terms) -> Kernel:
+        return _DynamicKernel(self, terms)
+
+
+class _DynamicKernel(TabulatedKernel):
+    """The value kernel of a :class:`ParetoNBDDynamicBound` (``custval._quadrature``'s
+    contract): the discounted purchases of each customer along their own covariate path, so
+    rows are customers (``customer_rows``), not ``(frequency, recency, T)`` patterns."""
+
+    dedupe_customers = False
+
+    def __init__(self, bound: ParetoNBDDynamicBound, terms: Terms) -> None:
+        if math.isinf(terms.horizon):
+            raise DataError(
+                f"horizon='inf' needs covariates for every future period, which the "
+                f"{model_name(bound)} cannot have; give a finite horizon such as '36M' that "
+                "the covariate table covers"
+            )
+        super().__init__(bound, terms)
+        self.future = bound._future(terms.horizon)
+
+    def customer_rows(self, summary: pd.DataFrame) -> np.ndarray:
+        """Each summary row's customer position in the bound history (the rows' key)."""
+        return self.model._positions(summary)
+
+    def values(self, params: np.ndarray, rows: dict[str, np.ndarray]) -> np.ndarray:
+        every = self.model._discounted(params, self.future, self.terms)
+        return every[rows["customer"].astype(np.int64)]
