@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 from scipy.optimize import check_grad
 
 from _simulate_models import simulate_ggom_covariates
@@ -121,6 +122,42 @@ def test_fit_recovers_the_effects(simulated, tmp_path):
         loaded.probability_alive(summary, customers=customers),
         model.probability_alive(summary, customers=customers),
     )
+
+
+@pytest.mark.slow
+def test_coefficient_intervals_cover_the_truth_at_their_nominal_rate():
+    """Six seeds of 2,500 customers, the three coefficients' 95% intervals each (18 intervals).
+
+    Bounds from the sampling distribution of a correct model, not from this machine: the
+    number covering is Binomial(18, 0.95) (the intervals of one fit are mildly correlated:
+    referral and social both contrast with direct, correlation about 0.3), so fewer than its
+    0.1% quantile fails; ``z = (estimate - truth) / std_error`` is standard normal, so the mean
+    of the 18 ``z^2`` lies between the 0.1% and 99.9% quantiles of chi2(18)/18 (intervals twice
+    too wide or too narrow fail it), and each coefficient's mean ``z`` over the seeds lies
+    within 3.5 / sqrt(6) of 0 (a bias of about a standard error fails)."""
+    truth = pd.Series({**PURCHASE, **DROPOUT, "dropout:channel[social]": 0.0})
+    truth.index = ["purchase:vip[True]", "dropout:channel[referral]", "dropout:channel[social]"]
+    seeds = range(20, 26)
+    z = []
+    for seed in seeds:
+        summary, customers = simulate_ggom_covariates(
+            **BASE, purchase=PURCHASE, dropout=DROPOUT, n=2500, random_state=seed
+        )
+        model = GammaGompertzNBDModel().fit(
+            summary,
+            customers=customers,
+            purchase_covariates=["vip"],
+            dropout_covariates=["channel"],
+        )
+        table = model.summary.loc[truth.index]
+        z.append((table["estimate"] - truth) / table["std_error"])
+    z = pd.concat(z, axis=1)  # coefficients x seeds
+    k = z.size
+    covered = int((np.abs(z) < stats.norm.ppf(0.975)).to_numpy().sum())
+    assert covered >= stats.binom.ppf(0.001, k, 0.95), (covered, z)
+    mean_square = float((z**2).to_numpy().mean())
+    assert stats.chi2.ppf(0.001, k) / k < mean_square < stats.chi2.ppf(0.999, k) / k, z
+    assert (np.abs(z.mean(axis=1)) < 3.5 / np.sqrt(len(seeds))).all(), z
 
 
 def test_covariate_model_needs_the_customers():
