@@ -35,7 +35,7 @@ at ``T``: ``Gamma(r+x, alpha+A(T))`` and ``Gamma(s, beta+B(T))``)::
 in closed form period by period. The discounted value (CLV) puts ``e^(-delta (u - T))`` into
 that integral (``delta``: the continuously compounded rate per period of
 :mod:`custval.clv`); per period that is an upper incomplete gamma function of order ``1 - s``
-(no stable closed form for ``s > 1``), so it is integrated exactly per period by
+(of negative order for ``s > 1``, outside scipy's ``gammaincc``), so it is integrated per period by
 Gauss-Legendre quadrature in ``log(beta + B(u))`` (``_discounted_future``; rounding-level
 agreement with adaptive quadrature in ``tests/test_clv_dynamic.py``). The valuation
 functions reach the model through :meth:`ParetoNBDDynamicModel.bind`.
@@ -586,8 +586,9 @@ def _discounted_future(
 ) -> np.ndarray:
     """``integral_0^H e^(-delta u) a(u) ((beta+B(T))/(beta+B(T+u)))^s du`` per customer.
 
-    No closed form for ``delta > 0`` (per period it is an upper incomplete gamma function of
-    order ``1 - s``, negative for ``s > 1``), so each period is integrated exactly by
+    For ``delta > 0`` each period's piece is an upper incomplete gamma function of order
+    ``1 - s`` (negative for ``s > 1``, outside scipy's ``gammaincc``), so each period is
+    integrated by
     Gauss-Legendre quadrature: with ``w = beta + B(T+u)`` (linear in ``u`` within a period,
     slope ``b``) and ``y = log(w / w_lo)`` the piece is::
 
