@@ -388,9 +388,12 @@ def _segment_integrals(
     a_lo: np.ndarray,
     b_lo: np.ndarray,
     width: np.ndarray,
+    *,
+    moments: bool = True,
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """``log integral_0^width b (alpha + A_lo + a u)^-p (beta + B_lo + b u)^-(s+1) du`` per
-    segment and the expectations of the integrand's derivatives under it (normalized).
+    segment and (with ``moments``; empty without) the expectations of the integrand's
+    derivatives under it (normalized).
 
     In ``u`` the piece is ``a^-p b^-s integral (at + u)^-p (bt + u)^-(s+1)`` with
     ``at = (alpha + A_lo)/a``, ``bt = (beta + B_lo)/b``; in ``v = log(m + u)``, ``m = min(at, bt)``,
@@ -419,6 +422,8 @@ def _segment_integrals(
     p_peak = np.clip(peak[seg], p_lo, p_hi)  # concave: the maximum on a piece
     log_piece, v, w = _log_quadrature(p[seg], q, da[seg], db[seg], p_lo, p_hi, p_peak, _GL8)
     log_int = _group_logsumexp(log_piece, seg, n)
+    if not moments:  # the likelihood only (predictions, parameter draws)
+        return log_int - p * np.log(a) - s * np.log(b), {}
     with np.errstate(invalid="ignore"):
         share = np.where(np.isfinite(log_piece), np.exp(log_piece - log_int[seg]), 0.0)
     uu = m[seg, None] * np.expm1(v - log_m[seg, None])  # u at the nodes, exact near 0
@@ -473,7 +478,17 @@ def _loglik_parts(
     a_lo = a0[act] + a[act] * shift
     b_lo = b0[act] + b[act] * shift
     log_seg, mom = _segment_integrals(
-        r, alpha, s, beta, p[ca], a[act], b[act], a_lo, b_lo, segs["hi"][act] - lo[act]
+        r,
+        alpha,
+        s,
+        beta,
+        p[ca],
+        a[act],
+        b[act],
+        a_lo,
+        b_lo,
+        segs["hi"][act] - lo[act],
+        moments=gradient,
     )
     log_died = np.log(s) + scale + _group_logsumexp(log_seg, ca, n)
     log_sum = np.logaddexp(log_alive, log_died)
