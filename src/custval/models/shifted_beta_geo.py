@@ -219,6 +219,7 @@ class ShiftedBetaGeoModel(CovariateModelMixin, BaseModel):
         beta_covariates: list[str] | tuple[str, ...] = (),
         equal_effects: list[str] | tuple[str, ...] = (),
         covariate_penalty: float = 0.0,
+        freq: str | None = None,
     ) -> Self:
         """Fit the model to cohorts of active customers, optionally with cohort covariates.
 
@@ -244,6 +245,10 @@ class ShiftedBetaGeoModel(CovariateModelMixin, BaseModel):
             Covariates (in both lists) with one coefficient ``"both:<col>"`` for both.
         covariate_penalty : float, default 0
             L2 penalty on the coefficients only (per customer, as ``penalizer_coef``).
+        freq : {"D", "W", "M", "Y"}, optional
+            The length of one period (``"M"``: monthly renewals), recorded as ``freq_`` for
+            ``annual_discount_rate``; defaults to ``active_counts.attrs["freq"]`` when it is a
+            DataFrame or Series carrying one.
 
         Returns
         -------
@@ -269,8 +274,8 @@ class ShiftedBetaGeoModel(CovariateModelMixin, BaseModel):
                 f"{type(self).__name__}.fit takes the counts of active customers, which "
                 "already weight each period; pass weights=None"
             )
+        self._record_unit(active_counts, freq)
         data, w = self._prepare_fit(active_counts, weights)
-        self.freq_ = None
         self.n_cohorts_ = self._n_cohorts
         groups = {"alpha": alpha_covariates, "beta": beta_covariates}
         names = pd.DataFrame(index=pd.Index([name for name, _ in _cohorts(active_counts)]))
@@ -689,8 +694,8 @@ class ShiftedBetaGeoModel(CovariateModelMixin, BaseModel):
             if getattr(self, "freq_", None) is None:
                 raise DataError(
                     f"annual_discount_rate needs the model's period, but this {self._name()} "
-                    "does not know it; give period_discount_rate, or create it with "
-                    "from_params(..., freq='M')"
+                    "does not know it; give period_discount_rate, or fit it with "
+                    "fit(..., freq='M') (from_params takes freq= too)"
                 )
             period_discount_rate = annual_rate_to_period(float(annual_discount_rate), self.freq_)
         return self._discount(period_discount_rate)
