@@ -391,6 +391,16 @@ class CovariateModelMixin:
             return plain_fit(summary, weights, freq=freq)
         return self._fit_with_design(summary, weights, design)
 
+    def _first_start_without_covariates(
+        self, starts: list[np.ndarray], data: Mapping[str, np.ndarray], weights: np.ndarray
+    ) -> list[np.ndarray]:
+        """``starts`` with :meth:`_start_without_covariates` tried first (after the user's
+        ``initial_params``), when that fit succeeds."""
+        start = self._start_without_covariates(data, weights)
+        if start is not None:
+            starts.insert(0 if self.initial_params is None else 1, start)
+        return starts
+
     def _start_without_covariates(
         self, data: Mapping[str, np.ndarray], weights: np.ndarray
     ) -> np.ndarray | None:
@@ -816,3 +826,10 @@ class PurchaseDropoutCovariates(CovariateModelMixin):
         groups = {"purchase": purchase_covariates, "dropout": dropout_covariates}
         args = (customers, equal_effects, covariate_penalty, freq)
         return self._fit_covariates(summary, weights, super().fit, groups, *args)
+
+    def _prepare_patterns(self, data: dict[str, np.ndarray]) -> dict[str, Any]:
+        """The patterns of a model evaluated per covariate profile (Pareto/NBD, GGom/NBD):
+        its ``_prepare_plain`` without covariates, else :meth:`_profile_patterns` with it."""
+        if getattr(self, "covariates_", None) is None:
+            return self._prepare_plain(data)
+        return self._profile_patterns(data, self._prepare_plain)

@@ -948,9 +948,7 @@ class _BetaGeoFamily(PurchaseDropoutCovariates, TransactionModel):
     ) -> list[np.ndarray]:
         starts = super()._starting_points(data, weights)
         if "_X1" in data:  # covariates: first from the fit without them, coefficients at 0
-            start = self._start_without_covariates(data, weights)
-            if start is not None:
-                starts.insert(0 if self.initial_params is None else 1, start)
+            return self._first_start_without_covariates(starts, data, weights)
         return starts
 
     def _prepare_patterns(self, data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -1038,21 +1036,8 @@ class _BetaGeoFamily(PurchaseDropoutCovariates, TransactionModel):
         2007, appendix, for MBG/NBD), evaluated in a numerically stable form (see
         :func:`custval.models.beta_geo._purchases_if_alive`)."""
         if getattr(self, "covariates_", None) is not None:
-            r, alpha, a, b = self._customer_params(summary, customers)
-            m = 1.0 if self._modified else 0.0
-            x, t_x, big_t = data["frequency"], data["recency"], data["T"]
-            values = _if_alive_rows("purchases", r, alpha, a, b, x, big_t, horizon, m)
-            values *= _alive_rows(r, alpha, a, b, x, t_x, big_t, m)
-            return values
-        return _expected_purchases(
-            self._params(),
-            data["frequency"],
-            data["recency"],
-            data["T"],
-            horizon,
-            modified=self._modified,
-            index=self._row_index(data),
-        )
+            return self._covariate_prediction("purchases", data, horizon, summary, customers)
+        return self._at_fitted(_expected_purchases, data, horizon)
 
     def _probability_alive(
         self, data: Mapping[str, Any], horizon: float | None, summary: Any, customers: Any
@@ -1075,22 +1060,29 @@ class _BetaGeoFamily(PurchaseDropoutCovariates, TransactionModel):
         """
         horizon = 0.0 if horizon is None else horizon
         if getattr(self, "covariates_", None) is not None:
-            r, alpha, a, b = self._customer_params(summary, customers)
-            m = 1.0 if self._modified else 0.0
-            x, t_x, big_t = data["frequency"], data["recency"], data["T"]
-            values = _alive_rows(r, alpha, a, b, x, t_x, big_t, m)
-            if horizon > 0:
-                values *= _if_alive_rows("survival", r, alpha, a, b, x, big_t, horizon, m)
-            return values
-        return _probability_alive(
-            self._params(),
-            data["frequency"],
-            data["recency"],
-            data["T"],
-            horizon,
-            modified=self._modified,
-            index=self._row_index(data),
-        )
+            return self._covariate_prediction("survival", data, horizon, summary, customers)
+        return self._at_fitted(_probability_alive, data, horizon)
+
+    def _at_fitted(self, predict: Any, data: Mapping[str, Any], horizon: Any) -> np.ndarray:
+        """``predict`` (:func:`_expected_purchases` or :func:`_probability_alive`) of the rows
+        of ``data`` at the fitted parameters, sharing the rows' index between calls."""
+        x, t_x, big_t = data["frequency"], data["recency"], data["T"]
+        index = self._row_index(data)
+        return predict(self._params(), x, t_x, big_t, horizon, modified=self._modified, index=index)
+
+    def _covariate_prediction(
+        self, kind: str, data: Mapping[str, Any], horizon: float, summary: Any, customers: Any
+    ) -> np.ndarray:
+        """``P(alive at T)`` times the ``kind`` factor if alive (``"purchases"`` in ``(T,
+        T+t]`` or ``"survival"`` to ``T+t``; 1 at ``t = 0``) of each customer at their own
+        covariate-scaled parameters."""
+        r, alpha, a, b = self._customer_params(summary, customers)
+        m = 1.0 if self._modified else 0.0
+        x, t_x, big_t = data["frequency"], data["recency"], data["T"]
+        values = _alive_rows(r, alpha, a, b, x, t_x, big_t, m)
+        if kind == "purchases" or np.any(np.asarray(horizon) > 0):
+            values = values * _if_alive_rows(kind, r, alpha, a, b, x, big_t, horizon, m)
+        return values
 
     def _conditional_pmf(
         self, counts: np.ndarray, data: Mapping[str, Any], horizon: float

@@ -776,15 +776,10 @@ class GammaGompertzNBDModel(PurchaseDropoutCovariates, TransactionModel):
         starts.append(np.array([r, alpha, fast, rate, np.exp(10.0), *coefficients]))
         starts.append(np.array([r, alpha, fast, rate, np.exp(-10.0), *coefficients]))
         if "_profiles" in data:  # covariates: first from the fit without them
-            plain = self._start_without_covariates(data, weights)
-            if plain is not None:
-                starts.insert(0 if self.initial_params is None else 1, plain)
+            return self._first_start_without_covariates(starts, data, weights)
         return starts
 
-    def _prepare_patterns(self, data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        if getattr(self, "covariates_", None) is None:
-            return _prepare_plain(data)
-        return self._profile_patterns(data, _prepare_plain)
+    _prepare_plain = staticmethod(_prepare_plain)  # the patterns without covariates
 
     def _loglik_grad(
         self, params: np.ndarray, data: Mapping[str, np.ndarray]

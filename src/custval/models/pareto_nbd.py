@@ -749,10 +749,7 @@ class ParetoNBDModel(PurchaseDropoutCovariates, TransactionModel):
         # beta = alpha: the series for J then converges fastest (z = 0) at the start
         return np.array([1.0, 1.0 / rate, 1.0, 1.0 / rate])
 
-    def _prepare_patterns(self, data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        if getattr(self, "covariates_", None) is None:
-            return _prepare_plain(data)
-        return self._profile_patterns(data, _prepare_plain)
+    _prepare_plain = staticmethod(_prepare_plain)  # the patterns without covariates
 
     def _loglik_grad(
         self, params: np.ndarray, data: Mapping[str, np.ndarray]

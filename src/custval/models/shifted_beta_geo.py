@@ -208,6 +208,10 @@ class ShiftedBetaGeoModel(CovariateModelMixin, BaseModel):
     _covariate_groups: ClassVar[tuple[str, ...]] = ("alpha", "beta")
     #: DERL(params, d, renewals_so_far): the closed form here, summed period by period in the BdW
     _derl = staticmethod(_discounted_expected_residual_lifetime)
+    #: S(t), r(t) = S(t)/S(t-1) and P(T = t) of (params, periods): FH07's closed forms here
+    _survival_of = staticmethod(_survival)
+    _retention_of = staticmethod(_retention_rate)
+    _churn_of = staticmethod(_churn_probability)
 
     def fit(
         self,
@@ -432,9 +436,7 @@ class ShiftedBetaGeoModel(CovariateModelMixin, BaseModel):
     ) -> list[np.ndarray]:
         starts = super()._starting_points(data, weights)
         if "_Za" in data:  # covariates: first from the fit without them
-            start = self._start_without_covariates(data, weights)
-            if start is not None:
-                starts.insert(0 if self.initial_params is None else 1, start)
+            return self._first_start_without_covariates(starts, data, weights)
         return starts
 
     def _loglik_grad(
@@ -476,11 +478,16 @@ class ShiftedBetaGeoModel(CovariateModelMixin, BaseModel):
             raise DataError(f"{name} must be whole numbers of periods >= {minimum}, got {t!r}")
         return values.astype(float)
 
-    def _curve(self, values: np.ndarray, t: np.ndarray, name: str) -> pd.Series:
-        return pd.Series(values, index=pd.Index(t.astype(int), name="period"), name=name)
+    def _curve(self, curve: Any, t: Any, minimum: int, name: str) -> pd.Series:
+        """``curve(params, periods)`` at the whole periods ``t`` (>= ``minimum``), a Series
+        ``name`` indexed by ``period``."""
+        periods = self._periods(t, minimum=minimum)
+        values = curve(self._params(), periods)
+        return pd.Series(values, index=pd.Index(periods.astype(int), name="period"), name=name)
 
     def survival(self, t: Any) -> pd.Series:
-        """Share of a cohort still active after ``t`` periods, ``S(t)`` (FH07).
+        """Share of a cohort still active after ``t`` periods, ``S(t)`` (FH07; the BdW:
+        FHLDS18 eq. 5).
 
         Parameters
         ----------
@@ -499,12 +506,12 @@ class ShiftedBetaGeoModel(CovariateModelMixin, BaseModel):
         >>> model.survival([0, 1, 7]).round(3).tolist()
         [1.0, 0.627, 0.239]
         """
-        periods = self._periods(t, minimum=0)
-        return self._curve(_survival(self._params(), periods), periods, "survival")
+        return self._curve(self._survival_of, t, 0, "survival")
 
     def retention_rate(self, t: Any) -> pd.Series:
-        """Retention rate in period ``t``, ``r(t) = S(t)/S(t-1)`` (FH07); it increases
-        with ``t`` because the customers prone to churn leave first.
+        """Retention rate in period ``t``, ``r(t) = S(t)/S(t-1)`` (FH07; the BdW: FHLDS18
+        eq. 6); for the sBG it increases with ``t`` because the customers prone to churn leave
+        first (the BdW's may first fall and then rise where ``c > 1``).
 
         Parameters
         ----------
@@ -523,11 +530,11 @@ class ShiftedBetaGeoModel(CovariateModelMixin, BaseModel):
         >>> model.retention_rate([1, 2, 12]).round(3).tolist()
         [0.627, 0.756, 0.945]
         """
-        periods = self._periods(t, minimum=1)
-        return self._curve(_retention_rate(self._params(), periods), periods, "retention_rate")
+        return self._curve(self._retention_of, t, 1, "retention_rate")
 
     def churn_probability(self, t: Any) -> pd.Series:
-        """Probability that a new customer churns in period ``t``, ``P(T = t)`` (FH07).
+        """Probability that a new customer churns in period ``t``, ``P(T = t) = S(t-1) - S(t)``
+        (FH07).
 
         Parameters
         ----------
@@ -546,10 +553,7 @@ class ShiftedBetaGeoModel(CovariateModelMixin, BaseModel):
         >>> model.churn_probability([1, 2]).round(3).tolist()
         [0.373, 0.153]
         """
-        periods = self._periods(t, minimum=1)
-        return self._curve(
-            _churn_probability(self._params(), periods), periods, "churn_probability"
-        )
+        return self._curve(self._churn_of, t, 1, "churn_probability")
 
     def discounted_expected_residual_lifetime(
         self,
