@@ -1495,16 +1495,24 @@ class TransactionModel(BaseModel):
             )
         return self.params_[list(self._param_names)].to_numpy(dtype=float)
 
+    #: a model whose mathematics are functions of the parameters alone declares them:
+    #: ``_conditional_pmf_of(params, counts, data, horizon)``, ``_new_customer_pmf_of(params,
+    #: counts, horizon)``, ``_new_customer_mean_of(params, horizon)``; one that needs more
+    #: (BG/NBD's ``modified``, CNBD's ``k``) overrides the hook methods below instead
+    _conditional_pmf_of: ClassVar[Any] = None
+    _new_customer_pmf_of: ClassVar[Any] = None
+    _new_customer_mean_of: ClassVar[Any] = None
+
     def _conditional_pmf(
         self, counts: np.ndarray, data: Mapping[str, Any], horizon: float
     ) -> np.ndarray:
-        raise NotImplementedError
+        return self._conditional_pmf_of(self._params(), counts, data, horizon)
 
     def _new_customer_pmf(self, params: np.ndarray, counts: np.ndarray, horizon: float) -> Any:
-        raise NotImplementedError
+        return self._new_customer_pmf_of(params, counts, horizon)
 
     def _new_customer_mean(self, params: np.ndarray, horizon: Any) -> Any:
-        raise NotImplementedError
+        return self._new_customer_mean_of(params, horizon)
 
     def _expected_purchases(
         self, data: Mapping[str, Any], horizon: Any, summary: Any, customers: Any

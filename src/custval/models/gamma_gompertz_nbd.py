@@ -485,7 +485,15 @@ def _expected_purchases(
 
 def _expected_purchases_new_customer(params: np.ndarray, t: Any) -> np.ndarray:
     """``E[X(t)] = r/alpha integral_0^t S(u) du`` for a new customer (BG12 eq. 8, in the
-    form ``r/alpha E[min(tau, t)]``)."""
+    form ``r/alpha E[min(tau, t)]``).
+
+    >>> from custval import GammaGompertzNBDModel
+    >>> model = GammaGompertzNBDModel.from_params(
+    ...     r=0.553, alpha=10.578, b=0.0002, s=0.603, beta=0.0026
+    ... )
+    >>> round(model.expected_purchases_new_customer(39), 3)
+    1.256
+    """
     horizon = np.asarray(t, dtype=float)
     log_time = _log_residual_lifetime(params, np.zeros_like(horizon), horizon)
     with np.errstate(divide="ignore"):
@@ -494,7 +502,15 @@ def _expected_purchases_new_customer(params: np.ndarray, t: Any) -> np.ndarray:
 
 
 def _probability_of_purchases(params: np.ndarray, n: Any, t: float) -> np.ndarray:
-    """``P(X(t) = n)`` for a new customer (:func:`_gompertz_nbd_pmf`)."""
+    """``P(X(t) = n)`` for a new customer (:func:`_gompertz_nbd_pmf`).
+
+    >>> from custval import GammaGompertzNBDModel
+    >>> model = GammaGompertzNBDModel.from_params(
+    ...     r=0.553, alpha=10.578, b=0.0002, s=0.603, beta=0.0026
+    ... )
+    >>> round(model.probability_of_purchases_new_customer(0, 39), 3)
+    0.584
+    """
     r, alpha, b, s, beta = params
     counts = np.asarray(n, dtype=float)
     k = counts.ravel()
@@ -513,6 +529,15 @@ def _conditional_probability_of_purchases(
     docstring), so the next ``t`` periods are those of a new customer with these parameters;
     dead at ``T`` (``1 - P(alive)``) adds to ``n = 0``. Exact up to the quadrature of
     :func:`_gompertz_nbd_pmf` (~1e-14), once per distinct ``(x, T)``.
+
+    >>> import pandas as pd
+    >>> from custval import GammaGompertzNBDModel
+    >>> model = GammaGompertzNBDModel.from_params(
+    ...     r=0.553, alpha=10.578, b=0.0002, s=0.603, beta=0.0026
+    ... )
+    >>> customer = pd.DataFrame({"frequency": [2], "recency": [30.43], "T": [38.86]})
+    >>> model.probability_of_purchases(customer, [0, 1, 2], 39).round(3).values.tolist()
+    [[0.404, 0.22, 0.153]]
     """
     r, alpha, b, s, beta = params
     log_alive = _log_probability_alive(params, data["frequency"], data["recency"], data["T"])
@@ -780,6 +805,10 @@ class GammaGompertzNBDModel(PurchaseDropoutCovariates, TransactionModel):
         return starts
 
     _prepare_plain = staticmethod(_prepare_plain)  # the patterns without covariates
+    #: the predictions' mathematics (TransactionModel's hooks call them at the fitted params)
+    _conditional_pmf_of = staticmethod(_conditional_probability_of_purchases)
+    _new_customer_pmf_of = staticmethod(_probability_of_purchases)
+    _new_customer_mean_of = staticmethod(_expected_purchases_new_customer)
 
     def _loglik_grad(
         self, params: np.ndarray, data: Mapping[str, np.ndarray]
@@ -949,51 +978,6 @@ class GammaGompertzNBDModel(PurchaseDropoutCovariates, TransactionModel):
         from custval.models._gamma_gompertz_nbd_clv import GammaGompertzNBDKernel
 
         return GammaGompertzNBDKernel(self, terms)
-
-    def _new_customer_mean(self, params: np.ndarray, horizon: Any) -> Any:
-        """Expected repeat purchases of a newly acquired customer in their first ``t`` periods.
-
-        ``r/alpha E[min(tau, t)] = r/alpha integral_0^t S(u) du`` (BG12 eq. 8).
-
-        >>> from custval import GammaGompertzNBDModel
-        >>> model = GammaGompertzNBDModel.from_params(
-        ...     r=0.553, alpha=10.578, b=0.0002, s=0.603, beta=0.0026
-        ... )
-        >>> round(model.expected_purchases_new_customer(39), 3)
-        1.256
-        """
-        return _expected_purchases_new_customer(params, horizon)
-
-    def _conditional_pmf(
-        self, counts: np.ndarray, data: Mapping[str, Any], horizon: float
-    ) -> np.ndarray:
-        """Dead with ``1 - P(alive)``, else a new customer with ``r+x, alpha+T`` and the
-        residual gamma-Gompertz lifetime (``beta -> (beta + e^(bT) - 1) e^(-bT)``, module
-        docstring), by the quadrature of the new-customer pmf.
-
-        >>> import pandas as pd
-        >>> from custval import GammaGompertzNBDModel
-        >>> model = GammaGompertzNBDModel.from_params(
-        ...     r=0.553, alpha=10.578, b=0.0002, s=0.603, beta=0.0026
-        ... )
-        >>> customer = pd.DataFrame({"frequency": [2], "recency": [30.43], "T": [38.86]})
-        >>> model.probability_of_purchases(customer, [0, 1, 2], 39).round(3).values.tolist()
-        [[0.404, 0.22, 0.153]]
-        """
-        return _conditional_probability_of_purchases(self._params(), counts, data, horizon)
-
-    def _new_customer_pmf(self, params: np.ndarray, counts: np.ndarray, horizon: float) -> Any:
-        """Alive throughout, or dead at some ``tau < t`` after ``n`` purchases (the integral
-        over the gamma-Gompertz lifetime density, by quadrature).
-
-        >>> from custval import GammaGompertzNBDModel
-        >>> model = GammaGompertzNBDModel.from_params(
-        ...     r=0.553, alpha=10.578, b=0.0002, s=0.603, beta=0.0026
-        ... )
-        >>> round(model.probability_of_purchases_new_customer(0, 39), 3)
-        0.584
-        """
-        return _probability_of_purchases(params, counts, horizon)
 
     def survival(self, t: float | str | Any) -> float | pd.Series:
         """Share of newly acquired customers still alive after ``t`` periods (BG12 eq. 2).

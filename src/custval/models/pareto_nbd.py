@@ -500,6 +500,11 @@ def _expected_purchases_new_customer(params: np.ndarray, t: Any) -> np.ndarray:
     """``E[X(t)]`` for a new customer (note 009, eq. 27)::
 
     r beta / (alpha (s-1)) [1 - (beta/(beta+t))^(s-1)]
+
+    >>> from custval import ParetoNBDModel
+    >>> model = ParetoNBDModel.from_params(r=0.553, alpha=10.578, s=0.606, beta=11.669)
+    >>> round(model.expected_purchases_new_customer(39), 4)
+    1.213
     """
     r, alpha, s, beta = params
     horizon = np.asarray(t, dtype=float)
@@ -510,7 +515,13 @@ def _expected_purchases_new_customer(params: np.ndarray, t: Any) -> np.ndarray:
 
 def _probability_of_purchases(params: np.ndarray, n: Any, t: float) -> np.ndarray:
     """``P(X(t) = n)`` for a new customer (note 008, in its integral form, see
-    :func:`_lomax_nbd_pmf`)."""
+    :func:`_lomax_nbd_pmf`).
+
+    >>> from custval import ParetoNBDModel
+    >>> model = ParetoNBDModel.from_params(r=0.553, alpha=10.578, s=0.606, beta=11.669)
+    >>> round(model.probability_of_purchases_new_customer(0, 39), 4)
+    0.5936
+    """
     r, alpha, s, beta = params
     counts = np.asarray(n, dtype=float)
     k = counts.ravel()
@@ -530,6 +541,13 @@ def _conditional_probability_of_purchases(
     ``pnbd.ConditionalPMF``, here by quadrature of positive terms). Dead at ``T`` (probability
     ``1 - P(alive)``, note 009 eq. 36-37) adds to ``n = 0``. The pmf given alive depends on
     ``(x, T)`` only and is evaluated once per distinct pair.
+
+    >>> import pandas as pd
+    >>> from custval import ParetoNBDModel
+    >>> model = ParetoNBDModel.from_params(r=0.553, alpha=10.578, s=0.606, beta=11.669)
+    >>> customer = pd.DataFrame({"frequency": [2], "recency": [30.43], "T": [38.86]})
+    >>> model.probability_of_purchases(customer, [0, 1, 2], 39).round(3).values.tolist()
+    [[0.408, 0.219, 0.152]]
     """
     r, alpha, s, beta = params
     alive = _probability_alive(params, data["frequency"], data["recency"], data["T"])[:, None]
@@ -750,6 +768,10 @@ class ParetoNBDModel(PurchaseDropoutCovariates, TransactionModel):
         return np.array([1.0, 1.0 / rate, 1.0, 1.0 / rate])
 
     _prepare_plain = staticmethod(_prepare_plain)  # the patterns without covariates
+    #: the predictions' mathematics (TransactionModel's hooks call them at the fitted params)
+    _conditional_pmf_of = staticmethod(_conditional_probability_of_purchases)
+    _new_customer_pmf_of = staticmethod(_probability_of_purchases)
+    _new_customer_mean_of = staticmethod(_expected_purchases_new_customer)
 
     def _loglik_grad(
         self, params: np.ndarray, data: Mapping[str, np.ndarray]
@@ -830,46 +852,6 @@ class ParetoNBDModel(PurchaseDropoutCovariates, TransactionModel):
                 summary, customers, lambda p, i: predict(p, x[i], t_x[i], big_t[i], horizon)
             )
         return predict(self._params(), x, t_x, big_t, horizon)
-
-    def _conditional_pmf(
-        self, counts: np.ndarray, data: Mapping[str, Any], horizon: float
-    ) -> np.ndarray:
-        """Fader, Hardie & Lee's conditional Pareto/NBD pmf (BTYD ``pnbd.ConditionalPMF``):
-        dead at ``T`` with ``1 - P(alive)``, else a new customer with parameters ``r+x,
-        alpha+T, s, beta+T`` (derivation in ``_conditional_probability_of_purchases`` of this
-        module), evaluated by quadrature of positive terms.
-
-        >>> import pandas as pd
-        >>> from custval import ParetoNBDModel
-        >>> model = ParetoNBDModel.from_params(r=0.553, alpha=10.578, s=0.606, beta=11.669)
-        >>> customer = pd.DataFrame({"frequency": [2], "recency": [30.43], "T": [38.86]})
-        >>> model.probability_of_purchases(customer, [0, 1, 2], 39).round(3).values.tolist()
-        [[0.408, 0.219, 0.152]]
-        """
-        return _conditional_probability_of_purchases(self._params(), counts, data, horizon)
-
-    def _new_customer_pmf(self, params: np.ndarray, counts: np.ndarray, horizon: float) -> Any:
-        """Hardie's note 008, evaluated in its integral form (positive terms only).
-
-        >>> from custval import ParetoNBDModel
-        >>> model = ParetoNBDModel.from_params(r=0.553, alpha=10.578, s=0.606, beta=11.669)
-        >>> round(model.probability_of_purchases_new_customer(0, 39), 4)
-        0.5936
-        """
-        return _probability_of_purchases(params, counts, horizon)
-
-    def _new_customer_mean(self, params: np.ndarray, horizon: Any) -> Any:
-        """Expected repeat purchases of a newly acquired customer in their first ``t`` periods.
-
-        ``r beta / (alpha (s-1)) [1 - (beta/(beta+t))^(s-1)]`` (Hardie's note 009, eq. 27),
-        with its limit ``(r beta / alpha) log(1 + t/beta)`` at ``s = 1``.
-
-        >>> from custval import ParetoNBDModel
-        >>> model = ParetoNBDModel.from_params(r=0.553, alpha=10.578, s=0.606, beta=11.669)
-        >>> round(model.expected_purchases_new_customer(39), 4)
-        1.213
-        """
-        return _expected_purchases_new_customer(params, horizon)
 
     def discounted_expected_residual_transactions(
         self,
