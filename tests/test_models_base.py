@@ -194,6 +194,45 @@ def test_unit_is_recorded_and_checked(cdnow):
     model.expected_purchases(unlabelled, 10)  # no unit to compare: accepted
 
 
+def test_fit_takes_the_unit_explicitly_when_a_merge_dropped_attrs(cdnow):
+    labelled = BetaGeoModel().fit(cdnow)
+    segments = pd.DataFrame(
+        {"segment": np.where(cdnow["frequency"] > 0, "repeat", "one-time")}, index=cdnow.index
+    )
+    merged = cdnow.merge(segments, left_index=True, right_index=True)
+    assert "freq" not in merged.attrs  # what pandas does in merge
+    model = BetaGeoModel().fit(merged, freq="W")
+    assert model.freq_ == "W"
+    pd.testing.assert_series_equal(model.params_, labelled.params_)
+    # the fitted unit drives horizons with units: "13W" is 13 periods, "91D" too, "3M" 13.04
+    weeks = model.expected_purchases(merged, 13.0)
+    pd.testing.assert_series_equal(model.expected_purchases(merged, "13W"), weeks)
+    pd.testing.assert_series_equal(model.expected_purchases(merged, "91D"), weeks)
+    months = model.expected_purchases(merged, 3 * 365.2425 / 12 / 7)
+    pd.testing.assert_series_equal(model.expected_purchases(merged, "3M"), months)
+    assert (months > weeks).all()
+    # the explicit unit wins over a missing one, and is the one checked at prediction
+    daily = merged.copy()
+    daily.attrs["freq"] = "D"
+    with pytest.raises(DataError, match=r"fitted on a summary in unit 'W' .* unit 'D'"):
+        model.expected_purchases(daily, "13W")
+    # neither given: a horizon with a unit cannot be converted, and the error says how to fit
+    unknown = BetaGeoModel().fit(merged)
+    assert unknown.freq_ is None
+    with pytest.raises(DataError, match=r"t='13W' has a unit, .*fit\(summary, freq='W'\)"):
+        unknown.expected_purchases(merged, "13W")
+
+
+def test_fit_refuses_a_freq_that_disagrees_with_the_summary(cdnow):
+    with pytest.raises(
+        DataError,
+        match=r"freq='D' disagrees with the summary's recorded unit \(attrs\['freq'\] == 'W'\); "
+        r"pass the unit the summary was built with \(freq='W'\)",
+    ):
+        BetaGeoModel().fit(cdnow, freq="D")
+    assert BetaGeoModel().fit(cdnow, freq="weeks").freq_ == "W"  # aliases of the same unit agree
+
+
 def test_from_params_errors():
     model = BetaGeoModel.from_params(r=0.243, alpha=4.414, a=0.793, b=2.426, freq="weeks")
     assert model.freq_ == "W" and not model.converged_ and model.variance_matrix_ is None

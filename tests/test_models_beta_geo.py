@@ -115,7 +115,7 @@ def test_predictions_equal_lifetimes_with_injected_parameters(cdnow, lifetimes_m
     counts = np.arange(0, 30)
     for t in (1.0, 39.0, 200.0):
         theirs = [reference.probability_of_n_purchases_up_to_time(t, int(n)) for n in counts]
-        ours = model.probability_of_purchases(counts, t)
+        ours = model.probability_of_purchases_new_customer(counts, t)
         # atol: lifetimes computes the tail as 1 - (finite sum), which cancels below ~1e-13
         np.testing.assert_allclose(ours.to_numpy(), theirs, rtol=1e-6, atol=1e-12)
         assert ours.index.tolist() == counts.tolist()
@@ -124,7 +124,7 @@ def test_predictions_equal_lifetimes_with_injected_parameters(cdnow, lifetimes_m
 @pytest.mark.parametrize("model_class", MODELS)
 def test_probability_of_purchases_is_a_distribution_with_the_right_mean(model_class):
     model = model_class.from_params(**CDNOW_PARAMS)
-    probabilities = model.probability_of_purchases(np.arange(0, 2000), 52)
+    probabilities = model.probability_of_purchases_new_customer(np.arange(0, 2000), 52)
     assert probabilities.sum() == pytest.approx(1.0, abs=1e-9)
     mean = float(np.dot(probabilities.index, probabilities))
     assert mean == pytest.approx(model.expected_purchases_new_customer(52), rel=1e-8)
@@ -139,7 +139,9 @@ def test_probability_of_purchases_is_a_distribution_with_the_right_mean(model_cl
         betaln(a, b + n + m) - betaln(a, b) + stats.nbinom.logpmf(n, r, alpha / (alpha + t))
     )
     second = np.exp(betaln(a + 1, b + n + m - 1) - betaln(a, b)) * tail
-    assert model.probability_of_purchases(n, t) == pytest.approx(first + second, rel=1e-10)
+    assert model.probability_of_purchases_new_customer(n, t) == pytest.approx(
+        first + second, rel=1e-10
+    )
 
 
 @pytest.mark.parametrize("model_class", MODELS)
@@ -290,7 +292,7 @@ def test_extreme_inputs_are_finite(model_class, lifetimes_module):
         ):
             assert np.all(np.isfinite(values)) and np.all(values >= 0)
         assert np.isfinite(model.expected_purchases_new_customer(t))
-        probabilities = model.probability_of_purchases([0, 1, 10_000], t)
+        probabilities = model.probability_of_purchases_new_customer([0, 1, 10_000], t)
         assert np.all(np.isfinite(probabilities)) and np.all(probabilities >= 0)
     assert model.probability_alive(data, 365).le(model.probability_alive(data) + 1e-15).all()
     # where lifetimes' untransformed hypergeometric is still finite, the two agree
@@ -416,9 +418,9 @@ def test_input_errors_name_the_column_and_the_fix(model_class):
     with pytest.raises(DataError, match=r"cannot read duration 'ten weeks'"):
         model.expected_purchases(good, "ten weeks")
     with pytest.raises(DataError, match=r"n must be whole numbers of purchases >= 0"):
-        model.probability_of_purchases([0, -1], 10)
+        model.probability_of_purchases_new_customer([0, -1], 10)
     with pytest.raises(DataError, match=r"n must be whole numbers of purchases >= 0"):
-        model.probability_of_purchases(1.5, 10)
+        model.probability_of_purchases_new_customer(1.5, 10)
     unitless = model_class.from_params(**CDNOW_PARAMS)
     with pytest.raises(DataError, match=r"t='52W' has a unit, but this .* does not know"):
         unitless.expected_purchases(good, "52W")

@@ -206,12 +206,11 @@ def test_conditional_probability_of_purchases_matches_simulation_of_the_posterio
         assert np.all(np.abs(simulated - pmf[i]) < 5 * se + 1e-4), (simulated, pmf[i])
 
 
-def test_old_probability_of_purchases_call_warns_and_keeps_its_value():
+def test_new_customer_probability_of_purchases_keeps_the_published_value():
+    # the deprecated call probability_of_purchases(n, t) is tested once, for every model, in
+    # test_models_vocabulary.test_old_new_customer_call_warns_and_keeps_its_value
     model = BetaGeoModel.from_params(r=0.2426, alpha=4.4135, a=0.7929, b=2.4258, freq="W")
-    with pytest.warns(FutureWarning, match="probability_of_purchases_new_customer"):
-        old = model.probability_of_purchases(0, "39W")
-    assert old == model.probability_of_purchases_new_customer(0, "39W")
-    assert round(old, 4) == 0.5743  # the published value of the new-customer call
+    assert round(model.probability_of_purchases_new_customer(0, "39W"), 4) == 0.5743
 
 
 def test_log_likelihood_per_customer_equals_lifetimes_and_sums_to_the_fit():
@@ -316,3 +315,54 @@ def test_ggom_probability_alive_later_integrates_to_expected_purchases():
         pareto.probability_alive(summary) * survive,
         rtol=1e-6,
     )
+
+
+# --- the unit of a fit: fit(..., freq=) first, summary.attrs["freq"] the fallback ------------
+
+FITTABLE = [
+    BetaGeoModel,
+    ModifiedBetaGeoModel,
+    ParetoNBDModel,
+    GammaGompertzNBDModel,
+    BetaGeoCNBDModel,
+    ModifiedBetaGeoCNBDModel,
+    BetaGeoBetaBinomModel,
+    GammaGammaModel,
+]
+
+
+@pytest.mark.parametrize(
+    ("model_class", "covariates"),
+    [(model, False) for model in FITTABLE]
+    + [(model, True) for model in FITTABLE if hasattr(model, "_covariate_groups")],
+)
+def test_every_fit_refuses_a_freq_that_disagrees_with_the_summary(model_class, covariates):
+    summary = _customers(40)
+    summary["channel"] = np.where(np.arange(40) % 2, "web", "shop")
+    kwargs = {}
+    if covariates:  # the covariate path of fit checks the unit too
+        kwargs = {f"{model_class._covariate_groups[0]}_covariates": ["channel"]}
+    with pytest.raises(DataError, match=r"freq='M' disagrees with the summary's recorded unit"):
+        model_class().fit(summary, freq="M", **kwargs)
+
+
+def test_covariate_and_subscription_fits_record_the_explicit_unit() -> None:
+    summary = _customers()
+    channels = pd.DataFrame({"channel": np.where(np.arange(len(summary)) % 2, "web", "shop")})
+    merged = summary.merge(channels, left_index=True, right_index=True)
+    assert "freq" not in merged.attrs
+    spend = GammaGammaModel().fit(merged, spend_covariates=["channel"], freq="W")
+    assert spend.freq_ == "W"
+    assert GammaGammaModel().fit(merged, spend_covariates=["channel"]).freq_ is None
+    months = ShiftedBetaGeoModel().fit([1000, 631, 468, 382, 326, 289, 262, 241], freq="M")
+    assert months.freq_ == "M"
+    # the period drives the annual rate: 10% a year is 0.797% a month
+    np.testing.assert_allclose(
+        months.discounted_expected_residual_lifetime(annual_discount_rate=0.10),
+        months.discounted_expected_residual_lifetime(period_discount_rate=1.10 ** (1 / 12) - 1),
+        rtol=1e-12,
+    )
+    with pytest.raises(DataError, match=r"fit it with fit\(\.\.\., freq='M'\)"):
+        ShiftedBetaGeoModel().fit([1000, 631, 468]).discounted_expected_residual_lifetime(
+            annual_discount_rate=0.10
+        )

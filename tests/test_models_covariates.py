@@ -286,7 +286,7 @@ def test_encoding_is_stored_reapplied_and_saved(simulated, tmp_path):
     with pytest.raises(DataError, match=r"covariate column\(s\) \['channel', 'x_num'\] are not in"):
         model.probability_alive(summary)
     with pytest.raises(DataError, match="has covariates"):
-        model.probability_of_purchases(1, 10.0)
+        model.probability_of_purchases_new_customer(1, 10.0)
     with pytest.raises(DataError, match="'x_num' has 4000 missing or infinite values"):
         BetaGeoModel().fit(
             summary, customers=customers.assign(x_num=np.nan), purchase_covariates=["x_num"]

@@ -17,7 +17,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from custval._validation import bad_values_message, require_columns, require_numeric
+from custval._validation import refuse_rows, require_columns, require_numeric
 from custval.errors import DataError
 
 __all__ = ["TransactionLog", "read_amounts", "read_log", "read_moment", "read_timestamps"]
@@ -191,7 +191,7 @@ def _customer_codes(frame: pd.DataFrame, column: str, *, compact: bool):
         codes, uniques = pd.factorize(series, sort=True)
     except TypeError:  # ids that cannot be ordered (mixed types): keep first-seen order
         codes, uniques = pd.factorize(series, sort=False)
-    _refuse_rows(
+    refuse_rows(
         frame,
         codes < 0,
         column,
@@ -202,12 +202,6 @@ def _customer_codes(frame: pd.DataFrame, column: str, *, compact: bool):
     small = len(uniques) < 2**31
     codes = codes.astype(np.int32 if small else np.int64, copy=False)
     return codes, len(uniques), pd.Index(uniques), 0, None
-
-
-def _refuse_rows(frame: pd.DataFrame, mask: np.ndarray, column: str, problem: str, fix: str):
-    """Raise the standard message naming the rows of ``mask`` when there is any."""
-    if mask.any():
-        raise DataError(bad_values_message(frame, mask, column, problem, fix))
 
 
 def read_timestamps(
@@ -254,7 +248,7 @@ def read_timestamps(
         if bad.any():  # the format is inferred from the first value; ISO dates may vary
             parsed = pd.to_datetime(series, errors="coerce", format="ISO8601")
             bad = (parsed.isna() & series.notna()).to_numpy()
-        _refuse_rows(
+        refuse_rows(
             frame,
             bad,
             column,
@@ -264,7 +258,7 @@ def read_timestamps(
         )
         series = parsed
     if not allow_missing:
-        _refuse_rows(
+        refuse_rows(
             frame,
             series.isna().to_numpy(),
             column,

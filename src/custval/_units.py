@@ -109,8 +109,38 @@ def annual_rate_to_period(annual_rate: float, freq: str) -> float:
     return (1.0 + annual_rate) ** years_per_period - 1.0
 
 
+def recorded_freq(summary, freq: str | None = None, *, what: str = "summary") -> str | None:
+    """The time unit a model records at fit: the explicit ``freq`` when given, else the unit
+    recorded in ``summary.attrs["freq"]``, else None.
+
+    The explicit argument exists because pandas drops ``attrs`` in ``merge`` and ``join``. When
+    both are given and name different units a ``DataError`` says so: the data a model is
+    fitted on has one unit, and guessing which of the two is wrong would silently rescale every
+    parameter and horizon. (Valuation, :func:`summary_freq`, lets the explicit unit win.)
+
+    >>> import pandas as pd
+    >>> recorded_freq(pd.DataFrame(), freq="weeks")
+    'W'
+    >>> recorded_freq(pd.DataFrame()) is None
+    True
+    """
+    given = getattr(summary, "attrs", {}).get("freq")
+    if freq is None:
+        return None if given is None else normalize_freq(given)
+    code = normalize_freq(freq)
+    if given is not None and normalize_freq(given) != code:
+        raise DataError(
+            f"freq={freq!r} disagrees with the {what}'s recorded unit "
+            f"(attrs['freq'] == {given!r}); pass the unit the {what} was built with "
+            f"(freq={normalize_freq(given)!r}), or rebuild it with "
+            f"custval.rfm_summary(freq={code!r})"
+        )
+    return code
+
+
 def summary_freq(summary, freq: str | None = None) -> str:
-    """The time unit of ``summary``: the explicit ``freq`` when given, else the unit recorded in
+    """The time unit of ``summary``: the explicit ``freq`` when given (it wins over a recorded
+    unit: a value table may be asked for in another unit), else the unit recorded in
     ``summary.attrs["freq"]``; a ``DataError`` naming ``freq=`` when there is neither.
 
     >>> import pandas as pd

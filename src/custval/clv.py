@@ -821,18 +821,8 @@ def customer_lifetime_value(
     >>> clv.attrs["value_basis"]
     'contribution'
     """
-    valuation = _valuation(
-        transaction_model,
-        spend_model,
-        summary,
-        horizon,
-        annual_discount_rate,
-        margin,
-        step,
-        customers,
-        freq,
-        observation_end,
-    )
+    asked = (horizon, annual_discount_rate, margin, step, customers, freq, observation_end)
+    valuation = _valuation(transaction_model, spend_model, summary, *asked)
     result = pd.Series(valuation.point(), index=summary.index, name="clv")
     result.attrs.update(_attrs(valuation))
     return result
@@ -909,18 +899,8 @@ def clv_interval(
     True
     """
     _check_draw_settings(n_draws)
-    valuation = _valuation(
-        transaction_model,
-        spend_model,
-        summary,
-        horizon,
-        annual_discount_rate,
-        margin,
-        step,
-        customers,
-        freq,
-        observation_end,
-    )
+    asked = (horizon, annual_discount_rate, margin, step, customers, freq, observation_end)
+    valuation = _valuation(transaction_model, spend_model, summary, *asked)
     values, drawn = _bands(valuation, interval, n_draws, random_state, chunk_size, progress)
     result = pd.DataFrame(values, index=summary.index, columns=list(_BANDS), copy=False)
     result.attrs.update(_attrs(valuation))
@@ -1025,18 +1005,8 @@ def customer_value_table(
             step=step,
         )
     _check_draw_settings(n_draws)
-    valuation = _valuation(
-        transaction_model,
-        spend_model,
-        summary,
-        horizon,
-        annual_discount_rate,
-        margin,
-        step,
-        customers,
-        freq,
-        observation_end,
-    )
+    asked = (horizon, annual_discount_rate, margin, step, customers, freq, observation_end)
+    valuation = _valuation(transaction_model, spend_model, summary, *asked)
     terms = valuation.terms
     model = valuation.kernel.model
     table = pd.DataFrame(

@@ -634,30 +634,19 @@ def clean_transactions(
     """
     from custval import _engines
 
+    options = {
+        "observation_end": observation_end,
+        "strict": strict,
+        "returns": returns,
+        "cancellation_prefix": cancellation_prefix,
+        "zero_amounts": zero_amounts,
+        "duplicates": duplicates,
+        "exclude_codes": exclude_codes,
+        "timestamp_format": timestamp_format,
+    }
     if _engines.is_engine_input(frame):  # DuckDB, Parquet or Spark: see custval._engines
-        return _engines.clean_transactions(
-            frame,
-            observation_end=observation_end,
-            strict=strict,
-            returns=returns,
-            cancellation_prefix=cancellation_prefix,
-            zero_amounts=zero_amounts,
-            duplicates=duplicates,
-            exclude_codes=exclude_codes,
-            timestamp_format=timestamp_format,
-        )
-    return _clean(
-        frame,
-        labels={},
-        observation_end=observation_end,
-        strict=strict,
-        returns=returns,
-        cancellation_prefix=cancellation_prefix,
-        zero_amounts=zero_amounts,
-        duplicates=duplicates,
-        exclude_codes=exclude_codes,
-        timestamp_format=timestamp_format,
-    )
+        return _engines.clean_transactions(frame, **options)
+    return _clean(frame, labels={}, **options)
 
 
 # --- reading --------------------------------------------------------------------------------

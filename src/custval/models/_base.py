@@ -12,7 +12,8 @@ gradient), starting values and predictions. This base class owns the rest:
 * the penalizer, with one scaling for every model (see :meth:`BaseModel._objective`);
 * standard errors from the observed information (Hessian of the log-likelihood), a ``summary``
   DataFrame with 95% intervals, AIC and BIC;
-* unit safety (the summary's ``attrs["freq"]`` is recorded at fit and checked at prediction);
+* unit safety (``fit(..., freq=)``, else the summary's ``attrs["freq"]``, is recorded as
+  ``freq_`` at fit and checked at prediction);
 * ``save``/``load`` to a small, versioned, human-readable JSON file (never pickle).
 
 Subclasses define ``_param_names``, ``_data_columns``, ``_loglik`` (per-row log-likelihood at
@@ -43,14 +44,14 @@ from threadpoolctl import threadpool_limits
 
 from custval import _engines
 from custval._rows import compress_rows
-from custval._units import normalize_freq, parse_duration
+from custval._units import normalize_freq, parse_duration, recorded_freq
 from custval._validation import (
     bad_values_message,
     nonnegative_columns,
 )
 from custval.errors import ConvergenceError, CustvalWarning, DataError
 
-__all__ = ["BaseModel", "load_model"]
+__all__ = ["BaseModel", "TransactionModel", "load_model"]
 
 #: Version of the JSON file format written by :meth:`BaseModel.save`. Increase it when a change
 #: makes old readers misread new files; readers refuse files with a higher version.
@@ -505,81 +506,6 @@ class BaseModel(BaseEstimator):
         state.pop("_prediction_memo", None)  # remembered prediction data is not fitted state
         return state
 
-    @staticmethod
-    def _purchase_counts(n: Any, *, noun: str = "purchases") -> np.ndarray:
-        """Validate ``n`` of P(X(t) = n): whole numbers >= 0, a scalar or an array."""
-        counts = np.asarray(n)
-        if (
-            not np.issubdtype(counts.dtype, np.number)
-            or np.any(~np.isfinite(counts))
-            or np.any(counts < 0)
-            or np.any(counts != np.round(counts))
-        ):
-            raise DataError(f"n must be whole numbers of {noun} >= 0, got {n!r}")
-        return counts
-
-    @staticmethod
-    def _by_count(counts: np.ndarray, values: np.ndarray) -> float | pd.Series:
-        """A float for a scalar ``n``; otherwise a Series of probabilities indexed by ``n``."""
-        if counts.ndim == 0:
-            return float(values)
-        return pd.Series(
-            np.ravel(values), index=pd.Index(counts.ravel(), name="n"), name="probability"
-        )
-
-    # -- the prediction vocabulary shared by the transaction models (README "Predictions") -----
-    def _one_horizon(self, t: Any, duration: Any = None) -> float:
-        """One horizon ``t`` in the model's unit (``duration``: the model's converter, default
-        :meth:`_duration`), refusing arrays of horizons."""
-        horizon = (self._duration if duration is None else duration)(t)
-        if np.ndim(horizon) != 0:
-            raise DataError(f"t must be one horizon (a number or a duration), got {t!r}")
-        return float(horizon)
-
-    def _conditional_purchases(
-        self,
-        summary: Any,
-        n: Any,
-        t: Any,
-        pmf: Any,
-        *,
-        noun: str = "purchases",
-        duration: Any = None,
-    ) -> pd.Series | pd.DataFrame | float:
-        """The body of every ``probability_of_purchases(summary, n, t)``.
-
-        ``pmf(counts, data, horizon)`` gives ``P(X(T, T+t) = n | history)`` of the validated
-        prediction ``data`` at the flat float ``counts``, shape ``(rows, len(counts))``. The
-        old new-customer call ``probability_of_purchases(n, t)`` (no summary) warns and returns
-        :meth:`probability_of_purchases_new_customer`. A Series ``probability`` for a scalar
-        ``n``, else a DataFrame with one column per ``n``.
-        """
-        if not isinstance(summary, pd.DataFrame):
-            warnings.warn(
-                "probability_of_purchases(n, t) for a new customer is now "
-                "probability_of_purchases_new_customer(n, t); probability_of_purchases(summary, "
-                "n, t) is conditional on each customer's history",
-                FutureWarning,
-                stacklevel=3,
-            )
-            return self.probability_of_purchases_new_customer(summary, n)  # type: ignore[attr-defined]
-        data = self._prediction_data(summary)
-        counts = self._purchase_counts(n, noun=noun)
-        horizon = self._one_horizon(t, duration)
-        values = pmf(counts.ravel().astype(float), data, horizon)
-        if counts.ndim == 0:
-            return self._series(values[:, 0], summary, "probability")
-        return pd.DataFrame(values, index=summary.index, columns=pd.Index(counts.ravel(), name="n"))
-
-    def _new_customer_purchases(
-        self, n: Any, t: Any, pmf: Any, *, noun: str = "purchases", duration: Any = None
-    ) -> float | pd.Series:
-        """The body of ``probability_of_purchases_new_customer(n, t)`` for one horizon:
-        ``pmf(counts, horizon)`` at the validated counts (any shape)."""
-        counts = self._purchase_counts(n, noun=noun)
-        values = pmf(counts, self._one_horizon(t, duration))
-        return self._by_count(counts, values)
-
     def log_likelihood(self, summary: pd.DataFrame) -> pd.Series:
         """Each customer's log-likelihood at the fitted parameters.
 
@@ -642,9 +568,10 @@ class BaseModel(BaseEstimator):
                 if getattr(self, "freq_", None) is None:
                     raise DataError(
                         f"{name}={item!r} has a unit, but this {self._name()} does not know the "
-                        "time unit of its data (it was fitted on a summary without "
-                        f"attrs['freq']); give {name} as a number of the summary's periods, or "
-                        "refit on a summary from custval.rfm_summary (from_params takes freq=)"
+                        "time unit of its data (it was fitted without freq= on a summary "
+                        f"without attrs['freq']); give {name} as a number of the summary's "
+                        "periods, or refit with fit(summary, freq='W') (the summary's unit; "
+                        "from_params takes freq= too)"
                     )
                 values[i] = parse_duration(item, to=self.freq_)
             else:
@@ -662,7 +589,7 @@ class BaseModel(BaseEstimator):
         return float(values[0]) if scalar else values.reshape(np.shape(t))
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, summary: pd.DataFrame, weights: Any = None) -> Self:
+    def fit(self, summary: pd.DataFrame, weights: Any = None, *, freq: str | None = None) -> Self:
         """Fit the model by maximum likelihood.
 
         Parameters
@@ -673,19 +600,39 @@ class BaseModel(BaseEstimator):
             patterns (:func:`custval.summary_patterns`), collected from the engine.
         weights : array-like, optional
             Number of customers each row stands for (default 1 each).
+        freq : {"D", "W", "M", "Y", "h"}, optional
+            The time unit of ``recency`` and ``T``, recorded as ``freq_`` so that horizons
+            such as ``t="13W"`` are converted to it. Defaults to ``summary.attrs["freq"]``
+            (which :func:`custval.rfm_summary` sets and pandas drops in ``merge``); a
+            ``DataError`` when both are given and differ. Without either, horizons must be
+            numbers of the summary's periods.
 
         Returns
         -------
         self
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from custval import BetaGeoModel
+        >>> from custval.datasets import simulate_beta_geo
+        >>> weeks = simulate_beta_geo(0.243, 4.414, 0.793, 2.426, np.full(2000, 39.0))
+        >>> merged = weeks.join(weeks[["frequency"]].rename(columns={"frequency": "x"}))
+        >>> model = BetaGeoModel().fit(merged, freq="W")  # the merge dropped attrs["freq"]
+        >>> model.freq_, round(model.expected_purchases_new_customer("13W"), 3)
+        ('W', 0.513)
         """
         if _engines.is_engine_summary(summary):  # DuckDB/Spark: fit on the collected patterns
-            return self.fit(*_engines.fit_arguments(summary, self._data_columns, weights))
+            patterns, w = _engines.fit_arguments(summary, self._data_columns, weights)
+            return self.fit(patterns, w, freq=freq)
+        self._record_unit(summary, freq)
         data, w = self._prepare_fit(summary, weights)
-        self.freq_ = None
-        freq = getattr(summary, "attrs", {}).get("freq")
-        if freq is not None:
-            self.freq_ = normalize_freq(freq)
         return self._fit_arrays(data, w)
+
+    def _record_unit(self, data: Any, freq: str | None) -> None:
+        """Set ``freq_`` at fit: the explicit ``freq``, else ``data.attrs["freq"]``, else None
+        (:func:`custval._units.recorded_freq`, which refuses the two disagreeing)."""
+        self.freq_ = recorded_freq(data, freq)
 
     def _fit_arrays(self, data: dict[str, np.ndarray], weights: np.ndarray) -> Self:
         # The likelihoods are vectorised elementwise code plus dot products over the patterns.
@@ -1274,6 +1221,308 @@ class BaseModel(BaseEstimator):
                 "load it with custval.load_model or that class"
             )
         return model
+
+
+class TransactionModel(BaseModel):
+    """Base class of the models of repeat purchases (not used directly).
+
+    It owns the prediction vocabulary whose wrapper is the same in every model (README
+    "Predictions: one vocabulary"): ``expected_purchases(summary, t)``,
+    ``probability_alive(summary, t=None)``, ``probability_of_purchases(summary, n, t)``
+    conditional on history, ``probability_of_purchases_new_customer(n, t)`` and
+    ``expected_purchases_new_customer(t)``, with their checks, deprecation and result shapes.
+    A model supplies only the mathematics, through hooks:
+
+    * ``_expected_purchases(data, horizon, summary, customers)`` and
+      ``_probability_alive(data, horizon, summary, customers)``: per row of the validated
+      prediction ``data`` (``horizon`` in the model's unit; None for P(alive) now), with the
+      ``summary`` and ``customers`` for a model with covariates;
+    * ``_conditional_pmf(counts, data, horizon)``: ``P(X(T, T+t) = n | history)`` of the
+      validated prediction ``data`` at the flat float ``counts``, shape ``(rows, len(counts))``;
+    * ``_new_customer_pmf(params, counts, horizon)``: ``P(X(t) = n)`` of a new customer at the
+      validated ``counts`` (any shape) and the parameters of :meth:`_params`;
+    * ``_new_customer_mean(params, horizon)``: ``E[X(t)]`` of a new customer at one horizon
+      or an array of them, for ``expected_purchases_new_customer(t)``.
+
+    ``_horizon`` converts ``t`` to the model's unit (:meth:`BaseModel._duration`; BG/BB
+    counts whole opportunities), ``_count_noun`` names what is counted in messages and
+    :meth:`_params` gives the mathematics the fitted parameters.
+    """
+
+    #: what ``n`` counts, in messages ("n must be whole numbers of purchases >= 0")
+    _count_noun: ClassVar[str] = "purchases"
+    #: the predictions that take ``customers=`` when the model has covariates
+    _covariate_predictions: ClassVar[str] = "expected_purchases or probability_alive"
+
+    def _horizon(self, t: Any, name: str = "t") -> float | np.ndarray:
+        """``t`` in the model's unit (:meth:`BaseModel._duration`)."""
+        return self._duration(t, name=name)
+
+    def _one_horizon(self, t: Any) -> float:
+        """One horizon ``t`` in the model's unit (:meth:`_horizon`), refusing arrays."""
+        horizon = self._horizon(t)
+        if np.ndim(horizon) != 0:
+            raise DataError(f"t must be one horizon (a number or a duration), got {t!r}")
+        return float(horizon)
+
+    def _purchase_counts(self, n: Any) -> np.ndarray:
+        """Validate ``n`` of P(X(t) = n): whole numbers >= 0, a scalar or an array."""
+        counts = np.asarray(n)
+        if (
+            not np.issubdtype(counts.dtype, np.number)
+            or np.any(~np.isfinite(counts))
+            or np.any(counts < 0)
+            or np.any(counts != np.round(counts))
+        ):
+            raise DataError(f"n must be whole numbers of {self._count_noun} >= 0, got {n!r}")
+        return counts
+
+    def probability_of_purchases(
+        self, summary: pd.DataFrame | Any, n: int | Any = None, t: float | str | None = None
+    ) -> pd.Series | pd.DataFrame | float:
+        """Probability that each customer makes exactly ``n`` repeat purchases in the next
+        ``t`` periods, given their history: ``P(X(T, T+t) = n | history)``.
+
+        The model's conditional pmf (its ``_conditional_pmf``, which cites the derivation);
+        it sums to one over ``n`` and its mean is ``expected_purchases``. The old call
+        ``probability_of_purchases(n, t)`` (for a new customer) still works with a
+        ``FutureWarning``; it is :meth:`probability_of_purchases_new_customer`. Not for a
+        model with covariates.
+
+        Parameters
+        ----------
+        summary : DataFrame
+            Customers with the model's columns (``frequency``, ``recency`` and ``T``; BG/BB:
+            ``n_periods``) in the unit of the fit.
+        n : int or array-like of int
+            Number(s) of repeat purchases, >= 0.
+        t : float or str
+            Length of the period: a duration with unit or a number of periods (BG/BB: a
+            whole number of transaction opportunities).
+
+        Returns
+        -------
+        Series or DataFrame
+            A Series ``probability`` aligned with ``summary.index`` for a scalar ``n``;
+            otherwise a DataFrame with one column per ``n``.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> from custval import BetaGeoModel
+        >>> model = BetaGeoModel.from_params(r=0.2426, alpha=4.4135, a=0.7929, b=2.4258, freq="W")
+        >>> customer = pd.DataFrame({"frequency": [2], "recency": [30.43], "T": [38.86]})
+        >>> model.probability_of_purchases(customer, [0, 1, 2], "39W").round(3).values.tolist()
+        [[0.445, 0.239, 0.144]]
+        """
+        if not isinstance(summary, pd.DataFrame):
+            warnings.warn(
+                "probability_of_purchases(n, t) for a new customer is now "
+                "probability_of_purchases_new_customer(n, t); probability_of_purchases(summary, "
+                "n, t) is conditional on each customer's history",
+                FutureWarning,
+                stacklevel=2,
+            )
+            return self.probability_of_purchases_new_customer(summary, n)
+        data = self._prediction_data(summary)
+        counts = self._purchase_counts(n)
+        horizon = self._one_horizon(t)
+        values = self._conditional_pmf(counts.ravel().astype(float), data, horizon)
+        if counts.ndim == 0:
+            return self._series(values[:, 0], summary, "probability")
+        return pd.DataFrame(values, index=summary.index, columns=pd.Index(counts.ravel(), name="n"))
+
+    def probability_of_purchases_new_customer(
+        self, n: int | Any, t: float | str
+    ) -> float | pd.Series:
+        """Probability that a new customer makes exactly ``n`` repeat purchases in ``(0, t]``.
+
+        The model's new-customer pmf (its ``_new_customer_pmf``, which cites the equation).
+
+        Parameters
+        ----------
+        n : int or array-like of int
+            Number(s) of repeat purchases, >= 0.
+        t : float or str
+            Length of the period: a duration with unit or a number of periods (BG/BB: a
+            whole number of transaction opportunities).
+
+        Returns
+        -------
+        float or Series
+            A float for a scalar ``n``; otherwise a Series ``probability`` indexed by ``n``.
+
+        Examples
+        --------
+        >>> from custval import BetaGeoModel
+        >>> model = BetaGeoModel.from_params(r=0.2426, alpha=4.4135, a=0.7929, b=2.4258, freq="W")
+        >>> round(model.probability_of_purchases_new_customer(0, "39W"), 4)
+        0.5743
+        """
+        params = self._params()
+        counts = self._purchase_counts(n)
+        values = self._new_customer_pmf(params, counts, self._one_horizon(t))
+        if counts.ndim == 0:
+            return float(values)
+        return pd.Series(
+            np.ravel(values), index=pd.Index(counts.ravel(), name="n"), name="probability"
+        )
+
+    def expected_purchases(
+        self, summary: pd.DataFrame, t: float | str, customers: pd.DataFrame | None = None
+    ) -> pd.Series:
+        """Expected number of repeat purchases of each customer in the next ``t`` periods.
+
+        ``E[X(T, T+t) | history]``: the model's conditional expectation (its
+        ``_expected_purchases``, which cites the equation).
+
+        Parameters
+        ----------
+        summary : DataFrame
+            Customers with the model's columns (``frequency``, ``recency`` and ``T``; BG/BB:
+            ``n_periods``) in the unit of the fit.
+        t : float or str
+            Horizon: a duration with unit (``"39W"``, ``"365D"``), or a number of periods of
+            the model's unit (BG/BB: a whole number of transaction opportunities).
+        customers : DataFrame, optional
+            For a model with covariates: the customers' covariates, indexed like ``summary``
+            (default: columns of ``summary``).
+
+        Returns
+        -------
+        Series
+            ``expected_purchases``, aligned with ``summary.index``.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> from custval import BetaGeoModel
+        >>> model = BetaGeoModel.from_params(r=0.2426, alpha=4.4135, a=0.7929, b=2.4258, freq="W")
+        >>> customer = pd.DataFrame({"frequency": [2], "recency": [30.43], "T": [38.86]})
+        >>> round(float(model.expected_purchases(customer, "39W").iloc[0]), 3)
+        1.226
+        """
+        data = self._prediction_data(summary)
+        values = self._expected_purchases(data, self._horizon(t), summary, customers)
+        return self._series(values, summary, "expected_purchases")
+
+    def probability_alive(
+        self,
+        summary: pd.DataFrame,
+        t: float | str | None = None,
+        customers: pd.DataFrame | None = None,
+    ) -> pd.Series:
+        """Probability that each customer is alive (has not dropped out), now or ``t`` later.
+
+        ``t=None``: ``P(alive at T | history)``; with ``t``, the probability of being alive at
+        ``T + t`` given the history up to ``T``, whatever the customer does in between (the
+        model's ``_probability_alive``, which cites the equation).
+
+        Parameters
+        ----------
+        summary : DataFrame
+            Customers with the model's columns in the unit of the fit.
+        t : float or str, optional
+            Horizon after ``T``: a duration with unit or a number of periods.
+        customers : DataFrame, optional
+            For a model with covariates: the customers' covariates, indexed like ``summary``
+            (default: columns of ``summary``).
+
+        Returns
+        -------
+        Series
+            ``probability_alive``, aligned with ``summary.index``.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> from custval import BetaGeoModel
+        >>> model = BetaGeoModel.from_params(r=0.2426, alpha=4.4135, a=0.7929, b=2.4258, freq="W")
+        >>> customer = pd.DataFrame({"frequency": [2], "recency": [30.43], "T": [38.86]})
+        >>> model.probability_alive(customer).round(3).tolist()
+        [0.727]
+        """
+        data = self._prediction_data(summary)
+        horizon = None if t is None else self._one_horizon(t)
+        values = self._probability_alive(data, horizon, summary, customers)
+        return self._series(values, summary, "probability_alive")
+
+    def expected_purchases_new_customer(self, t: float | str | Any) -> float | pd.Series:
+        """Expected repeat purchases of a newly acquired customer in their first ``t`` periods.
+
+        The model's new-customer mean (its ``_new_customer_mean``, which cites the equation).
+
+        Parameters
+        ----------
+        t : float, str or array-like of them
+            Horizon(s): durations with unit or numbers of periods (BG/BB: whole numbers of
+            transaction opportunities).
+
+        Returns
+        -------
+        float or Series
+            A float for a scalar ``t``; otherwise a Series ``expected_purchases`` indexed by
+            ``t``.
+
+        Examples
+        --------
+        >>> from custval import BetaGeoModel
+        >>> model = BetaGeoModel.from_params(r=0.2426, alpha=4.4135, a=0.7929, b=2.4258, freq="W")
+        >>> round(model.expected_purchases_new_customer("78W"), 4)
+        1.858
+        """
+        params = self._params()
+        horizon = self._horizon(t)
+        values = self._new_customer_mean(params, horizon)
+        return self._by_horizon(t, horizon, values, "expected_purchases")
+
+    @staticmethod
+    def _by_horizon(t: Any, horizon: Any, values: Any, name: str) -> float | pd.Series:
+        """A float for a scalar horizon; otherwise a Series indexed by the horizons as given."""
+        if np.ndim(horizon) == 0:
+            return float(np.ravel(values)[0])
+        return pd.Series(values, index=pd.Index(np.asarray(t).ravel(), name="t"), name=name)
+
+    def _params(self) -> np.ndarray:
+        """The fitted parameters in ``_param_names`` order, for the model's mathematics; a
+        model with covariates refuses (its predictions need each customer's covariates)."""
+        check_is_fitted(self, "params_")
+        if getattr(self, "covariates_", None) is not None:
+            raise DataError(
+                f"this {self._name()} has covariates: give each customer's covariates "
+                f"(customers=...) to {self._covariate_predictions}; other uses of the model "
+                "need one without covariates"
+            )
+        return self.params_[list(self._param_names)].to_numpy(dtype=float)
+
+    #: a model whose mathematics are functions of the parameters alone declares them:
+    #: ``_conditional_pmf_of(params, counts, data, horizon)``, ``_new_customer_pmf_of(params,
+    #: counts, horizon)``, ``_new_customer_mean_of(params, horizon)``; one that needs more
+    #: (BG/NBD's ``modified``, CNBD's ``k``) overrides the hook methods below instead
+    _conditional_pmf_of: ClassVar[Any] = None
+    _new_customer_pmf_of: ClassVar[Any] = None
+    _new_customer_mean_of: ClassVar[Any] = None
+
+    def _conditional_pmf(
+        self, counts: np.ndarray, data: Mapping[str, Any], horizon: float
+    ) -> np.ndarray:
+        return self._conditional_pmf_of(self._params(), counts, data, horizon)
+
+    def _new_customer_pmf(self, params: np.ndarray, counts: np.ndarray, horizon: float) -> Any:
+        return self._new_customer_pmf_of(params, counts, horizon)
+
+    def _new_customer_mean(self, params: np.ndarray, horizon: Any) -> Any:
+        return self._new_customer_mean_of(params, horizon)
+
+    def _expected_purchases(
+        self, data: Mapping[str, Any], horizon: Any, summary: Any, customers: Any
+    ) -> np.ndarray:
+        raise NotImplementedError
+
+    def _probability_alive(
+        self, data: Mapping[str, Any], horizon: float | None, summary: Any, customers: Any
+    ) -> np.ndarray:
+        raise NotImplementedError
 
 
 def _summary_with_coefficients(

@@ -22,7 +22,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from custval._units import normalize_freq
 from custval.errors import ConvergenceError, CustvalWarning, DataError
 
 __all__ = ["covariate_effects"]
@@ -368,9 +367,39 @@ class CovariateModelMixin:
         data, w = self._prepare_fit(summary, weights)
         keep = self._fitted_rows(summary)
         data.update({k: v if keep is None else v[keep] for k, v in design.items()})
-        freq = getattr(summary, "attrs", {}).get("freq")
-        self.freq_ = None if freq is None else normalize_freq(freq)
         return self._fit_arrays(data, w)
+
+    def _fit_covariates(
+        self,
+        summary: pd.DataFrame,
+        weights: Any,
+        plain_fit: Any,
+        covariates: Mapping[str, Sequence[str]],
+        customers: pd.DataFrame | None,
+        equal_effects: Sequence[str],
+        covariate_penalty: float,
+        freq: str | None,
+    ) -> Any:
+        """The body of every covariate model's ``fit``: ``plain_fit(summary, weights,
+        freq=freq)`` without covariates (the model's ``super().fit``); with them, on the
+        model's columns plus the design columns. The unit is recorded (and checked) first."""
+        self._record_unit(summary, freq)
+        design = self._begin_covariate_fit(
+            summary, customers, covariates, equal_effects, covariate_penalty
+        )
+        if design is None:
+            return plain_fit(summary, weights, freq=freq)
+        return self._fit_with_design(summary, weights, design)
+
+    def _first_start_without_covariates(
+        self, starts: list[np.ndarray], data: Mapping[str, np.ndarray], weights: np.ndarray
+    ) -> list[np.ndarray]:
+        """``starts`` with :meth:`_start_without_covariates` tried first (after the user's
+        ``initial_params``), when that fit succeeds."""
+        start = self._start_without_covariates(data, weights)
+        if start is not None:
+            starts.insert(0 if self.initial_params is None else 1, start)
+        return starts
 
     def _start_without_covariates(
         self, data: Mapping[str, np.ndarray], weights: np.ndarray
@@ -453,27 +482,6 @@ class CovariateModelMixin:
     #: whether the model's numerics take per-row parameters (arrays in place of the scaled
     #: scalars), so that continuous covariates work
     _per_customer: bool = False
-
-    def _fit_by_profiles(
-        self,
-        summary: pd.DataFrame,
-        weights: Any,
-        plain_fit: Any,
-        covariates: Mapping[str, Sequence[str]],
-        equal_effects: Sequence[str],
-        covariate_penalty: float,
-        customers: pd.DataFrame | None,
-    ) -> Any:
-        """``fit`` of a model evaluated per covariate profile: ``plain_fit(summary, weights)``
-        without covariates; with them, continuous covariates are refused before fitting."""
-        design = self._begin_covariate_fit(
-            summary, customers, covariates, equal_effects, covariate_penalty
-        )
-        if design is None:
-            return plain_fit(summary, weights)
-        if not self._per_customer:  # refuse continuous ones early
-            self._profiles(np.column_stack(list(design.values())), len(summary), self._max_profiles)
-        return self._fit_with_design(summary, weights, design)
 
     def _scaled_params(self, params: np.ndarray, eta_p: float, eta_d: float) -> np.ndarray:
         """The model's own parameters for one covariate profile (CLVTools' static
@@ -758,3 +766,70 @@ def covariate_effects(model: Any) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(out).set_index("coefficient")
+
+
+class PurchaseDropoutCovariates(CovariateModelMixin):
+    """``fit`` of the models whose covariates act on a purchase and a dropout process
+    (BG/NBD, MBG/NBD, Pareto/NBD, GGom/NBD); each model's ``_covariate_links`` (and its class
+    docstring) say which of its parameters each process scales."""
+
+    def fit(
+        self,
+        summary: pd.DataFrame,
+        weights: Any = None,
+        *,
+        customers: pd.DataFrame | None = None,
+        purchase_covariates: list[str] | tuple[str, ...] = (),
+        dropout_covariates: list[str] | tuple[str, ...] = (),
+        equal_effects: list[str] | tuple[str, ...] = (),
+        covariate_penalty: float = 0.0,
+        freq: str | None = None,
+    ) -> Any:
+        """Fit the model by maximum likelihood, optionally with time-invariant covariates.
+
+        Parameters
+        ----------
+        summary : DataFrame or EngineSummary
+            One row per customer (or per pattern, with ``weights``): ``frequency``,
+            ``recency``, ``T`` (and the covariate columns when ``customers`` is not given).
+        weights : array-like, optional
+            Number of customers each row stands for (default 1 each).
+        customers : DataFrame, optional
+            Customer attributes indexed like ``summary`` (by ``customer_id``).
+        purchase_covariates, dropout_covariates : list of str
+            Columns acting on the purchase rate (``exp(coefficient)`` multiplies it: the
+            purchase scale ``alpha_i = alpha exp(-x'beta)``) and on dropout (the model's class
+            docstring says how), as CLVTools' static covariates. Categorical/string columns
+            are one-hot encoded (first level dropped). Coefficients appear in ``params_`` as
+            ``"purchase:<col>"`` / ``"dropout:<col>"``.
+        equal_effects : list of str
+            Covariates (in both lists) whose purchase and dropout coefficients are one
+            parameter ``"both:<col>"`` (CLVTools' ``constrain``).
+        covariate_penalty : float, default 0
+            L2 penalty on the coefficients only, added like ``penalizer_coef`` to the mean
+            negative log-likelihood per customer: ``covariate_penalty * sum(coef**2)``.
+        freq : {"D", "W", "M", "Y", "h"}, optional
+            The time unit of ``recency`` and ``T``; defaults to ``summary.attrs["freq"]``
+            (see :meth:`custval.models._base.BaseModel.fit`).
+
+        Returns
+        -------
+        self
+
+        Examples
+        --------
+        >>> import custval
+        >>> model = custval.BetaGeoModel().fit(  # doctest: +SKIP
+        ...     summary, customers=attributes, purchase_covariates=["channel"])
+        >>> custval.covariate_effects(model)  # doctest: +SKIP
+        """
+        groups = {"purchase": purchase_covariates, "dropout": dropout_covariates}
+        args = (customers, equal_effects, covariate_penalty, freq)
+        return self._fit_covariates(summary, weights, super().fit, groups, *args)
+
+    def _prepare_patterns(self, data: dict[str, np.ndarray]) -> dict[str, Any]:
+        """The patterns of a model evaluated per covariate profile (Pareto/NBD, GGom/NBD):
+        its ``_prepare_plain`` without covariates, else :meth:`_profile_patterns` with it."""
+        if getattr(self, "covariates_", None) is None:
+            return self._prepare_plain(data)
+        return self._profile_patterns(data, self._prepare_plain)

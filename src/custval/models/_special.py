@@ -11,6 +11,8 @@ plain difference below it (where it is exact to ~1e-14).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from scipy.special import digamma, gammaln, zeta
 
@@ -32,43 +34,43 @@ def _digamma_tail(z: np.ndarray) -> np.ndarray:
     return -w * (1.0 / 12.0 + w * (-1.0 / 120.0 + w * (1.0 / 252.0 - w / 240.0)))
 
 
-def log_rising(z, n):
-    """``log Gamma(z + n) - log Gamma(z)`` (the log of the rising factorial), for ``z > 0``,
-    ``n >= 0``; broadcasts. Accurate to ~1e-15 relative to the result for any size of ``z``."""
+def _by_size(z: Any, n: Any, exact: Any, asymptotic: Any) -> Any:
+    """``exact(z, n)`` where ``z < _STIRLING``, ``asymptotic(z, n)`` (no cancellation for
+    large ``z``) elsewhere; broadcasts; a float for scalars."""
     z, n = np.broadcast_arrays(np.asarray(z, dtype=float), np.asarray(n, dtype=float))
     out = np.empty(z.shape)
     small = z < _STIRLING
     if np.any(small):
-        out[small] = gammaln(z[small] + n[small]) - gammaln(z[small])
+        out[small] = exact(z[small], n[small])
     large = ~small
     if np.any(large):
-        zl, nl = z[large], n[large]
-        # (z + n - 1/2) log(z + n) - (z - 1/2) log z - n, without the cancellation
-        out[large] = (
-            (zl - 0.5) * np.log1p(nl / zl)
-            + nl * (np.log(zl + nl) - 1.0)
-            + (_stirling_tail(zl + nl) - _stirling_tail(zl))
-        )
+        out[large] = asymptotic(z[large], n[large])
     return out if out.ndim else float(out)
+
+
+def _log_rising_asymptotic(z: np.ndarray, n: np.ndarray) -> np.ndarray:
+    # (z + n - 1/2) log(z + n) - (z - 1/2) log z - n, without the cancellation
+    return (
+        (z - 0.5) * np.log1p(n / z)
+        + n * (np.log(z + n) - 1.0)
+        + (_stirling_tail(z + n) - _stirling_tail(z))
+    )
+
+
+def _digamma_rising_asymptotic(z: np.ndarray, n: np.ndarray) -> np.ndarray:
+    return np.log1p(n / z) + n / (2.0 * z * (z + n)) + (_digamma_tail(z + n) - _digamma_tail(z))
+
+
+def log_rising(z, n):
+    """``log Gamma(z + n) - log Gamma(z)`` (the log of the rising factorial), for ``z > 0``,
+    ``n >= 0``; broadcasts. Accurate to ~1e-15 relative to the result for any size of ``z``."""
+    return _by_size(z, n, lambda a, b: gammaln(a + b) - gammaln(a), _log_rising_asymptotic)
 
 
 def digamma_rising(z, n):
     """``digamma(z + n) - digamma(z)`` for ``z > 0``, ``n >= 0``; broadcasts; accurate for
     large ``z`` (where both digammas are ~log z and their difference ~n / z)."""
-    z, n = np.broadcast_arrays(np.asarray(z, dtype=float), np.asarray(n, dtype=float))
-    out = np.empty(z.shape)
-    small = z < _STIRLING
-    if np.any(small):
-        out[small] = digamma(z[small] + n[small]) - digamma(z[small])
-    large = ~small
-    if np.any(large):
-        zl, nl = z[large], n[large]
-        out[large] = (
-            np.log1p(nl / zl)
-            + nl / (2.0 * zl * (zl + nl))
-            + (_digamma_tail(zl + nl) - _digamma_tail(zl))
-        )
-    return out if out.ndim else float(out)
+    return _by_size(z, n, lambda a, b: digamma(a + b) - digamma(a), _digamma_rising_asymptotic)
 
 
 def _trigamma_tail(z: np.ndarray) -> np.ndarray:
@@ -87,22 +89,17 @@ def trigamma_rising(z, n):
     >>> bool(abs(trigamma_rising(2.5, 3) - (polygamma(1, 5.5) - polygamma(1, 2.5))) < 1e-14)
     True
     """
-    z, n = np.broadcast_arrays(np.asarray(z, dtype=float), np.asarray(n, dtype=float))
-    out = np.empty(z.shape)
-    small = z < _STIRLING
-    if np.any(small):
-        out[small] = zeta(2.0, z[small] + n[small]) - zeta(2.0, z[small])
-    large = ~small
-    if np.any(large):
-        zl, nl = z[large], n[large]
-        zn = zl + nl
-        # 1/(z+n) - 1/z and 1/(2(z+n)^2) - 1/(2z^2), without the cancellation
-        out[large] = (
-            -nl / (zl * zn)
-            - nl * (2.0 * zl + nl) / (2.0 * (zl * zn) ** 2)
-            + (_trigamma_tail(zn) - _trigamma_tail(zl))
-        )
-    return out if out.ndim else float(out)
+    return _by_size(z, n, lambda a, b: zeta(2.0, a + b) - zeta(2.0, a), _trigamma_rising_asymptotic)
+
+
+def _trigamma_rising_asymptotic(z: np.ndarray, n: np.ndarray) -> np.ndarray:
+    zn = z + n
+    # 1/(z+n) - 1/z and 1/(2(z+n)^2) - 1/(2z^2), without the cancellation
+    return (
+        -n / (z * zn)
+        - n * (2.0 * z + n) / (2.0 * (z * zn) ** 2)
+        + (_trigamma_tail(zn) - _trigamma_tail(z))
+    )
 
 
 def log1p_ratio(alpha, t):

@@ -100,6 +100,31 @@ def _survival(params: np.ndarray, t: Any) -> np.ndarray:
     return np.exp(_log_survival_grad(params, t.ravel())[0]).reshape(t.shape)
 
 
+def _retention_rate(params: np.ndarray, t: Any) -> np.ndarray:
+    """``r(t) = S(t)/S(t-1)`` (FHLDS18 eq. 6). With ``c > 1`` it may first fall and then rise
+    (a U-shaped retention curve); it rises for ``c <= 1``.
+
+    >>> from custval import BetaDiscreteWeibullModel
+    >>> model = BetaDiscreteWeibullModel.from_params(alpha=0.7, beta=1.2, c=1.3)
+    >>> model.survival([0, 1, 7]).round(3).tolist()
+    [1.0, 0.632, 0.169]
+    >>> model.retention_rate([1, 2, 12]).round(3).tolist()
+    [0.632, 0.688, 0.927]
+    """
+    return _survival(params, t) / _survival(params, t - 1.0)
+
+
+def _churn_probability(params: np.ndarray, t: Any) -> np.ndarray:
+    """``P(T = t) = S(t-1) - S(t)``.
+
+    >>> from custval import BetaDiscreteWeibullModel
+    >>> model = BetaDiscreteWeibullModel.from_params(alpha=0.7, beta=1.2, c=1.3)
+    >>> model.churn_probability([1, 2]).round(3).tolist()
+    [0.368, 0.197]
+    """
+    return _survival(params, t - 1.0) - _survival(params, t)
+
+
 def _discounted_expected_residual_lifetime(
     params: np.ndarray, discount_rate: float, renewals: np.ndarray
 ) -> np.ndarray:
@@ -171,81 +196,10 @@ class BetaDiscreteWeibullModel(ShiftedBetaGeoModel):
         return _loglik_grad(params, data)
 
     # ------------------------------------------------------------------ predictions
-    def survival(self, t: Any) -> pd.Series:
-        """Share of a cohort still active after ``t`` periods, ``S(t)`` (FHLDS18 eq. 5).
-
-        Parameters
-        ----------
-        t : int or array-like of int
-            Periods, >= 0 (``S(0) = 1``).
-
-        Returns
-        -------
-        Series
-            ``survival`` indexed by ``period``.
-
-        Examples
-        --------
-        >>> from custval import BetaDiscreteWeibullModel
-        >>> model = BetaDiscreteWeibullModel.from_params(alpha=0.7, beta=1.2, c=1.3)
-        >>> model.survival([0, 1, 7]).round(3).tolist()
-        [1.0, 0.632, 0.169]
-        """
-        periods = self._periods(t, minimum=0)
-        return self._curve(_survival(self._params(), periods), periods, "survival")
-
-    def retention_rate(self, t: Any) -> pd.Series:
-        """Retention rate in period ``t``, ``r(t) = S(t)/S(t-1)`` (FHLDS18 eq. 6).
-
-        With ``c > 1`` it may first fall and then rise (a U-shaped retention curve); it rises
-        for ``c <= 1``.
-
-        Parameters
-        ----------
-        t : int or array-like of int
-            Periods, >= 1.
-
-        Returns
-        -------
-        Series
-            ``retention_rate`` indexed by ``period``.
-
-        Examples
-        --------
-        >>> from custval import BetaDiscreteWeibullModel
-        >>> model = BetaDiscreteWeibullModel.from_params(alpha=0.7, beta=1.2, c=1.3)
-        >>> model.retention_rate([1, 2, 12]).round(3).tolist()
-        [0.632, 0.688, 0.927]
-        """
-        periods = self._periods(t, minimum=1)
-        params = self._params()
-        values = _survival(params, periods) / _survival(params, periods - 1.0)
-        return self._curve(values, periods, "retention_rate")
-
-    def churn_probability(self, t: Any) -> pd.Series:
-        """Probability that a new customer churns in period ``t``, ``P(T = t) = S(t-1) - S(t)``.
-
-        Parameters
-        ----------
-        t : int or array-like of int
-            Periods, >= 1.
-
-        Returns
-        -------
-        Series
-            ``churn_probability`` indexed by ``period``.
-
-        Examples
-        --------
-        >>> from custval import BetaDiscreteWeibullModel
-        >>> model = BetaDiscreteWeibullModel.from_params(alpha=0.7, beta=1.2, c=1.3)
-        >>> model.churn_probability([1, 2]).round(3).tolist()
-        [0.368, 0.197]
-        """
-        periods = self._periods(t, minimum=1)
-        params = self._params()
-        values = _survival(params, periods - 1.0) - _survival(params, periods)
-        return self._curve(values, periods, "churn_probability")
+    #: S(t) of FHLDS18 eq. 5; the retention rate (eq. 6) and churn probability follow from it
+    _survival_of = staticmethod(_survival)
+    _retention_of = staticmethod(_retention_rate)
+    _churn_of = staticmethod(_churn_probability)
 
     def expected_lifetime(self, renewals_so_far: Any = None) -> float | pd.Series:
         """Not available for the BdW: its mean lifetime has no closed form (and is infinite

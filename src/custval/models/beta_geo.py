@@ -33,8 +33,8 @@ from sklearn.utils.validation import check_is_fitted
 from custval._rows import unique_index
 from custval._rows import unique_rows as _unique_rows
 from custval.errors import DataError
-from custval.models._base import BaseModel
-from custval.models._covariates import CovariateModelMixin
+from custval.models._base import TransactionModel
+from custval.models._covariates import PurchaseDropoutCovariates
 from custval.models._special import digamma_rising, log_rising, trigamma_rising
 
 __all__ = ["BetaGeoModel"]
@@ -420,24 +420,42 @@ def _probability_alive(
     multiplied by :func:`_survival_if_alive`, evaluated once per distinct ``(x, T, t)``.
     ``index``: as in :func:`_expected_purchases`.
     """
+    rows = (frequency, recency, big_t, t)
+    return _alive_times(params, *rows, _survival_if_alive, modified, index, one_at_zero=True)
+
+
+def _alive_times(
+    params: np.ndarray,
+    frequency: Any,
+    recency: Any,
+    big_t: Any,
+    t: Any,
+    if_alive: Any,
+    modified: bool,
+    index: _RowIndex | None,
+    *,
+    one_at_zero: bool,
+) -> np.ndarray:
+    """``P(alive at T | history) * if_alive(params, x, T, t)``, the form of both conditional
+    predictions; the closed-form first factor per row (:func:`_log_dropout_odds`), the second
+    (which depends on ``(x, T, t)`` only) once per distinct combination, through ``index``
+    when there is one horizon. ``one_at_zero``: the second factor is 1 where ``t = 0``
+    (survival), so it is not evaluated when no ``t`` is positive."""
     x, t_x, big_t = (np.asarray(v, dtype=float) for v in (frequency, recency, big_t))
     t = np.asarray(t, dtype=float)
+    skip = one_at_zero and not np.any(t > 0)
     if _indexable(x, t_x, big_t, t):
         index = _RowIndex(x, t_x, big_t) if index is None else index
         alive = index.alive_now(params, modified=modified)
-        if t > 0:
-            return alive * index.on_pairs(
-                lambda xx, tt: _survival_if_alive(params, xx, tt, t, modified=modified)
-            )
-        return alive.copy()
+        if skip:
+            return alive.copy()
+        return alive * index.on_pairs(lambda xx, tt: if_alive(params, xx, tt, t, modified=modified))
     alive = _expit_negative(_log_dropout_odds(params, x, t_x, big_t, modified=modified))
-    if not np.any(t > 0):
+    if skip:
         shape = np.broadcast_shapes(alive.shape, t.shape)
         return alive if alive.shape == shape else np.broadcast_to(alive, shape).copy()
-    survival = _on_unique_rows(
-        _survival_if_alive, params, {"x": x, "big_t": big_t, "t": t}, modified=modified
-    )
-    return alive * survival
+    factor = _on_unique_rows(if_alive, params, {"x": x, "big_t": big_t, "t": t}, modified=modified)
+    return alive * factor
 
 
 def _indexable(x: np.ndarray, t_x: np.ndarray, big_t: np.ndarray, t: np.ndarray) -> bool:
@@ -463,23 +481,8 @@ def _expected_purchases(
     distinct combination, the first in closed form per row. ``index`` (a :class:`_RowIndex`
     of these customers) shares that work between calls.
     """
-    x, t_x, big_t = (np.asarray(v, dtype=float) for v in (frequency, recency, big_t))
-    t = np.asarray(t, dtype=float)
-    if _indexable(x, t_x, big_t, t):
-        index = _RowIndex(x, t_x, big_t) if index is None else index
-        if_alive = index.on_pairs(
-            lambda xx, tt: _purchases_if_alive(params, xx, tt, t, modified=modified)
-        )
-        if_alive *= index.alive_now(params, modified=modified)
-        return if_alive
-    if_alive = _on_unique_rows(
-        _purchases_if_alive, params, {"x": x, "big_t": big_t, "t": t}, modified=modified
-    )
-    alive = _expit_negative(_log_dropout_odds(params, x, t_x, big_t, modified=modified))
-    if alive.shape == if_alive.shape:
-        alive *= if_alive
-        return alive
-    return alive * if_alive
+    rows = (frequency, recency, big_t, t)
+    return _alive_times(params, *rows, _purchases_if_alive, modified, index, one_at_zero=False)
 
 
 def _expected_purchases_new_customer(
@@ -907,8 +910,12 @@ def _if_alive_rows(kind: str, r, alpha, a, b, x, big_t, t, m: float) -> np.ndarr
 # ---------------------------------------------------------------------------------------------
 # The model classes
 # ---------------------------------------------------------------------------------------------
-class _BetaGeoFamily(CovariateModelMixin, BaseModel):
+class _BetaGeoFamily(PurchaseDropoutCovariates, TransactionModel):
     """Fitting and predictions shared by BG/NBD and MBG/NBD (not used directly)."""
+
+    _covariate_predictions: ClassVar[str] = (
+        "expected_purchases, probability_alive or expected_purchases_new_customer"
+    )
 
     #: how covariate_effects words a dropout multiplier (CLVTools: it scales a and b alike)
     _covariate_groups: ClassVar[tuple[str, ...]] = ("purchase", "dropout")
@@ -941,9 +948,7 @@ class _BetaGeoFamily(CovariateModelMixin, BaseModel):
     ) -> list[np.ndarray]:
         starts = super()._starting_points(data, weights)
         if "_X1" in data:  # covariates: first from the fit without them, coefficients at 0
-            start = self._start_without_covariates(data, weights)
-            if start is not None:
-                starts.insert(0 if self.initial_params is None else 1, start)
+            return self._first_start_without_covariates(starts, data, weights)
         return starts
 
     def _prepare_patterns(self, data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -996,59 +1001,6 @@ class _BetaGeoFamily(CovariateModelMixin, BaseModel):
         return self._loglik_grad(params, data)[0]
 
     # ------------------------------------------------------------------ covariates
-    def fit(
-        self,
-        summary: pd.DataFrame,
-        weights: Any = None,
-        *,
-        customers: pd.DataFrame | None = None,
-        purchase_covariates: list[str] | tuple[str, ...] = (),
-        dropout_covariates: list[str] | tuple[str, ...] = (),
-        equal_effects: list[str] | tuple[str, ...] = (),
-        covariate_penalty: float = 0.0,
-    ) -> Any:
-        """Fit the model by maximum likelihood, optionally with time-invariant covariates.
-
-        Parameters
-        ----------
-        summary : DataFrame
-            One row per customer (or per pattern, with ``weights``): ``frequency``,
-            ``recency``, ``T`` (and the covariate columns when ``customers`` is not given).
-        weights : array-like, optional
-            Number of customers each row stands for (default 1 each).
-        customers : DataFrame, optional
-            Customer attributes indexed like ``summary`` (by ``customer_id``).
-        purchase_covariates, dropout_covariates : list of str
-            Columns acting on the purchase rate (``alpha_i = alpha exp(-x'beta)``, so
-            ``exp(beta)`` multiplies the expected rate ``r / alpha_i``) and on dropout
-            (``a_i = a exp(x'gamma)``, ``b_i = b exp(x'gamma)``), as CLVTools' static
-            covariates. Categorical/string columns are one-hot encoded (first level dropped).
-            Coefficients appear in ``params_`` as ``"purchase:<col>"`` / ``"dropout:<col>"``.
-        equal_effects : list of str
-            Covariates (in both lists) whose purchase and dropout coefficients are one
-            parameter ``"both:<col>"`` (CLVTools' ``constrain``).
-        covariate_penalty : float, default 0
-            L2 penalty on the coefficients only, added like ``penalizer_coef`` to the mean
-            negative log-likelihood per customer: ``covariate_penalty * sum(coef**2)``.
-
-        Returns
-        -------
-        self
-
-        Examples
-        --------
-        >>> import custval
-        >>> model = custval.BetaGeoModel().fit(  # doctest: +SKIP
-        ...     summary, customers=attributes, purchase_covariates=["channel"])
-        >>> custval.covariate_effects(model)  # doctest: +SKIP
-        """
-        groups = {"purchase": purchase_covariates, "dropout": dropout_covariates}
-        design = self._begin_covariate_fit(
-            summary, customers, groups, equal_effects, covariate_penalty
-        )
-        if design is None:
-            return super().fit(summary, weights)
-        return self._fit_with_design(summary, weights, design)
 
     def _covariate_design(self, matrix: np.ndarray | None, n: int) -> tuple[np.ndarray, np.ndarray]:
         """``(Z_purchase, Z_dropout)``: the design mapped to the coefficients (``n, k``)."""
@@ -1069,17 +1021,6 @@ class _BetaGeoFamily(CovariateModelMixin, BaseModel):
         self._restore_covariate_state(state)
 
     # ------------------------------------------------------------------ predictions
-    def _params(self) -> np.ndarray:
-        check_is_fitted(self, "params_")
-        if getattr(self, "covariates_", None) is not None:
-            raise DataError(
-                f"this {self._name()} has covariates: give each customer's covariates "
-                "(customers=...) to expected_purchases, probability_alive or "
-                "expected_purchases_new_customer; other uses of the model need one without "
-                "covariates"
-            )
-        return self.params_[list(self._param_names)].to_numpy(dtype=float)
-
     @staticmethod
     def _row_index(data: dict[str, Any]) -> _RowIndex:
         """The :class:`_RowIndex` of validated prediction data, kept with the data (the model
@@ -1088,70 +1029,21 @@ class _BetaGeoFamily(CovariateModelMixin, BaseModel):
             data["_row_index"] = _RowIndex(data["frequency"], data["recency"], data["T"])
         return data["_row_index"]
 
-    def expected_purchases(
-        self, summary: pd.DataFrame, t: float | str, customers: pd.DataFrame | None = None
-    ) -> pd.Series:
-        """Expected number of repeat purchases of each customer in the next ``t`` periods.
-
-        The conditional expectation ``E[Y(t) | frequency, recency, T]`` (FHL 2005, eq. 10 for
-        BG/NBD; Batislam et al. 2007, appendix, for MBG/NBD), evaluated in a numerically stable
-        form (see :func:`custval.models.beta_geo._purchases_if_alive`).
-
-        Parameters
-        ----------
-        summary : DataFrame
-            Customers with ``frequency``, ``recency`` and ``T`` in the unit of the fit.
-        t : float or str
-            Horizon: a duration with unit (``"39W"``, ``"365D"``), or a number of periods of
-            the model's unit.
-        customers : DataFrame, optional
-            For a model with covariates: the customers' covariates, indexed like ``summary``
-            (default: columns of ``summary``).
-
-        Returns
-        -------
-        Series
-            ``expected_purchases``, aligned with ``summary.index``.
-
-        Examples
-        --------
-        >>> import pandas as pd
-        >>> from custval import BetaGeoModel
-        >>> model = BetaGeoModel.from_params(r=0.2426, alpha=4.4135, a=0.7929, b=2.4258, freq="W")
-        >>> customer = pd.DataFrame({"frequency": [2], "recency": [30.43], "T": [38.86]})
-        >>> round(float(model.expected_purchases(customer, "39W").iloc[0]), 3)
-        1.226
-        """
-        data = self._prediction_data(summary)
-        horizon = self._duration(t)
+    def _expected_purchases(
+        self, data: Mapping[str, Any], horizon: Any, summary: Any, customers: Any
+    ) -> np.ndarray:
+        """``E[Y(t) | frequency, recency, T]`` (FHL 2005, eq. 10 for BG/NBD; Batislam et al.
+        2007, appendix, for MBG/NBD), evaluated in a numerically stable form (see
+        :func:`custval.models.beta_geo._purchases_if_alive`)."""
         if getattr(self, "covariates_", None) is not None:
-            r, alpha, a, b = self._customer_params(summary, customers)
-            m = 1.0 if self._modified else 0.0
-            x, t_x, big_t = data["frequency"], data["recency"], data["T"]
-            values = _if_alive_rows("purchases", r, alpha, a, b, x, big_t, horizon, m)
-            values *= _alive_rows(r, alpha, a, b, x, t_x, big_t, m)
-            return self._series(values, summary, "expected_purchases")
-        values = _expected_purchases(
-            self._params(),
-            data["frequency"],
-            data["recency"],
-            data["T"],
-            horizon,
-            modified=self._modified,
-            index=self._row_index(data),
-        )
-        return self._series(values, summary, "expected_purchases")
+            return self._covariate_prediction("purchases", data, horizon, summary, customers)
+        return self._at_fitted(_expected_purchases, data, horizon)
 
-    def probability_alive(
-        self,
-        summary: pd.DataFrame,
-        t: float | str | None = None,
-        customers: pd.DataFrame | None = None,
-    ) -> pd.Series:
-        """Probability that each customer is alive (has not dropped out), now or ``t`` later.
-
-        With ``t=None`` (or 0) this is ``P(alive at T | frequency, recency, T)`` (Hardie's note
-        021 for BG/NBD; Batislam et al. 2007, appendix, for MBG/NBD). With ``t > 0`` it is the
+    def _probability_alive(
+        self, data: Mapping[str, Any], horizon: float | None, summary: Any, customers: Any
+    ) -> np.ndarray:
+        """With ``t=None`` (or 0) ``P(alive at T | frequency, recency, T)`` (Hardie's note 021
+        for BG/NBD; Batislam et al. 2007, appendix, for MBG/NBD). With ``t > 0`` the
         probability of being alive at ``T + t`` given the history up to ``T``, *whatever the
         customer does in between*: purchases in ``(T, T+t]`` each carry a risk of dropping
         out, so this is ``P(alive at T) * E[exp(-lambda p t) | alive at T, history]``, which
@@ -1159,134 +1051,53 @@ class _BetaGeoFamily(CovariateModelMixin, BaseModel):
         :func:`custval.models.beta_geo._survival_if_alive`). It is *not* lifetimes' trick of
         evaluating the current formula at ``T + t`` (which assumes no purchases until then).
 
-        Parameters
-        ----------
-        summary : DataFrame
-            Customers with ``frequency``, ``recency`` and ``T`` in the unit of the fit.
-        t : float or str, optional
-            Horizon after ``T``: a duration with unit or a number of periods.
-        customers : DataFrame, optional
-            For a model with covariates: the customers' covariates, indexed like ``summary``
-            (default: columns of ``summary``).
-
-        Returns
-        -------
-        Series
-            ``probability_alive``, aligned with ``summary.index``.
-
-        Examples
-        --------
         >>> import pandas as pd
         >>> from custval import BetaGeoModel
         >>> model = BetaGeoModel.from_params(r=0.2426, alpha=4.4135, a=0.7929, b=2.4258, freq="W")
         >>> customer = pd.DataFrame({"frequency": [2], "recency": [30.43], "T": [38.86]})
-        >>> model.probability_alive(customer).round(3).tolist()
-        [0.727]
         >>> model.probability_alive(customer, "39W").round(3).tolist()
         [0.567]
         """
-        data = self._prediction_data(summary)
-        horizon = 0.0 if t is None else self._one_horizon(t)
+        horizon = 0.0 if horizon is None else horizon
         if getattr(self, "covariates_", None) is not None:
-            r, alpha, a, b = self._customer_params(summary, customers)
-            m = 1.0 if self._modified else 0.0
-            x, t_x, big_t = data["frequency"], data["recency"], data["T"]
-            values = _alive_rows(r, alpha, a, b, x, t_x, big_t, m)
-            if horizon > 0:
-                values *= _if_alive_rows("survival", r, alpha, a, b, x, big_t, horizon, m)
-            return self._series(values, summary, "probability_alive")
-        values = _probability_alive(
-            self._params(),
-            data["frequency"],
-            data["recency"],
-            data["T"],
-            horizon,
-            modified=self._modified,
-            index=self._row_index(data),
-        )
-        return self._series(values, summary, "probability_alive")
+            return self._covariate_prediction("survival", data, horizon, summary, customers)
+        return self._at_fitted(_probability_alive, data, horizon)
 
-    def probability_of_purchases(
-        self, summary: pd.DataFrame | Any, n: int | Any = None, t: float | str | None = None
-    ) -> pd.Series | pd.DataFrame | float:
-        """Probability that each customer makes exactly ``n`` repeat purchases in the next
-        ``t`` periods, given their history: ``P(X(T, T+t) = n | frequency, recency, T)``.
+    def _at_fitted(self, predict: Any, data: Mapping[str, Any], horizon: Any) -> np.ndarray:
+        """``predict`` (:func:`_expected_purchases` or :func:`_probability_alive`) of the rows
+        of ``data`` at the fitted parameters, sharing the rows' index between calls."""
+        x, t_x, big_t = data["frequency"], data["recency"], data["T"]
+        index = self._row_index(data)
+        return predict(self._params(), x, t_x, big_t, horizon, modified=self._modified, index=index)
 
-        The conditional counterpart of FHL 2005, eq. (8) (the function
-        ``_conditional_probability_of_purchases`` of this module gives the derivation); it sums
-        to one over ``n`` and its mean is :meth:`expected_purchases`. The old call
-        ``probability_of_purchases(n, t)`` (for a new customer) still works with a
-        ``FutureWarning``; it is :meth:`probability_of_purchases_new_customer`.
+    def _covariate_prediction(
+        self, kind: str, data: Mapping[str, Any], horizon: float, summary: Any, customers: Any
+    ) -> np.ndarray:
+        """``P(alive at T)`` times the ``kind`` factor if alive (``"purchases"`` in ``(T,
+        T+t]`` or ``"survival"`` to ``T+t``; 1 at ``t = 0``) of each customer at their own
+        covariate-scaled parameters."""
+        r, alpha, a, b = self._customer_params(summary, customers)
+        m = 1.0 if self._modified else 0.0
+        x, t_x, big_t = data["frequency"], data["recency"], data["T"]
+        values = _alive_rows(r, alpha, a, b, x, t_x, big_t, m)
+        if kind == "purchases" or np.any(np.asarray(horizon) > 0):
+            values = values * _if_alive_rows(kind, r, alpha, a, b, x, big_t, horizon, m)
+        return values
 
-        Parameters
-        ----------
-        summary : DataFrame
-            Customers with ``frequency``, ``recency`` and ``T`` in the unit of the fit.
-        n : int or array-like of int
-            Number(s) of repeat purchases, >= 0.
-        t : float or str
-            Length of the period: a duration with unit or a number of periods.
-
-        Returns
-        -------
-        Series or DataFrame
-            A Series ``probability`` aligned with ``summary.index`` for a scalar ``n``;
-            otherwise a DataFrame with one column per ``n``.
-
-        Examples
-        --------
-        >>> import pandas as pd
-        >>> from custval import BetaGeoModel
-        >>> model = BetaGeoModel.from_params(r=0.2426, alpha=4.4135, a=0.7929, b=2.4258, freq="W")
-        >>> customer = pd.DataFrame({"frequency": [2], "recency": [30.43], "T": [38.86]})
-        >>> model.probability_of_purchases(customer, [0, 1, 2], "39W").round(3).values.tolist()
-        [[0.445, 0.239, 0.144]]
-        """
-        modified = self._modified
-        return self._conditional_purchases(
-            summary,
-            n,
-            t,
-            lambda counts, data, horizon: _conditional_probability_of_purchases(
-                self._params(), counts, data, horizon, modified=modified
-            ),
+    def _conditional_pmf(
+        self, counts: np.ndarray, data: Mapping[str, Any], horizon: float
+    ) -> np.ndarray:
+        """``P(X(T, T+t) = n | frequency, recency, T)``: the conditional counterpart of FHL
+        2005, eq. (8) (``_conditional_probability_of_purchases`` of this module gives the
+        derivation)."""
+        return _conditional_probability_of_purchases(
+            self._params(), counts, data, horizon, modified=self._modified
         )
 
-    def probability_of_purchases_new_customer(
-        self, n: int | Any, t: float | str
-    ) -> float | pd.Series:
-        """Probability that a new customer makes exactly ``n`` repeat purchases in ``(0, t]``.
-
-        FHL 2005, eq. (8) for BG/NBD (and its MBG/NBD counterpart), with the finite sum written
-        as a regularized incomplete beta function.
-
-        Parameters
-        ----------
-        n : int or array-like of int
-            Number(s) of repeat purchases, >= 0.
-        t : float or str
-            Length of the period: a duration with unit or a number of periods.
-
-        Returns
-        -------
-        float or Series
-            A float for a scalar ``n``; otherwise a Series indexed by ``n``.
-
-        Examples
-        --------
-        >>> from custval import BetaGeoModel
-        >>> model = BetaGeoModel.from_params(r=0.2426, alpha=4.4135, a=0.7929, b=2.4258, freq="W")
-        >>> round(model.probability_of_purchases_new_customer(0, "39W"), 4)
-        0.5743
-        """
-        params, modified = self._params(), self._modified
-        return self._new_customer_purchases(
-            n,
-            t,
-            lambda counts, horizon: _probability_of_purchases(
-                params, counts, horizon, modified=modified
-            ),
-        )
+    def _new_customer_pmf(self, params: np.ndarray, counts: np.ndarray, horizon: float) -> Any:
+        """FHL 2005, eq. (8) for BG/NBD (and its MBG/NBD counterpart), with the finite sum
+        written as a regularized incomplete beta function."""
+        return _probability_of_purchases(params, counts, horizon, modified=self._modified)
 
     def expected_purchases_new_customer(
         self, t: float | str | Any, customers: pd.DataFrame | None = None
@@ -1333,14 +1144,12 @@ class _BetaGeoFamily(CovariateModelMixin, BaseModel):
             values = _if_alive_rows("purchases", r, alpha, a, b, zero, zero, horizon, m)
             values *= _alive_rows(r, alpha, a, b, zero, zero, zero, m)
             return self._series(values, customers, "expected_purchases")
-        params = self._params()
-        horizon = self._duration(t)
-        values = _expected_purchases_new_customer(params, horizon, modified=self._modified)
-        if np.ndim(horizon) == 0:
-            return float(values)
-        return pd.Series(
-            values, index=pd.Index(np.asarray(t).ravel(), name="t"), name="expected_purchases"
-        )
+        return super().expected_purchases_new_customer(t)
+
+    def _new_customer_mean(self, params: np.ndarray, horizon: Any) -> Any:
+        """FHL 2005, eq. (9) for BG/NBD; ``b/(a-1) [1 - (alpha/(alpha+t))^r 2F1(r, b+1; a+b;
+        t/(alpha+t))]`` for MBG/NBD; evaluated after Euler's transformation."""
+        return _expected_purchases_new_customer(params, horizon, modified=self._modified)
 
     # -- the value-kernel contract of custval.clv (README "Design notes") ----------------------
     def _value_kernel(self, terms: Any) -> Any:
@@ -1360,6 +1169,12 @@ class BetaGeoModel(_BetaGeoFamily):
     ``lambda ~ Gamma(r, alpha)``; after each repeat purchase they drop out with probability
     ``p ~ Beta(a, b)``. Fitted by maximum likelihood (eq. 6) with its analytic gradient, on the
     distinct ``(frequency, recency, T)`` patterns.
+
+    Time-invariant covariates (``fit(..., customers=..., purchase_covariates=[...],
+    dropout_covariates=[...])``, as CLVTools' static covariates) act on the purchase scale,
+    ``alpha_i = alpha exp(-x'beta)`` (``exp(beta)`` multiplies the expected rate ``r /
+    alpha_i``), and on dropout, ``a_i = a exp(x'gamma)``, ``b_i = b exp(x'gamma)`` (the same
+    mean dropout probability, :func:`custval.covariate_effects` words it so); MBG/NBD alike.
 
     Parameters
     ----------

@@ -23,12 +23,11 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 from scipy.special import betaln, digamma, gammaln
-from sklearn.utils.validation import check_is_fitted
 
 from custval._rows import unique_rows as _unique_rows
 from custval._validation import bad_values_message
 from custval.errors import DataError
-from custval.models._base import BaseModel
+from custval.models._base import TransactionModel
 from custval.models._special import digamma_rising, log_rising
 
 __all__ = ["BetaGeoBetaBinomModel"]
@@ -316,7 +315,7 @@ def _transactions_pmf(
 # ---------------------------------------------------------------------------------------------
 # The model class
 # ---------------------------------------------------------------------------------------------
-class BetaGeoBetaBinomModel(BaseModel):
+class BetaGeoBetaBinomModel(TransactionModel):
     """BG/BB model of repeat transactions at discrete opportunities (Fader, Hardie & Shang 2010).
 
     Fitted by maximum likelihood (FHS) with its analytic gradient on the distinct
@@ -347,6 +346,7 @@ class BetaGeoBetaBinomModel(BaseModel):
     """
 
     _param_names: ClassVar[tuple[str, ...]] = ("alpha", "beta", "gamma", "delta")
+    _count_noun: ClassVar[str] = "transactions"
     _data_columns: ClassVar[tuple[str, ...]] = ("frequency", "recency", "n_periods")
     _display_name: ClassVar[str] = "BG/BB model"
 
@@ -391,11 +391,8 @@ class BetaGeoBetaBinomModel(BaseModel):
         return _loglik_grad(params, data)[0]
 
     # ------------------------------------------------------------------ predictions
-    def _params(self) -> np.ndarray:
-        check_is_fitted(self, "params_")
-        return self.params_[list(self._param_names)].to_numpy(dtype=float)
-
-    def _opportunities(self, t: Any, name: str = "t") -> Any:
+    def _horizon(self, t: Any, name: str = "t") -> Any:
+        """``t`` as a whole number of transaction opportunities."""
         value = self._duration(t, name=name)
         if np.any(np.asarray(value) != np.round(value)):
             raise DataError(
@@ -404,25 +401,12 @@ class BetaGeoBetaBinomModel(BaseModel):
             )
         return value
 
-    def expected_purchases(self, summary: pd.DataFrame, t: int) -> pd.Series:
-        """Expected transactions of each customer over the next ``t`` opportunities.
+    def _expected_purchases(
+        self, data: Mapping[str, Any], horizon: Any, summary: Any, customers: Any
+    ) -> np.ndarray:
+        """``E[X(n, n+t) | frequency, recency, n_periods]`` over the next ``t`` opportunities
+        (FHS eq. 13).
 
-        ``E[X(n, n+t) | frequency, recency, n_periods]`` (FHS eq. 13).
-
-        Parameters
-        ----------
-        summary : DataFrame
-            Customers with ``frequency``, ``recency`` and ``n_periods``.
-        t : int
-            Number of future transaction opportunities.
-
-        Returns
-        -------
-        Series
-            ``expected_purchases``, aligned with ``summary.index``.
-
-        Examples
-        --------
         >>> import pandas as pd
         >>> from custval import BetaGeoBetaBinomModel
         >>> model = BetaGeoBetaBinomModel.from_params(
@@ -431,12 +415,8 @@ class BetaGeoBetaBinomModel(BaseModel):
         >>> round(float(model.expected_purchases(donor, 5).iloc[0]), 3)
         1.804
         """
-        data = self._prediction_data(summary)
-        horizon = self._opportunities(t)
-        values = _expected_purchases(
-            self._params(), data["frequency"], data["recency"], data["n_periods"], horizon
-        )
-        return self._series(values, summary, "expected_purchases")
+        x, t_x, n = data["frequency"], data["recency"], data["n_periods"]
+        return _expected_purchases(self._params(), x, t_x, n, horizon)
 
     def probability_alive(
         self, summary: pd.DataFrame, t: int | None = None, future_periods: int | None = None
@@ -479,44 +459,24 @@ class BetaGeoBetaBinomModel(BaseModel):
                 stacklevel=2,
             )
             t = future_periods
-        data = self._prediction_data(summary)
-        future = 0 if t is None else self._one_horizon(t, self._opportunities)
-        values = _probability_alive(
-            self._params(), data["frequency"], data["recency"], data["n_periods"], future
-        )
-        return self._series(values, summary, "probability_alive")
+        return super().probability_alive(summary, t)
 
-    def probability_of_purchases(
-        self, summary: pd.DataFrame | Any, n: int | Any = None, t: int | None = None
-    ) -> pd.Series | pd.DataFrame | float:
-        """Probability that each customer transacts at exactly ``n`` of the next ``t``
-        opportunities, given their history: ``P(X(n_periods, n_periods+t) = n | frequency,
-        recency, n_periods)`` (FHS 2010).
+    def _probability_alive(
+        self, data: Mapping[str, Any], horizon: float | None, summary: Any, customers: Any
+    ) -> np.ndarray:
+        """Alive at opportunity ``n_periods + t`` given the history (FHS)."""
+        future = 0 if horizon is None else horizon
+        x, t_x, n = data["frequency"], data["recency"], data["n_periods"]
+        return _probability_alive(self._params(), x, t_x, n, future)
 
-        Dead with ``1 - P(alive)``, else a new customer with the posterior ``p ~
-        Beta(alpha+x, beta+n-x)`` and ``theta ~ Beta(gamma, delta+n)`` (derivation in
-        ``_conditional_probability_of_purchases`` of this module); it sums to one over ``n``
-        and its mean is :meth:`expected_purchases`. The old call ``probability_of_purchases(n,
-        t)`` (for a new customer) still works with a ``FutureWarning``; it is
-        :meth:`probability_of_purchases_new_customer`.
+    def _conditional_pmf(
+        self, counts: np.ndarray, data: Mapping[str, Any], horizon: float
+    ) -> np.ndarray:
+        """``P(X(n_periods, n_periods+t) = n | frequency, recency, n_periods)`` at ``t``
+        opportunities (FHS 2010): dead with ``1 - P(alive)``, else a new customer with the
+        posterior ``p ~ Beta(alpha+x, beta+n-x)`` and ``theta ~ Beta(gamma, delta+n)``
+        (derivation in ``_conditional_probability_of_purchases`` of this module).
 
-        Parameters
-        ----------
-        summary : DataFrame
-            Customers with ``frequency``, ``recency`` and ``n_periods``.
-        n : int or array-like of int
-            Number(s) of transactions, >= 0.
-        t : int
-            Number of future transaction opportunities.
-
-        Returns
-        -------
-        Series or DataFrame
-            A Series ``probability`` aligned with ``summary.index`` for a scalar ``n``;
-            otherwise a DataFrame with one column per ``n``.
-
-        Examples
-        --------
         >>> import pandas as pd
         >>> from custval import BetaGeoBetaBinomModel
         >>> model = BetaGeoBetaBinomModel.from_params(
@@ -525,80 +485,29 @@ class BetaGeoBetaBinomModel(BaseModel):
         >>> model.probability_of_purchases(donor, [0, 1, 5], 5).round(3).values.tolist()
         [[0.31, 0.158, 0.053]]
         """
-        return self._conditional_purchases(
-            summary,
-            n,
-            t,
-            lambda counts, data, horizon: _conditional_probability_of_purchases(
-                self._params(), counts, data, int(horizon)
-            ),
-            noun="transactions",
-            duration=self._opportunities,
-        )
+        return _conditional_probability_of_purchases(self._params(), counts, data, int(horizon))
 
-    def expected_purchases_new_customer(self, t: int | Any) -> float | pd.Series:
+    def _new_customer_mean(self, params: np.ndarray, horizon: Any) -> Any:
         """Expected transactions of a new customer over their first ``t`` opportunities (FHS).
 
-        Parameters
-        ----------
-        t : int or array-like of int
-            Number(s) of transaction opportunities.
-
-        Returns
-        -------
-        float or Series
-            A float for a scalar ``t``; otherwise a Series indexed by ``t``.
-
-        Examples
-        --------
         >>> from custval import BetaGeoBetaBinomModel
         >>> model = BetaGeoBetaBinomModel.from_params(
         ...     alpha=1.204, beta=0.750, gamma=0.657, delta=2.783)
         >>> round(model.expected_purchases_new_customer(6), 3)
         2.22
         """
-        params = self._params()
-        horizon = self._opportunities(t)
-        values = _expected_purchases_new_customer(params, horizon)
-        if np.ndim(horizon) == 0:
-            return float(values)
-        return pd.Series(
-            values, index=pd.Index(np.asarray(t).ravel(), name="t"), name="expected_purchases"
-        )
+        return _expected_purchases_new_customer(params, horizon)
 
-    def probability_of_purchases_new_customer(self, n: int | Any, t: int) -> float | pd.Series:
-        """Probability that a new customer transacts at exactly ``n`` of ``t`` opportunities.
+    def _new_customer_pmf(self, params: np.ndarray, counts: np.ndarray, horizon: float) -> Any:
+        """``P(X(t) = n)`` at ``t`` opportunities (FHS eq. 7).
 
-        ``P(X(t) = n)`` (FHS eq. 7).
-
-        Parameters
-        ----------
-        n : int or array-like of int
-            Number(s) of transactions, >= 0.
-        t : int
-            Number of transaction opportunities.
-
-        Returns
-        -------
-        float or Series
-            A float for a scalar ``n``; otherwise a Series indexed by ``n``.
-
-        Examples
-        --------
         >>> from custval import BetaGeoBetaBinomModel
         >>> model = BetaGeoBetaBinomModel.from_params(
         ...     alpha=1.204, beta=0.750, gamma=0.657, delta=2.783)
         >>> round(model.probability_of_purchases_new_customer(0, 6), 3)
         0.311
         """
-        params = self._params()
-        return self._new_customer_purchases(
-            n,
-            t,
-            lambda counts, horizon: _probability_of_purchases(params, counts, int(horizon)),
-            noun="transactions",
-            duration=self._opportunities,
-        )
+        return _probability_of_purchases(params, counts, int(horizon))
 
     # -- the value-kernel contract of custval.clv (README "Design notes") ----------------------
     def _value_kernel(self, terms: Any) -> Any:

@@ -63,7 +63,7 @@ from sklearn.utils.validation import check_is_fitted
 from custval._rows import unique_rows as _unique_rows
 from custval._validation import bad_values_message, refuse_rows, require_columns, require_numeric
 from custval.errors import ConvergenceError, CustvalWarning, DataError
-from custval.models._base import BaseModel
+from custval.models._base import BaseModel, TransactionModel
 from custval.models._special import digamma_rising, log_rising
 
 __all__ = ["BetaGeoCNBDModel", "estimate_regularity"]
@@ -392,7 +392,7 @@ def _check_litt(summary: pd.DataFrame, data: Mapping[str, np.ndarray], litt: np.
 # ---------------------------------------------------------------------------------------------
 # The model class
 # ---------------------------------------------------------------------------------------------
-class _CNBDFamily(BaseModel):
+class _CNBDFamily(TransactionModel):
     """Fitting and predictions shared by BG/CNBD-k and MBG/CNBD-k (not used directly)."""
 
     _param_names: ClassVar[tuple[str, ...]] = ()
@@ -585,13 +585,11 @@ class _CNBDFamily(BaseModel):
         ).rename_axis("k")
 
     # ------------------------------------------------------------------ predictions
-    def _params(self) -> np.ndarray:
-        check_is_fitted(self, "params_")
-        return self.params_[list(self._param_names)].to_numpy(dtype=float)
-
-    def _predict_conditional(self, summary: pd.DataFrame, t: Any) -> tuple[np.ndarray, ...]:
-        data = self._prediction_data(summary)
-        horizon = 0.0 if t is None else self._one_horizon(t)
+    def _predict_conditional(self, data: Mapping[str, Any], horizon: Any) -> tuple[np.ndarray, ...]:
+        """P(alive at T), E[purchases in (T, T+horizon]], P(alive at T+horizon) per row."""
+        if np.ndim(horizon) != 0:
+            raise DataError(f"t must be one horizon (a number or a duration), got {horizon!r}")
+        horizon = 0.0 if horizon is None else horizon
         params, k, modified = self._params(), self.k_, self._modified
 
         def compute(x: np.ndarray, t_x: np.ndarray, big_t: np.ndarray) -> tuple:
@@ -599,29 +597,14 @@ class _CNBDFamily(BaseModel):
 
         return _on_distinct(compute, data["frequency"], data["recency"], data["T"])
 
-    def expected_purchases(self, summary: pd.DataFrame, t: float | str) -> pd.Series:
-        """Expected number of repeat purchases of each customer in the next ``t`` periods.
-
-        The exact conditional expectation ``E[X(T, T+t) | frequency, recency, T]`` (module
+    def _expected_purchases(
+        self, data: Mapping[str, Any], horizon: Any, summary: Any, customers: Any
+    ) -> np.ndarray:
+        """The exact conditional expectation ``E[X(T, T+t) | frequency, recency, T]`` (module
         docstring), which accounts for how far each customer is into their next Erlang-k
         inter-purchase time; BTYDplus approximates it with the BG/NBD formula and a bias
-        correction.
+        correction (``litt`` is not needed to predict).
 
-        Parameters
-        ----------
-        summary : DataFrame
-            Customers with ``frequency``, ``recency`` and ``T`` in the unit of the fit
-            (``litt`` is not needed to predict).
-        t : float or str
-            Horizon: a duration with unit (``"52W"``) or a number of periods.
-
-        Returns
-        -------
-        Series
-            ``expected_purchases``, aligned with ``summary.index``.
-
-        Examples
-        --------
         >>> import pandas as pd
         >>> from custval import BetaGeoCNBDModel
         >>> model = BetaGeoCNBDModel.from_params(k=2, r=1.0, alpha=2.0, a=0.5, b=2.0)
@@ -630,31 +613,16 @@ class _CNBDFamily(BaseModel):
         >>> model.expected_purchases(customers, 52).round(2).tolist()
         [3.4, 0.08]
         """
-        _, expected, _ = self._predict_conditional(summary, t)
-        return self._series(expected, summary, "expected_purchases")
+        return self._predict_conditional(data, horizon)[1]
 
-    def probability_alive(self, summary: pd.DataFrame, t: float | str | None = None) -> pd.Series:
-        """Probability that each customer is alive now (``t=None``) or ``t`` periods later.
-
-        ``P(alive at T | history)`` is RPS's (BTYDplus ``PAlive``). With ``t > 0`` it is the
+    def _probability_alive(
+        self, data: Mapping[str, Any], horizon: float | None, summary: Any, customers: Any
+    ) -> np.ndarray:
+        """``P(alive at T | history)`` is RPS's (BTYDplus ``PAlive``). With ``t > 0`` it is the
         probability of being alive at ``T + t`` whatever the customer does in between (each
         future purchase carries its risk of dropping out), as for
         :meth:`custval.BetaGeoModel.probability_alive`.
 
-        Parameters
-        ----------
-        summary : DataFrame
-            Customers with ``frequency``, ``recency`` and ``T`` in the unit of the fit.
-        t : float or str, optional
-            Horizon after ``T``.
-
-        Returns
-        -------
-        Series
-            ``probability_alive``, aligned with ``summary.index``.
-
-        Examples
-        --------
         >>> import pandas as pd
         >>> from custval import BetaGeoCNBDModel
         >>> model = BetaGeoCNBDModel.from_params(k=3, r=1.0, alpha=1.0, a=0.5, b=2.0)
@@ -662,40 +630,18 @@ class _CNBDFamily(BaseModel):
         >>> model.probability_alive(regular).round(3).tolist()
         [0.923]
         """
-        alive, _, later = self._predict_conditional(summary, t)
-        return self._series(alive if t is None else later, summary, "probability_alive")
+        alive, _, later = self._predict_conditional(data, horizon)
+        return alive if horizon is None else later
 
-    def probability_of_purchases(
-        self, summary: pd.DataFrame | Any, n: int | Any = None, t: float | str | None = None
-    ) -> pd.Series | pd.DataFrame | float:
-        """Probability that each customer makes exactly ``n`` repeat purchases in the next
-        ``t`` periods, given their history: ``P(X(T, T+t) = n | frequency, recency, T)``.
-
-        Exact, from the posterior phase of the Erlang-k process and the posterior drop-out
+    def _conditional_pmf(
+        self, counts: np.ndarray, data: Mapping[str, Any], horizon: float
+    ) -> np.ndarray:
+        """Exact, from the posterior phase of the Erlang-k process and the posterior drop-out
         probability (module docstring; ``_conditional_probability_of_purchases`` of this
         module): ``P(alive) (G(n) - G(n+1))`` plus ``1 - P(alive)`` at ``n = 0``, with ``G(n)
         = E[(1-p)^(n-1)] sum_j P(J=j) I_z(nk-j, r+kx+j)``. BTYDplus has no conditional pmf for
-        these models. It sums to one over ``n`` and its mean is :meth:`expected_purchases`.
-        The old call ``probability_of_purchases(n, t)`` (for a new customer) still works with
-        a ``FutureWarning``; it is :meth:`probability_of_purchases_new_customer`.
+        these models.
 
-        Parameters
-        ----------
-        summary : DataFrame
-            Customers with ``frequency``, ``recency`` and ``T`` in the unit of the fit.
-        n : int or array-like of int
-            Number(s) of repeat purchases, >= 0.
-        t : float or str
-            Length of the period: a duration with unit or a number of periods.
-
-        Returns
-        -------
-        Series or DataFrame
-            A Series ``probability`` aligned with ``summary.index`` for a scalar ``n``;
-            otherwise a DataFrame with one column per ``n``.
-
-        Examples
-        --------
         >>> import pandas as pd
         >>> from custval import BetaGeoCNBDModel
         >>> model = BetaGeoCNBDModel.from_params(k=2, r=1.0, alpha=2.0, a=0.5, b=2.0)
@@ -703,85 +649,39 @@ class _CNBDFamily(BaseModel):
         >>> model.probability_of_purchases(customer, [0, 1, 2], 52).round(3).values.tolist()
         [[0.104, 0.117, 0.155]]
         """
-        k, modified = self.k_, self._modified
-        return self._conditional_purchases(
-            summary,
-            n,
-            t,
-            lambda counts, data, horizon: _conditional_probability_of_purchases(
-                self._params(), k, counts, data, horizon, modified=modified
-            ),
+        return _conditional_probability_of_purchases(
+            self._params(), self.k_, counts, data, horizon, modified=self._modified
         )
 
-    def probability_of_purchases_new_customer(
-        self, n: int | Any, t: float | str
-    ) -> float | pd.Series:
-        """Probability that a new customer makes exactly ``n`` repeat purchases in ``(0, t]``.
-
-        ``P(X(t) >= n) - P(X(t) >= n+1)`` with ``P(X(t) >= n) = E[(1-p)^(n-1+m)]
+    def _new_customer_pmf(self, params: np.ndarray, counts: np.ndarray, horizon: float) -> Any:
+        """``P(X(t) >= n) - P(X(t) >= n+1)`` with ``P(X(t) >= n) = E[(1-p)^(n-1+m)]
         I_{t/(alpha+t)}(nk, r)`` (BTYDplus ``pmf``).
 
-        Parameters
-        ----------
-        n : int or array-like of int
-            Number(s) of repeat purchases, >= 0.
-        t : float or str
-            Length of the period.
-
-        Returns
-        -------
-        float or Series
-            A float for a scalar ``n``; otherwise a Series indexed by ``n``.
-
-        Examples
-        --------
         >>> from custval import BetaGeoCNBDModel
         >>> model = BetaGeoCNBDModel.from_params(k=2, r=1.0, alpha=2.0, a=0.5, b=2.0)
         >>> round(model.probability_of_purchases_new_customer(0, 52), 4)
         0.0727
         """
-        params, k, modified = self._params(), self.k_, self._modified
+        flat = np.ravel(counts).astype(float)
+        t_rows = np.full(len(flat), horizon)
+        tails = [
+            _new_customer_tails(params, self.k_, t_rows, modified=self._modified, counts=c)
+            for c in (flat, flat + 1.0)
+        ]
+        return np.clip(tails[0] - tails[1], 0.0, 1.0).reshape(counts.shape)
 
-        def pmf(counts: np.ndarray, horizon: float) -> np.ndarray:
-            flat = np.ravel(counts).astype(float)
-            t_rows = np.full(len(flat), horizon)
-            upper = _new_customer_tails(params, k, t_rows, modified=modified, counts=flat)
-            lower = _new_customer_tails(params, k, t_rows, modified=modified, counts=flat + 1.0)
-            return np.clip(upper - lower, 0.0, 1.0).reshape(counts.shape)
-
-        return self._new_customer_purchases(n, t, pmf)
-
-    def expected_purchases_new_customer(self, t: float | str | Any) -> float | pd.Series:
+    def _new_customer_mean(self, params: np.ndarray, horizon: Any) -> Any:
         """Expected repeat purchases of a newly acquired customer in their first ``t`` periods.
 
         ``sum_{n>=1} P(X(t) >= n)`` (BTYDplus ``Expectation``).
 
-        Parameters
-        ----------
-        t : float, str or array-like of them
-            Horizon(s).
-
-        Returns
-        -------
-        float or Series
-            A float for a scalar ``t``; otherwise a Series indexed by ``t``.
-
-        Examples
-        --------
         >>> from custval import BetaGeoCNBDModel
         >>> model = BetaGeoCNBDModel.from_params(k=2, r=1.0, alpha=2.0, a=0.5, b=2.0)
         >>> round(model.expected_purchases_new_customer(52), 3)
         5.997
         """
-        params = self._params()
-        horizon = self._duration(t)
-        values = _new_customer_tails(
+        return _new_customer_tails(
             params, self.k_, np.atleast_1d(horizon).ravel(), modified=self._modified
-        )
-        if np.ndim(horizon) == 0:
-            return float(values[0])
-        return pd.Series(
-            values, index=pd.Index(np.asarray(t).ravel(), name="t"), name="expected_purchases"
         )
 
     def log_likelihood(self, summary: pd.DataFrame) -> pd.Series:

@@ -266,6 +266,7 @@ class GammaGammaModel(CovariateModelMixin, BaseModel):
         customers: pd.DataFrame | None = None,
         spend_covariates: list[str] | tuple[str, ...] = (),
         covariate_penalty: float = 0.0,
+        freq: str | None = None,
     ) -> Any:
         """Fit by maximum likelihood on the repeat buyers, optionally with covariates.
 
@@ -284,6 +285,9 @@ class GammaGammaModel(CovariateModelMixin, BaseModel):
             coefficients ``"spend:<col>"``; categorical columns one-hot encoded.
         covariate_penalty : float, default 0
             L2 penalty on the coefficients (mean negative log-likelihood scale).
+        freq : {"D", "W", "M", "Y", "h"}, optional
+            The summary's time unit, recorded as ``freq_``; defaults to
+            ``summary.attrs["freq"]`` (see :meth:`custval.models._base.BaseModel.fit`).
 
         Returns
         -------
@@ -295,12 +299,9 @@ class GammaGammaModel(CovariateModelMixin, BaseModel):
         >>> model = custval.GammaGammaModel().fit(  # doctest: +SKIP
         ...     summary, customers=attributes, spend_covariates=["channel"])
         """
-        design = self._begin_covariate_fit(
-            summary, customers, {"spend": spend_covariates}, (), covariate_penalty
-        )
-        if design is None:
-            return super().fit(summary, weights)
-        return self._fit_with_design(summary, weights, design)
+        groups = {"spend": spend_covariates}
+        args = (customers, (), covariate_penalty, freq)
+        return self._fit_covariates(summary, weights, super().fit, groups, *args)
 
     def _fitted_rows(self, summary: pd.DataFrame) -> np.ndarray:
         return summary["frequency"].to_numpy(dtype=float) > 0

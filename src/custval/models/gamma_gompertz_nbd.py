@@ -52,14 +52,13 @@ import numpy as np
 import pandas as pd
 from scipy import optimize
 from scipy.special import gammaln
-from sklearn.utils.validation import check_is_fitted
 
 from custval._rows import unique_index
 from custval._rows import unique_rows as _unique_rows
 from custval._units import annual_rate_to_period
 from custval.errors import ConvergenceError, CustvalWarning, DataError
-from custval.models._base import BaseModel
-from custval.models._covariates import CovariateModelMixin, column, per_row, row_params
+from custval.models._base import TransactionModel
+from custval.models._covariates import PurchaseDropoutCovariates, column, per_row, row_params
 from custval.models._log_quadrature import gauss_legendre as _gauss_legendre
 from custval.models._special import digamma_rising, log_rising
 from custval.models.pareto_nbd import ParetoNBDModel
@@ -486,7 +485,15 @@ def _expected_purchases(
 
 def _expected_purchases_new_customer(params: np.ndarray, t: Any) -> np.ndarray:
     """``E[X(t)] = r/alpha integral_0^t S(u) du`` for a new customer (BG12 eq. 8, in the
-    form ``r/alpha E[min(tau, t)]``)."""
+    form ``r/alpha E[min(tau, t)]``).
+
+    >>> from custval import GammaGompertzNBDModel
+    >>> model = GammaGompertzNBDModel.from_params(
+    ...     r=0.553, alpha=10.578, b=0.0002, s=0.603, beta=0.0026
+    ... )
+    >>> round(model.expected_purchases_new_customer(39), 3)
+    1.256
+    """
     horizon = np.asarray(t, dtype=float)
     log_time = _log_residual_lifetime(params, np.zeros_like(horizon), horizon)
     with np.errstate(divide="ignore"):
@@ -495,7 +502,15 @@ def _expected_purchases_new_customer(params: np.ndarray, t: Any) -> np.ndarray:
 
 
 def _probability_of_purchases(params: np.ndarray, n: Any, t: float) -> np.ndarray:
-    """``P(X(t) = n)`` for a new customer (:func:`_gompertz_nbd_pmf`)."""
+    """``P(X(t) = n)`` for a new customer (:func:`_gompertz_nbd_pmf`).
+
+    >>> from custval import GammaGompertzNBDModel
+    >>> model = GammaGompertzNBDModel.from_params(
+    ...     r=0.553, alpha=10.578, b=0.0002, s=0.603, beta=0.0026
+    ... )
+    >>> round(model.probability_of_purchases_new_customer(0, 39), 3)
+    0.584
+    """
     r, alpha, b, s, beta = params
     counts = np.asarray(n, dtype=float)
     k = counts.ravel()
@@ -514,6 +529,15 @@ def _conditional_probability_of_purchases(
     docstring), so the next ``t`` periods are those of a new customer with these parameters;
     dead at ``T`` (``1 - P(alive)``) adds to ``n = 0``. Exact up to the quadrature of
     :func:`_gompertz_nbd_pmf` (~1e-14), once per distinct ``(x, T)``.
+
+    >>> import pandas as pd
+    >>> from custval import GammaGompertzNBDModel
+    >>> model = GammaGompertzNBDModel.from_params(
+    ...     r=0.553, alpha=10.578, b=0.0002, s=0.603, beta=0.0026
+    ... )
+    >>> customer = pd.DataFrame({"frequency": [2], "recency": [30.43], "T": [38.86]})
+    >>> model.probability_of_purchases(customer, [0, 1, 2], 39).round(3).values.tolist()
+    [[0.404, 0.22, 0.153]]
     """
     r, alpha, b, s, beta = params
     log_alive = _log_probability_alive(params, data["frequency"], data["recency"], data["T"])
@@ -587,13 +611,6 @@ def _gompertz_nbd_pmf(
     return np.exp(np.logaddexp(alive, log_dead))
 
 
-def _by_horizon(t: Any, horizon: Any, values: np.ndarray, name: str) -> float | pd.Series:
-    """A float for a scalar horizon; otherwise a Series indexed by the horizons as given."""
-    if np.ndim(horizon) == 0:
-        return float(values)
-    return pd.Series(values, index=pd.Index(np.asarray(t).ravel(), name="t"), name=name)
-
-
 # ---------------------------------------------------------------------------------------------
 # The model class
 # ---------------------------------------------------------------------------------------------
@@ -617,7 +634,7 @@ def _prepare_plain(data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {**data, "_x_unique": np.asarray(uniques, dtype=float), "_x_inverse": inverse}
 
 
-class GammaGompertzNBDModel(CovariateModelMixin, BaseModel):
+class GammaGompertzNBDModel(PurchaseDropoutCovariates, TransactionModel):
     """GGom/NBD model of repeat purchasing with gamma-Gompertz lifetimes (non-contractual).
 
     Bemmaor & Glady (2012): while alive a customer buys at Poisson rate
@@ -655,7 +672,15 @@ class GammaGompertzNBDModel(CovariateModelMixin, BaseModel):
 
     Time-invariant covariates (``fit(..., customers=..., purchase_covariates=[...],
     dropout_covariates=[...])``) scale ``alpha`` and ``beta`` per customer as CLVTools'
-    ``ggomnbd`` static covariates (see :meth:`fit`); the covariates must be discrete.
+    ``ggomnbd`` static covariates: ``alpha_i = alpha exp(-x'beta_p)`` (``exp(beta_p)``
+    multiplies the purchase rate ``r / alpha_i``) and ``beta_i = beta exp(-x'beta_d)``
+    (``exp(beta_d)`` multiplies the mean Gompertz scale ``s / beta_i``, i.e. the dropout hazard
+    at every age); ``b`` (the hazard's shape) and ``s`` are common to all customers. With at
+    most 500 distinct covariate profiles (discrete covariates) the likelihood is evaluated
+    once per profile with the quadrature of the model without covariates; with more
+    (continuous covariates) the same quadrature runs vectorised over the customers, each at
+    their own ``alpha_i``, ``beta_i``. The fit starts from the model without covariates
+    (coefficients 0).
 
     The conditional expectation uses the residual lifetime of a customer alive at ``T``,
     ``P(tau > T+u | alive) = (beta* / (beta* + e^(b T) (e^(b u) - 1)))^s``. The reference
@@ -687,45 +712,6 @@ class GammaGompertzNBDModel(CovariateModelMixin, BaseModel):
         "alpha": ("purchase", -1.0),
         "beta": ("dropout", -1.0),
     }
-
-    def fit(
-        self,
-        summary: pd.DataFrame,
-        weights: Any = None,
-        *,
-        customers: pd.DataFrame | None = None,
-        purchase_covariates: list[str] | tuple[str, ...] = (),
-        dropout_covariates: list[str] | tuple[str, ...] = (),
-        equal_effects: list[str] | tuple[str, ...] = (),
-        covariate_penalty: float = 0.0,
-    ) -> Any:
-        """Fit by maximum likelihood, optionally with time-invariant covariates.
-
-        As :meth:`custval.BetaGeoModel.fit`, with CLVTools' ``ggomnbd`` static covariates:
-        ``alpha_i = alpha exp(-x'beta_p)`` (``exp(beta_p)`` multiplies the purchase rate
-        ``r / alpha_i``) and ``beta_i = beta exp(-x'beta_d)`` (``exp(beta_d)`` multiplies the
-        mean Gompertz scale ``s / beta_i``, i.e. the dropout hazard at every age); ``b``
-        (the hazard's shape) and ``s`` are common to all customers. With at most 500
-        distinct covariate profiles (discrete covariates) the likelihood is evaluated once
-        per profile with the quadrature of the model without covariates; with more
-        (continuous covariates) the same quadrature runs vectorised over the customers, each
-        at their own ``alpha_i``, ``beta_i``. The fit starts from the model without
-        covariates (coefficients 0).
-
-        Returns
-        -------
-        self
-
-        Examples
-        --------
-        >>> import custval
-        >>> model = custval.GammaGompertzNBDModel().fit(  # doctest: +SKIP
-        ...     summary, customers=attributes, dropout_covariates=["channel"])
-        """
-        groups = {"purchase": purchase_covariates, "dropout": dropout_covariates}
-        return self._fit_by_profiles(
-            summary, weights, super().fit, groups, equal_effects, covariate_penalty, customers
-        )
 
     def _extra_state(self) -> dict[str, Any]:
         return self._with_covariate_state(super()._extra_state())
@@ -815,15 +801,14 @@ class GammaGompertzNBDModel(CovariateModelMixin, BaseModel):
         starts.append(np.array([r, alpha, fast, rate, np.exp(10.0), *coefficients]))
         starts.append(np.array([r, alpha, fast, rate, np.exp(-10.0), *coefficients]))
         if "_profiles" in data:  # covariates: first from the fit without them
-            plain = self._start_without_covariates(data, weights)
-            if plain is not None:
-                starts.insert(0 if self.initial_params is None else 1, plain)
+            return self._first_start_without_covariates(starts, data, weights)
         return starts
 
-    def _prepare_patterns(self, data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        if getattr(self, "covariates_", None) is None:
-            return _prepare_plain(data)
-        return self._profile_patterns(data, _prepare_plain)
+    _prepare_plain = staticmethod(_prepare_plain)  # the patterns without covariates
+    #: the predictions' mathematics (TransactionModel's hooks call them at the fitted params)
+    _conditional_pmf_of = staticmethod(_conditional_probability_of_purchases)
+    _new_customer_pmf_of = staticmethod(_probability_of_purchases)
+    _new_customer_mean_of = staticmethod(_expected_purchases_new_customer)
 
     def _loglik_grad(
         self, params: np.ndarray, data: Mapping[str, np.ndarray]
@@ -847,16 +832,6 @@ class GammaGompertzNBDModel(CovariateModelMixin, BaseModel):
         return _loglik_core(params, data, gradient=False)[0]
 
     # ------------------------------------------------------------------ predictions
-    def _params(self) -> np.ndarray:
-        check_is_fitted(self, "params_")
-        if getattr(self, "covariates_", None) is not None:
-            raise DataError(
-                f"this {self._name()} has covariates: give each customer's covariates "
-                "(customers=...) to expected_purchases or probability_alive; other uses of "
-                "the model need one without covariates"
-            )
-        return self.params_[list(self._param_names)].to_numpy(dtype=float)
-
     def _log_alive(self, data: dict[str, Any]) -> np.ndarray:
         """``log P(alive)`` of validated prediction data, remembered with the parameters."""
         params = self._params()
@@ -867,10 +842,9 @@ class GammaGompertzNBDModel(CovariateModelMixin, BaseModel):
         data["_log_alive"] = (params.copy(), value)
         return value
 
-    def _expected(self, summary: pd.DataFrame, horizon: Any, delta: float, name: str) -> pd.Series:
-        """(Discounted) expected purchases in ``(T, T + horizon]`` as a Series named ``name``."""
-        data = self._prediction_data(summary)
-        values = _expected_purchases(
+    def _expected(self, data: Mapping[str, Any], horizon: Any, delta: float) -> np.ndarray:
+        """(Discounted) expected purchases in ``(T, T + horizon]`` of validated ``data``."""
+        return _expected_purchases(
             self._params(),
             data["frequency"],
             data["recency"],
@@ -879,40 +853,15 @@ class GammaGompertzNBDModel(CovariateModelMixin, BaseModel):
             log_alive=self._log_alive(data),
             delta=delta,
         )
-        return self._series(values, summary, name)
 
-    def probability_alive(
-        self,
-        summary: pd.DataFrame,
-        t: float | str | None = None,
-        *,
-        customers: pd.DataFrame | None = None,
-    ) -> pd.Series:
-        """Probability that each customer is alive now (``T``, for ``t=None``) or ``t`` periods
-        later.
+    def _probability_alive(
+        self, data: Mapping[str, Any], horizon: float | None, summary: Any, customers: Any
+    ) -> np.ndarray:
+        """The share of the likelihood from lifetimes longer than ``T`` (BG12 section 3); ``t``
+        periods later, alive at ``T`` times ``P(tau > T+t | tau > T) = ((beta + e^(bT) - 1) /
+        (beta + e^(b(T+t)) - 1))^s``, the survival under the posterior ``Gamma(s, beta +
+        e^(bT) - 1)`` of ``eta`` (BG12 section 3).
 
-        The share of the likelihood from lifetimes longer than ``T`` (BG12 section 3).
-
-        Parameters
-        ----------
-        summary : DataFrame
-            Customers with ``frequency``, ``recency`` and ``T`` in the unit of the fit.
-        t : float or str, optional
-            Periods after ``T`` (a duration with unit or a number of periods): alive at ``T``
-            times ``P(tau > T+t | tau > T) = ((beta + e^(bT) - 1) / (beta + e^(b(T+t)) -
-            1))^s``, the survival under the posterior ``Gamma(s, beta + e^(bT) - 1)`` of
-            ``eta`` (BG12 section 3).
-        customers : DataFrame, optional
-            For a model with covariates: the customers' covariates, indexed like ``summary``
-            (or columns of ``summary`` itself).
-
-        Returns
-        -------
-        Series
-            ``probability_alive``, aligned with ``summary.index``.
-
-        Examples
-        --------
         >>> import pandas as pd
         >>> from custval import GammaGompertzNBDModel
         >>> model = GammaGompertzNBDModel.from_params(
@@ -922,10 +871,6 @@ class GammaGompertzNBDModel(CovariateModelMixin, BaseModel):
         >>> model.probability_alive(customer).round(3).tolist()
         [0.316]
         """
-        data = self._prediction_data(summary)
-        horizon = None
-        if t is not None:
-            horizon = self._one_horizon(t)
         if getattr(self, "covariates_", None) is not None:
             x, t_x, big_t = data["frequency"], data["recency"], data["T"]
 
@@ -933,36 +878,16 @@ class GammaGompertzNBDModel(CovariateModelMixin, BaseModel):
                 log_alive = _log_probability_alive(p, x[rows], t_x[rows], big_t[rows])
                 return np.exp(log_alive + _log_still_alive(p, big_t[rows], horizon))
 
-            values = self._by_profile(summary, customers, alive)
-            return self._series(values, summary, "probability_alive")
+            return self._by_profile(summary, customers, alive)
         log_alive = self._log_alive(data) + _log_still_alive(self._params(), data["T"], horizon)
-        return self._series(np.exp(log_alive), summary, "probability_alive")
+        return np.exp(log_alive)
 
-    def expected_purchases(
-        self, summary: pd.DataFrame, t: float | str, *, customers: pd.DataFrame | None = None
-    ) -> pd.Series:
-        """Expected number of repeat purchases of each customer in the next ``t`` periods.
-
-        ``E[X(T, T+t) | frequency, recency, T] = P(alive) (r+x)/(alpha+T) E[time alive in
+    def _expected_purchases(
+        self, data: Mapping[str, Any], horizon: Any, summary: Any, customers: Any
+    ) -> np.ndarray:
+        """``E[X(T, T+t) | frequency, recency, T] = P(alive) (r+x)/(alpha+T) E[time alive in
         (T, T+t] | alive at T]``, the last factor by quadrature.
 
-        Parameters
-        ----------
-        summary : DataFrame
-            Customers with ``frequency``, ``recency`` and ``T`` in the unit of the fit.
-        t : float or str
-            Horizon: a duration with unit (``"39W"``, ``"365D"``), or a number of periods of
-            the model's unit.
-        customers : DataFrame, optional
-            For a model with covariates: the customers' covariates, indexed like ``summary``.
-
-        Returns
-        -------
-        Series
-            ``expected_purchases``, aligned with ``summary.index``.
-
-        Examples
-        --------
         >>> import pandas as pd
         >>> from custval import GammaGompertzNBDModel
         >>> model = GammaGompertzNBDModel.from_params(
@@ -972,17 +897,14 @@ class GammaGompertzNBDModel(CovariateModelMixin, BaseModel):
         >>> round(float(model.expected_purchases(customer, 39).iloc[0]), 3)
         1.466
         """
-        horizon = self._duration(t)
         if getattr(self, "covariates_", None) is not None:
-            data = self._prediction_data(summary)
             x, t_x, big_t = data["frequency"], data["recency"], data["T"]
-            values = self._by_profile(
+            return self._by_profile(
                 summary,
                 customers,
                 lambda p, i: _expected_purchases(p, x[i], t_x[i], big_t[i], horizon),
             )
-            return self._series(values, summary, "expected_purchases")
-        return self._expected(summary, horizon, 0.0, "expected_purchases")
+        return self._expected(data, horizon, 0.0)
 
     def discounted_expected_residual_transactions(
         self,
@@ -1043,7 +965,9 @@ class GammaGompertzNBDModel(CovariateModelMixin, BaseModel):
             delta = float(np.log1p(annual_rate_to_period(annual_discount_rate, self.freq_)))
         if not (np.isfinite(delta) and delta >= 0):
             raise DataError(f"the discount rate must be finite and >= 0, got {delta!r} per period")
-        return self._expected(summary, np.inf if t is None else self._duration(t), delta, "dert")
+        horizon = np.inf if t is None else self._duration(t)
+        values = self._expected(self._prediction_data(summary), horizon, delta)
+        return self._series(values, summary, "dert")
 
     # -- the value-kernel contract of custval.clv (README "Design notes") ----------------------
     def _value_kernel(self, terms: Any) -> Any:
@@ -1054,117 +978,6 @@ class GammaGompertzNBDModel(CovariateModelMixin, BaseModel):
         from custval.models._gamma_gompertz_nbd_clv import GammaGompertzNBDKernel
 
         return GammaGompertzNBDKernel(self, terms)
-
-    def expected_purchases_new_customer(self, t: float | str | Any) -> float | pd.Series:
-        """Expected repeat purchases of a newly acquired customer in their first ``t`` periods.
-
-        ``r/alpha E[min(tau, t)] = r/alpha integral_0^t S(u) du`` (BG12 eq. 8).
-
-        Parameters
-        ----------
-        t : float, str or array-like of them
-            Horizon(s): durations with unit or numbers of periods.
-
-        Returns
-        -------
-        float or Series
-            A float for a scalar ``t``; otherwise a Series indexed by ``t``.
-
-        Examples
-        --------
-        >>> from custval import GammaGompertzNBDModel
-        >>> model = GammaGompertzNBDModel.from_params(
-        ...     r=0.553, alpha=10.578, b=0.0002, s=0.603, beta=0.0026
-        ... )
-        >>> round(model.expected_purchases_new_customer(39), 3)
-        1.256
-        """
-        params = self._params()
-        horizon = self._duration(t)
-        values = _expected_purchases_new_customer(params, horizon)
-        return _by_horizon(t, horizon, values, "expected_purchases")
-
-    def probability_of_purchases(
-        self, summary: pd.DataFrame | Any, n: int | Any = None, t: float | str | None = None
-    ) -> pd.Series | pd.DataFrame | float:
-        """Probability that each customer makes exactly ``n`` repeat purchases in the next
-        ``t`` periods, given their history: ``P(X(T, T+t) = n | frequency, recency, T)``.
-
-        Dead with ``1 - P(alive)``, else a new customer with ``r+x, alpha+T`` and the residual
-        gamma-Gompertz lifetime (``beta -> (beta + e^(bT) - 1) e^(-bT)``, module docstring),
-        by the quadrature of the new-customer pmf. It sums to one over ``n`` and its mean is
-        :meth:`expected_purchases`. The old call ``probability_of_purchases(n, t)`` (for a new
-        customer) still works with a ``FutureWarning``; it is
-        :meth:`probability_of_purchases_new_customer`.
-
-        Parameters
-        ----------
-        summary : DataFrame
-            Customers with ``frequency``, ``recency`` and ``T`` in the unit of the fit.
-        n : int or array-like of int
-            Number(s) of repeat purchases, >= 0.
-        t : float or str
-            Length of the period: a duration with unit or a number of periods.
-
-        Returns
-        -------
-        Series or DataFrame
-            A Series ``probability`` aligned with ``summary.index`` for a scalar ``n``;
-            otherwise a DataFrame with one column per ``n``.
-
-        Examples
-        --------
-        >>> import pandas as pd
-        >>> from custval import GammaGompertzNBDModel
-        >>> model = GammaGompertzNBDModel.from_params(
-        ...     r=0.553, alpha=10.578, b=0.0002, s=0.603, beta=0.0026
-        ... )
-        >>> customer = pd.DataFrame({"frequency": [2], "recency": [30.43], "T": [38.86]})
-        >>> model.probability_of_purchases(customer, [0, 1, 2], 39).round(3).values.tolist()
-        [[0.404, 0.22, 0.153]]
-        """
-        return self._conditional_purchases(
-            summary,
-            n,
-            t,
-            lambda counts, data, horizon: _conditional_probability_of_purchases(
-                self._params(), counts, data, horizon
-            ),
-        )
-
-    def probability_of_purchases_new_customer(
-        self, n: int | Any, t: float | str
-    ) -> float | pd.Series:
-        """Probability that a new customer makes exactly ``n`` repeat purchases in ``(0, t]``.
-
-        Alive throughout, or dead at some ``tau < t`` after ``n`` purchases (the integral over
-        the gamma-Gompertz lifetime density, by quadrature).
-
-        Parameters
-        ----------
-        n : int or array-like of int
-            Number(s) of repeat purchases, >= 0.
-        t : float or str
-            Length of the period: a duration with unit or a number of periods.
-
-        Returns
-        -------
-        float or Series
-            A float for a scalar ``n``; otherwise a Series indexed by ``n``.
-
-        Examples
-        --------
-        >>> from custval import GammaGompertzNBDModel
-        >>> model = GammaGompertzNBDModel.from_params(
-        ...     r=0.553, alpha=10.578, b=0.0002, s=0.603, beta=0.0026
-        ... )
-        >>> round(model.probability_of_purchases_new_customer(0, 39), 3)
-        0.584
-        """
-        params = self._params()
-        return self._new_customer_purchases(
-            n, t, lambda counts, horizon: _probability_of_purchases(params, counts, horizon)
-        )
 
     def survival(self, t: float | str | Any) -> float | pd.Series:
         """Share of newly acquired customers still alive after ``t`` periods (BG12 eq. 2).
@@ -1191,4 +1004,4 @@ class GammaGompertzNBDModel(CovariateModelMixin, BaseModel):
         _, _, b, s, beta = self._params()
         horizon = self._duration(t)
         values = np.exp(_log_survival(b, s, beta, horizon))
-        return _by_horizon(t, horizon, values, "survival")
+        return self._by_horizon(t, horizon, values, "survival")

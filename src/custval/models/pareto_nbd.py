@@ -47,13 +47,12 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 from scipy.special import gammaln
-from sklearn.utils.validation import check_is_fitted
 
 from custval._rows import unique_rows as _unique_rows
 from custval._units import annual_rate_to_period
 from custval.errors import DataError
-from custval.models._base import BaseModel
-from custval.models._covariates import CovariateModelMixin, column, per_row, row_params
+from custval.models._base import TransactionModel
+from custval.models._covariates import PurchaseDropoutCovariates, column, per_row, row_params
 from custval.models._log_quadrature import QUAD_DROP as _QUAD_DROP
 from custval.models._log_quadrature import concave_log_quadrature as _concave_log_quadrature
 from custval.models._log_quadrature import gauss_legendre as _gauss_legendre
@@ -501,6 +500,11 @@ def _expected_purchases_new_customer(params: np.ndarray, t: Any) -> np.ndarray:
     """``E[X(t)]`` for a new customer (note 009, eq. 27)::
 
     r beta / (alpha (s-1)) [1 - (beta/(beta+t))^(s-1)]
+
+    >>> from custval import ParetoNBDModel
+    >>> model = ParetoNBDModel.from_params(r=0.553, alpha=10.578, s=0.606, beta=11.669)
+    >>> round(model.expected_purchases_new_customer(39), 4)
+    1.213
     """
     r, alpha, s, beta = params
     horizon = np.asarray(t, dtype=float)
@@ -511,7 +515,13 @@ def _expected_purchases_new_customer(params: np.ndarray, t: Any) -> np.ndarray:
 
 def _probability_of_purchases(params: np.ndarray, n: Any, t: float) -> np.ndarray:
     """``P(X(t) = n)`` for a new customer (note 008, in its integral form, see
-    :func:`_lomax_nbd_pmf`)."""
+    :func:`_lomax_nbd_pmf`).
+
+    >>> from custval import ParetoNBDModel
+    >>> model = ParetoNBDModel.from_params(r=0.553, alpha=10.578, s=0.606, beta=11.669)
+    >>> round(model.probability_of_purchases_new_customer(0, 39), 4)
+    0.5936
+    """
     r, alpha, s, beta = params
     counts = np.asarray(n, dtype=float)
     k = counts.ravel()
@@ -531,6 +541,13 @@ def _conditional_probability_of_purchases(
     ``pnbd.ConditionalPMF``, here by quadrature of positive terms). Dead at ``T`` (probability
     ``1 - P(alive)``, note 009 eq. 36-37) adds to ``n = 0``. The pmf given alive depends on
     ``(x, T)`` only and is evaluated once per distinct pair.
+
+    >>> import pandas as pd
+    >>> from custval import ParetoNBDModel
+    >>> model = ParetoNBDModel.from_params(r=0.553, alpha=10.578, s=0.606, beta=11.669)
+    >>> customer = pd.DataFrame({"frequency": [2], "recency": [30.43], "T": [38.86]})
+    >>> model.probability_of_purchases(customer, [0, 1, 2], 39).round(3).values.tolist()
+    [[0.408, 0.219, 0.152]]
     """
     r, alpha, s, beta = params
     alive = _probability_alive(params, data["frequency"], data["recency"], data["T"])[:, None]
@@ -678,7 +695,7 @@ def _rows_terms(params: np.ndarray, data: Mapping[str, np.ndarray]) -> tuple[np.
     return ll, grad.T
 
 
-class ParetoNBDModel(CovariateModelMixin, BaseModel):
+class ParetoNBDModel(PurchaseDropoutCovariates, TransactionModel):
     """Pareto/NBD model of repeat purchasing in non-contractual settings.
 
     Schmittlein, Morrison & Colombo (1987): while alive a customer buys at Poisson rate
@@ -686,6 +703,15 @@ class ParetoNBDModel(CovariateModelMixin, BaseModel):
     Fitted by maximum likelihood (FHL 2005 "RFM and CLV", appendix) with its analytic gradient on
     the distinct ``(frequency, recency, T)`` patterns; standard errors from the Hessian. The
     likelihood stays finite for heavy buyers (frequency and T in the tens of thousands).
+
+    Time-invariant covariates (``fit(..., customers=..., purchase_covariates=[...],
+    dropout_covariates=[...])``) follow CLVTools' Pareto/NBD parametrisation: ``alpha_i = alpha
+    exp(-x'beta_p)`` (``exp(beta_p)`` multiplies the purchase rate) and ``beta_i = beta
+    exp(-x'beta_d)`` (``exp(beta_d)`` multiplies the dropout rate). With at most 500 distinct
+    covariate profiles (discrete covariates) the likelihood is evaluated once per profile with
+    the exact series and quadrature of the model without covariates; with more (continuous
+    covariates) the same series and quadrature run vectorised over the customers, each at their
+    own ``alpha_i``, ``beta_i``.
 
     Parameters
     ----------
@@ -720,42 +746,6 @@ class ParetoNBDModel(CovariateModelMixin, BaseModel):
     _dropout_effect_words: ClassVar[str] = "rate"
     _per_customer: ClassVar[bool] = True
 
-    def fit(
-        self,
-        summary: pd.DataFrame,
-        weights: Any = None,
-        *,
-        customers: pd.DataFrame | None = None,
-        purchase_covariates: list[str] | tuple[str, ...] = (),
-        dropout_covariates: list[str] | tuple[str, ...] = (),
-        equal_effects: list[str] | tuple[str, ...] = (),
-        covariate_penalty: float = 0.0,
-    ) -> Any:
-        """Fit by maximum likelihood, optionally with time-invariant covariates.
-
-        As :meth:`custval.BetaGeoModel.fit`, with CLVTools' Pareto/NBD parametrisation:
-        ``alpha_i = alpha exp(-x'beta_p)`` (``exp(beta_p)`` multiplies the purchase rate) and
-        ``beta_i = beta exp(-x'beta_d)`` (``exp(beta_d)`` multiplies the dropout rate). With
-        at most 500 distinct covariate profiles (discrete covariates) the likelihood is
-        evaluated once per profile with the exact series and quadrature of the model without
-        covariates; with more (continuous covariates) the same series and quadrature run
-        vectorised over the customers, each at their own ``alpha_i``, ``beta_i``.
-
-        Returns
-        -------
-        self
-
-        Examples
-        --------
-        >>> import custval
-        >>> model = custval.ParetoNBDModel().fit(  # doctest: +SKIP
-        ...     summary, customers=attributes, purchase_covariates=["channel"])
-        """
-        groups = {"purchase": purchase_covariates, "dropout": dropout_covariates}
-        return self._fit_by_profiles(
-            summary, weights, super().fit, groups, equal_effects, covariate_penalty, customers
-        )
-
     def _covariate_terms(
         self, params: np.ndarray, data: Mapping[str, Any], weights: np.ndarray | None
     ) -> tuple[Any, np.ndarray]:
@@ -777,10 +767,11 @@ class ParetoNBDModel(CovariateModelMixin, BaseModel):
         # beta = alpha: the series for J then converges fastest (z = 0) at the start
         return np.array([1.0, 1.0 / rate, 1.0, 1.0 / rate])
 
-    def _prepare_patterns(self, data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        if getattr(self, "covariates_", None) is None:
-            return _prepare_plain(data)
-        return self._profile_patterns(data, _prepare_plain)
+    _prepare_plain = staticmethod(_prepare_plain)  # the patterns without covariates
+    #: the predictions' mathematics (TransactionModel's hooks call them at the fitted params)
+    _conditional_pmf_of = staticmethod(_conditional_probability_of_purchases)
+    _new_customer_pmf_of = staticmethod(_probability_of_purchases)
+    _new_customer_mean_of = staticmethod(_expected_purchases_new_customer)
 
     def _loglik_grad(
         self, params: np.ndarray, data: Mapping[str, np.ndarray]
@@ -815,39 +806,12 @@ class ParetoNBDModel(CovariateModelMixin, BaseModel):
         self._restore_covariate_state(state)
 
     # ------------------------------------------------------------------ predictions
-    def _params(self) -> np.ndarray:
-        check_is_fitted(self, "params_")
-        if getattr(self, "covariates_", None) is not None:
-            raise DataError(
-                f"this {self._name()} has covariates: give each customer's covariates "
-                "(customers=...) to expected_purchases or probability_alive; other uses of "
-                "the model need one without covariates"
-            )
-        return self.params_[list(self._param_names)].to_numpy(dtype=float)
+    def _expected_purchases(
+        self, data: Mapping[str, Any], horizon: Any, summary: Any, customers: Any
+    ) -> np.ndarray:
+        """``E[X(T, T+t) | frequency, recency, T]`` (Hardie's note 009, eq. 41), evaluated in
+        log space (finite for heavy buyers, where lifetimes overflows).
 
-    def expected_purchases(
-        self, summary: pd.DataFrame, t: float | str, customers: pd.DataFrame | None = None
-    ) -> pd.Series:
-        """Expected number of repeat purchases of each customer in the next ``t`` periods.
-
-        ``E[X(T, T+t) | frequency, recency, T]`` (Hardie's note 009, eq. 41), evaluated in log
-        space (finite for heavy buyers, where lifetimes overflows).
-
-        Parameters
-        ----------
-        summary : DataFrame
-            Customers with ``frequency``, ``recency`` and ``T`` in the unit of the fit.
-        t : float or str
-            Horizon: a duration with unit (``"39W"``, ``"365D"``), or a number of periods of
-            the model's unit.
-
-        Returns
-        -------
-        Series
-            ``expected_purchases``, aligned with ``summary.index``.
-
-        Examples
-        --------
         >>> import pandas as pd
         >>> from custval import ParetoNBDModel
         >>> model = ParetoNBDModel.from_params(r=0.553, alpha=10.578, s=0.606, beta=11.669)
@@ -855,51 +819,16 @@ class ParetoNBDModel(CovariateModelMixin, BaseModel):
         >>> round(float(model.expected_purchases(customer, 39).iloc[0]), 3)
         1.455
         """
-        data = self._prediction_data(summary)
-        horizon = self._duration(t)
-        if getattr(self, "covariates_", None) is not None:
-            x, t_x, big_t = data["frequency"], data["recency"], data["T"]
-            values = self._by_profile(
-                summary,
-                customers,
-                lambda p, i: _expected_purchases(p, x[i], t_x[i], big_t[i], horizon),
-            )
-            return self._series(values, summary, "expected_purchases")
-        values = _expected_purchases(
-            self._params(), data["frequency"], data["recency"], data["T"], horizon
-        )
-        return self._series(values, summary, "expected_purchases")
+        return self._per_profile(_expected_purchases, data, horizon, summary, customers)
 
-    def probability_alive(
-        self,
-        summary: pd.DataFrame,
-        t: float | str | None = None,
-        customers: pd.DataFrame | None = None,
-    ) -> pd.Series:
-        """Probability that each customer is alive now (``t=None``) or ``t`` periods later.
-
-        ``P(alive at T | frequency, recency, T)`` (Hardie's note 009, eq. 36-37); with ``t``
-        times ``((beta+T)/(beta+T+t))^s``, the survival under the posterior ``Gamma(s,
+    def _probability_alive(
+        self, data: Mapping[str, Any], horizon: float | None, summary: Any, customers: Any
+    ) -> np.ndarray:
+        """``P(alive at T | frequency, recency, T)`` (Hardie's note 009, eq. 36-37); with
+        ``t`` times ``((beta+T)/(beta+T+t))^s``, the survival under the posterior ``Gamma(s,
         beta+T)`` of the drop-out rate (the Pareto/NBD's lifetime is memoryless, so purchases
         in between carry no risk, unlike the BG/NBD's).
 
-        Parameters
-        ----------
-        summary : DataFrame
-            Customers with ``frequency``, ``recency`` and ``T`` in the unit of the fit.
-        t : float or str, optional
-            Horizon after ``T``: a duration with unit or a number of periods.
-        customers : DataFrame, optional
-            For a model with covariates: the customers' covariates, indexed like ``summary``
-            (default: columns of ``summary``).
-
-        Returns
-        -------
-        Series
-            ``probability_alive``, aligned with ``summary.index``.
-
-        Examples
-        --------
         >>> import pandas as pd
         >>> from custval import ParetoNBDModel
         >>> model = ParetoNBDModel.from_params(r=0.553, alpha=10.578, s=0.606, beta=11.669)
@@ -909,128 +838,20 @@ class ParetoNBDModel(CovariateModelMixin, BaseModel):
         >>> model.probability_alive(customer, 39).round(3).tolist()
         [0.209]
         """
-        data = self._prediction_data(summary)
-        horizon = 0.0 if t is None else self._one_horizon(t)
+        horizon = 0.0 if horizon is None else horizon
+        return self._per_profile(_probability_alive_later, data, horizon, summary, customers)
+
+    def _per_profile(
+        self, predict: Any, data: Mapping[str, Any], horizon: Any, summary: Any, customers: Any
+    ) -> np.ndarray:
+        """``predict(params, x, t_x, T, horizon)`` of every row: at the fitted parameters, or
+        per covariate profile at its own."""
         x, t_x, big_t = data["frequency"], data["recency"], data["T"]
         if getattr(self, "covariates_", None) is not None:
-            values = self._by_profile(
-                summary,
-                customers,
-                lambda p, i: _probability_alive_later(p, x[i], t_x[i], big_t[i], horizon),
+            return self._by_profile(
+                summary, customers, lambda p, i: predict(p, x[i], t_x[i], big_t[i], horizon)
             )
-            return self._series(values, summary, "probability_alive")
-        values = _probability_alive_later(self._params(), x, t_x, big_t, horizon)
-        return self._series(values, summary, "probability_alive")
-
-    def probability_of_purchases(
-        self, summary: pd.DataFrame | Any, n: int | Any = None, t: float | str | None = None
-    ) -> pd.Series | pd.DataFrame | float:
-        """Probability that each customer makes exactly ``n`` repeat purchases in the next
-        ``t`` periods, given their history: ``P(X(T, T+t) = n | frequency, recency, T)``.
-
-        Fader, Hardie & Lee's conditional Pareto/NBD pmf (BTYD ``pnbd.ConditionalPMF``):
-        dead at ``T`` with ``1 - P(alive)``, else a new customer with parameters ``r+x,
-        alpha+T, s, beta+T`` (derivation in ``_conditional_probability_of_purchases`` of this
-        module), evaluated by quadrature of positive terms. It sums to one over ``n`` and its
-        mean is :meth:`expected_purchases`. The old call ``probability_of_purchases(n, t)``
-        (for a new customer) still works with a ``FutureWarning``; it is
-        :meth:`probability_of_purchases_new_customer`. Not for a model with covariates.
-
-        Parameters
-        ----------
-        summary : DataFrame
-            Customers with ``frequency``, ``recency`` and ``T`` in the unit of the fit.
-        n : int or array-like of int
-            Number(s) of repeat purchases, >= 0.
-        t : float or str
-            Length of the period: a duration with unit or a number of periods.
-
-        Returns
-        -------
-        Series or DataFrame
-            A Series ``probability`` aligned with ``summary.index`` for a scalar ``n``;
-            otherwise a DataFrame with one column per ``n``.
-
-        Examples
-        --------
-        >>> import pandas as pd
-        >>> from custval import ParetoNBDModel
-        >>> model = ParetoNBDModel.from_params(r=0.553, alpha=10.578, s=0.606, beta=11.669)
-        >>> customer = pd.DataFrame({"frequency": [2], "recency": [30.43], "T": [38.86]})
-        >>> model.probability_of_purchases(customer, [0, 1, 2], 39).round(3).values.tolist()
-        [[0.408, 0.219, 0.152]]
-        """
-        return self._conditional_purchases(
-            summary,
-            n,
-            t,
-            lambda counts, data, horizon: _conditional_probability_of_purchases(
-                self._params(), counts, data, horizon
-            ),
-        )
-
-    def probability_of_purchases_new_customer(
-        self, n: int | Any, t: float | str
-    ) -> float | pd.Series:
-        """Probability that a new customer makes exactly ``n`` repeat purchases in ``(0, t]``.
-
-        Hardie's note 008, evaluated in its integral form (positive terms only).
-
-        Parameters
-        ----------
-        n : int or array-like of int
-            Number(s) of repeat purchases, >= 0.
-        t : float or str
-            Length of the period: a duration with unit or a number of periods.
-
-        Returns
-        -------
-        float or Series
-            A float for a scalar ``n``; otherwise a Series indexed by ``n``.
-
-        Examples
-        --------
-        >>> from custval import ParetoNBDModel
-        >>> model = ParetoNBDModel.from_params(r=0.553, alpha=10.578, s=0.606, beta=11.669)
-        >>> round(model.probability_of_purchases_new_customer(0, 39), 4)
-        0.5936
-        """
-        params = self._params()
-        return self._new_customer_purchases(
-            n, t, lambda counts, horizon: _probability_of_purchases(params, counts, horizon)
-        )
-
-    def expected_purchases_new_customer(self, t: float | str | Any) -> float | pd.Series:
-        """Expected repeat purchases of a newly acquired customer in their first ``t`` periods.
-
-        ``r beta / (alpha (s-1)) [1 - (beta/(beta+t))^(s-1)]`` (Hardie's note 009, eq. 27),
-        with its limit ``(r beta / alpha) log(1 + t/beta)`` at ``s = 1``.
-
-        Parameters
-        ----------
-        t : float, str or array-like of them
-            Horizon(s): durations with unit or numbers of periods.
-
-        Returns
-        -------
-        float or Series
-            A float for a scalar ``t``; otherwise a Series indexed by ``t``.
-
-        Examples
-        --------
-        >>> from custval import ParetoNBDModel
-        >>> model = ParetoNBDModel.from_params(r=0.553, alpha=10.578, s=0.606, beta=11.669)
-        >>> round(model.expected_purchases_new_customer(39), 4)
-        1.213
-        """
-        params = self._params()
-        horizon = self._duration(t)
-        values = _expected_purchases_new_customer(params, horizon)
-        if np.ndim(horizon) == 0:
-            return float(values)
-        return pd.Series(
-            values, index=pd.Index(np.asarray(t).ravel(), name="t"), name="expected_purchases"
-        )
+        return predict(self._params(), x, t_x, big_t, horizon)
 
     def discounted_expected_residual_transactions(
         self,

@@ -208,6 +208,10 @@ class ShiftedBetaGeoModel(CovariateModelMixin, BaseModel):
     _covariate_groups: ClassVar[tuple[str, ...]] = ("alpha", "beta")
     #: DERL(params, d, renewals_so_far): the closed form here, summed period by period in the BdW
     _derl = staticmethod(_discounted_expected_residual_lifetime)
+    #: S(t), r(t) = S(t)/S(t-1) and P(T = t) of (params, periods): FH07's closed forms here
+    _survival_of = staticmethod(_survival)
+    _retention_of = staticmethod(_retention_rate)
+    _churn_of = staticmethod(_churn_probability)
 
     def fit(
         self,
@@ -219,6 +223,7 @@ class ShiftedBetaGeoModel(CovariateModelMixin, BaseModel):
         beta_covariates: list[str] | tuple[str, ...] = (),
         equal_effects: list[str] | tuple[str, ...] = (),
         covariate_penalty: float = 0.0,
+        freq: str | None = None,
     ) -> Self:
         """Fit the model to cohorts of active customers, optionally with cohort covariates.
 
@@ -244,6 +249,10 @@ class ShiftedBetaGeoModel(CovariateModelMixin, BaseModel):
             Covariates (in both lists) with one coefficient ``"both:<col>"`` for both.
         covariate_penalty : float, default 0
             L2 penalty on the coefficients only (per customer, as ``penalizer_coef``).
+        freq : {"D", "W", "M", "Y"}, optional
+            The length of one period (``"M"``: monthly renewals), recorded as ``freq_`` for
+            ``annual_discount_rate``; defaults to ``active_counts.attrs["freq"]`` when it is a
+            DataFrame or Series carrying one.
 
         Returns
         -------
@@ -269,8 +278,8 @@ class ShiftedBetaGeoModel(CovariateModelMixin, BaseModel):
                 f"{type(self).__name__}.fit takes the counts of active customers, which "
                 "already weight each period; pass weights=None"
             )
+        self._record_unit(active_counts, freq)
         data, w = self._prepare_fit(active_counts, weights)
-        self.freq_ = None
         self.n_cohorts_ = self._n_cohorts
         groups = {"alpha": alpha_covariates, "beta": beta_covariates}
         names = pd.DataFrame(index=pd.Index([name for name, _ in _cohorts(active_counts)]))
@@ -427,9 +436,7 @@ class ShiftedBetaGeoModel(CovariateModelMixin, BaseModel):
     ) -> list[np.ndarray]:
         starts = super()._starting_points(data, weights)
         if "_Za" in data:  # covariates: first from the fit without them
-            start = self._start_without_covariates(data, weights)
-            if start is not None:
-                starts.insert(0 if self.initial_params is None else 1, start)
+            return self._first_start_without_covariates(starts, data, weights)
         return starts
 
     def _loglik_grad(
@@ -471,11 +478,16 @@ class ShiftedBetaGeoModel(CovariateModelMixin, BaseModel):
             raise DataError(f"{name} must be whole numbers of periods >= {minimum}, got {t!r}")
         return values.astype(float)
 
-    def _curve(self, values: np.ndarray, t: np.ndarray, name: str) -> pd.Series:
-        return pd.Series(values, index=pd.Index(t.astype(int), name="period"), name=name)
+    def _curve(self, curve: Any, t: Any, minimum: int, name: str) -> pd.Series:
+        """``curve(params, periods)`` at the whole periods ``t`` (>= ``minimum``), a Series
+        ``name`` indexed by ``period``."""
+        periods = self._periods(t, minimum=minimum)
+        values = curve(self._params(), periods)
+        return pd.Series(values, index=pd.Index(periods.astype(int), name="period"), name=name)
 
     def survival(self, t: Any) -> pd.Series:
-        """Share of a cohort still active after ``t`` periods, ``S(t)`` (FH07).
+        """Share of a cohort still active after ``t`` periods, ``S(t)`` (FH07; the BdW:
+        FHLDS18 eq. 5).
 
         Parameters
         ----------
@@ -494,12 +506,12 @@ class ShiftedBetaGeoModel(CovariateModelMixin, BaseModel):
         >>> model.survival([0, 1, 7]).round(3).tolist()
         [1.0, 0.627, 0.239]
         """
-        periods = self._periods(t, minimum=0)
-        return self._curve(_survival(self._params(), periods), periods, "survival")
+        return self._curve(self._survival_of, t, 0, "survival")
 
     def retention_rate(self, t: Any) -> pd.Series:
-        """Retention rate in period ``t``, ``r(t) = S(t)/S(t-1)`` (FH07); it increases
-        with ``t`` because the customers prone to churn leave first.
+        """Retention rate in period ``t``, ``r(t) = S(t)/S(t-1)`` (FH07; the BdW: FHLDS18
+        eq. 6); for the sBG it increases with ``t`` because the customers prone to churn leave
+        first (the BdW's may first fall and then rise where ``c > 1``).
 
         Parameters
         ----------
@@ -518,11 +530,11 @@ class ShiftedBetaGeoModel(CovariateModelMixin, BaseModel):
         >>> model.retention_rate([1, 2, 12]).round(3).tolist()
         [0.627, 0.756, 0.945]
         """
-        periods = self._periods(t, minimum=1)
-        return self._curve(_retention_rate(self._params(), periods), periods, "retention_rate")
+        return self._curve(self._retention_of, t, 1, "retention_rate")
 
     def churn_probability(self, t: Any) -> pd.Series:
-        """Probability that a new customer churns in period ``t``, ``P(T = t)`` (FH07).
+        """Probability that a new customer churns in period ``t``, ``P(T = t) = S(t-1) - S(t)``
+        (FH07).
 
         Parameters
         ----------
@@ -541,10 +553,7 @@ class ShiftedBetaGeoModel(CovariateModelMixin, BaseModel):
         >>> model.churn_probability([1, 2]).round(3).tolist()
         [0.373, 0.153]
         """
-        periods = self._periods(t, minimum=1)
-        return self._curve(
-            _churn_probability(self._params(), periods), periods, "churn_probability"
-        )
+        return self._curve(self._churn_of, t, 1, "churn_probability")
 
     def discounted_expected_residual_lifetime(
         self,
@@ -689,8 +698,8 @@ class ShiftedBetaGeoModel(CovariateModelMixin, BaseModel):
             if getattr(self, "freq_", None) is None:
                 raise DataError(
                     f"annual_discount_rate needs the model's period, but this {self._name()} "
-                    "does not know it; give period_discount_rate, or create it with "
-                    "from_params(..., freq='M')"
+                    "does not know it; give period_discount_rate, or fit it with "
+                    "fit(..., freq='M') (from_params takes freq= too)"
                 )
             period_discount_rate = annual_rate_to_period(float(annual_discount_rate), self.freq_)
         return self._discount(period_discount_rate)

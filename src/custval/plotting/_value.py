@@ -78,7 +78,12 @@ def _require(frame: Any, columns: list[str], what: str, source: str) -> None:
         raise DataError(f"{what} needs the table from {source} (columns {columns})")
 
 
-def _model_grid(model: Any, big_t: Any, max_frequency: int, points: int) -> tuple[Any, ...]:
+def _model_matrix(
+    model: Any, big_t: Any, max_frequency: int, points: int, predict: Any
+) -> tuple[Any, ...]:
+    """``predict(grid)`` (a Series) on the frequency-recency grid of customers of age
+    ``big_t`` as a matrix (frequency by recency), with the axes: ``(matrix, frequency,
+    recency, big_t, freq)``."""
     freq = getattr(model, "freq_", None)
     if freq is None:
         raise DataError(
@@ -99,25 +104,15 @@ def _model_grid(model: Any, big_t: Any, max_frequency: int, points: int) -> tupl
     valid = np.ones(x.shape, dtype=bool)
     grid = pd.DataFrame({"frequency": x[valid], "recency": tx[valid], "T": big_t})
     grid.attrs["freq"] = freq
-    return grid, valid, frequency, recency, big_t, freq
-
-
-def _matrix(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
     matrix = np.full(valid.shape, np.nan)
-    matrix[valid] = values
-    return matrix
+    matrix[valid] = predict(grid).to_numpy(dtype=float)
+    return matrix, frequency, recency, big_t, freq
 
 
-def _heat_map(
-    ax: Axes | None,
-    matrix: np.ndarray,
-    frequency: np.ndarray,
-    big_t: float,
-    freq: str,
-    label: str,
-    **style: Any,
-) -> Axes:
-    """Draw a frequency (rows) by recency (columns) matrix with its colour bar and axis labels."""
+def _heat_map(ax: Axes | None, grid: tuple[Any, ...], label: str, **style: Any) -> Axes:
+    """Draw a frequency (rows) by recency (columns) matrix with its colour bar and axis labels;
+    ``grid`` as :func:`_model_matrix` returns it."""
+    matrix, frequency, _, big_t, freq = grid
     ax = get_ax(ax, figsize=(7.0, 5.0))
     image = ax.imshow(
         matrix,
@@ -308,19 +303,12 @@ def plot_frequency_recency_matrix(
     >>> ax.get_title().startswith("Recent frequent buyers")
     True
     """
-    grid, valid, frequency, _, big_t, freq = _model_grid(model, T, max_frequency, points)
-    values = model.expected_purchases(grid, horizon).to_numpy(dtype=float)
-    matrix = _matrix(values, valid)
-    label = horizon if isinstance(horizon, str) else f"{number(horizon)} {_units(freq)}"
-    ax = _heat_map(
-        ax,
-        matrix,
-        frequency,
-        big_t,
-        freq,
-        f"Expected purchases in the next {label}",
-        cmap="viridis",
+    expected = _model_matrix(
+        model, T, max_frequency, points, lambda grid: model.expected_purchases(grid, horizon)
     )
+    matrix, _, _, _, freq = expected
+    label = horizon if isinstance(horizon, str) else f"{number(horizon)} {_units(freq)}"
+    ax = _heat_map(ax, expected, f"Expected purchases in the next {label}", cmap="viridis")
     best = float(np.nanmax(matrix[-1]))
     lapsed = float(matrix[-1, 0])
     ax.set_title(
@@ -368,20 +356,10 @@ def plot_probability_alive_matrix(
     >>> "10 repeat purchases" in ax.get_title()
     True
     """
-    grid, valid, frequency, recency, big_t, freq = _model_grid(model, T, max_frequency, points)
-    values = model.probability_alive(grid).to_numpy(dtype=float)
-    matrix = _matrix(values, valid)
-    ax = _heat_map(
-        ax,
-        matrix,
-        frequency,
-        big_t,
-        freq,
-        "Probability still active (P(alive))",
-        cmap="RdYlGn",
-        vmin=0.0,
-        vmax=1.0,
-    )
+    alive = _model_matrix(model, T, max_frequency, points, model.probability_alive)
+    matrix, frequency, recency, big_t, freq = alive
+    title = "Probability still active (P(alive))"
+    ax = _heat_map(ax, alive, title, cmap="RdYlGn", vmin=0.0, vmax=1.0)
     top = matrix[-1]
     gone = np.flatnonzero((top < 0.5) & np.isfinite(top))
     units = _units(freq)
