@@ -90,6 +90,22 @@ def test_summary_of_a_relation_equals_pandas(log, freq, amount, end):
     )
 
 
+@pytest.mark.parametrize("freq", ["w", "weeks", "W-SUN", "months", "MS", "ME", "H", "year"])
+def test_explicit_freq_in_any_spelling_equals_pandas(log, parquet_glob, freq):
+    """An explicit ``freq=`` in any spelling pandas takes is the unit of the engine summary and
+    split too (not the default days): the same cells, the canonical unit in ``attrs``."""
+    expected = rfm_summary(log, freq=freq)
+    engine = rfm_summary(duckdb.from_df(log), freq=freq)
+    assert_same(expected, engine)
+    assert_same(expected, rfm_summary(parquet_glob, freq=freq))
+    assert engine.attrs["freq"] == expected.attrs["freq"] != "D"
+    assert not engine.to_pandas().equals(rfm_summary(duckdb.from_df(log)).to_pandas())
+    kwargs = dict(calibration_end="2021-12-31 18:00", freq=freq)
+    split = calibration_holdout_split(duckdb.from_df(log), **kwargs)
+    assert_same(calibration_holdout_split(log, **kwargs), split)
+    assert split.attrs["freq"] == expected.attrs["freq"]
+
+
 @pytest.mark.parametrize("freq", ["D", "W", "M"])
 @pytest.mark.parametrize("amount", ["amount", None])
 def test_summary_of_a_parquet_glob_equals_pandas(log, parquet_glob, freq, amount):
