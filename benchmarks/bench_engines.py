@@ -5,7 +5,9 @@ shared machine give part 1 ``--repeat 3``: best of three runs of each):
 
 1. **String ids in memory**: ``rfm_summary`` of a pandas log with string customer ids, through
    DuckDB (``duckdb.from_df``, result collected to pandas), the pandas path and lifetimes'
-   ``summary_data_from_transaction_data``; the outputs are checked equal.
+   ``summary_data_from_transaction_data``; the outputs are checked equal. The CPU seconds of
+   the DuckDB-table run and of lifetimes are printed too: the wall-clock ratio depends on
+   whether DuckDB gets both cores.
 2. **A Parquet log larger than the pandas path likes**: the log is generated *by DuckDB* into
    one Parquet file, then summarized by DuckDB from the file; peak resident memory (VmHWM) of
    each run is measured in a fresh process, for DuckDB and for the pandas path
