@@ -90,6 +90,22 @@ def test_summary_of_a_relation_equals_pandas(log, freq, amount, end):
     )
 
 
+@pytest.mark.parametrize("freq", ["w", "weeks", "W-SUN", "months", "MS", "ME", "H", "year"])
+def test_explicit_freq_in_any_spelling_equals_pandas(log, parquet_glob, freq):
+    """An explicit ``freq=`` in any spelling pandas takes is the unit of the engine summary and
+    split too (not the default days): the same cells, the canonical unit in ``attrs``."""
+    expected = rfm_summary(log, freq=freq)
+    engine = rfm_summary(duckdb.from_df(log), freq=freq)
+    assert_same(expected, engine)
+    assert_same(expected, rfm_summary(parquet_glob, freq=freq))
+    assert engine.attrs["freq"] == expected.attrs["freq"] != "D"
+    assert not engine.to_pandas().equals(rfm_summary(duckdb.from_df(log)).to_pandas())
+    kwargs = dict(calibration_end="2021-12-31 18:00", freq=freq)
+    split = calibration_holdout_split(duckdb.from_df(log), **kwargs)
+    assert_same(calibration_holdout_split(log, **kwargs), split)
+    assert split.attrs["freq"] == expected.attrs["freq"]
+
+
 @pytest.mark.parametrize("freq", ["D", "W", "M"])
 @pytest.mark.parametrize("amount", ["amount", None])
 def test_summary_of_a_parquet_glob_equals_pandas(log, parquet_glob, freq, amount):
@@ -233,6 +249,33 @@ def test_value_table_dispatch_and_seed_rule(fitted):
     assert_same_table(table.to_pandas(), expected)
     with pytest.raises(DataError, match="random_state must be an integer seed"):
         customer_value_table(bgnbd, gg, engine, random_state=np.random.default_rng(0))
+
+
+def test_engine_scoring_honours_an_explicit_freq_and_observation_end(fitted):
+    """The engine scorer passes ``freq=`` and ``observation_end=`` to every chunk: the table of
+    the pandas path with the same arguments, and a unit the model was not fitted in refused
+    with the pandas message."""
+    summary, bgnbd, gg, paid = fitted
+    engine = rfm_summary(duckdb.from_df(paid), freq="W", observation_end="1997-09-30")
+    kwargs = dict(horizon="52W", n_draws=30, random_state=1, observation_end="1997-10-31")
+    expected = customer_value_table(bgnbd, gg, summary, freq="weeks", progress=False, **kwargs)
+    got = _engines.customer_value_table(bgnbd, gg, engine, freq="weeks", **kwargs)
+    assert_same_table(got.to_pandas(), expected)
+    assert got.attrs["observation_end"] == "1997-10-31T00:00:00"
+    with pytest.raises(DataError, match="fitted in unit 'W' but the summary is in unit 'D'"):
+        _engines.customer_value_table(bgnbd, gg, engine, freq="D", horizon="52W")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="clv.customer_value_table's engine branch does not pass freq= and observation_end= "
+    "on to custval._engines (clv.py, outside the engines)",
+)
+def test_value_table_of_an_engine_summary_honours_an_explicit_freq(fitted):
+    _, bgnbd, gg, paid = fitted
+    engine = rfm_summary(duckdb.from_df(paid), freq="W", observation_end="1997-09-30")
+    with pytest.raises(DataError, match="fitted in unit 'W' but the summary is in unit 'D'"):
+        customer_value_table(bgnbd, gg, engine, freq="D", horizon="52W")
 
 
 def test_score_command_writes_the_value_table(fitted, tmp_path, capsys):

@@ -84,6 +84,20 @@ def test_summary_equals_pandas(log, spark_log, freq):
             assert_same(expected, engine)
 
 
+def test_explicit_freq_in_any_spelling_equals_pandas(log, spark_log):
+    """An explicit ``freq=`` in pandas' other spellings is the unit of the Spark summary and
+    split (the canonical unit in ``attrs``), as on the pandas path."""
+    for freq in ("weeks", "W-SUN", "MS"):
+        expected = rfm_summary(log, freq=freq)
+        assert expected.attrs["freq"] != "D"
+        assert_same(expected, rfm_summary(spark_log, freq=freq))
+        kwargs = dict(calibration_end="2021-12-31 18:00", freq=freq)
+        assert_same(
+            calibration_holdout_split(log, **kwargs),
+            calibration_holdout_split(spark_log, **kwargs),
+        )
+
+
 @pytest.mark.parametrize("freq", ["D", "W", "M"])
 def test_split_equals_pandas(log, spark_log, freq):
     for amount in ("amount", None):
