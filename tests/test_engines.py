@@ -266,11 +266,6 @@ def test_engine_scoring_honours_an_explicit_freq_and_observation_end(fitted):
         _engines.customer_value_table(bgnbd, gg, engine, freq="D", horizon="52W")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="clv.customer_value_table's engine branch does not pass freq= and observation_end= "
-    "on to custval._engines (clv.py, outside the engines)",
-)
 def test_value_table_of_an_engine_summary_honours_an_explicit_freq(fitted):
     _, bgnbd, gg, paid = fitted
     engine = rfm_summary(duckdb.from_df(paid), freq="W", observation_end="1997-09-30")

@@ -1003,6 +1003,8 @@ def customer_value_table(
             n_draws=n_draws,
             random_state=random_state,
             step=step,
+            freq=freq,
+            observation_end=observation_end,
         )
     _check_draw_settings(n_draws)
     asked = (horizon, annual_discount_rate, margin, step, customers, freq, observation_end)
