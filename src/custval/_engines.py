@@ -823,25 +823,10 @@ def fit_arguments(
 
 # --- scoring ------------------------------------------------------------------------------------
 
-_SUMMARY_INPUT = ("frequency", "recency", "T", "monetary_value")
-_VALUE_COLUMNS = (
-    "frequency",
-    "recency",
-    "T",
-    "monetary_value",
-    "p_alive",
-    "expected_purchases",
-    "expected_spend",
-    "clv",
-    "clv_lower",
-    "clv_median",
-    "clv_upper",
-)
-
 
 def _chunk_values(chunk: pd.DataFrame, attrs: dict[str, Any], models: tuple, options: dict):
     """The per-customer columns of the value table for one chunk of a summary (pandas)."""
-    from custval.clv import customer_value_table
+    from custval.clv import _VALUE_COLUMNS, customer_value_table
 
     summary = chunk.set_index("customer_id")
     summary.attrs.update(attrs)
@@ -904,6 +889,8 @@ def customer_value_table(
     pandas table of the collected summary, ``clv`` to 1e-13 relative (the kernel's sums over a
     chunk's distinct patterns round differently from those over all customers at once).
     """
+    from custval.clv import _SUMMARY_COLUMNS, _TABLE_COLUMNS, _VALUE_COLUMNS
+
     options.pop("progress", None)
     seed = options.get("random_state", 0)
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
@@ -913,7 +900,7 @@ def customer_value_table(
         )
     models = (transaction_model, spend_model)
     attrs = dict(summary.attrs)
-    columns = ["customer_id", *_SUMMARY_INPUT]
+    columns = ["customer_id", *_SUMMARY_COLUMNS]
     if summary.engine == "spark":
         first = summary.frame.select(*columns).limit(1).toPandas()
         _, table_attrs = _chunk_values(first, attrs, models, options)
@@ -959,9 +946,7 @@ def customer_value_table(
         scored = connection.read_parquet(path)
         frame = scored.query("scored", _segment_sql(_DUCKDB, "scored")) if segments else scored
         keep = (folder, connection, scored)
-    table_columns = [*_VALUE_COLUMNS, "value_rank", "value_decile"] + (
-        ["segment"] if segments else []
-    )
+    table_columns = _TABLE_COLUMNS if segments else _TABLE_COLUMNS[:-1]
     return EngineSummary(
         frame=frame,
         attrs=dict(table_attrs),
@@ -1200,6 +1185,7 @@ def clean_transactions(
         CleaningReport,
         _check_options,
         _reasons_for,
+        _settings,
     )
 
     excluded, end = _check_options(
@@ -1380,16 +1366,10 @@ def clean_transactions(
         rows_dropped=rows_dropped,
         amount_dropped=amount_dropped,
         amount_netted=(0.0 - value(consumed)) if returns == "net" else 0.0,
-        settings={
-            "returns": returns,
-            "cancellation_prefix": cancellation_prefix,
-            "zero_amounts": zero_amounts,
-            "duplicates": duplicates,
-            "exclude_codes": tuple(sorted(excluded)) if excluded is not None else None,
-            "observation_end": None if end is None else end.isoformat(),
-            "strict": strict,
-            "engine": d.name,
-        },
+        settings=_settings(
+            returns, cancellation_prefix, zero_amounts, duplicates, excluded, end, strict
+        )
+        | {"engine": d.name},
     )
     amount_out = f"nu / {scale}" if scale else "nu"
     out = [f"__cid AS {q('customer_id')}", f"__ts AS {q('timestamp')}"]

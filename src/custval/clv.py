@@ -112,20 +112,17 @@ __all__ = ["clv_interval", "customer_lifetime_value", "customer_value_table"]
 
 _SUMMARY_COLUMNS = ("frequency", "recency", "T", "monetary_value")
 _BANDS = ("clv_lower", "clv_median", "clv_upper")
-_TABLE_COLUMNS = (
-    "frequency",
-    "recency",
-    "T",
-    "monetary_value",
+# The per-customer values (also what an engine scores chunk by chunk), then the ranks and the
+# segment, which need the whole customer base.
+_VALUE_COLUMNS = (
+    *_SUMMARY_COLUMNS,
     "p_alive",
     "expected_purchases",
     "expected_spend",
     "clv",
     *_BANDS,
-    "value_rank",
-    "value_decile",
-    "segment",
 )
+_TABLE_COLUMNS = (*_VALUE_COLUMNS, "value_rank", "value_decile", "segment")
 _MAX_REDRAW = 20
 
 

@@ -850,15 +850,9 @@ def _clean(
             amount_dropped[key] = netting.excess
         else:
             amount_dropped[key] = money.total(amounts[hit & finite])
-    settings = {
-        "returns": returns,
-        "cancellation_prefix": cancellation_prefix,
-        "zero_amounts": zero_amounts,
-        "duplicates": duplicates,
-        "exclude_codes": tuple(sorted(excluded)) if excluded is not None else None,
-        "observation_end": None if end is None else end.isoformat(),
-        "strict": strict,
-    }
+    settings = _settings(
+        returns, cancellation_prefix, zero_amounts, duplicates, excluded, end, strict
+    )
     report = CleaningReport(
         rows_in=len(frame),
         rows_kept=len(kept),
@@ -1064,6 +1058,27 @@ def _net_returns(cols: _Columns, ledger: _Ledger, amounts: np.ndarray, money: _M
         netted=0.0 - money.total(consumed),
         excess=money.total(np.concatenate([amounts[returned[matched]], consumed])),
     )
+
+
+def _settings(
+    returns: str,
+    cancellation_prefix: str,
+    zero_amounts: str,
+    duplicates: str,
+    excluded: frozenset[str] | None,
+    end: pd.Timestamp | None,
+    strict: bool,
+) -> dict[str, Any]:
+    """The options a :class:`CleaningReport` records (``settings``), on every engine."""
+    return {
+        "returns": returns,
+        "cancellation_prefix": cancellation_prefix,
+        "zero_amounts": zero_amounts,
+        "duplicates": duplicates,
+        "exclude_codes": tuple(sorted(excluded)) if excluded is not None else None,
+        "observation_end": None if end is None else end.isoformat(),
+        "strict": strict,
+    }
 
 
 def _reasons_for(returns: str, zero_amounts: str, duplicates: str) -> list[str]:
