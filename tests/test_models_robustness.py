@@ -19,6 +19,7 @@ user meets it. ``python tests/test_models_robustness.py`` prints those fits as J
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -268,8 +269,10 @@ def _case_id(model_name: str, case: str, seed: int) -> str:
     return f"{model_name}|{case}|{seed}"
 
 
+@functools.cache
 def _fit_all() -> dict[str, float | str]:
-    """Every case's fitted log-likelihood, or the name of the error it raised."""
+    """Every case's fitted log-likelihood, or the name of the error it raised (computed once
+    per process: the kernels' tests share one worker and compare against the same fits)."""
     outcomes: dict[str, float | str] = {}
     for model_name, case, seed in CASES:
         with warnings.catch_warnings():
@@ -288,6 +291,7 @@ def _kernels() -> list[str | None]:
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("blas-kernels")
 @pytest.mark.parametrize("kernel", _kernels(), ids=lambda k: k or "unset")
 def test_on_other_blas_kernels(kernel: str | None) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENBLAS_")}
@@ -316,7 +320,7 @@ def test_on_other_blas_kernels(kernel: str | None) -> None:
     )
     assert run.returncode == 0, run.stderr[-4000:]
     there = json.loads(run.stdout.strip().splitlines()[-1])
-    here = _fit_all()
+    here = dict(_fit_all())
     assert there.keys() == here.keys()
     for key, value in here.items():
         other = there[key]
