@@ -42,6 +42,10 @@ from custval import reports
 from custval.cli import main
 from custval.reports import story, tables
 
+# One worker renders the module-scoped reports (``rendered``, ``injected``, ``investment``) once;
+# spread over two, each worker would render them again.
+pytestmark = pytest.mark.xdist_group("reports")
+
 CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "chromium", "chromium-browser", "google-chrome")
 CHROMIUM_FLAGS = (
     "--headless",
