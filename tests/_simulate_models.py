@@ -140,16 +140,23 @@ def simulate_ggom_covariates(
     lam = rng.gamma(r, 1.0 / (alpha * np.exp(-eta_p)))
     eta = rng.gamma(s, 1.0 / (beta * np.exp(-eta_d)))
     tau = np.log1p(rng.exponential(size=n) / eta) / b
+    return _observed(rng, lam, tau, customers.index), customers
+
+
+def _observed(rng: np.random.Generator, lam: np.ndarray, tau: np.ndarray, index) -> pd.DataFrame:
+    """The weekly summary of Poisson(``lam``) purchasing until the lifetime ``tau`` ends, seen
+    for ``T ~ U(26, 78)`` whole weeks (the recency is the last of ``x`` uniform times)."""
+    n = len(lam)
     big_t = rng.uniform(26.0, 78.0, n).round()
     observed = np.minimum(tau, big_t)
     x = rng.poisson(lam * observed)
-    last = observed * rng.random(n) ** (1.0 / np.maximum(x, 1))  # the last of x uniforms
+    last = observed * rng.random(n) ** (1.0 / np.maximum(x, 1))
     summary = pd.DataFrame(
         {"frequency": x.astype(float), "recency": np.where(x > 0, last, 0.0), "T": big_t},
-        index=customers.index,
+        index=index,
     )
     summary.attrs["freq"] = "W"
-    return summary, customers
+    return summary
 
 
 def simulate_continuous_covariates(
@@ -183,16 +190,7 @@ def simulate_continuous_covariates(
         tau = np.log1p(rng.exponential(size=n) / rate) / params["b"]
     else:
         tau = rng.exponential(size=n) / rate
-    big_t = rng.uniform(26.0, 78.0, n).round()
-    observed = np.minimum(tau, big_t)
-    x = rng.poisson(lam * observed)
-    last = observed * rng.random(n) ** (1.0 / np.maximum(x, 1))  # the last of x uniforms
-    summary = pd.DataFrame(
-        {"frequency": x.astype(float), "recency": np.where(x > 0, last, 0.0), "T": big_t},
-        index=customers.index,
-    )
-    summary.attrs["freq"] = "W"
-    return summary, customers
+    return _observed(rng, lam, tau, customers.index), customers
 
 
 def simulate_cohort_covariates(

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 import custval
+from _models import PARETO, TRANSACTION_MODELS
 from custval import (
     BetaDiscreteWeibullModel,
     BetaGeoBetaBinomModel,
@@ -33,23 +34,6 @@ from custval.clv import _resolve_terms
 from custval.errors import DataError
 
 SRC = Path(custval.__file__).parent
-PARETO = {"r": 0.553, "alpha": 10.578, "s": 0.606, "beta": 11.669}  # FHL 2005, CDNOW weeks
-TRANSACTION_MODELS = {
-    "BG/NBD": lambda: BetaGeoModel.from_params(r=0.243, alpha=4.414, a=0.793, b=2.426, freq="W"),
-    "MBG/NBD": lambda: ModifiedBetaGeoModel.from_params(
-        r=0.525, alpha=6.183, a=0.891, b=1.614, freq="W"
-    ),
-    "Pareto/NBD": lambda: ParetoNBDModel.from_params(**PARETO, freq="W"),
-    "GGom/NBD": lambda: GammaGompertzNBDModel.from_params(
-        r=0.8, alpha=5.0, b=0.05, s=1.5, beta=3.0, freq="W"
-    ),
-    "BG/CNBD-2": lambda: BetaGeoCNBDModel.from_params(
-        k=2, r=1.0, alpha=2.0, a=0.5, b=2.0, freq="W"
-    ),
-    "MBG/CNBD-3": lambda: ModifiedBetaGeoCNBDModel.from_params(
-        k=3, r=0.9, alpha=3.0, a=0.7, b=2.5, freq="W"
-    ),
-}
 
 
 def _customers(n: int = 300, seed: int = 4) -> pd.DataFrame:

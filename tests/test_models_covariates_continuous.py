@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import integrate
-from scipy.optimize import check_grad
 
+from _models import assert_weighted_gradient
 from _simulate_models import simulate_continuous_covariates
 from custval import (
     GammaGammaModel,
@@ -134,18 +134,7 @@ def _check_gradient(model, summary, customers, n):
     terms sum to the weighted ones."""
     data = _data(model, summary.head(n), customers.head(n))
     weights = np.random.default_rng(1).uniform(0.5, 2.0, n)
-    start = model.params_.to_numpy()
-
-    def total(p):
-        return model._weighted_loglik_grad(p, data, weights)[0]
-
-    def gradient(p):
-        return model._weighted_loglik_grad(p, data, weights)[1]
-
-    assert check_grad(total, gradient, start, epsilon=1e-7) < 1e-4 * np.abs(gradient(start)).max()
-    ll, grad = model._loglik_grad(start, data)
-    np.testing.assert_allclose(weights @ ll, total(start), rtol=1e-12)
-    np.testing.assert_allclose(weights @ grad, gradient(start), rtol=1e-9)
+    assert_weighted_gradient(model, data, weights)
 
 
 def test_gradient_matches_finite_differences(simulated):

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
-from scipy.optimize import check_grad
 
+from _models import assert_weighted_gradient
 from _simulate_models import simulate_ggom_covariates
 from custval import DataError, GammaGompertzNBDModel, covariate_effects, load_model
 
@@ -72,18 +72,7 @@ def test_gradient_matches_finite_differences(simulated):
     numeric = numeric.assign(vip2=(customers["channel"].head(400) == "social").astype(float))
     data = _prepared(model, summary.head(400), numeric)
     weights = np.random.default_rng(1).uniform(0.5, 2.0, 400)
-    start = model.params_.to_numpy()
-
-    def total(p):
-        return model._weighted_loglik_grad(p, data, weights)[0]
-
-    def gradient(p):
-        return model._weighted_loglik_grad(p, data, weights)[1]
-
-    assert check_grad(total, gradient, start, epsilon=1e-7) < 1e-4 * np.abs(gradient(start)).max()
-    ll, grad = model._loglik_grad(start, data)
-    np.testing.assert_allclose(weights @ ll, total(start), rtol=1e-12)
-    np.testing.assert_allclose(weights @ grad, gradient(start), rtol=1e-9)
+    assert_weighted_gradient(model, data, weights)
 
 
 @pytest.mark.slow

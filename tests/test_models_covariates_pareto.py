@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from scipy.optimize import check_grad
 
+from _models import assert_weighted_gradient
 from custval import ParetoNBDModel, covariate_effects, load_model
 
 BASE = {"r": 0.6, "alpha": 8.0, "s": 0.7, "beta": 10.0}
@@ -79,18 +79,7 @@ def test_gradient_matches_finite_differences(simulated):
     model = ParetoNBDModel.from_params(**BASE, **{"purchase:vip": 0.4, "dropout:vip": -0.3})
     data = _prepared(model, summary.head(500), numeric)
     weights = np.random.default_rng(1).uniform(0.5, 2.0, 500)
-    start = model.params_.to_numpy()
-
-    def total(p):
-        return model._weighted_loglik_grad(p, data, weights)[0]
-
-    def gradient(p):
-        return model._weighted_loglik_grad(p, data, weights)[1]
-
-    assert check_grad(total, gradient, start, epsilon=1e-7) < 1e-4 * np.abs(gradient(start)).max()
-    ll, grad = model._loglik_grad(start, data)
-    np.testing.assert_allclose(weights @ ll, total(start), rtol=1e-12)
-    np.testing.assert_allclose(weights @ grad, gradient(start), rtol=1e-9)
+    assert_weighted_gradient(model, data, weights)
 
 
 def test_fit_recovers_the_effects(simulated, tmp_path):
