@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from custval import DataError, calibration_holdout_split, rfm_scores, rfm_segments, rfm_summary
 from custval.errors import CustvalWarning
-from custval.rfm import _parse_freq, _periods, decimal_units
+from custval.rfm import _pair_keys, _parse_freq, _periods, decimal_units
 
 SUMMARY = ["frequency", "recency", "T", "monetary_value"]
 CAL_END, OBS_END = "1997-09-30", "1998-06-30"
@@ -932,3 +932,19 @@ def test_amounts_that_are_not_decimals_are_added_in_row_order():
     with np.errstate(invalid="ignore", divide="ignore"):
         expected = np.where(frequency > 0, spend / frequency, 0.0)
     np.testing.assert_array_equal(summary["monetary_value"].to_numpy(), expected)
+
+
+@pytest.mark.parametrize(
+    ("customers", "dtype"), [(2**21, np.int32), (2**21 + 1, np.int64)], ids=["int32", "int64"]
+)
+def test_pair_keys_are_exact_on_both_sides_of_the_int32_limit(customers, dtype):
+    """1,024 periods take 10 bits: 2**21 customers fill 31 bits (int32 keys), one more does not.
+    The periods sit far from zero, as days since 1970 do, so only their offsets may be packed."""
+    rng = np.random.default_rng(0)
+    codes = np.concatenate([[0, customers - 1], rng.integers(0, customers, 3_000)])
+    periods = np.concatenate([[20_000, 20_000 + 1_023], rng.integers(20_000, 21_024, 3_000)])
+    key, shift, low = _pair_keys(codes.astype(np.int32), periods.astype(np.int32))
+    assert key.dtype == dtype and shift == 10 and low == 20_000
+    pairs = np.unique(np.stack([codes, periods], axis=1), axis=0)
+    np.testing.assert_array_equal(key >> shift, pairs[:, 0])
+    np.testing.assert_array_equal((key & ((1 << shift) - 1)) + low, pairs[:, 1])

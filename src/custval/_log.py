@@ -17,6 +17,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
+from custval._short_ids import short_string_codes
 from custval._validation import refuse_rows, require_columns, require_numeric
 from custval.errors import DataError
 
@@ -187,6 +188,10 @@ def _customer_codes(frame: pd.DataFrame, column: str, *, compact: bool):
             codes = np.empty(values.size, dtype=np.int32 if span < 2**31 else np.int64)
             np.subtract(values, low, out=codes, casting="unsafe")  # in range by construction
             return codes, span, None, low, dtype
+    short = short_string_codes(series)
+    if short is not None:  # short string ids: packed into integers, not hashed as strings
+        codes, index = short
+        return codes, len(index), index, 0, None
     try:
         codes, uniques = pd.factorize(series, sort=True)
     except TypeError:  # ids that cannot be ordered (mixed types): keep first-seen order
