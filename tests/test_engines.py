@@ -154,6 +154,28 @@ def test_string_and_integer_ids_keep_their_pandas_dtypes(cdnow):
         assert_same(rfm_summary(frame), rfm_summary(duckdb.from_df(frame)))
 
 
+@pytest.mark.parametrize(
+    "ids",
+    [
+        ["z", "é", "😀", "\uffff", "a", "Z", "ab", "a b"],  # code-point order beyond ASCII
+        [3.5, -0.0, 2.0, -1.5, 10.0],
+        [2**62, -5, 7, 0, -(2**62)],
+    ],
+    ids=["unicode", "float", "int"],
+)
+def test_collected_summary_is_in_pandas_order(ids):
+    """DuckDB sorts; the collected frame is in the pandas path's order, whatever the ids."""
+    n = len(ids)
+    frame = pd.DataFrame(
+        {
+            "customer_id": ids * 2,
+            "timestamp": pd.date_range("2024-01-01", periods=2 * n, freq="D"),
+            "amount": np.arange(1, 2 * n + 1, dtype=float),
+        }
+    )
+    assert_same(rfm_summary(frame), rfm_summary(duckdb.from_df(frame)))
+
+
 def test_errors_name_the_column_and_the_fix(log):
     with pytest.raises(DataError, match=r"missing required column\(s\) 'spend'.*amount="):
         rfm_summary(duckdb.from_df(log), amount="spend")

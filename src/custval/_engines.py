@@ -588,7 +588,9 @@ class EngineSummary:
             table = table.select(["customer_id", *self.columns])
         else:
             table = self.to_arrow().select(["customer_id", *self.columns])
-        frame = table.to_pandas().set_index("customer_id").sort_index(kind="stable")
+        frame = table.to_pandas().set_index("customer_id")
+        if not _increasing(table.column("customer_id")):
+            frame = frame.sort_index(kind="stable")
         frame.attrs.update(self.attrs)
         return frame
 
@@ -611,6 +613,23 @@ class EngineSummary:
 
     def _selected(self) -> Any:
         return self.frame.select(*["customer_id", *self.columns])
+
+
+def _increasing(ids: Any) -> bool:
+    """Whether a pyarrow array of ids is strictly increasing, tested in Arrow (pandas would
+    first make a Python object of every id). Where Arrow says so, pandas' order is the same:
+    Arrow compares numbers by value and strings by UTF-8 bytes, which is code-point order;
+    anything Arrow cannot compare, and any tie or NaN, is left to pandas to sort."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if len(ids) < 2:
+        return True
+    try:
+        less = pc.less(ids.slice(0, len(ids) - 1), ids.slice(1))
+    except (pa.ArrowNotImplementedError, pa.ArrowInvalid, TypeError):
+        return False
+    return bool(pc.all(less, skip_nulls=False).as_py())
 
 
 def _engine_result(
