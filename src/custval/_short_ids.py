@@ -52,13 +52,30 @@ def short_string_codes(series: pd.Series) -> tuple[np.ndarray, pd.Index] | None:
         width, with_length = _VARYING_BYTES, True
     else:
         return None
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     keys = np.concatenate(
         [
             _packed(chunk, offset, length, width, with_length)
             for chunk, offset, length in zip(chunks, offsets, lengths, strict=True)
         ]
     )
-    return _sorted_codes(series, keys)
+    del offsets, lengths
+    # dictionary-encode the integers (first-seen order), then rank the distinct ones
+    encoded = pc.dictionary_encode(pa.array(keys, type=pa.uint64()))
+    del keys  # 8 bytes a row: freed before the codes are made
+    first_seen = encoded.indices.to_numpy(zero_copy_only=False)
+    distinct = encoded.dictionary.to_numpy(zero_copy_only=False)
+    del encoded
+    index_type = np.int32 if distinct.size < 2**31 else np.int64
+    rank = np.empty(distinct.size, dtype=index_type)
+    rank[np.argsort(distinct)] = np.arange(distinct.size, dtype=index_type)
+    codes = rank[first_seen]
+    del first_seen
+    row = np.empty(distinct.size, dtype=np.int64)
+    row[codes] = np.arange(codes.size)  # any row of each id will do for the uniques
+    return codes, pd.Index(series.array.take(row))
 
 
 def _string_chunks(series: pd.Series) -> list | None:
@@ -115,21 +132,3 @@ def _packed(
     key <<= eight
     key |= lengths.astype(np.uint64)
     return key
-
-
-def _sorted_codes(series: pd.Series, keys: np.ndarray) -> tuple[np.ndarray, pd.Index]:
-    """Dictionary-encode the integers (first-seen order), rank the distinct ones, and take one
-    row of each distinct id for the uniques (in the series' own dtype)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    encoded = pc.dictionary_encode(pa.array(keys, type=pa.uint64()))
-    first_seen = encoded.indices.to_numpy(zero_copy_only=False)
-    distinct = encoded.dictionary.to_numpy(zero_copy_only=False)
-    index_type = np.int32 if distinct.size < 2**31 else np.int64
-    rank = np.empty(distinct.size, dtype=index_type)
-    rank[np.argsort(distinct)] = np.arange(distinct.size, dtype=index_type)
-    codes = rank[first_seen]
-    row = np.empty(distinct.size, dtype=np.int64)
-    row[codes] = np.arange(codes.size)  # any row of each id will do
-    return codes, pd.Index(series.array.take(row))
