@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from custval import rfm_summary
+from custval import _log, rfm_summary
 from custval._short_ids import short_string_codes
 
 # bytes that sort differently by code point, UTF-16 or locale: NUL, ASCII, Latin-1, a 3-byte
@@ -30,11 +30,12 @@ def assert_like_factorize(series: pd.Series) -> None:
 @settings(max_examples=200, deadline=None)
 @given(
     st.lists(st.text(ALPHABET, min_size=0, max_size=7), min_size=1, max_size=40),
-    st.sampled_from(["str", "string[pyarrow]"]),
+    st.sampled_from(["str", "string[pyarrow]", "object"]),
     st.integers(1, 4),
 )
 def test_codes_equal_sorted_factorize(ids, dtype, parts):
-    """Any ids of at most 7 bytes, in several Arrow chunks, as pandas' two Arrow string dtypes."""
+    """Any ids of at most 7 bytes: in several Arrow chunks of pandas' two Arrow string dtypes,
+    or as Python strings in an ``object`` column (pandas 2's default)."""
     ids = [i for i in ids if len(i.encode()) <= 7] or ["a"]
     chunks = np.array_split(np.array(ids, dtype=object), parts)
     pieces = [pd.Series(chunk, dtype=dtype) for chunk in chunks]
@@ -60,32 +61,48 @@ def test_a_sliced_series_and_the_doc_example():
         pd.Series(["C123456789"] * 2 + ["C1"], dtype="str"),  # 10 bytes
         pd.Series(["abcdefgh", "abc"], dtype="str"),  # 8 bytes, lengths differ
         pd.Series(["a", None], dtype="str"),  # missing: pandas names the rows
-        pd.Series(["a", "b"], dtype=object),
+        pd.Series(["a", b"b"], dtype=object),  # bytes and str: pandas keeps them apart
+        pd.Series([b"a", b"b"], dtype=object),
+        pd.Series(["a", 1], dtype=object),
+        pd.Series(["a", None], dtype=object),
         pd.Series(["a", "b"], dtype="string[python]"),
         pd.Series(["a"], dtype=pd.ArrowDtype(pa.large_string())),
         pd.Series([], dtype="str"),
     ],
-    ids=["long", "eight-varying", "missing", "object", "python-strings", "arrow-dtype", "empty"],
+    ids=[
+        "long",
+        "eight-varying",
+        "missing",
+        "bytes-and-str",
+        "bytes",
+        "mixed",
+        "object-missing",
+        "python-strings",
+        "arrow-dtype",
+        "empty",
+    ],
 )
 def test_other_ids_are_left_to_factorize(series):
     assert short_string_codes(series) is None
 
 
-def test_summary_equals_the_hashed_path():
-    """The same log with ids as Python objects (hashed by pandas) and as Arrow strings (packed)."""
+@pytest.mark.parametrize("dtype", ["str", object])
+def test_summary_equals_the_hashed_path(dtype, monkeypatch):
+    """The same log summarized with the ids packed and with pd.factorize hashing them."""
     rng = np.random.default_rng(3)
     ids = np.array(["C00042", "C00007", "Cé0001", "C9", "B12345"], dtype=object)
     log = pd.DataFrame(
         {
-            "customer_id": pd.Series(rng.choice(ids, 400), dtype="str"),
+            "customer_id": pd.Series(rng.choice(ids, 400), dtype=dtype),
             "timestamp": pd.Timestamp("2024-01-01")
             + pd.to_timedelta(rng.integers(0, 365 * 24, 400), unit="h"),
             "amount": rng.gamma(2.0, 20.0, 400).round(2),
         }
     )
     assert short_string_codes(log["customer_id"]) is not None
-    hashed = rfm_summary(log.astype({"customer_id": object}))
     packed = rfm_summary(log)
-    pd.testing.assert_frame_equal(packed, hashed, check_index_type=False, check_exact=True)
+    monkeypatch.setattr(_log, "short_string_codes", lambda series: None)
+    hashed = rfm_summary(log)
+    pd.testing.assert_frame_equal(packed, hashed, check_exact=True)
     assert packed.index.dtype == log["customer_id"].dtype
     assert packed.index.tolist() == sorted(ids.tolist())

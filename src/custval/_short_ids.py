@@ -11,7 +11,8 @@ dictionary-encoded (Arrow, C++) instead of the strings. DuckDB's aggregates use 
 The packing is exact (two ids get the same integer only when their bytes are equal) and keeps
 the order: integers compare as the zero-padded bytes and then the length, which is the order of
 the bytes, which for UTF-8 is code-point order, the order Python and pandas sort strings in.
-Longer ids, missing ids and other dtypes return None and are left to ``pd.factorize``.
+Longer ids, missing ids, bytes, mixtures and other dtypes return None and are left to
+``pd.factorize``.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ def short_string_codes(series: pd.Series) -> tuple[np.ndarray, pd.Index] | None:
     """``(codes, uniques)`` as ``pd.factorize(series, sort=True)`` gives them, or None.
 
     The fast path takes Arrow-backed strings (pandas' default ``str`` dtype, ``string[pyarrow]``)
-    without missing values, all of one length of at most 8 bytes or all at most 7 bytes.
+    and ``object`` columns of Python strings, without missing values, all of one length of at
+    most 8 bytes or all at most 7 bytes.
 
     Examples
     --------
@@ -75,17 +77,26 @@ def short_string_codes(series: pd.Series) -> tuple[np.ndarray, pd.Index] | None:
     del first_seen
     row = np.empty(distinct.size, dtype=np.int64)
     row[codes] = np.arange(codes.size)  # any row of each id will do for the uniques
+    if pd.api.types.is_object_dtype(series.dtype):
+        return codes, pd.Index(series.to_numpy()[row], dtype=object)
     return codes, pd.Index(series.array.take(row))
 
 
 def _string_chunks(series: pd.Series) -> list | None:
-    """The Arrow chunks of an Arrow-backed string column without nulls, else None."""
-    dtype = series.dtype
-    if not (isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow"):
-        return None
+    """The Arrow chunks of an Arrow-backed string column, or of an ``object`` column of Python
+    strings (pandas 2's default; converted once), without nulls; else None."""
     import pyarrow as pa
 
-    data = series.array.__arrow_array__()
+    dtype = series.dtype
+    if isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow":
+        data = series.array.__arrow_array__()
+    elif pd.api.types.is_object_dtype(dtype):
+        try:  # only all-str columns infer as strings (bytes infer as binary, mixtures fail)
+            data = pa.array(series.to_numpy(), from_pandas=True)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            return None
+    else:
+        return None
     chunks = data.chunks if isinstance(data, pa.ChunkedArray) else [data]
     for chunk in chunks:
         if not (pa.types.is_string(chunk.type) or pa.types.is_large_string(chunk.type)):
