@@ -234,7 +234,7 @@ def _read_summary_log(transactions: pd.DataFrame, **columns: Any) -> Transaction
 
 
 def _pair_keys(codes: np.ndarray, periods: np.ndarray) -> tuple[np.ndarray, int, int]:
-    """Sorted distinct (customer, period) pairs packed as int64 ``code << shift | period - low``.
+    """Sorted distinct (customer, period) pairs packed as integers ``code << shift | period - low``.
 
     Returns the keys, ``shift`` and ``low``. One in-place ``sort`` of the packed keys replaces a
     group-by: equal keys are the purchases of one customer in one period. The keys are int32
