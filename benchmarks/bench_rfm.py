@@ -51,8 +51,9 @@ DAYS = 730
 def make_transactions(n_rows: int, *, ids: str = "int", seed: int = 0) -> pd.DataFrame:
     """A seeded synthetic transaction log of ``n_rows`` rows.
 
-    ``ids`` is "int" (compact integer ids), "str" (e.g. "C01234567", pandas' default string
-    dtype) or "sparse" (random 63-bit integers, which custval must hash like strings).
+    ``ids`` is "int" (compact integer ids), "str" (e.g. "C1234567", pandas' default string
+    dtype), "object" (the same ids as Python strings in an ``object`` column, pandas 2's
+    default) or "sparse" (random 63-bit integers, which custval must hash like strings).
     """
     rng = np.random.default_rng(seed)
     n_customers = max(n_rows // 10, 1)
@@ -72,6 +73,10 @@ def make_transactions(n_rows: int, *, ids: str = "int", seed: int = 0) -> pd.Dat
         numbers = 1_000_000 + rng.permutation(n_customers)
         labels = pd.array(np.char.add("C", numbers.astype(str)), dtype="str")
         customer_id = labels.take(customer)
+    elif ids == "object":
+        numbers = 1_000_000 + rng.permutation(n_customers)
+        labels = np.char.add("C", numbers.astype(str)).astype(object)
+        customer_id = pd.Series(labels[customer], dtype=object)
     else:
         raise ValueError(f"unknown id kind {ids!r}")
     return pd.DataFrame({"customer_id": customer_id, "timestamp": timestamp, "amount": amount})
@@ -172,7 +177,7 @@ def peak_memory(impl: str, n_rows: int, ids: str, freq: str) -> dict[str, float]
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="1M rows only")
-    parser.add_argument("--ids", default="int,str", help="id kinds: int, str, sparse")
+    parser.add_argument("--ids", default="int,str", help="id kinds: int, str, object, sparse")
     parser.add_argument("--freq", default="D")
     parser.add_argument("--repeat", type=int, default=3, help="timed runs of custval")
     parser.add_argument("--repeat-reference", type=int, default=2, help="timed runs of lifetimes")
