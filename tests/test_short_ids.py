@@ -65,6 +65,7 @@ def test_a_sliced_series_and_the_doc_example():
         pd.Series([b"a", b"b"], dtype=object),
         pd.Series(["a", 1], dtype=object),
         pd.Series(["a", None], dtype=object),
+        pd.Series(["ab"] * 4097 + ["long-id-0001"] + ["ab"] * 4094, dtype=object),  # unsampled
         pd.Series(["a", "b"], dtype="string[python]"),
         pd.Series(["a"], dtype=pd.ArrowDtype(pa.large_string())),
         pd.Series([], dtype="str"),
@@ -77,6 +78,7 @@ def test_a_sliced_series_and_the_doc_example():
         "bytes",
         "mixed",
         "object-missing",
+        "object-long-between-samples",
         "python-strings",
         "arrow-dtype",
         "empty",

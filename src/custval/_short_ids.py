@@ -25,6 +25,8 @@ __all__ = ["short_string_codes"]
 #: The longest ids packed: 8 bytes when all ids have one length, else 7 bytes and the length.
 _FIXED_BYTES = 8
 _VARYING_BYTES = 7
+#: about this many evenly spaced values of an ``object`` column are looked at before converting it
+_SAMPLE = 1024
 
 
 def short_string_codes(series: pd.Series) -> tuple[np.ndarray, pd.Index] | None:
@@ -91,8 +93,11 @@ def _string_chunks(series: pd.Series) -> list | None:
     if isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow":
         data = series.array.__arrow_array__()
     elif pd.api.types.is_object_dtype(dtype):
+        values = series.to_numpy()
+        if not _short_strings(values[:: max(values.size // _SAMPLE, 1)]):
+            return None  # long ids or not strings: not worth converting every row to Arrow
         try:  # only all-str columns infer as strings (bytes infer as binary, mixtures fail)
-            data = pa.array(series.to_numpy(), from_pandas=True)
+            data = pa.array(values, from_pandas=True)
         except (pa.ArrowInvalid, pa.ArrowTypeError):
             return None
     else:
@@ -104,6 +109,11 @@ def _string_chunks(series: pd.Series) -> list | None:
         if chunk.null_count:
             return None
     return [chunk for chunk in chunks if len(chunk)]
+
+
+def _short_strings(sample: np.ndarray) -> bool:
+    """Whether every value of a sample of an ``object`` column is a str of at most 8 bytes."""
+    return all(isinstance(v, str) and len(v.encode()) <= _FIXED_BYTES for v in sample)
 
 
 def _offsets(chunk) -> np.ndarray:
