@@ -48,8 +48,8 @@ def short_string_codes(series: pd.Series) -> tuple[np.ndarray, pd.Index] | None:
         return None
     offsets = [_offsets(chunk) for chunk in chunks]
     lengths = [np.diff(offset) for offset in offsets]
-    shortest = min(int(length.min()) for length in lengths if length.size)
-    longest = max(int(length.max()) for length in lengths if length.size)
+    shortest = min(int(length.min()) for length in lengths)  # no chunk is empty
+    longest = max(int(length.max()) for length in lengths)
     if shortest == longest and longest <= _FIXED_BYTES:
         width, with_length = longest, False
     elif longest <= _VARYING_BYTES:

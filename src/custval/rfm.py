@@ -242,12 +242,12 @@ def _pair_keys(codes: np.ndarray, periods: np.ndarray) -> tuple[np.ndarray, int,
     """
     low = int(periods.min())
     shift = max(int(periods.max()) - low, 1).bit_length()
-    customers = int(codes.max()) + 1
-    if shift >= 62 or customers >> (62 - shift):
+    top = int(codes.max())
+    if shift >= 62 or (top + 1) >> (62 - shift):
         raise DataError(
             "too many customers times periods to pack into 64-bit keys; use a coarser freq"
         )
-    small = shift < 31 and (customers - 1) >> (31 - shift) == 0  # the largest key fits int32
+    small = shift < 31 and top >> (31 - shift) == 0  # the largest key fits int32
     key = codes.astype(np.int32 if small else np.int64)
     key <<= shift
     key += periods - low  # + (period - low) equals | (period - low): it is below 1 << shift
