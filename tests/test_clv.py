@@ -546,3 +546,25 @@ def test_fixed_spend_and_spend_series():
     )
     with pytest.raises(DataError, match="spend_model must be a fitted spend model"):
         customer_lifetime_value(bg, "gamma-gamma", summary)
+
+
+def test_a_fixed_spend_needs_no_monetary_value_but_a_spend_model_and_the_table_do(
+    fitted_weeks, cdnow_weeks
+):
+    bg, gg = fitted_weeks
+    summary = cdnow_weeks.iloc[:300]
+    counts = summary.drop(columns="monetary_value")
+    spend = pd.Series(np.linspace(10.0, 40.0, len(summary)), index=summary.index)
+    for fixed in (40.0, spend):
+        pd.testing.assert_series_equal(
+            customer_lifetime_value(bg, fixed, counts), customer_lifetime_value(bg, fixed, summary)
+        )
+        pd.testing.assert_frame_equal(
+            clv_interval(bg, fixed, counts, n_draws=30, progress=False),
+            clv_interval(bg, fixed, summary, n_draws=30, progress=False),
+        )
+    missing = r"missing required column\(s\) 'monetary_value'"
+    with pytest.raises(DataError, match=missing):
+        customer_lifetime_value(bg, gg, counts)
+    with pytest.raises(DataError, match=missing):
+        customer_value_table(bg, 40.0, counts, n_draws=30, progress=False)

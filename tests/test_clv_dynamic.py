@@ -5,7 +5,9 @@ static-covariate Pareto/NBD, and with all coefficients zero as the plain Pareto/
 kernels are closed forms, independent of the per-period quadrature); with time-varying
 covariates the discounted CLV equals an adaptive quadrature (scipy) of the discounted purchase
 rate built here from the covariate table; the undiscounted limit is expected purchases times
-spend; holdout predictions along the covariate path match simulated holdout purchases."""
+spend; holdout predictions along the covariate path match simulated holdout purchases. New
+customers' expectations (the tracking plot): the plain and static-covariate closed forms where
+the covariates allow, adaptive quadrature otherwise, and simulated purchases per customer."""
 
 from __future__ import annotations
 
@@ -268,3 +270,135 @@ def test_errors_name_the_customer_period_and_fix(varying):
     stranger = summary.rename(index={summary.index[0]: "nobody"})
     with pytest.raises(DataError, match=r"\['nobody'\]\) have no purchase in the bound"):
         bound.probability_alive(stranger)
+
+
+# --- new customers along their path: the tracking plot ------------------------------------------
+
+
+def _ages(bound, weeks) -> np.ndarray:
+    """Every customer at each of ``weeks`` (rows) and at a fraction of a week (the last row)."""
+    n = len(bound.summary_)
+    grid = np.repeat(np.asarray(weeks, dtype=float)[:, None], n, axis=1)
+    return np.vstack([grid, np.linspace(0.0, 30.3, n)[None, :]])
+
+
+def test_new_customers_with_zero_or_constant_coefficients_are_the_closed_forms(varying, constant):
+    transactions, covariates, end = varying
+    zero = dict.fromkeys(TRUE, 0.0)
+    bound = ParetoNBDDynamicModel.from_params(**BASE, freq="W", **zero).bind(
+        transactions, covariates, observation_end=end
+    )
+    ages = _ages(bound, [0.5, 13, 52])
+    plain = ParetoNBDModel.from_params(**BASE, freq="W")
+    want = np.vectorize(plain.expected_purchases_new_customer)(ages)
+    np.testing.assert_allclose(bound.expected_purchases_new_customer(ages), want, rtol=1e-10)
+    assert bound.expected_purchases_new_customer(0.0).eq(0.0).all()
+
+    transactions, covariates, end = constant
+    coef = {"purchase:mail": 0.5, "dropout:mail": -0.6}
+    bound = ParetoNBDDynamicModel.from_params(**BASE, freq="W", **coef).bind(
+        transactions, covariates, observation_end=end
+    )
+    summary = bound.summary_
+    mail = covariates.groupby("customer_id")["mail"].first().loc[summary.index].to_numpy()
+    got = bound.expected_purchases_new_customer("26W")
+    # constant covariates scale the gamma rates: alpha exp(-x'gamma_p), beta exp(-x'gamma_d)
+    scaled = {
+        m: ParetoNBDModel.from_params(
+            r=BASE["r"], alpha=BASE["alpha"] * math.exp(-0.5 * m), s=BASE["s"],
+            beta=BASE["beta"] * math.exp(0.6 * m), freq="W",
+        ).expected_purchases_new_customer(26.0)
+        for m in (0.0, 1.0)
+    }  # fmt: skip
+    np.testing.assert_allclose(got, np.where(mail > 0, scaled[1.0], scaled[0.0]), rtol=1e-10)
+    assert got.index.equals(summary.index)
+
+
+def test_new_customers_along_a_varying_path_match_adaptive_quadrature(varying):
+    transactions, covariates, end = varying
+    params = (1.5, 3.0, 2.5, 4.0)  # s > 1 as well as the fixture's s < 1 below
+    for values in (params, tuple(BASE.values())):
+        model = ParetoNBDDynamicModel.from_params(
+            **dict(zip(BASE, values, strict=True)), freq="W", **TRUE
+        )
+        bound = model.bind(transactions, covariates, observation_end=end)
+        days = transactions.assign(day=(transactions["timestamp"] - ORIGIN).dt.days)
+        for customer, age in zip(bound.summary_.index[:4], (0.3, 7.0, 26.5, 61.9), strict=True):
+            first = float(days.loc[days["customer_id"] == customer, "day"].min())
+            # a new customer is the history-free case of the conditional reference: x = 0,
+            # alive at T = 0 (its first purchase), no discounting
+            reference = _reference_clv(
+                values, TRUE, covariates, customer, first, first, 0.0, age, 0.0
+            )
+            got = bound.expected_purchases_new_customer(age)[customer]
+            assert got == pytest.approx(reference, rel=1e-9), (customer, age)
+
+
+def test_new_customer_expectations_match_simulated_purchases():
+    """Per customer, the repeat purchases in the first 39 weeks after the first purchase
+    (every simulated purchase, same-day ones included) against the expectation along the
+    customer's path: the mean difference is within 4 standard errors of zero."""
+    transactions, covariates, end = simulate_pareto_dynamic(
+        **BASE, purchase={"mail": 0.5, "season": 0.4}, dropout={"mail": 1.0}, n=6000,
+        weeks=39, horizon=8, random_state=11,
+    )  # fmt: skip
+    bound = ParetoNBDDynamicModel.from_params(**BASE, freq="W", **TRUE).bind(
+        transactions, covariates, observation_end=end
+    )
+    days = (transactions["timestamp"] - ORIGIN).dt.days
+    first = days.groupby(transactions["customer_id"]).transform("min")
+    within = (days - first < 7 * 39).groupby(transactions["customer_id"]).sum() - 1
+    actual = within.loc[bound.summary_.index]
+    predicted = bound.expected_purchases_new_customer(39)
+    gap = predicted - actual
+    se = float(gap.std() / np.sqrt(len(gap)))
+    assert abs(float(gap.mean())) < 4 * se, (float(gap.mean()), se)
+    # ignoring the covariates misses the extra purchases of the mail weeks
+    zero = ParetoNBDDynamicModel.from_params(**BASE, freq="W", **dict.fromkeys(TRUE, 0.0))
+    plain = zero.bind(transactions, covariates, observation_end=end)
+    assert float((plain.expected_purchases_new_customer(39) - actual).mean()) < -4 * se
+
+
+def test_tracking_follows_the_seasons_of_the_covariate_path():
+    transactions, covariates, end = simulate_pareto_dynamic(
+        **BASE, purchase={"mail": 0.5, "season": 0.4}, dropout={"mail": 1.0}, n=4000,
+        horizon=26, random_state=3,
+    )  # fmt: skip
+    holdout_end = pd.Timestamp(end) + pd.Timedelta(days=7 * 26 - 1)
+    bounds, tables = {}, {}
+    for name, coef in (("dynamic", TRUE), ("zero", dict.fromkeys(TRUE, 0.0))):
+        model = ParetoNBDDynamicModel.from_params(**BASE, freq="W", **coef)
+        bounds[name] = model.bind(
+            transactions, covariates, observation_end=end, holdout_end=holdout_end
+        )
+        split = bounds[name].summary_
+        tables[name] = evaluation.tracking(bounds[name], transactions, split, purchase_unit="D")
+    table = tables["dynamic"]
+    assert table.attrs["calibration_periods"] == 53
+    assert table["holdout"].sum() == len(table) - 53
+    assert table["period_end"].iloc[-1] == holdout_end
+    assert table.attrs["model"] == "Pareto/NBD with time-varying covariates"
+    # the cumulative prediction is the cohort's sum of new-customer expectations, each at its
+    # age at the end of the holdout
+    ages = (split["T"] + split["duration_holdout"]).to_numpy()
+    total = bounds["dynamic"].expected_purchases_new_customer(ages).sum()
+    assert table["predicted_cumulative"].iloc[-1] == pytest.approx(total, rel=1e-12)
+    # the weekly counts rise and fall with the season and the mail weeks: the prediction along
+    # the path follows them, the one without covariates does not
+    follows = {k: np.corrcoef(t["actual"], t["predicted"])[0, 1] for k, t in tables.items()}
+    assert follows["dynamic"] > 0.99 > 0.97 > follows["zero"], follows
+
+
+def test_new_customer_refusals_name_the_shape_age_or_period(varying):
+    transactions, covariates, _end = varying
+    model = ParetoNBDDynamicModel.from_params(**BASE, freq="W", **TRUE)
+    short = covariates[covariates["period"] <= pd.Timestamp("2024-06-30")]
+    bound = model.bind(transactions, short, observation_end="2024-06-30")
+    n = len(bound.summary_)
+    with pytest.raises(DataError, match=rf"t has shape \(3,\) for a summary of {n} customers"):
+        bound.expected_purchases_new_customer(np.ones(3))
+    with pytest.raises(DataError, match="t must be finite and >= 0"):
+        bound.expected_purchases_new_customer(np.array([[1.0], [-1.0]]) + np.zeros(n))
+    with pytest.raises(DataError, match="in the period starting 2024-07-01, which the tracking"):
+        bound.expected_purchases_new_customer(40.0)
+    assert bound.expected_purchases_new_customer(np.full(n, 2.0)).gt(0).all()

@@ -298,6 +298,12 @@ def _covariate_profiles(
 # ---------------------------------------------------------------------------------------------
 # Spend models
 # ---------------------------------------------------------------------------------------------
+def _is_fixed_spend(spend_model: Any) -> bool:
+    """A fixed amount per purchase or a Series of them (no spend model: no monetary_value)."""
+    number = isinstance(spend_model, int | float | np.number) and not isinstance(spend_model, bool)
+    return number or isinstance(spend_model, pd.Series)
+
+
 class _Spend:
     """Expected spend per future purchase: ``A(x) + B(x) * monetary_value`` (Gamma-Gamma is
     affine in the observed mean, note 025 eq. 5), or a fixed value per customer."""
@@ -312,7 +318,7 @@ class _Spend:
         self.model = spend_model
         self.affine = None  # the spend model's affine form A(x) + B(x) m, for draws
         self.scale_design = None  # covariates: log multiplier of A per profile = design @ theta
-        if isinstance(spend_model, int | float | np.number) and not isinstance(spend_model, bool):
+        if _is_fixed_spend(spend_model) and not isinstance(spend_model, pd.Series):
             value = float(spend_model)
             if not (value >= 0 and math.isfinite(value)):
                 raise DataError(
@@ -628,6 +634,8 @@ def _valuation(
     customers: pd.DataFrame | None = None,
     freq: str | None = None,
     observation_end: Any = None,
+    *,
+    table: bool = False,
 ) -> _Valuation:
     if not isinstance(summary, pd.DataFrame):
         raise DataError(
@@ -642,7 +650,8 @@ def _valuation(
         observation_end = read_moment(observation_end, "observation_end").isoformat()
     else:
         observation_end = summary.attrs.get("observation_end")
-    data = _check_summary(summary)
+    # monetary_value is read by a spend model (and shown in the value table), not by a fixed spend
+    data = _check_summary(summary, monetary=table or not _is_fixed_spend(spend_model))
     margin_values, described, basis = _resolve_margin(margin, summary)
     profiles, codes = _covariate_profiles((transaction_model, spend_model), summary, customers)
     if codes is not None:
@@ -762,7 +771,8 @@ def customer_lifetime_value(
         amount per purchase, or a Series of expected spend per purchase by customer_id.
     summary : DataFrame
         From :func:`custval.rfm_summary`: ``frequency, recency, T, monetary_value``, with its
-        unit in ``attrs["freq"]``. Not modified.
+        unit in ``attrs["freq"]``. Not modified. ``monetary_value`` may be absent with a fixed
+        spend (a number or a Series).
     horizon : str, default "12M"
         How far ahead to value, with its unit: ``"12M"``, ``"52W"``, ``"365D"``; ``"inf"`` for
         the whole future (BG/NBD, MBG/NBD, Pareto/NBD; needs a positive discount rate). A bare
@@ -1005,7 +1015,7 @@ def customer_value_table(
         )
     _check_draw_settings(n_draws)
     asked = (horizon, annual_discount_rate, margin, step, customers, freq, observation_end)
-    valuation = _valuation(transaction_model, spend_model, summary, *asked)
+    valuation = _valuation(transaction_model, spend_model, summary, *asked, table=True)
     terms = valuation.terms
     model = valuation.kernel.model
     table = pd.DataFrame(

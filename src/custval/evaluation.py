@@ -234,7 +234,10 @@ def tracking(
     Parameters
     ----------
     model : fitted model
-        With ``expected_purchases_new_customer(t)``; fitted in the split's unit.
+        With ``expected_purchases_new_customer(t)``; fitted in the split's unit. A
+        :class:`custval.ParetoNBDDynamicBound` predicts each customer along their own
+        covariate path (its ``summary_`` with ``holdout_end`` is the split; pass
+        ``purchase_unit="D"``, the unit it counts purchases in).
     transactions : DataFrame
         The log the split was built from (``customer_id``, ``timestamp``). Not modified.
     split : DataFrame
@@ -359,13 +362,17 @@ def tracking(
     # predicted: sum over customers of E[X(age at the end of each period)]
     periods = np.arange(1, n_periods + 1)
     last_tick = np.minimum(origin + np.ceil(periods * per - 1e-9) - 1, end_tick)
-    first_values, first_code = np.unique(first.to_numpy(), return_inverse=True)
-    age = np.clip(last_tick[:, None] - first_values[None, :], 0, None) * ratio
-    unique_ages, where = np.unique(age, return_inverse=True)
-    expected, profile = _new_customer_expectations(model, unique_ages, split, customers)
-    counts = np.zeros((len(first_values), expected.shape[1]))  # customers by (first, profile)
-    np.add.at(counts, (first_code.ravel(), profile), 1.0)
-    cumulative = (expected[where.reshape(age.shape)] * counts[None, :, :]).sum(axis=(1, 2))
+    if getattr(model, "_customer_paths", False):  # each customer along their own path
+        age = np.clip(last_tick[:, None] - first.to_numpy()[None, :], 0, None) * ratio
+        cumulative = np.asarray(model.expected_purchases_new_customer(age, split)).sum(axis=1)
+    else:
+        first_values, first_code = np.unique(first.to_numpy(), return_inverse=True)
+        age = np.clip(last_tick[:, None] - first_values[None, :], 0, None) * ratio
+        unique_ages, where = np.unique(age, return_inverse=True)
+        expected, profile = _new_customer_expectations(model, unique_ages, split, customers)
+        counts = np.zeros((len(first_values), expected.shape[1]))  # customers by (first, profile)
+        np.add.at(counts, (first_code.ravel(), profile), 1.0)
+        cumulative = (expected[where.reshape(age.shape)] * counts[None, :, :]).sum(axis=(1, 2))
 
     period_end = [_tick_end(int(t), unit) for t in last_tick]
     table = pd.DataFrame(

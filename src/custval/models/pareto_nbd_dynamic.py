@@ -552,18 +552,71 @@ def _expected_future(
     a, b, _a0, b0, _da, _db = _exposures(coef, future)
     cust = future["cust"]
     base = beta + hist["b_T"][cust]
-    b_lo = base + b0
-    b_hi = b_lo + b * (future["hi"] - future["lo"])
-    base_log = np.log(b_lo) - np.log(b_hi)
+    pieces = _future_pieces(s, a, b, base, base + b0, future["hi"] - future["lo"])
+    return np.bincount(cust, weights=pieces, minlength=n)
+
+
+def _future_pieces(
+    s: float, a: np.ndarray, b: np.ndarray, base: Any, b_lo: np.ndarray, length: np.ndarray
+) -> np.ndarray:
+    """``integral a (base/(b_lo + b v))^s dv`` over ``v`` in ``[0, length]`` per piece (rates
+    ``a, b`` constant on it, ``b_lo`` = beta + B at its start), in closed form; 0 where empty."""
+    out = np.zeros(np.shape(length))
+    positive = length > 0
+    a, b, b_lo = a[positive], b[positive], b_lo[positive]
+    base = np.broadcast_to(base, positive.shape)[positive]
+    b_hi = b_lo + b * length[positive]
     log_piece = (
         np.log(a)
         - np.log(b)
         + s * np.log(base)
         + (1.0 - s) * np.log(b_lo)
-        + _log_one_minus_power(base_log, s - 1.0)
+        + _log_one_minus_power(np.log(b_lo) - np.log(b_hi), s - 1.0)
     )
-    positive = future["hi"] > future["lo"]
-    return np.bincount(cust[positive], weights=np.exp(log_piece[positive]), minlength=n)
+    out[positive] = np.exp(log_piece)
+    return out
+
+
+def _new_customer_expectations(
+    params: np.ndarray, hist: Mapping[str, Any], pos: np.ndarray, ages: np.ndarray
+) -> np.ndarray:
+    """``E[X_i(t)] = r/alpha integral_0^t a_i(u) (beta/(beta+B_i(u)))^s du`` of customers
+    ``pos`` of ``hist`` as new customers, each from its first purchase along its own
+    covariate path (a new customer is alive: ``lambda ~ Gamma(r, alpha)``, survival
+    ``(beta/(beta+B(u)))^s``), at the ages ``ages`` (units, shape ``(m, len(pos))``).
+
+    One pass over each customer's periods up to its largest age: the closed-form integral of
+    every whole period, their running sums, and the part of the period holding each age."""
+    r, alpha, s, beta = (float(v) for v in params[:4])
+    coef = np.asarray(params[4:], dtype=float)
+    path = hist["path"]
+    u = path.unit_days
+    first_day = hist["first_day"][pos]
+    top = ages.max(axis=0, initial=0.0)
+    segs = _segments(
+        path, hist["ids"][pos], first_day, first_day + top * u, closed=False,
+        what="the tracking periods",
+    )  # fmt: skip
+    out = np.zeros(ages.shape)
+    if segs["cust"].size == 0:
+        return out
+    a, b, _a0, b0, _da, _db = _exposures(coef, segs)
+    lo, hi = segs["lo"], segs["hi"]
+    whole = _future_pieces(s, a, b, beta, beta + b0, hi - lo)
+    start = segs["first_seg"][segs["cust"]]
+    done = np.cumsum(whole) - whole  # the whole periods before each, within its customer
+    done -= done[start]
+    # the period holding each age (its calendar period, clipped to the customer's periods)
+    counts, first_seg = segs["counts"], segs["first_seg"]
+    k_first = np.floor((first_day - path.origin) / u).astype(np.int64)
+    k_age = np.floor((first_day + ages * u - path.origin) / u).astype(np.int64)
+    some = (counts > 0)[None, :] & (ages > 0)
+    j = first_seg + np.clip(k_age - k_first, 0, np.maximum(counts - 1, 0))
+    j = np.where(some, j, 0)
+    part = np.clip(ages - lo[j], 0.0, hi[j] - lo[j])
+    partial = _future_pieces(s, a[j], b[j], beta, beta + b0[j], part)
+    out[some] = (r / alpha * (done[j] + partial))[some]
+    return out
 
 
 def _purchase_rate_factor(
@@ -669,11 +722,14 @@ class ParetoNBDDynamicModel(CovariateModelMixin, BaseModel):
     :func:`custval.customer_value_table`, :func:`custval.evaluation.compare_models` and the
     holdout diagnostics on its ``summary_``).
 
+    The bound object also predicts each customer as a new customer from their first purchase
+    along their path (``expected_purchases_new_customer``), so
+    :func:`custval.evaluation.tracking` draws the tracking plot of the bound split.
+
     Not (yet) here: weights, DuckDB/Spark inputs, ``horizon="inf"`` (it would need
-    covariates for every future period), DERT, new-customer expectations and hence
-    :func:`custval.evaluation.tracking` (a new customer's expectation needs a covariate path
-    from an arbitrary first-purchase date). Fit cost grows with the customers' runs of periods
-    with equal covariates (about 1.5 us per run and evaluation, some 40 evaluations per fit).
+    covariates for every future period) and DERT. Fit cost grows with the customers' runs of
+    periods with equal covariates (about 1.5 us per run and evaluation, some 40 evaluations
+    per fit).
 
     Parameters
     ----------
@@ -1124,7 +1180,11 @@ class ParetoNBDDynamicModel(CovariateModelMixin, BaseModel):
             summary["duration_holdout"] = summary["duration_holdout"] / unit
         summary[["recency", "T"]] = summary[["recency", "T"]] / unit
         summary.attrs["freq"] = self.freq_
-        summary.attrs["observation_end"] = _day_text(end_day)
+        # the end of the history; a split keeps calibration_holdout_split's dates (the
+        # holdout's end is its observation_end), which evaluation.tracking reads
+        summary.attrs["calibration_end" if holdout_end is not None else "observation_end"] = (
+            _day_text(end_day)
+        )
         return ParetoNBDDynamicBound(self, hist, summary)
 
 
@@ -1154,6 +1214,9 @@ class ParetoNBDDynamicBound:
     params_, variance_matrix_, freq_, observation_end_
         The model's.
     """
+
+    #: predictions follow each customer's own covariate path (read by evaluation.tracking)
+    _customer_paths: ClassVar[bool] = True
 
     def __init__(
         self, model: ParetoNBDDynamicModel, hist: dict[str, Any], summary: pd.DataFrame
@@ -1275,6 +1338,63 @@ class ParetoNBDDynamicBound:
         future = self._future(per_customer)
         values = factor * _expected_future(params, {**self._hist, "b_T": b_t}, future)
         return pd.Series(values[pos], index=summary.index, name="expected_purchases")
+
+    def expected_purchases_new_customer(
+        self, t: Any, summary: pd.DataFrame | None = None
+    ) -> pd.Series | np.ndarray:
+        """Expected repeat purchases of each customer in the ``t`` periods after their first
+        purchase, predicted as for a new customer along their own covariate path.
+
+        ``E[X_i(t)] = r/alpha integral_0^t a_i(u) (beta/(beta+B_i(u)))^s du``: at the first
+        purchase a customer is alive with ``lambda ~ Gamma(r, alpha)`` and survives to ``u``
+        with probability ``(beta/(beta+B_i(u)))^s``; ``a_i, B_i`` are read from the bound
+        covariate table from the customer's first purchase on (closed form per period). With
+        constant covariates it is the static-covariate Pareto/NBD's
+        ``expected_purchases_new_customer``. :func:`custval.evaluation.tracking` sums it over
+        the cohort (the tracking plot along the covariate path).
+
+        Parameters
+        ----------
+        t : float, str or array
+            Ages in the model's unit (or one duration with its unit, ``"26W"``): one for
+            every customer, one per row of ``summary`` (shape ``(n,)``), or several per row
+            (shape ``(m, n)``). The covariate table must cover them.
+        summary : DataFrame, optional
+            Customers of the bound log (default ``summary_``).
+
+        Returns
+        -------
+        Series or ndarray
+            A Series aligned with ``summary.index`` for one age per customer; an array of
+            shape ``(m, n)`` for ``(m, n)`` ages.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> from custval import ParetoNBDDynamicModel
+        >>> model = ParetoNBDDynamicModel.from_params(
+        ...     r=0.55, alpha=10.6, s=0.61, beta=11.7, freq="W", **{"purchase:promo": 0.7})
+        >>> log = pd.DataFrame({"customer_id": [1, 2], "timestamp": pd.to_datetime(
+        ...     ["2024-01-01", "2024-01-08"])})
+        >>> weeks = pd.DataFrame({"period": pd.date_range("2024-01-01", periods=8, freq="7D"),
+        ...                       "promo": [1, 0, 0, 0, 0, 0, 0, 0]})
+        >>> bound = model.bind(log, weeks, observation_end="2024-01-10")
+        >>> bound.expected_purchases_new_customer(4).round(4).tolist()  # 1 had the promo
+        [0.2405, 0.1892]
+        """
+        summary = self.summary_ if summary is None else summary
+        pos = self._positions(summary)
+        ages = np.asarray(self.model._duration(t), dtype=float)
+        if ages.ndim > 2 or (ages.ndim > 0 and ages.shape[-1] != len(summary)):
+            raise DataError(
+                f"t has shape {ages.shape} for a summary of {len(summary)} customers; give one "
+                "age, one per customer (n,) or several per customer (m, n)"
+            )
+        grid = np.broadcast_to(ages, (1, len(summary))) if ages.ndim < 2 else ages
+        values = _new_customer_expectations(self.model._params(), self._hist, pos, grid)
+        if ages.ndim == 2:
+            return values
+        return pd.Series(values[0], index=summary.index, name="expected_purchases")
 
     def _discounted(
         self, params: np.ndarray, future: Mapping[str, np.ndarray], terms: Terms
