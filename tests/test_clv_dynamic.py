@@ -7,7 +7,8 @@ covariates the discounted CLV equals an adaptive quadrature (scipy) of the disco
 rate built here from the covariate table; the undiscounted limit is expected purchases times
 spend; holdout predictions along the covariate path match simulated holdout purchases. New
 customers' expectations (the tracking plot): the plain and static-covariate closed forms where
-the covariates allow, adaptive quadrature otherwise, and simulated purchases per customer."""
+the covariates allow, adaptive quadrature otherwise, and simulated purchases per customer.
+Intervals: 80% bands cover the value under the true parameters at about their nominal rate."""
 
 from __future__ import annotations
 
@@ -402,3 +403,36 @@ def test_new_customer_refusals_name_the_shape_age_or_period(varying):
     with pytest.raises(DataError, match="in the period starting 2024-07-01, which the tracking"):
         bound.expected_purchases_new_customer(40.0)
     assert bound.expected_purchases_new_customer(np.full(n, 2.0)).gt(0).all()
+
+
+@pytest.mark.slow
+def test_intervals_cover_the_true_value_at_their_nominal_rate():
+    """The 80% band of each customer's 26-week value against the value under the true
+    parameters given the same history, over 24 simulated data sets of 400 customers (the
+    customers of one data set share one estimate, so the data sets are the replicates: their
+    coverages spread with a standard deviation of about 0.3, hence a band of about 2.5
+    standard errors around 0.8)."""
+    true_model = ParetoNBDDynamicModel.from_params(**BASE, freq="W", **TRUE)
+    coverage = []
+    for seed in range(24):
+        transactions, covariates, end = simulate_pareto_dynamic(
+            **BASE, purchase={"mail": 0.5, "season": 0.4}, dropout={"mail": 1.0}, n=400,
+            horizon=30, random_state=10 + seed,
+        )  # fmt: skip
+        truth_bound = true_model.bind(transactions, covariates, observation_end=end)
+        summary = truth_bound.summary_
+        truth = customer_lifetime_value(truth_bound, 30.0, summary, horizon="26W")
+        fitted = ParetoNBDDynamicModel().fit(
+            transactions,
+            covariates,
+            purchase_covariates=["season", "mail"],
+            dropout_covariates=["mail"],
+            observation_end=end,
+        )
+        band = clv_interval(
+            fitted.bind(transactions, covariates), 30.0, summary, horizon="26W", n_draws=60,
+            random_state=seed, progress=False,
+        )  # fmt: skip
+        covered = (band["clv_lower"] <= truth) & (truth <= band["clv_upper"])
+        coverage.append(float(covered.mean()))
+    assert 0.65 <= np.mean(coverage) <= 0.93, coverage
