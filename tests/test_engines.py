@@ -90,6 +90,32 @@ def test_summary_of_a_relation_equals_pandas(log, freq, amount, end):
     )
 
 
+@pytest.mark.parametrize("span", [1, 127, 128, 254, 762, 763])
+def test_distinct_periods_at_the_bitmap_word_edges_equal_pandas(span, monkeypatch):
+    """DuckDB counts a customer's distinct periods in bitmaps of 127 periods per word while
+    the log spans at most 6 words (762 days) and groups (customer, period) pairs beyond: both
+    equal pandas with periods on the words' edges, several rows in a customer's first period
+    (the spend of the first period is then joined back) or in a later one."""
+    offsets = [o for o in (0, 0, 126, 127, 127, 253, 254, 508, 761, span - 1) if o < span]
+    days = [*offsets, span - 1, 0, 0, 0, span // 2, span // 2]
+    ids = ["a"] * len(offsets) + ["b"] + ["c"] * 3 + ["d"] * 2
+    log = pd.DataFrame(
+        {
+            "customer_id": ids,
+            "timestamp": pd.Timestamp("2020-01-01 10:00") + pd.to_timedelta(days, unit="D"),
+            "amount": np.round(np.linspace(1.25, 99.5, len(ids)), 2),
+        }
+    )
+    calls = []
+    bitmap = _engines._bitmap_ctes
+    monkeypatch.setattr(_engines, "_bitmap_ctes", lambda *a: calls.append(a) or bitmap(*a))
+    for amount in ("amount", None):
+        expected = rfm_summary(log, amount=amount)
+        assert_same(expected, rfm_summary(duckdb.from_df(log), amount=amount))
+    assert expected.loc["a", "frequency"] == len(set(offsets)) - 1
+    assert len(calls) == (2 if span <= 762 else 0)
+
+
 @pytest.mark.parametrize("freq", ["w", "weeks", "W-SUN", "months", "MS", "ME", "H", "year"])
 def test_explicit_freq_in_any_spelling_equals_pandas(log, parquet_glob, freq):
     """An explicit ``freq=`` in any spelling pandas takes is the unit of the engine summary and

@@ -30,6 +30,13 @@ Periods are the same integer arithmetic as :mod:`custval.rfm`: the day number of
 for weeks; ``(year - 1970) * 12 + month - 1`` for months; ``year - 1970`` for years and
 ``day * 24 + hour`` for hours.
 
+Distinct periods: a customer's frequency is their number of distinct periods minus one. Spark
+(and DuckDB for a log of more than 762 periods, e.g. hours) groups the (customer, period) pairs
+first, then the customers: two hash aggregations, the first of about as many groups as rows.
+DuckDB, when the log spans at most 762 periods (two years of days), sets bit ``p - first`` of a
+per-customer bitmap of six 128-bit integers (``bit_or``) and counts its bits, in one
+aggregation by customer (:func:`_bitmap_ctes`); 10M rows: 1.2-1.4 s instead of 1.5-1.9 s.
+
 Row order is the order of the input: a Parquet glob is read file by file in sorted path order
 (DuckDB's ``file_index`` and ``file_row_number``), a DuckDB relation in its scan order, a Spark
 DataFrame in partition order (``monotonically_increasing_id``). A pandas frame with the same
@@ -365,10 +372,20 @@ def _places_sql() -> str:
     return f"CASE WHEN amt IS NULL THEN NULL {cases} ELSE 99 END"
 
 
-def _scan(source: _Source, amount: bool) -> tuple[int, str | None, str | None]:
-    """One pass: the row count, the last timestamp and the scale of whole units of the amounts
-    (``"1e2"`` for cents; None when the amounts are not such decimals: see
-    :func:`custval.rfm.decimal_units`); raise on missing or non-finite values."""
+@dataclass(frozen=True)
+class _Scanned:
+    """What the validating pass found: the row count, the first and last timestamps (as text)
+    and the scale of whole units of the amounts (``"1e2"`` for cents; None when the amounts
+    are not such decimals: see :func:`custval.rfm.decimal_units`)."""
+
+    n: int
+    first: str | None
+    last: str | None
+    scale: str | None
+
+
+def _scan(source: _Source, amount: bool) -> _Scanned:
+    """One pass over the log (:class:`_Scanned`); raise on missing or non-finite values."""
     from custval.rfm import DECIMAL_PLACES, units_fit
 
     checks = ["CASE WHEN cid IS NULL THEN 1 ELSE 0 END", "CASE WHEN ts IS NULL THEN 1 ELSE 0 END"]
@@ -381,12 +398,13 @@ def _scan(source: _Source, amount: bool) -> tuple[int, str | None, str | None]:
     decimals = f", max({_places_sql()}), max(abs(amt))" if amount else ""
     text = source.dialect.to_text
     (row,) = source.collect(
-        f"SELECT count(*), CAST(max(ts) AS {text}), {sums}{decimals} FROM {source.view}"
+        f"SELECT count(*), CAST(min(ts) AS {text}), CAST(max(ts) AS {text}), {sums}{decimals} "
+        f"FROM {source.view}"
     )
-    n, last, *bad = row[: 2 + len(checks)]
+    n, first, last, *bad = row[: 3 + len(checks)]
     scale = None
     if amount and n:
-        places, largest = row[2 + len(checks) :]
+        places, largest = row[3 + len(checks) :]
         if places in DECIMAL_PLACES and units_fit(n, float(largest), places):
             scale = f"1e{places}"
     problems = [
@@ -406,7 +424,7 @@ def _scan(source: _Source, amount: bool) -> tuple[int, str | None, str | None]:
             )
             shown = ", ".join(f"(customer_id={c!r}, timestamp={t!r})" for c, t in examples)
             raise DataError(f"the {what} column has {count:,} {problem} ({shown}); {fix}")
-    return int(n), last, scale
+    return _Scanned(int(n), first, last, scale)
 
 
 def _moment(value: Any, name: str) -> pd.Timestamp:
@@ -431,7 +449,21 @@ def _period_of(moment: pd.Timestamp, freq) -> int:
     return int(_periods(tick, "ns", freq)[0])
 
 
+def _first_period(scanned: _Scanned, freq) -> int | None:
+    """The period of the log's first timestamp (None for an empty log)."""
+    return None if scanned.first is None else _period_of(pd.Timestamp(scanned.first), freq)
+
+
 # --- the aggregation, once ----------------------------------------------------------------------
+
+#: DuckDB counts a customer's distinct periods with a bitmap of the periods (one HUGEINT per
+#: 127 periods, ``bit_or`` per customer, ``bit_count``) when the log spans at most this many
+#: HUGEINTs, in one hash aggregation by customer. Beyond it the (customer, period) pairs are
+#: grouped first: a second aggregation of about as many groups as rows, which costs more than
+#: six bitmaps but less than eight (10M rows on 2 cores: 1.2 s with six, 1.6 s with eight,
+#: 1.5-1.8 s for the pairs).
+_BITMAP_WORDS = 6
+_BITMAP_BITS = 127  # bits 0..126 of a signed 128-bit integer
 
 
 def _summary_sql(
@@ -442,6 +474,7 @@ def _summary_sql(
     end_period: int,
     amount: bool,
     scale: str | None = None,
+    first_period: int | None = None,
     calibration_end: pd.Timestamp | None = None,
     holdout_duration: int = 0,
 ) -> str:
@@ -451,6 +484,8 @@ def _summary_sql(
     ``calibration_end=None`` it is the summary of the rows up to ``end``. With a ``scale``
     (the amounts are decimals: :func:`_scan`) spend is a plain sum of whole units, exact in any
     order, and a mean is ``units / (count * scale)``; without, amounts are added in row order.
+    ``first_period`` (the log's first period) lets DuckDB count distinct periods with bitmaps
+    (:func:`_bitmap_ctes`) when the periods up to ``end_period`` fit in ``_BITMAP_WORDS``.
     """
     d = source.dialect
     period = _period_sql(d, "ts", freq)
@@ -471,16 +506,24 @@ def _summary_sql(
     # total at the smallest period, min_by(s, p). Otherwise row-order sums (a join per sum).
     units = amount and scale is not None
     pair_spend = ", sum(amt) AS s" if units else ""
+    span = None if first_period is None else end_period - first_period + 1
+    bitmap = d is _DUCKDB and span is not None and 0 < span <= _BITMAP_WORDS * _BITMAP_BITS
+    inline = "NOT MATERIALIZED " if bitmap else ""  # r is read twice: scan it twice
     ctes = [
-        f"r_all AS (SELECT cid, ts, {period} AS p{carry} FROM {source.view} "
+        f"r_all AS {inline}(SELECT cid, ts, {period} AS p{carry} FROM {source.view} "
         f"WHERE ts <= {_literal(end)})",
-        f"r AS (SELECT * FROM r_all WHERE ts <= {cut})",
-        # distinct (customer, period) pairs first: cheaper than count(DISTINCT p) per customer
-        f"pr AS (SELECT cid, p{pair_spend} FROM r GROUP BY cid, p)",
-        "f AS (SELECT cid, min(p) AS p0, max(p) AS p1, count(*) AS n"
-        + (", sum(s) - min_by(s, p) AS spend" if units else "")
-        + " FROM pr GROUP BY cid)",
+        f"r AS {inline}(SELECT * FROM r_all WHERE ts <= {cut})",
     ]
+    if bitmap:
+        ctes += _bitmap_ctes(first_period, span, units)
+    else:
+        ctes += [
+            # distinct (customer, period) pairs first: cheaper than count(DISTINCT p)
+            f"pr AS (SELECT cid, p{pair_spend} FROM r GROUP BY cid, p)",
+            "f AS (SELECT cid, min(p) AS p0, max(p) AS p1, count(*) AS n"
+            + (", sum(s) - min_by(s, p) AS spend" if units else "")
+            + " FROM pr GROUP BY cid)",
+        ]
     select = [
         "f.cid AS customer_id",
         "CAST(f.n - 1 AS DOUBLE) AS frequency",
@@ -524,6 +567,41 @@ def _summary_sql(
             )
         select.append(f"CAST({holdout_duration} AS DOUBLE) AS duration_holdout")
     return f"WITH {', '.join(ctes)} SELECT {', '.join(select)} FROM f {' '.join(joins)}"
+
+
+def _bitmap_ctes(first_period: int, span: int, units: bool) -> list[str]:
+    """DuckDB's ``f`` (``cid, p0, p1, n[, spend]``) from one aggregation by customer.
+
+    Period ``p`` is bit ``(p - first) % 127`` of word ``(p - first) // 127``; a customer's
+    ``bit_or`` of their periods has as many set bits as they have distinct periods. The spend
+    outside the first period is the total minus the first period's: ``min_by(amt, p)`` when
+    no period of the customer has two rows (``count(*)`` equals the distinct periods), else
+    the sum of the first period's rows, joined back for those customers only. All integer
+    arithmetic (whole units with ``units``): the same numbers as the pairs' aggregation.
+    """
+    words = -(-span // _BITMAP_BITS)
+    offset = f"(p - {first_period})"
+    bits = ", ".join(
+        f"bit_or(CASE WHEN {offset} // {_BITMAP_BITS} = {i} THEN CAST(1 AS HUGEINT) << "
+        f"CAST({offset} % {_BITMAP_BITS} AS HUGEINT) ELSE CAST(0 AS HUGEINT) END) AS w{i}"
+        for i in range(words)
+    )
+    distinct = " + ".join(f"CAST(bit_count(w{i}) AS BIGINT)" for i in range(words))
+    if not units:
+        return [
+            f"fw AS (SELECT cid, min(p) AS p0, max(p) AS p1, {bits} FROM r GROUP BY cid)",
+            f"f AS (SELECT cid, p0, p1, {distinct} AS n FROM fw)",
+        ]
+    return [
+        "fw AS (SELECT cid, min(p) AS p0, max(p) AS p1, count(*) AS m, sum(amt) AS total, "
+        f"min_by(amt, p) AS a0, {bits} FROM r GROUP BY cid)",
+        f"fc AS MATERIALIZED (SELECT cid, p0, p1, m, total, a0, {distinct} AS n FROM fw)",
+        "dup AS (SELECT cid, p0 FROM fc WHERE m > n)",
+        "fix AS (SELECT r.cid, sum(r.amt) AS s0 FROM r JOIN dup ON r.cid = dup.cid "
+        "AND r.p = dup.p0 GROUP BY r.cid)",
+        "f AS (SELECT fc.cid, fc.p0, fc.p1, fc.n, fc.total - coalesce(fix.s0, fc.a0) AS spend "
+        "FROM fc LEFT JOIN fix ON fc.cid = fix.cid)",
+    ]
 
 
 # --- the result ---------------------------------------------------------------------------------
@@ -659,20 +737,21 @@ def rfm_summary(
 
     parsed = _parse_freq(freq)
     source = _source(transactions, customer_id, timestamp, amount)
-    _, last, scale = _scan(source, amount is not None)
+    scanned = _scan(source, amount is not None)
     if observation_end is not None:
         end = _moment(observation_end, "observation_end")
-    elif last is None:
+    elif scanned.last is None:
         raise DataError("the transaction log is empty; there is nothing to summarize")
     else:
-        end = pd.Timestamp(last)
+        end = pd.Timestamp(scanned.last)
     query = _summary_sql(
         source,
         parsed,
         end=end,
         end_period=_period_of(end, parsed),
         amount=amount is not None,
-        scale=scale,
+        scale=scanned.scale,
+        first_period=_first_period(scanned, parsed),
     )
     columns = SUMMARY_COLUMNS if amount is not None else SUMMARY_COLUMNS[:3]
     attrs = {"freq": parsed.code, "observation_end": end.isoformat()}
@@ -700,11 +779,11 @@ def calibration_holdout_split(
             "period, e.g. '1997-09-30'"
         )
     cal = _moment(calibration_end, "calibration_end")
-    _, last, scale = _scan(source, amount is not None)
+    scanned = _scan(source, amount is not None)
     if observation_end is not None:
         end = _moment(observation_end, "observation_end")
     else:
-        end = pd.Timestamp(last) if last is not None else None
+        end = pd.Timestamp(scanned.last) if scanned.last is not None else None
     if end is None or end.floor("us") <= cal.floor("us"):
         raise DataError(
             f"observation_end ({end.isoformat() if end is not None else 'no data'}) "
@@ -735,7 +814,8 @@ def calibration_holdout_split(
         end=end,
         end_period=_period_of(cal, parsed),
         amount=amount is not None,
-        scale=scale,
+        scale=scanned.scale,
+        first_period=_first_period(scanned, parsed),
         calibration_end=cal,
         holdout_duration=_period_of(end, parsed) - _period_of(cal, parsed),
     )
