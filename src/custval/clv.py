@@ -237,7 +237,7 @@ def _resolve_margin(margin: Any, summary: pd.DataFrame) -> tuple[np.ndarray | fl
         aligned = align_by_customer(margin, summary, name="margin Series")
         values = check_margins(aligned.to_frame("margin"), "margin", what="margin Series")
         return values, "per-customer Series", "contribution"
-    if isinstance(margin, int | float | np.number) and not isinstance(margin, bool):
+    if _is_amount(margin):
         value = check_margin(margin)
         return value, value, "revenue" if value == 1.0 else "contribution"
     raise DataError(
@@ -298,10 +298,13 @@ def _covariate_profiles(
 # ---------------------------------------------------------------------------------------------
 # Spend models
 # ---------------------------------------------------------------------------------------------
+def _is_amount(value: Any) -> bool:
+    return isinstance(value, int | float | np.number) and not isinstance(value, bool)
+
+
 def _is_fixed_spend(spend_model: Any) -> bool:
     """A fixed amount per purchase or a Series of them (no spend model: no monetary_value)."""
-    number = isinstance(spend_model, int | float | np.number) and not isinstance(spend_model, bool)
-    return number or isinstance(spend_model, pd.Series)
+    return _is_amount(spend_model) or isinstance(spend_model, pd.Series)
 
 
 class _Spend:
@@ -318,7 +321,7 @@ class _Spend:
         self.model = spend_model
         self.affine = None  # the spend model's affine form A(x) + B(x) m, for draws
         self.scale_design = None  # covariates: log multiplier of A per profile = design @ theta
-        if _is_fixed_spend(spend_model) and not isinstance(spend_model, pd.Series):
+        if _is_amount(spend_model):
             value = float(spend_model)
             if not (value >= 0 and math.isfinite(value)):
                 raise DataError(
