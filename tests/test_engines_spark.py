@@ -84,6 +84,32 @@ def test_summary_equals_pandas(log, spark_log, freq):
             assert_same(expected, engine)
 
 
+@pytest.mark.parametrize(
+    "amounts",
+    [
+        [0.125, 2.675, 1.005, 0.5, 2.5, -2.5, 12.25],  # halves at fewer places; 3 places fit
+        [0.5, 1.5, 2.5, -0.5, 3.0, 7.5, 10.5],  # whole halves: 1 place, never a tie there
+        [0.1, 0.2, 0.3, 1e-6, 123.456789, 2.0, 3.0],  # 6 places
+    ],
+)
+def test_whole_units_round_as_the_pandas_path(spark, amounts):
+    """Spark rounds the scaled amounts half to even (``rint``, as numpy), DuckDB half away
+    from zero: the places found and the sums agree with pandas, because a scaled amount that
+    ends in exactly .5 fails the places test under either rule."""
+    from custval import clean_transactions
+
+    log = pd.DataFrame(
+        {
+            "customer_id": ["a", "a", "a", "b", "b", "c", "c"],
+            "timestamp": pd.to_datetime([f"2024-01-{d:02d}" for d in (1, 2, 3, 5, 1, 2, 7)]),
+            "amount": amounts,
+        }
+    )
+    expected = rfm_summary(log)
+    assert_same(expected, rfm_summary(to_spark(spark, log)))
+    assert_same_cleaning(clean_transactions(log), clean_transactions(to_spark(spark, log)))
+
+
 def test_explicit_freq_in_any_spelling_equals_pandas(log, spark_log):
     """An explicit ``freq=`` in pandas' other spellings is the unit of the Spark summary and
     split (the canonical unit in ``attrs``), as on the pandas path."""
