@@ -801,13 +801,13 @@ def calibration_holdout_split(
     (counts,) = source.collect(
         f"SELECT CAST(sum(CASE WHEN ts <= {_literal(cal)} THEN 1 ELSE 0 END) AS BIGINT), "
         f"CAST(sum(CASE WHEN ts > {_literal(cal)} AND ts <= {_literal(end)} THEN 1 ELSE 0 END) "
-        f"AS BIGINT), CAST(min(ts) AS {source.dialect.to_text}) FROM {source.view}"
+        f"AS BIGINT) FROM {source.view}"
     )
-    in_calibration, in_holdout, first = counts
+    in_calibration, in_holdout = counts
     if not in_calibration:
         raise DataError(
-            f"no transaction on or before calibration_end ({cal.isoformat()}); the "
-            f"first one is at {pd.Timestamp(first).isoformat()}: pass a later calibration_end"
+            f"no transaction on or before calibration_end ({cal.isoformat()}); the first one "
+            f"is at {pd.Timestamp(scanned.first).isoformat()}: pass a later calibration_end"
         )
     if not in_holdout:
         warnings.warn(

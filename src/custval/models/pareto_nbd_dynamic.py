@@ -608,9 +608,9 @@ def _new_customer_expectations(
     done -= done[start]
     # the period holding each age (its calendar period, clipped to the customer's periods)
     counts, first_seg = segs["counts"], segs["first_seg"]
-    k_first = np.floor((first_day - path.origin) / u).astype(np.int64)
+    some = np.broadcast_to(counts > 0, ages.shape)  # a customer without periods expects 0
+    k_first = segs["k"][np.where(counts > 0, first_seg, 0)]
     k_age = np.floor((first_day + ages * u - path.origin) / u).astype(np.int64)
-    some = (counts > 0)[None, :] & (ages > 0)
     j = first_seg + np.clip(k_age - k_first, 0, np.maximum(counts - 1, 0))
     j = np.where(some, j, 0)
     part = np.clip(ages - lo[j], 0.0, hi[j] - lo[j])
